@@ -1,0 +1,59 @@
+"""Connecting to the run's Redis, with one-line errors a user can act on.
+
+The password comes from the URL (`redis://:PASSWORD@host:6379/0`) or from the
+AZJOBS_REDIS_PASSWORD environment variable, and is never printed: use `redact`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import redis
+
+from azjobs.errors import AzjobsError
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+URL_ENV = "AZJOBS_REDIS_URL"
+PASSWORD_ENV = "AZJOBS_REDIS_PASSWORD"
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    url = re.sub(r"(://[^:@/]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
+    """A client for `url` (default: $AZJOBS_REDIS_URL, else localhost), checked with a PING."""
+    url = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    extra = {}
+    if os.environ.get(PASSWORD_ENV) and "password=" not in url and not re.search(r"://[^/]*@", url):
+        extra["password"] = os.environ[PASSWORD_ENV]
+    try:
+        client = redis.Redis.from_url(url, socket_keepalive=True, health_check_interval=30, **extra)
+    except ValueError as e:
+        raise AzjobsError(f"bad Redis URL {redact(url)}: {e}; write it as redis://[:PASSWORD@]HOST:PORT/DB") from None
+    if check:
+        ping(client, url)
+    return client
+
+
+def ping(client: redis.Redis, url: str) -> None:
+    shown = redact(url)
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        raise AzjobsError(
+            f"Redis at {shown} refused the password: put the right one in the URL or in ${PASSWORD_ENV}"
+        ) from None
+    except redis.ResponseError as e:
+        if "NOAUTH" in str(e) or "AUTH" in str(e).upper():
+            raise AzjobsError(
+                f"Redis at {shown} needs a password: give it in the URL (redis://:PASSWORD@host:port/0) or in ${PASSWORD_ENV}"
+            ) from None
+        raise AzjobsError(f"Redis at {shown} answered with an error: {e}") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+        raise AzjobsError(
+            f"cannot reach Redis at {shown} ({e.__class__.__name__}): start it, or pass --redis-url / set ${URL_ENV}"
+        ) from None

@@ -1,0 +1,74 @@
+"""Every Redis key and RQ queue name of a run, from one place (listed in the README)."""
+
+from __future__ import annotations
+
+PREFIX = "azjobs"
+
+
+def prefix(run: str) -> str:
+    return f"{PREFIX}:{run}:"
+
+
+def settings(run: str) -> str:
+    """string: the run's settings as JSON, written once by whoever creates the run."""
+    return f"{PREFIX}:{run}:settings"
+
+
+def requests(run: str) -> str:
+    """list: inference requests (wire format) waiting for a server."""
+    return f"{PREFIX}:{run}:requests"
+
+
+def reply(run: str, client_id: str) -> str:
+    """list: inference replies for one client; expires when the client is gone."""
+    return f"{PREFIX}:{run}:reply:{client_id}"
+
+
+def weights(run: str, version: int) -> str:
+    """string: safetensors bytes of one weights version (the newest few are kept)."""
+    return f"{PREFIX}:{run}:weights:{version}"
+
+
+def weights_latest(run: str) -> str:
+    """string: the newest published weights version (an integer)."""
+    return f"{PREFIX}:{run}:weights:latest"
+
+
+def weights_channel(run: str) -> str:
+    """pub/sub channel: the version number of each newly published weights version."""
+    return f"{PREFIX}:{run}:weights:announce"
+
+
+def shards(run: str) -> str:
+    """list: one JSON record per replay shard (name, games, positions), oldest first."""
+    return f"{PREFIX}:{run}:shards"
+
+
+def stats(run: str) -> str:
+    """hash: run-wide counters (games, positions, shards, jobs, leaf evaluations)."""
+    return f"{PREFIX}:{run}:stats"
+
+
+def trainer(run: str) -> str:
+    """hash: the trainer's progress (step, version, losses, positions trained)."""
+    return f"{PREFIX}:{run}:trainer"
+
+
+def processes(run: str) -> str:
+    """set: `role:id` of every process that has joined the run."""
+    return f"{PREFIX}:{run}:processes"
+
+
+def heartbeat(run: str, role: str, process_id: str) -> str:
+    """hash: one process's last heartbeat time and its own figures."""
+    return f"{PREFIX}:{run}:heartbeat:{role}:{process_id}"
+
+
+def selfplay_queue(run: str) -> str:
+    """RQ queue name of the run's self-play jobs (RQ's own key: rq:queue:<name>)."""
+    return f"{PREFIX}:{run}:selfplay"
+
+
+def eval_queue(run: str) -> str:
+    """RQ queue name of the run's evaluation jobs."""
+    return f"{PREFIX}:{run}:eval"

@@ -1,0 +1,35 @@
+"""Finished self-play games as arrays: what a job produces and a replay shard stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GameRecords:
+    """The positions of some finished games, one row per position.
+
+    `value` is the game's final result seen from the player to move at that position
+    (+1 win, 0 draw, -1 loss): the value head's training target.
+    """
+
+    planes: np.ndarray  # [N, C, H, W] uint8
+    policy: np.ndarray  # [N, A] float32, search visit distribution (rows sum to 1)
+    value: np.ndarray  # [N] float32
+    weights_version: np.ndarray  # [N] int32, the weights version whose search chose the move
+    results: np.ndarray  # [G] int8, per game: +1 first player won, 0 draw, -1 second player won
+    game_lengths: np.ndarray  # [G] int32, moves per game
+
+    @property
+    def positions(self) -> int:
+        return len(self.value)
+
+    @property
+    def games(self) -> int:
+        return len(self.results)
+
+    @staticmethod
+    def concat(parts: list[GameRecords]) -> GameRecords:
+        return GameRecords(*(np.concatenate([getattr(p, f) for p in parts]) for f in GameRecords.__dataclass_fields__))

@@ -1,0 +1,205 @@
+"""One settings object per run: defaults < game defaults < TOML file < AZJOBS_* env < flags.
+
+The process that creates a run (`azjobs train` or `azjobs run`) resolves the settings
+once and stores them in Redis and in `<run_dir>/settings.toml`; every other process of
+the run reads them back from there, so machines never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from azjobs import keys
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+ENV_PREFIX = "AZJOBS_"
+SETTINGS_FILE = "settings.toml"
+
+
+class SettingsError(ValueError):
+    """A setting has an unknown name or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of a run. Each field is documented in the README's settings table."""
+
+    game: str = "connect4"
+    seed: int = 0
+    # Network: a residual tower with policy and value heads.
+    net_blocks: int = 4
+    net_channels: int = 64
+    # Search (PUCT MCTS).
+    num_simulations: int = 100
+    c_puct: float = 1.5
+    dirichlet_alpha: float = 1.0
+    dirichlet_fraction: float = 0.25
+    temperature_moves: int = 10  # moves sampled in proportion to visits, then the most visited
+    # Self-play.
+    games_per_job: int = 64
+    weight_sync_interval: int = 2  # games between weight checks in a worker evaluating in-process
+    selfplay_queue_depth: int = 4  # self-play jobs the trainer keeps queued
+    num_workers: int = 0  # workers `azjobs run` starts; 0: cores - 1, at least 1
+    # Inference server.
+    inference_batch_size: int = 32
+    inference_wait_ms: float = 2.0  # longest a partial batch waits for more requests
+    max_request_positions: int = 4096  # larger requests are dropped as oversized
+    # Training.
+    replay_buffer_size: int = 200_000
+    min_replay_positions: int = 4_000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    publish_every_steps: int = 100
+    checkpoint_every_steps: int = 500
+    max_train_per_position: float = 4.0  # mean times each position is trained on
+    weights_kept_in_redis: int = 5
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Settings:
+        return cls.from_mapping(json.loads(text), source="stored run settings")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str) -> Settings:
+        return cls(**_coerce(values, source))
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(Settings)}
+
+
+def _coerce(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in FIELD_TYPES:
+            raise SettingsError(f"unknown setting {name!r} in {source}; see the settings table in the README")
+        out[name] = _convert(name, value, source)
+    return out
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    kind = FIELD_TYPES[name]
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is int and isinstance(value, str):
+            return int(value.replace("_", ""))
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting {name} in {source} must be {kind.__name__}, got {value!r}") from None
+
+
+def game_defaults(game: str) -> dict[str, Any]:
+    from azjobs.games import get_game
+
+    return dict(get_game(game).default_settings)
+
+
+def resolve(
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings for a new run: defaults < game defaults < file < environment < flags."""
+    environ = os.environ if environ is None else environ
+    layers: list[dict[str, Any]] = []
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as f:
+                layers.append(_coerce(tomllib.load(f), str(config_file)))
+        except OSError as e:
+            raise SettingsError(f"cannot read config file {config_file}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config file {config_file} is not valid TOML: {e}") from None
+    env = {
+        name: environ[ENV_PREFIX + name.upper()] for name in FIELD_TYPES if ENV_PREFIX + name.upper() in environ
+    }
+    layers.append(_coerce(env, "the environment"))
+    layers.append(_coerce({k: v for k, v in (flags or {}).items() if v is not None}, "the flags"))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    game = merged.get("game", Settings.game)
+    values = _coerce(game_defaults(game), f"defaults of game {game}")
+    values.update(merged)
+    return Settings(**values)
+
+
+def to_toml(settings: Settings) -> str:
+    lines = ["# azjobs run settings: written once when the run was created.\n"]
+    for name, value in settings.to_dict().items():
+        lines.append(f"{name} = {json.dumps(value)}\n")
+    return "".join(lines)
+
+
+def read_file(run_dir: Path) -> Settings | None:
+    path = Path(run_dir) / SETTINGS_FILE
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        return Settings.from_mapping(tomllib.load(f), str(path))
+
+
+def write_file(run_dir: Path, settings: Settings) -> None:
+    """Write `<run_dir>/settings.toml` atomically (temporary name, then rename)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{SETTINGS_FILE}.tmp.{os.getpid()}"
+    tmp.write_text(to_toml(settings))
+    os.replace(tmp, run_dir / SETTINGS_FILE)
+
+
+def publish(redis: "Redis", run: str, run_dir: Path, settings: Settings) -> Settings:
+    """Store a new run's settings; an existing run keeps the settings it was created with."""
+    stored = read_file(run_dir)
+    if stored is None:
+        write_file(run_dir, settings)
+        stored = settings
+    redis.set(keys.settings(run), stored.to_json(), nx=True)
+    return Settings.from_json(redis.get(keys.settings(run)))
+
+
+def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | None:
+    """The run's settings from Redis, else from the storage root (restoring Redis); None if no run."""
+    raw = redis.get(keys.settings(run))
+    if raw is not None:
+        return Settings.from_json(raw)
+    stored = read_file(run_dir) if run_dir is not None else None
+    if stored is not None:
+        redis.set(keys.settings(run), stored.to_json(), nx=True)
+    return stored
+
+
+def wait(redis: "Redis", run: str, run_dir: Path | None, say: Callable[[str], None], poll_s: float = 1.0) -> Settings:
+    """Block until the run exists, saying so once; then its settings."""
+    said = False
+    while True:
+        found = fetch(redis, run, run_dir)
+        if found is not None:
+            return found
+        if not said:
+            say(f"waiting for run {run!r} to be created (start `azjobs train` or `azjobs run` for it)")
+            said = True
+        time.sleep(poll_s)

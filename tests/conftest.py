@@ -1,0 +1,39 @@
+"""Fixtures: a real redis-server per test session (unix socket, nothing on disk), wiped per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from azjobs import embedded
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[embedded.EmbeddedRedis]:
+    server = embedded.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: embedded.EmbeddedRedis) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    try:
+        yield redis_server.url
+    finally:
+        client.flushall()
+        client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pytest
+
+from azjobs import settings as S
+
+
+def test_precedence_defaults_game_file_env_flags(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('game = "tictactoe"\nbatch_size = 64\nnum_simulations = 20\nc_puct = 2.0\n')
+    env = {"AZJOBS_NUM_SIMULATIONS": "30", "AZJOBS_C_PUCT": "3.0"}
+    got = S.resolve(config, flags={"c_puct": 4.0, "seed": None}, environ=env)
+    assert got.game == "tictactoe"
+    assert got.net_channels == 32  # tic-tac-toe's own default beats the global one
+    assert got.batch_size == 64  # file beats game default
+    assert got.num_simulations == 30  # environment beats file
+    assert got.c_puct == 4.0  # flags beat environment
+    assert got.seed == 0  # a flag left out changes nothing
+
+
+def test_unknown_and_badly_typed_settings_are_named(tmp_path: Path) -> None:
+    with pytest.raises(S.SettingsError, match="unknown setting 'bogus'"):
+        S.resolve(flags={"bogus": 1}, environ={})
+    with pytest.raises(S.SettingsError, match="batch_size .* must be int"):
+        S.resolve(environ={"AZJOBS_BATCH_SIZE": "lots"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("batch_size = [")
+    with pytest.raises(S.SettingsError, match="not valid TOML"):
+        S.resolve(bad, environ={})
+
+
+def test_file_round_trip_and_publish_keeps_first_settings(tmp_path: Path, redis_client) -> None:
+    first = S.resolve(flags={"game": "tictactoe"}, environ={})
+    S.write_file(tmp_path, first)
+    assert S.read_file(tmp_path) == first
+    run_dir = tmp_path / "run1"
+    assert S.publish(redis_client, "run1", run_dir, first) == first
+    later = first.replace(batch_size=7)
+    assert S.publish(redis_client, "run1", run_dir, later) == first
+    redis_client.flushall()  # Redis lost: the storage root restores it
+    assert S.fetch(redis_client, "run1", run_dir) == first
+    assert S.fetch(redis_client, "nope", tmp_path / "nope") is None
