@@ -34,6 +34,11 @@ def weights_latest(run: str) -> str:
     return f"{PREFIX}:{run}:weights:latest"
 
 
+def weights_versions(run: str) -> str:
+    """sorted set: the weights versions whose bytes are held in Redis (score = version)."""
+    return f"{PREFIX}:{run}:weights:held"
+
+
 def weights_channel(run: str) -> str:
     """pub/sub channel: the version number of each newly published weights version."""
     return f"{PREFIX}:{run}:weights:announce"

@@ -82,6 +82,35 @@ class Settings:
         return cls(**_coerce(values, source))
 
 
+# One line per setting: the CLI's --help and the README's settings table say the same.
+DOCS: dict[str, str] = {
+    "game": "the game to learn (connect4, tictactoe)",
+    "seed": "seed of the run's random numbers",
+    "net_blocks": "residual blocks in the network",
+    "net_channels": "channels of each convolution",
+    "num_simulations": "MCTS simulations per move in self-play",
+    "c_puct": "PUCT exploration constant",
+    "dirichlet_alpha": "Dirichlet noise concentration at the root",
+    "dirichlet_fraction": "share of Dirichlet noise in the root priors",
+    "temperature_moves": "moves of each game chosen in proportion to visits; later moves take the most visited",
+    "games_per_job": "games one self-play job plays at once (its leaves travel in one request)",
+    "weight_sync_interval": "games between weight checks in a worker that evaluates in-process (--evaluator local)",
+    "selfplay_queue_depth": "self-play jobs the trainer keeps waiting in the queue",
+    "num_workers": "workers `azjobs run` starts (0: cores - 1, at least 1)",
+    "inference_batch_size": "positions gpu-serve gathers before a forward pass",
+    "inference_wait_ms": "longest gpu-serve waits to fill a batch",
+    "max_request_positions": "positions per request above which a request is dropped as oversized",
+    "replay_buffer_size": "newest positions the trainer samples from (the replay window)",
+    "min_replay_positions": "positions needed before training starts",
+    "batch_size": "positions per training minibatch",
+    "learning_rate": "AdamW learning rate",
+    "weight_decay": "AdamW weight decay",
+    "publish_every_steps": "training steps between published weights versions",
+    "checkpoint_every_steps": "training steps between checkpoints (and one on exit)",
+    "max_train_per_position": "mean times each position is trained on; the trainer waits for new games beyond it",
+    "weights_kept_in_redis": "newest weights versions kept in Redis (all stay on the storage root)",
+}
+
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(Settings)}
 

@@ -1,0 +1,3 @@
+from azjobs.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""`azjobs bestmove`: positions in, chosen moves out, with the newest weights of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from azjobs import settings as run_settings
+from azjobs.errors import AzjobsError
+from azjobs.games import Game, get_game
+from azjobs.inference.local import LocalEvaluator
+from azjobs.search.mcts import SearchConfig, best_actions
+from azjobs.settings import Settings
+from azjobs.storage.weights import latest_file
+
+CHUNK = 256  # positions searched together when input arrives faster than one line at a time
+
+
+@dataclass
+class Agent:
+    game: Game
+    settings: Settings
+    evaluator: LocalEvaluator
+    version: int
+
+
+def load_agent(run_dir: Path, device: str = "cpu") -> Agent:
+    """The run's game, settings and newest weights, read from the storage root alone."""
+    settings = run_settings.read_file(run_dir)
+    if settings is None:
+        raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
+    found = latest_file(run_dir)
+    if found is None:
+        raise AzjobsError(f"run {run_dir} has no published weights yet: train it first (azjobs run or azjobs train)")
+    version, path = found
+    game = get_game(settings.game)
+    return Agent(game, settings, LocalEvaluator.from_bytes(game, path.read_bytes(), device=device), version)
+
+
+def parse_position(game: Game, line: str) -> np.ndarray:
+    """The state after the moves on `line`; ValueError naming what is wrong."""
+    state = game.state_after(game.parse_moves(line))
+    if game.is_terminal(state):
+        raise ValueError("the game is already over")
+    return state
+
+
+def choose(agent: Agent, states: list[np.ndarray], sims: int, seed: int = 0) -> list[str]:
+    config = SearchConfig.from_settings(agent.settings)
+    actions = best_actions(
+        agent.game, np.stack(states), agent.evaluator.evaluate, sims, config=config, rng=np.random.default_rng(seed)
+    )
+    return [agent.game.action_to_str(int(a)) for a in actions]
+
+
+def answer(agent: Agent, lines: Iterable[str], sims: int, *, chunk: int = CHUNK) -> Iterator[str]:
+    """One output line per input line, in order: a move, or `error: line N: ...`."""
+    batch: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        batch.append((number, line.strip()))
+        if len(batch) >= chunk:
+            yield from _answer_chunk(agent, batch, sims)
+            batch = []
+    yield from _answer_chunk(agent, batch, sims)
+
+
+def _answer_chunk(agent: Agent, batch: list[tuple[int, str]], sims: int) -> Iterator[str]:
+    out: dict[int, str] = {}
+    states, numbers = [], []
+    for number, line in batch:
+        try:
+            states.append(parse_position(agent.game, line))
+            numbers.append(number)
+        except ValueError as e:
+            out[number] = f"error: line {number}: {line!r}: {e}"
+    if states:
+        out.update(zip(numbers, choose(agent, states, sims)))
+    for number, _ in batch:
+        yield out[number]

@@ -1,0 +1,131 @@
+"""Connect Four (7 columns x 6 rows), the default game. Moves are columns 1-7 from the left.
+
+State row (int8, 51 values): cells 0-41 row by row from the top row as rendered (0 empty,
+1 first player X, -1 second player O), then the seven column heights, the number of moves
+played, and 1 if the last move connected four (set by `play`, so no board scan is ever needed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from azjobs.games import register
+from azjobs.games.base import Game
+
+ROWS, COLS = 6, 7
+CELLS = ROWS * COLS
+HEIGHTS = CELLS  # index of column 0's height; column c's is HEIGHTS + c
+PLY = HEIGHTS + COLS  # index of the move counter
+WON = PLY + 1  # index of the flag: the player who just moved connected four
+STATE_SIZE = WON + 1
+
+
+def _windows_through(row: int, col: int) -> list[list[int]]:
+    """Every four-in-a-row window on the board that contains cell (row, col), as cell indices."""
+    found = []
+    # A new stone is always the top of its column, so only the vertical window below it can win.
+    found.append([(row + i) * COLS + col for i in range(4)] if row + 3 < ROWS else None)
+    for dr, dc in ((0, 1), (1, 1), (1, -1)):  # horizontal, down-right, down-left
+        for start in range(-3, 1):
+            cells = [(row + (start + i) * dr, col + (start + i) * dc) for i in range(4)]
+            inside = all(0 <= r < ROWS and 0 <= c < COLS for r, c in cells)
+            found.append([r * COLS + c for r, c in cells] if inside else None)
+    return [w for w in found if w is not None]
+
+
+def _window_table() -> np.ndarray:
+    """The windows through each cell, padded with the WON slot: it is 0 in any state one may play from,
+    so a padded window never matches a stone.  # [CELLS, 13, 4]"""
+    table = np.full((CELLS, 13, 4), WON, dtype=np.intp)
+    for cell in range(CELLS):
+        windows = _windows_through(*divmod(cell, COLS))
+        table[cell, : len(windows)] = windows
+    return table
+
+
+WINDOWS = _window_table()  # [CELLS, 13, 4]
+
+
+class ConnectFour(Game):
+    name = "connect4"
+    num_actions = COLS
+    state_size = STATE_SIZE
+    planes_shape = (2, ROWS, COLS)  # plane row 0 is the top row as rendered
+    num_symmetries = 2  # identity, left-right mirror
+    default_settings = {
+        "net_blocks": 4,
+        "net_channels": 64,
+        "num_simulations": 100,
+        "dirichlet_alpha": 1.0,
+        "temperature_moves": 10,
+    }
+
+    def initial_state(self) -> np.ndarray:
+        return np.zeros(self.state_size, dtype=np.int8)
+
+    def to_play(self, states: np.ndarray) -> np.ndarray:
+        return (states[:, PLY] % 2).astype(np.int8)
+
+    def legal_mask(self, states: np.ndarray) -> np.ndarray:
+        # A full board has every column full, so a draw needs no test of its own.
+        return (states[:, HEIGHTS:PLY] < ROWS) & (states[:, WON] == 0)[:, None]
+
+    def play(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Drop a stone in each column `actions`; actions must be legal.  # [K, S], [K] -> [K, S]"""
+        out = states.copy()
+        rows = np.arange(len(states))
+        cols = np.asarray(actions, dtype=np.intp)
+        cells = (ROWS - 1 - states[rows, HEIGHTS + cols].astype(np.intp)) * COLS + cols  # [K]
+        stones = np.where(states[:, PLY] % 2 == 0, 1, -1).astype(np.int8)  # [K]
+        out[rows, cells] = stones
+        out[rows, HEIGHTS + cols] += 1
+        out[:, PLY] += 1
+        lines = out[rows[:, None, None], WINDOWS[cells]]  # [K, 13, 4]
+        out[:, WON] = (lines == stones[:, None, None]).all(axis=2).any(axis=1)
+        return out
+
+    def terminal_value(self, states: np.ndarray) -> np.ndarray:
+        value = np.full(len(states), np.nan, dtype=np.float32)
+        value[states[:, PLY] == CELLS] = 0.0
+        value[states[:, WON] == 1] = -1.0  # the player who just moved has won
+        return value
+
+    def encode(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.empty((len(states), *self.planes_shape), dtype=np.uint8)
+        me = np.where(states[:, PLY] % 2 == 0, 1, -1).astype(np.int8)[:, None]  # [K, 1]
+        cells = states[:, :CELLS]
+        out[:, 0] = (cells == me).reshape(-1, ROWS, COLS)
+        out[:, 1] = (cells == -me).reshape(-1, ROWS, COLS)
+        return out
+
+    def symmetry(self, k: int, planes: np.ndarray, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if k == 0:
+            return planes, policy
+        if k == 1:  # policy entries are columns, so they mirror with the board
+            return np.ascontiguousarray(planes[..., ::-1]), np.ascontiguousarray(policy[:, ::-1])
+        raise ValueError(f"connect4 has symmetries 0 and 1, not {k}")
+
+    def action_to_str(self, action: int) -> str:
+        return str(int(action) + 1)
+
+    def parse_action(self, text: str) -> int:
+        text = text.strip()
+        if len(text) != 1 or text not in "1234567":
+            raise ValueError(f"{text!r} is not a column; write 1-7, counted from the left")
+        return int(text) - 1
+
+    def parse_moves(self, line: str) -> list[int]:
+        """Columns separated by spaces ("4 4 5 3") or run together ("4453"), or a mix of both."""
+        tokens = []
+        for token in line.split():
+            tokens.extend(token if token.isdigit() else [token])  # every column is one digit
+        return [self.parse_action(token) for token in tokens]
+
+    def render(self, state: np.ndarray) -> str:
+        marks = {1: "X", -1: "O", 0: "."}
+        rows = [" ".join(marks[int(v)] for v in state[r * COLS : (r + 1) * COLS]) for r in range(ROWS)]
+        return "\n".join([*rows, " ".join(str(c + 1) for c in range(COLS))])
+
+
+CONNECT4 = register(ConnectFour())

@@ -1,0 +1,138 @@
+"""The remote evaluator: sends planes to the run's inference servers through Redis and waits for the reply.
+
+Each client owns a reply list (`keys.reply(run, client_id)`). A request whose reply does not come
+within `resend_after_s` (a server died holding it) is pushed again under the same id, so workers
+stall while no server runs and resume by themselves; a reply whose id is not pending (the answer to
+an earlier copy of a resent request) is dropped, so each request is answered once, to its sender.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from redis import Redis
+
+from azjobs import keys
+from azjobs.errors import AzjobsError
+from azjobs.heartbeat import process_id
+from azjobs.wire import WireError, decode_reply, encode_request
+
+
+@dataclass
+class _Pending:
+    message: bytes
+    positions: int
+    sent_at: float  # time.monotonic() of the last push
+
+
+class InferenceClient:
+    """`evaluate(planes) -> (logits, values)` answered by whichever inference server is running."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        run: str,
+        *,
+        client_id: str | None = None,
+        resend_after_s: float = 20.0,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.redis = redis
+        self.run = run
+        self.client_id = client_id or f"{process_id()}-{uuid.uuid4().hex[:8]}"
+        self.resend_after_s = resend_after_s
+        self.timeout_s = timeout_s
+        self.last_version = -1  # weights version of the last reply; -1 before any
+        self.resent = 0  # requests pushed again after resend_after_s
+        self.dropped = 0  # replies discarded: stale duplicates or malformed
+        # Ids grow with time, so a restarted client reusing its id never mistakes an old reply for a new one.
+        self._next_id = time.time_ns()
+        self._pending: dict[int, _Pending] = {}
+        self._arrived: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._reply_key = keys.reply(run, self.client_id)
+        self._requests_key = keys.requests(run)
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """planes `[K, C, H, W]` uint8 -> (logits `[K, A]` float32, values `[K]` float32)."""
+        return self.receive(self.submit(planes))
+
+    __call__ = evaluate
+
+    def submit(self, planes: np.ndarray) -> int:
+        """Send one request without waiting; its id, for `receive`."""
+        request_id = self._next_id
+        self._next_id += 1
+        message = encode_request(request_id, self.client_id, planes)
+        self._pending[request_id] = _Pending(message, len(planes), time.monotonic())
+        self.redis.rpush(self._requests_key, message)
+        return request_id
+
+    def receive(self, request_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Wait for the reply to a submitted request (keeping replies to other pending ones)."""
+        if request_id in self._arrived:
+            return self._arrived.pop(request_id)
+        if request_id not in self._pending:
+            raise ValueError(f"request {request_id} was not submitted by this client or was already received")
+        give_up = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        while True:
+            self._resend_overdue()
+            raw = self.redis.blpop([self._reply_key], timeout=self._wait_s(give_up))
+            if raw is not None:
+                self._accept(raw[1])
+                if request_id in self._arrived:
+                    return self._arrived.pop(request_id)
+            elif give_up is not None and time.monotonic() >= give_up:
+                raise AzjobsError(
+                    f"no inference reply within {self.timeout_s:g} s: "
+                    f"is `azjobs gpu-serve` running for run {self.run!r}?"
+                )
+
+    def _wait_s(self, give_up: float | None) -> float:
+        """Seconds to block: until the next resend or the time limit, whichever comes first."""
+        now = time.monotonic()
+        until = min(p.sent_at for p in self._pending.values()) + self.resend_after_s
+        if give_up is not None:
+            until = min(until, give_up)
+        return max(0.01, until - now)
+
+    def _resend_overdue(self) -> None:
+        now = time.monotonic()
+        for pending in self._pending.values():
+            if now - pending.sent_at >= self.resend_after_s:
+                self.redis.rpush(self._requests_key, pending.message)
+                pending.sent_at = now
+                self.resent += 1
+
+    def _accept(self, message: bytes) -> None:
+        if not isinstance(message, bytes):
+            raise AzjobsError("the inference client needs a Redis client made with decode_responses=False")
+        try:
+            reply = decode_reply(message)
+        except WireError:
+            self.dropped += 1
+            return
+        pending = self._pending.pop(reply.request_id, None)
+        if pending is None:  # an answer to an earlier copy of a resent request, already received
+            self.dropped += 1
+            return
+        if reply.logits.shape[0] != pending.positions:
+            got = reply.logits.shape[0]
+            raise AzjobsError(f"inference reply has {got} positions for a request of {pending.positions}")
+        self.last_version = reply.version
+        # Copies: the caller owns writable arrays, as from a local evaluator.
+        self._arrived[reply.request_id] = (reply.logits.copy(), reply.values.copy())
+
+    def close(self) -> None:
+        """Forget pending requests and delete the reply list."""
+        self._pending.clear()
+        self._arrived.clear()
+        self.redis.delete(self._reply_key)
+
+    def __enter__(self) -> InferenceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

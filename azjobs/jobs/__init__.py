@@ -1,0 +1,1 @@
+"""RQ entry points: importable top-level functions with small JSON arguments."""

@@ -1,0 +1,54 @@
+"""What a worker process holds across jobs: the run, its settings and an evaluator.
+
+`azjobs worker` builds one `WorkerContext` before it starts taking jobs, so a job pays
+neither a fork nor a model load nor a settings read; jobs find it with `current()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import redis
+
+from azjobs.errors import AzjobsError
+from azjobs.games import Game
+from azjobs.settings import Settings
+
+
+class Evaluator(Protocol):
+    """An `evaluate(planes) -> (policy_logits, values)` with the weights version it used."""
+
+    last_version: int
+
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class WorkerContext:
+    redis: redis.Redis
+    run: str
+    run_dir: Path
+    settings: Settings
+    game: Game
+    evaluator: Evaluator
+    worker_name: str
+    games_since_weight_check: int = field(default=0)
+
+
+_CURRENT: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    global _CURRENT
+    _CURRENT = context
+
+
+def current(run: str) -> WorkerContext:
+    if _CURRENT is None:
+        raise AzjobsError("this job must run inside `azjobs worker` (it holds the run's evaluator)")
+    if _CURRENT.run != run:
+        raise AzjobsError(f"job for run {run!r} reached a worker of run {_CURRENT.run!r}")
+    return _CURRENT

@@ -1,0 +1,76 @@
+"""The self-play job: play `games_per_job` games at once, store them as one replay shard."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from rq import get_current_job
+
+from azjobs import keys
+from azjobs.jobs import context
+from azjobs.search.selfplay import play_games
+from azjobs.storage.replay import register_shard
+from azjobs.storage.shards import write_shard
+
+
+def selfplay(run: str, seed: int) -> dict[str, Any]:
+    """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played."""
+    ctx = context.current(run)
+    job = get_current_job()
+    job_id = job.id if job is not None else f"local-{seed}"
+    maybe_sync_weights(ctx)
+    started = time.monotonic()
+    leaf_evals = 0
+
+    def evaluate(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal leaf_evals
+        leaf_evals += len(planes)
+        return ctx.evaluator.evaluate(planes)
+
+    rng = np.random.default_rng([ctx.settings.seed, seed])
+    records = play_games(
+        ctx.game,
+        ctx.settings,
+        evaluate,
+        ctx.settings.games_per_job,
+        rng,
+        weights_version=lambda: ctx.evaluator.last_version,
+    )
+    shard = write_shard(
+        ctx.run_dir / "replay",
+        records,
+        game=ctx.game.name,
+        job_id=job_id,
+        worker=ctx.worker_name,
+        planes_shape=ctx.game.planes_shape,
+        num_actions=ctx.game.num_actions,
+    )
+    register_shard(ctx.redis, run, shard)
+    ctx.games_since_weight_check += records.games
+    pipe = ctx.redis.pipeline()
+    pipe.hincrby(keys.stats(run), "jobs", 1)
+    pipe.hincrby(keys.stats(run), "leaf_evals", leaf_evals)
+    pipe.execute()
+    versions = np.unique(records.weights_version)
+    return {
+        "shard": shard.name,
+        "games": records.games,
+        "positions": records.positions,
+        "first_player_wins": int((records.results == 1).sum()),
+        "draws": int((records.results == 0).sum()),
+        "second_player_wins": int((records.results == -1).sum()),
+        "weights_versions": [int(v) for v in versions],
+        "leaf_evals": int(leaf_evals),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def maybe_sync_weights(ctx: context.WorkerContext) -> None:
+    """An in-process evaluator checks for newer weights every `weight_sync_interval` games."""
+    sync = getattr(ctx.evaluator, "sync", None)
+    if sync is None or ctx.games_since_weight_check < ctx.settings.weight_sync_interval:
+        return
+    sync()
+    ctx.games_since_weight_check = 0

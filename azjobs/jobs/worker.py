@@ -1,0 +1,124 @@
+"""`azjobs worker`: an RQ worker on the run's queues that keeps its evaluator between jobs.
+
+It is an RQ `SimpleWorker` (jobs run in-process, no fork per job), so the inference
+client or the in-process network is built once, when the worker starts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+from typing import Callable
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from azjobs import heartbeat, keys
+from azjobs.games import get_game
+from azjobs.inference.client import InferenceClient
+from azjobs.inference.local import LocalEvaluator
+from azjobs.jobs import context
+from azjobs.settings import Settings
+from azjobs.storage.weights import WeightStore
+
+EVALUATORS = ("remote", "local")
+
+
+class SyncingLocalEvaluator:
+    """The network in the worker's own process; `sync()` swaps in newer published weights."""
+
+    def __init__(self, store: WeightStore, game_name: str, say: Callable[[str], None]) -> None:
+        self.store = store
+        self.game = get_game(game_name)
+        self.say = say
+        version, data = store.latest() or (None, None)
+        if version is None:
+            raise RuntimeError("no weights published yet")
+        self.local = LocalEvaluator.from_bytes(self.game, data)
+        self.last_version = version
+
+    def evaluate(self, planes):  # type: ignore[no-untyped-def]
+        return self.local.evaluate(planes)
+
+    def sync(self) -> None:
+        newest = self.store.latest_version()
+        if newest is not None and newest > self.last_version:
+            self.local.load(self.store.load(newest))
+            self.last_version = newest
+            self.say(f"worker: weights version {newest} loaded")
+
+
+def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, settings: Settings, say: Callable[[str], None]) -> context.Evaluator:
+    if kind == "remote":
+        return InferenceClient(client, run)
+    store = WeightStore(client, run, run_dir, keep_in_redis=settings.weights_kept_in_redis)
+    wait_for_weights(store, say)
+    return SyncingLocalEvaluator(store, settings.game, say)
+
+
+def wait_for_weights(store: WeightStore, say: Callable[[str], None], poll_s: float = 1.0) -> None:
+    said = False
+    while store.latest_version() is None:
+        if not said:
+            say("waiting for the first weights version (the trainer publishes it)")
+            said = True
+        threading.Event().wait(poll_s)
+
+
+def run(
+    settings: Settings,
+    client: redis.Redis,
+    run: str,
+    run_dir: Path,
+    *,
+    evaluator: str = "remote",
+    name: str | None = None,
+    burst: bool = False,
+    max_jobs: int | None = None,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Take self-play and evaluation jobs of the run until stopped (SIGTERM: finish the job, then stop)."""
+    name = name or f"{run}.{heartbeat.process_id()}"
+    ctx = context.WorkerContext(
+        redis=client,
+        run=run,
+        run_dir=Path(run_dir),
+        settings=settings,
+        game=get_game(settings.game),
+        evaluator=make_evaluator(evaluator, client, run, Path(run_dir), settings, say),
+        worker_name=name,
+    )
+    context.install(ctx)
+    queues = [Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)]
+    worker = SimpleWorker(queues, connection=client, serializer=JSONSerializer, name=name)
+    beats = _HeartbeatThread(client, run, name, evaluator)
+    beats.start()
+    say(f"worker {name}: taking jobs from {queues[0].name} (evaluator: {evaluator})")
+    try:
+        worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+    finally:
+        beats.stop.set()
+        close = getattr(ctx.evaluator, "close", None)
+        if close is not None:
+            close()
+        say(f"worker {name}: stopped")
+
+
+class _HeartbeatThread(threading.Thread):
+    """Beats while the worker is busy in a long job, so status never calls a busy worker dead."""
+
+    def __init__(self, client: redis.Redis, run: str, name: str, evaluator: str) -> None:
+        super().__init__(daemon=True, name="heartbeat")
+        self.client, self.run_name, self.worker_name, self.evaluator = client, run, name, evaluator
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                fields = {"evaluator": self.evaluator, "host": socket.gethostname()}
+                heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, fields)
+            except redis.RedisError:
+                pass  # Redis away for a moment: the next beat tries again
+            self.stop.wait(heartbeat.INTERVAL_S)

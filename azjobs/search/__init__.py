@@ -1,0 +1,30 @@
+"""Search: batched PUCT MCTS over array trees, and self-play built on it."""
+
+from azjobs.search.mcts import (
+    NO_ACTION,
+    UNVISITED,
+    Evaluate,
+    Search,
+    SearchConfig,
+    SearchResult,
+    Tree,
+    best_actions,
+    new_search,
+    search,
+)
+from azjobs.search.selfplay import choose_moves, play_games
+
+__all__ = [
+    "NO_ACTION",
+    "UNVISITED",
+    "Evaluate",
+    "Search",
+    "SearchConfig",
+    "SearchResult",
+    "Tree",
+    "best_actions",
+    "choose_moves",
+    "new_search",
+    "play_games",
+    "search",
+]

@@ -1,0 +1,118 @@
+"""A run's state read from Redis: for `azjobs status` and the live view of `azjobs run`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from azjobs import heartbeat, keys
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    run: str
+    time: float
+    stats: dict[str, str]
+    trainer: dict[str, str]
+    weights_version: int | None
+    queues: dict[str, dict[str, int]]
+    processes: list[dict[str, str]]
+    pending_requests: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def collect(client: redis.Redis, run: str) -> Snapshot:
+    queues = {}
+    for name in (keys.selfplay_queue(run), keys.eval_queue(run)):
+        q = Queue(name, connection=client, serializer=JSONSerializer)
+        queues[name] = {
+            "queued": q.count,
+            "running": q.started_job_registry.count,
+            "finished": q.finished_job_registry.count,
+            "failed": q.failed_job_registry.count,
+        }
+    latest = client.get(keys.weights_latest(run))
+    return Snapshot(
+        run=run,
+        time=time.time(),
+        stats=_decode(client.hgetall(keys.stats(run))),
+        trainer=_decode(client.hgetall(keys.trainer(run))),
+        weights_version=int(latest) if latest is not None else None,
+        queues=queues,
+        processes=heartbeat.read_all(client, run),
+        pending_requests=int(client.llen(keys.requests(run))),
+    )
+
+
+def _num(value: str | None, digits: int = 0) -> str:
+    if value in (None, ""):
+        return "-"
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:,.{digits}f}"
+
+
+def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | None = None) -> Group:
+    """One screen: totals, trainer, queues and every process of the run."""
+    st, tr = snap.stats, snap.trainer
+    rate = ""
+    if previous is not None and snap.time > previous.time:
+        dt = snap.time - previous.time
+        d_games = int(st.get("games", 0)) - int(previous.stats.get("games", 0))
+        rate = f"  ({d_games / dt * 60:,.0f} games/min)"
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("games", _num(st.get("games")) + rate, "positions", _num(st.get("positions")))
+    summary.add_row("weights version", str(snap.weights_version or "-"), "training step", _num(tr.get("step")))
+    summary.add_row(
+        "loss (policy / value)",
+        f"{_num(tr.get('policy_loss'), 3)} / {_num(tr.get('value_loss'), 3)}",
+        "steps/s",
+        _num(tr.get("steps_per_s"), 1),
+    )
+    servers = [p for p in snap.processes if p.get("role") == "gpu-serve" and p.get("alive") == "True"]
+    evals = sum(float(p.get("evals_per_s", 0) or 0) for p in servers)
+    summary.add_row("evaluations/s", f"{evals:,.0f}", "pending requests", str(snap.pending_requests))
+    if tr.get("waiting"):
+        summary.add_row("trainer", Text(tr["waiting"], style="yellow"), "", "")
+
+    queues = Table("queue", "queued", "running", "finished", "failed", title="queues", title_justify="left")
+    for name, counts in snap.queues.items():
+        queues.add_row(name, *(str(counts[c]) for c in ("queued", "running", "finished", "failed")))
+
+    procs = Table("role", "id", "state", "figures", title="processes", title_justify="left")
+    for p in snap.processes:
+        state = Text("alive", style="green") if p["alive"] == "True" else Text("dead", style="red")
+        procs.add_row(p.get("role", "?"), p["id"], state, _figures(p))
+    head = Text(title or f"azjobs run {snap.run}", style="bold")
+    return Group(head, summary, queues, procs)
+
+
+def _figures(p: dict[str, str]) -> str:
+    role = p.get("role")
+    if role == "gpu-serve":
+        return (
+            f"v{p.get('weights_version', '-')} {p.get('device', '')}  {_num(p.get('batches_per_s'), 1)} batches/s  "
+            f"fill {_num(p.get('batch_fill'), 2)}  {_num(p.get('evals_per_s'))} evals/s  "
+            f"forward {_num(p.get('forward_ms'), 1)} ms  wait {_num(p.get('wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
+        )
+    if role == "trainer":
+        return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}"
+    if role == "worker":
+        return f"evaluator {p.get('evaluator', '-')}"
+    return ""

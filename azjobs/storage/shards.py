@@ -1,0 +1,220 @@
+"""Replay shards: one HDF5 file of finished games per self-play job, validated on read.
+
+Dataset names spell their axes (N positions, G games, C/H/W planes, A actions); the
+file is written under a temporary name that readers ignore, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from azjobs.errors import AzjobsError
+from azjobs.records import GameRecords
+
+FORMAT_VERSION = 1
+SUFFIX = ".h5"
+TMP_PREFIX = ".tmp-"  # any name starting with "." is a write in progress: readers skip it
+GZIP_LEVEL = 4  # planes are 0/1 bytes: cheap gzip already shrinks them several times
+CHUNK_ROWS = 1024  # positions per HDF5 chunk
+POLICY_SUM_TOLERANCE = 1e-3
+
+# Dataset name -> (GameRecords field, dtype). The last letters name the axes.
+DATASETS: dict[str, tuple[str, np.dtype]] = {
+    "planes_NCHW": ("planes", np.dtype(np.uint8)),
+    "policy_NA": ("policy", np.dtype(np.float32)),
+    "value_N": ("value", np.dtype(np.float32)),
+    "weights_version_N": ("weights_version", np.dtype(np.int32)),
+    "results_G": ("results", np.dtype(np.int8)),
+    "game_lengths_G": ("game_lengths", np.dtype(np.int32)),
+}
+COMPRESSED = {"planes_NCHW", "policy_NA"}
+
+
+class ShardError(AzjobsError):
+    """A replay shard that cannot be used: unreadable, truncated, or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What the shard index in Redis records about one shard file."""
+
+    name: str  # file name inside <run_dir>/replay/
+    positions: int
+    games: int
+    created: float  # unix time
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ShardInfo:
+        d = json.loads(text)
+        return cls(str(d["name"]), int(d["positions"]), int(d["games"]), float(d["created"]))
+
+
+def is_shard_name(name: str) -> bool:
+    """A finished shard's file name (temporary and hidden files are not)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
+def shard_name(created: float, job_id: str) -> str:
+    """`<UTC time to the microsecond>-<job id>.h5`: names sort by creation time."""
+    stamp = datetime.fromtimestamp(created, tz=timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    safe_job = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id) or "job"
+    return f"{stamp}-{safe_job}{SUFFIX}"
+
+
+def write_shard(
+    replay_dir: Path,
+    records: GameRecords,
+    *,
+    game: str,
+    job_id: str,
+    worker: str,
+    planes_shape: tuple[int, int, int],
+    num_actions: int,
+) -> ShardInfo:
+    """Write `records` as one new shard in `replay_dir` (atomically) and describe it."""
+    problem = check_records(records, tuple(planes_shape), num_actions)
+    if problem:
+        raise ShardError(f"refusing to write a replay shard for job {job_id}: {problem}")
+    replay_dir = Path(replay_dir)
+    replay_dir.mkdir(parents=True, exist_ok=True)
+    created = time.time()
+    name = shard_name(created, job_id)
+    tmp = replay_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            for dataset, (field, dtype) in DATASETS.items():
+                _write_dataset(f, dataset, np.asarray(getattr(records, field), dtype=dtype))
+            attrs: dict[str, Any] = {
+                "format_version": FORMAT_VERSION,
+                "game": game,
+                "job_id": job_id,
+                "worker": worker,
+                "created": created,
+                "created_iso": datetime.fromtimestamp(created, tz=timezone.utc).isoformat(),
+                "positions": records.positions,
+                "games": records.games,
+            }
+            f.attrs.update(attrs)
+        os.replace(tmp, replay_dir / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ShardInfo(name=name, positions=records.positions, games=records.games, created=created)
+
+
+def _write_dataset(f: h5py.File, name: str, data: np.ndarray) -> None:
+    if name not in COMPRESSED:
+        f.create_dataset(name, data=data)
+        return
+    chunks = (max(1, min(len(data), CHUNK_ROWS)), *data.shape[1:])
+    f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=GZIP_LEVEL)
+
+
+def read_shard_info(path: Path) -> ShardInfo:
+    """The index record of a shard from its attributes alone (no arrays read)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return ShardInfo(
+                name=path.name,
+                positions=int(f.attrs["positions"]),
+                games=int(f.attrs["games"]),
+                created=float(f.attrs["created"]),
+            )
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise ShardError(f"bad replay shard {path}: cannot read its attributes ({e})") from None
+
+
+def read_shard(path: Path, *, game: str, planes_shape: tuple[int, int, int], num_actions: int) -> GameRecords:
+    """Read and validate one shard; ShardError naming the file and the problem otherwise."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            problem = _check_attrs(f, game)
+            if problem:
+                raise ShardError(f"bad replay shard {path}: {problem}")
+            records = _read_arrays(f, path, tuple(planes_shape), num_actions)
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise ShardError(f"bad replay shard {path}: unreadable or truncated ({e})") from None
+    problem = check_records(records, tuple(planes_shape), num_actions)
+    if problem:
+        raise ShardError(f"bad replay shard {path}: {problem}")
+    return records
+
+
+def _read_arrays(f: h5py.File, path: Path, planes_shape: tuple[int, ...], num_actions: int) -> GameRecords:
+    """The datasets, each checked for presence, dtype and shape before it is read (no huge reads)."""
+    n, g = int(f.attrs["positions"]), int(f.attrs["games"])
+    shapes = {"N": (n,), "NA": (n, num_actions), "NCHW": (n, *planes_shape), "G": (g,)}
+    arrays: dict[str, np.ndarray] = {}
+    for dataset, (field, dtype) in DATASETS.items():
+        ds = f.get(dataset)
+        if not isinstance(ds, h5py.Dataset):
+            raise ShardError(f"bad replay shard {path}: dataset {dataset} is missing")
+        if ds.dtype != dtype:
+            raise ShardError(f"bad replay shard {path}: dataset {dataset} is {ds.dtype}, expected {dtype}")
+        expected = shapes[dataset.rsplit("_", 1)[1]]
+        if ds.shape != expected:
+            raise ShardError(
+                f"bad replay shard {path}: dataset {dataset} has shape {ds.shape}, expected {expected} "
+                f"for {n} positions in {g} games"
+            )
+        arrays[field] = ds[()]
+    return GameRecords(**arrays)
+
+
+def _check_attrs(f: h5py.File, game: str) -> str | None:
+    for attr in ("format_version", "game", "positions", "games", "created"):
+        if attr not in f.attrs:
+            return f"attribute {attr} is missing"
+    if int(f.attrs["format_version"]) != FORMAT_VERSION:
+        return f"format version {f.attrs['format_version']} (this azjobs reads {FORMAT_VERSION})"
+    stored_game = f.attrs["game"]
+    stored_game = stored_game.decode() if isinstance(stored_game, bytes) else str(stored_game)
+    if stored_game != game:
+        return f"it holds {stored_game} games, this run plays {game}"
+    return None
+
+
+def check_records(records: GameRecords, planes_shape: tuple[int, ...], num_actions: int) -> str | None:
+    """What is wrong with `records` for a game of these shapes, or None if nothing is."""
+    # N from the planes, G from the results: every other array must agree with them.
+    n = np.shape(records.planes)[0] if np.ndim(records.planes) else 0
+    g = np.shape(records.results)[0] if np.ndim(records.results) else 0
+    shapes = {
+        "planes": (n, *planes_shape),
+        "policy": (n, num_actions),
+        "value": (n,),
+        "weights_version": (n,),
+        "results": (g,),
+        "game_lengths": (g,),
+    }
+    for field, shape in shapes.items():
+        got = np.shape(getattr(records, field))
+        if got != shape:
+            return f"{field} has shape {got}, expected {shape}"
+    if np.any(records.game_lengths < 1) or int(np.sum(records.game_lengths, dtype=np.int64)) != n:
+        return f"game lengths do not add up to the {n} positions"
+    if not np.isin(records.results, (-1, 0, 1)).all():
+        return "a game result is not -1, 0 or +1"
+    if not (np.isfinite(records.policy).all() and np.isfinite(records.value).all()):
+        return "policy or value holds NaN or infinity"
+    if np.any(records.policy < 0) or not np.allclose(records.policy.sum(axis=1), 1.0, atol=POLICY_SUM_TOLERANCE):
+        return "a policy row is negative or does not sum to 1"
+    if np.any(np.abs(records.value) > 1):
+        return "a value lies outside [-1, 1]"
+    return None

@@ -1,0 +1,280 @@
+"""`azjobs train`: wait for data, train, publish, checkpoint; keep self-play queued.
+
+The loop reads like the algorithm: top up the self-play queue, load new shards, wait
+while there is too little data or the positions have been trained on often enough,
+else take one step; every `publish_every_steps` steps publish a weights version, every
+`checkpoint_every_steps` steps (and on exit) checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import redis
+import torch
+import torch.nn.functional as F
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from azjobs import heartbeat, keys
+from azjobs.games import Game, get_game
+from azjobs.net.model import PolicyValueNet, build_model
+from azjobs.net.weights import to_bytes
+from azjobs.settings import Settings
+from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
+from azjobs.storage.replay import ReplayBuffer, rebuild_index
+from azjobs.storage.weights import WeightStore
+
+SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
+JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
+RESULT_TTL_S = 24 * 3600  # job summaries stay visible in rq-dashboard for a day
+REFRESH_EVERY_S = 2.0
+
+
+@dataclass
+class TrainerState:
+    """What the loop carries between steps; `step`, `version` and `samples_trained` are checkpointed."""
+
+    step: int = 0
+    version: int = 0
+    samples_trained: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    waiting: str = ""
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_step(
+    model: PolicyValueNet,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device: torch.device,
+) -> dict[str, float]:
+    """One minibatch: policy cross-entropy against the search policy plus value MSE."""
+    planes, policy, value = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
+    model.train()
+    amp = device.type == "cuda"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        logits, predicted = model(planes)
+    logits, predicted = logits.float(), predicted.float()
+    policy_loss = -(policy * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    value_loss = F.mse_loss(predicted, value)
+    loss = policy_loss + value_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
+    entropy = -(policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1).mean()
+    return {
+        "loss": float(loss),
+        "policy_loss": float(policy_loss),
+        "value_loss": float(value_loss),
+        "policy_kl": float(policy_loss - entropy),
+    }
+
+
+def weights_bytes(model: PolicyValueNet, game: Game, settings: Settings, state: TrainerState) -> bytes:
+    meta = {"version": str(state.version), "step": str(state.step), "samples_trained": str(state.samples_trained)}
+    return to_bytes(model, {**meta, "game": game.name})
+
+
+class Trainer:
+    """The trainer daemon of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        run: str,
+        run_dir: Path,
+        *,
+        device: str | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.settings, self.client, self.run_name, self.run_dir, self.log = settings, client, run, Path(run_dir), log
+        self.game = get_game(settings.game)
+        self.device = pick_device(device)
+        torch.manual_seed(settings.seed)
+        self.model = build_model(self.game, settings).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
+        self.queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
+        self.buffer = ReplayBuffer(
+            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log
+        )
+        self.state = TrainerState()
+        self.pid = heartbeat.process_id()
+        self.writer = _summary_writer(self.run_dir / "logs")
+        self._last_beat = 0.0
+        self._steps_at_beat = 0
+
+    def resume(self) -> None:
+        """Restore the newest checkpoint (or start fresh) and make sure its weights are published."""
+        info = load_latest_checkpoint(self.run_dir, self.model, self.optimizer)
+        if info is not None:
+            self.state.step, self.state.version = info.step, info.version
+            self.state.samples_trained = int(info.extra.get("samples_trained", 0))
+            self.log(f"trainer: resumed from {info.path.name} (step {info.step}, version {info.version})")
+        published = self.store.latest_version() or 0
+        if published < max(self.state.version, 1):
+            # Fresh run, or weights newer than any checkpoint were lost: publish what we have.
+            self.state.version = max(self.state.version, published + 1, 1)
+            self.publish()
+        else:
+            self.state.version = published
+        restored = rebuild_index(self.client, self.run_name, self.run_dir)
+        if restored:
+            self.log(f"trainer: restored {restored} replay shards into the Redis index from the storage root")
+
+    def publish(self) -> None:
+        self.store.publish(self.state.version, weights_bytes(self.model, self.game, self.settings, self.state))
+        self.log(f"trainer: published weights version {self.state.version} at step {self.state.step}")
+
+    def checkpoint(self) -> None:
+        save_checkpoint(
+            self.run_dir,
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.state.step,
+            version=self.state.version,
+            settings=self.settings,
+            extra={"samples_trained": self.state.samples_trained},
+        )
+
+    def top_up_queue(self) -> int:
+        """Enqueue self-play jobs until `selfplay_queue_depth` are waiting; returns how many were added."""
+        missing = self.settings.selfplay_queue_depth - self.queue.count
+        for _ in range(max(0, missing)):
+            seed = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
+            self.queue.enqueue_call(
+                SELFPLAY_JOB,
+                args=(self.run_name, seed),
+                timeout=JOB_TIMEOUT_S,
+                result_ttl=RESULT_TTL_S,
+                description=f"selfplay {self.run_name} #{seed}",
+                retry=Retry(max=1),
+            )
+        return max(0, missing)
+
+    def positions_available(self) -> int:
+        raw = self.client.hget(keys.stats(self.run_name), "positions")
+        return int(raw or 0)
+
+    def why_wait(self) -> str:
+        """Empty when a step may be taken; else the reason to wait for more self-play."""
+        s = self.settings
+        if self.buffer.size < s.min_replay_positions:
+            return f"waiting for {s.min_replay_positions} positions (have {self.buffer.size})"
+        budget = s.max_train_per_position * max(self.positions_available(), self.buffer.total_added)
+        if self.state.samples_trained + s.batch_size > budget:
+            return f"trained each position {s.max_train_per_position:g} times on average; waiting for new games"
+        return ""
+
+    def step(self) -> None:
+        batch = self.buffer.sample(self.settings.batch_size)
+        self.state.losses = train_step(self.model, self.optimizer, batch, self.device)
+        self.state.step += 1
+        self.state.samples_trained += self.settings.batch_size
+        s = self.settings
+        if self.state.step % s.publish_every_steps == 0:
+            self.state.version += 1
+            self.publish()
+        if self.state.step % s.checkpoint_every_steps == 0:
+            self.checkpoint()
+        if self.state.step % 10 == 0:
+            self.record_curves()
+
+    def record_curves(self) -> None:
+        if self.writer is None:
+            return
+        for name, value in self.state.losses.items():
+            self.writer.add_scalar(f"loss/{name}", value, self.state.step)
+        stats = self.client.hgetall(keys.stats(self.run_name))
+        for name in (b"games", b"positions"):
+            if name in stats:
+                self.writer.add_scalar(f"selfplay/{name.decode()}", int(stats[name]), self.state.step)
+        self.writer.add_scalar("train/version", self.state.version, self.state.step)
+        self.writer.add_scalar("train/replay_size", self.buffer.size, self.state.step)
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_beat < heartbeat.INTERVAL_S:
+            return
+        elapsed = now - self._last_beat if self._last_beat else 0.0
+        steps_per_s = (self.state.step - self._steps_at_beat) / elapsed if elapsed else 0.0
+        self._last_beat, self._steps_at_beat = now, self.state.step
+        fields = {
+            "step": self.state.step,
+            "version": self.state.version,
+            "samples_trained": self.state.samples_trained,
+            "replay_size": self.buffer.size,
+            "steps_per_s": round(steps_per_s, 2),
+            "waiting": self.state.waiting,
+            "device": str(self.device),
+            **{k: round(v, 4) for k, v in self.state.losses.items()},
+        }
+        self.client.hset(keys.trainer(self.run_name), mapping={k: str(v) for k, v in fields.items()})
+        heartbeat.beat(self.client, self.run_name, "trainer", self.pid, fields)
+
+    def close(self) -> None:
+        if self.state.step:
+            self.checkpoint()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _summary_writer(logdir: Path):  # type: ignore[no-untyped-def]
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency; a stripped install just loses the curves
+        return None
+    logdir.mkdir(parents=True, exist_ok=True)
+    return SummaryWriter(str(logdir))
+
+
+def run(
+    settings: Settings,
+    client: redis.Redis,
+    run: str,
+    run_dir: Path,
+    *,
+    device: str | None = None,
+    stop: threading.Event | None = None,
+    max_steps: int | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainerState:
+    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all."""
+    stop = stop or threading.Event()
+    trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
+    trainer.resume()
+    last_refresh = 0.0
+    try:
+        while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
+            if time.monotonic() - last_refresh > REFRESH_EVERY_S:
+                trainer.top_up_queue()
+                trainer.buffer.refresh()
+                last_refresh = time.monotonic()
+            trainer.state.waiting = trainer.why_wait()
+            if trainer.state.waiting:
+                trainer.report()
+                stop.wait(0.5)
+                last_refresh = 0.0
+                continue
+            trainer.step()
+            trainer.report()
+    finally:
+        trainer.report(force=True)
+        trainer.close()
+        log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
+    return trainer.state

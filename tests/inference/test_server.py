@@ -1,0 +1,262 @@
+"""The inference server in a thread against a real Redis, with remote clients and a local oracle."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import torch
+
+from azjobs import heartbeat, keys
+from azjobs.errors import AzjobsError
+from azjobs.games.tictactoe import TICTACTOE
+from azjobs.inference import server
+from azjobs.inference.client import InferenceClient
+from azjobs.inference.local import LocalEvaluator
+from azjobs.net import build_model, to_bytes
+from azjobs.settings import Settings
+from azjobs.storage.weights import WeightStore
+from azjobs.wire import encode_request
+
+RUN = "srv"
+SETTINGS = Settings(
+    game="tictactoe",
+    net_blocks=1,
+    net_channels=8,
+    inference_batch_size=8,
+    inference_wait_ms=5.0,
+    max_request_positions=64,
+)
+
+
+def _weights(seed: int, version: int) -> bytes:
+    torch.manual_seed(seed)
+    return to_bytes(build_model(TICTACTOE, SETTINGS), {"version": version})
+
+
+def _planes(k: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, size=(k, *TICTACTOE.planes_shape), dtype=np.uint8)
+
+
+def _assert_same(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    # Batches of other sizes may take other conv kernels: equal up to float rounding.
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32 and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, tmp_path: Path) -> WeightStore:
+    weights = WeightStore(redis_client, RUN, tmp_path, keep_in_redis=3)
+    weights.publish(1, _weights(seed=1, version=1))
+    return weights
+
+
+@contextmanager
+def serving(
+    url: str, run_dir: Path, settings: Settings = SETTINGS, max_batches: int | None = None
+) -> Iterator[list[str]]:
+    """The server running in a thread with its own connection; yields its log lines."""
+    lines: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    client = redis.Redis.from_url(url)
+
+    def target() -> None:
+        try:
+            server.run(
+                settings, client, RUN, run_dir, device="cpu", stop=stop, max_batches=max_batches, log=lines.append
+            )
+        except BaseException as e:  # handed to the test thread below
+            errors.append(e)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield lines
+    finally:
+        if max_batches is None:
+            stop.set()
+        thread.join(timeout=10)
+        client.close()
+    assert not thread.is_alive(), "server did not stop"
+    if errors:
+        raise errors[0]
+
+
+def _gpu_serve_beat(client: redis.Redis) -> dict[str, str]:
+    (beat,) = [b for b in heartbeat.read_all(client, RUN) if b["role"] == server.ROLE]
+    return beat
+
+
+def test_clients_in_threads_get_their_own_answers(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    failures: list[BaseException] = []
+    clients = [InferenceClient(redis.Redis.from_url(redis_url), RUN, client_id=f"c{i}") for i in range(3)]
+
+    def work(i: int) -> None:
+        try:
+            for step in range(4):
+                planes = _planes(1 + (i + step) % 5, seed=10 * i + step)
+                _assert_same(clients[i].evaluate(planes), oracle.evaluate(planes))
+                assert clients[i].last_version == 1
+        except BaseException as e:
+            failures.append(e)
+
+    with serving(redis_url, tmp_path):
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+    assert not failures, failures[0]
+    for c in clients:  # nothing stray left on anyone's reply list
+        assert redis_client.llen(keys.reply(RUN, c.client_id)) == 0 and c.dropped == 0
+        c.close()
+        c.redis.close()
+
+
+def test_replies_go_to_their_sender_only(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    mine = InferenceClient(redis_client, RUN, client_id="mine")
+    other = InferenceClient(redis_client, RUN, client_id="other")
+    theirs = _planes(4, seed=9)
+    their_id = other.submit(theirs)
+    with serving(redis_url, tmp_path):
+        for seed in (1, 2):
+            planes = _planes(3, seed=seed)
+            _assert_same(mine.evaluate(planes), oracle.evaluate(planes))
+        assert redis_client.llen(keys.reply(RUN, "other")) <= 1  # its own answer, nothing of mine
+        _assert_same(other.receive(their_id), oracle.evaluate(theirs))
+    assert redis_client.llen(keys.reply(RUN, "other")) == 0 and other.dropped == 0 and mine.dropped == 0
+    redis_client.rpush(keys.reply(RUN, "mine"), b"left over")
+    mine.close()  # deletes its reply list
+    assert not redis_client.exists(keys.reply(RUN, "mine"))
+    other.close()
+
+
+def test_reply_lists_expire(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    client = InferenceClient(redis_client, RUN, client_id="gone")
+    client.submit(_planes(1, seed=1))
+    with serving(redis_url, tmp_path, max_batches=1):
+        pass
+    ttl = redis_client.ttl(keys.reply(RUN, "gone"))  # nobody read it: it goes away by itself
+    assert 0 < ttl <= server.REPLY_TTL_S
+
+
+def test_malformed_requests_are_dropped_and_counted(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    requests = keys.requests(RUN)
+    redis_client.rpush(requests, b"junk", encode_request(1, "x", np.zeros((1, 2, 6, 7), np.uint8)))
+    client = InferenceClient(redis_client, RUN)
+    with serving(redis_url, tmp_path) as lines:
+        planes = _planes(4, seed=3)
+        _assert_same(client.evaluate(planes), oracle.evaluate(planes))
+        redis_client.rpush(requests, encode_request(2, "y", np.zeros((65, 2, 3, 3), np.uint8)))  # oversized
+        _assert_same(client.evaluate(planes), oracle.evaluate(planes))
+    assert _gpu_serve_beat(redis_client)["dropped"] == "3"
+    drops = [line for line in lines if "dropped a malformed request" in line]
+    assert len(drops) == 3 and all("\n" not in line for line in drops)
+
+
+def test_new_weights_are_swapped_in_between_batches(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    planes = _planes(5, seed=4)
+    client = InferenceClient(redis_client, RUN)
+    with serving(redis_url, tmp_path) as lines:
+        first = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+        _assert_same(client.evaluate(planes), first.evaluate(planes))
+        assert client.last_version == 1
+        store.publish(2, _weights(seed=2, version=2))
+        deadline = time.monotonic() + 10
+        while client.last_version != 2 and time.monotonic() < deadline:
+            got = client.evaluate(planes)
+    assert client.last_version == 2
+    _assert_same(got, LocalEvaluator.from_bytes(TICTACTOE, store.load(2)).evaluate(planes))
+    assert any("version 2" in line for line in lines)
+    assert _gpu_serve_beat(redis_client)["weights_version"] == "2"
+
+
+def test_waiting_requests_are_served_in_one_batch(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    settings = SETTINGS.replace(inference_batch_size=32, inference_wait_ms=500.0)
+    clients = [InferenceClient(redis_client, RUN, client_id=f"b{i}") for i in range(4)]
+    planes = [_planes(2 + i, seed=20 + i) for i in range(4)]
+    ids = [c.submit(p) for c, p in zip(clients, planes)]
+    with serving(redis_url, tmp_path, settings, max_batches=1):
+        pass
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    for c, p, request_id in zip(clients, planes, ids):
+        _assert_same(c.receive(request_id), oracle.evaluate(p))
+    beat = _gpu_serve_beat(redis_client)
+    assert (beat["batches"], beat["requests"], beat["positions"]) == ("1", "4", str(2 + 3 + 4 + 5))
+
+
+def test_a_lost_request_is_resent_and_answered_once(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    client = InferenceClient(redis_client, RUN, resend_after_s=0.3)
+    lost, doubled, last = _planes(3, seed=5), _planes(2, seed=6), _planes(1, seed=7)
+    lost_id = client.submit(lost)
+    assert redis_client.lpop(keys.requests(RUN)) is not None  # a server died holding it
+    doubled_id = client.submit(doubled)
+    # A request resent while a slow server still held it: both copies get answered.
+    redis_client.rpush(keys.requests(RUN), redis_client.lindex(keys.requests(RUN), -1))
+    with serving(redis_url, tmp_path):
+        _assert_same(client.receive(lost_id), oracle.evaluate(lost))
+        assert client.resent == 1
+        _assert_same(client.receive(doubled_id), oracle.evaluate(doubled))
+        _assert_same(client.evaluate(last), oracle.evaluate(last))
+    assert client.dropped == 1  # the second answer to the doubled request
+    assert redis_client.llen(keys.reply(RUN, client.client_id)) == 0
+    with pytest.raises(ValueError):
+        client.receive(doubled_id)  # already received
+
+
+def test_pipelined_requests_are_received_in_any_order(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(k, seed=30 + k) for k in (1, 2, 3)]
+    with serving(redis_url, tmp_path):
+        ids = [client.submit(p) for p in planes]
+        for request_id, p in reversed(list(zip(ids, planes))):
+            _assert_same(client.receive(request_id), oracle.evaluate(p))
+
+
+def test_server_waits_for_the_first_weights(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    client = InferenceClient(redis_client, RUN, timeout_s=10)
+    with serving(redis_url, tmp_path) as lines:
+        request_id = client.submit(_planes(1, seed=7))
+        deadline = time.monotonic() + 5
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "waiting for the first weights" in lines[0]
+        WeightStore(redis_client, RUN, tmp_path).publish(3, _weights(seed=3, version=3))
+        client.receive(request_id)
+    assert client.last_version == 3
+
+
+def test_no_server_is_a_clear_timeout(redis_client: redis.Redis) -> None:
+    client = InferenceClient(redis_client, RUN, timeout_s=0.2, resend_after_s=0.1)
+    with pytest.raises(AzjobsError, match="gpu-serve"):
+        client.evaluate(_planes(1, seed=8))
+    assert client.resent >= 1
