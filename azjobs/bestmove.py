@@ -16,7 +16,7 @@ from azjobs.search.mcts import SearchConfig, best_actions
 from azjobs.settings import Settings
 from azjobs.storage.weights import latest_file
 
-CHUNK = 256  # positions searched together when input arrives faster than one line at a time
+CHUNK = 1024  # positions searched together when input arrives faster than one line at a time
 
 
 @dataclass

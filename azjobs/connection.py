@@ -27,11 +27,13 @@ def redact(url: str) -> str:
 def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
     """A client for `url` (default: $AZJOBS_REDIS_URL, else localhost), checked with a PING."""
     url = url or os.environ.get(URL_ENV) or DEFAULT_URL
-    extra = {}
+    extra: dict[str, object] = {"health_check_interval": 30}
+    if not url.startswith("unix://"):
+        extra["socket_keepalive"] = True
     if os.environ.get(PASSWORD_ENV) and "password=" not in url and not re.search(r"://[^/]*@", url):
         extra["password"] = os.environ[PASSWORD_ENV]
     try:
-        client = redis.Redis.from_url(url, socket_keepalive=True, health_check_interval=30, **extra)
+        client = redis.Redis.from_url(url, **extra)
     except ValueError as e:
         raise AzjobsError(f"bad Redis URL {redact(url)}: {e}; write it as redis://[:PASSWORD@]HOST:PORT/DB") from None
     if check:

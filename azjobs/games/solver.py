@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from azjobs.games.base import Game
@@ -55,3 +58,52 @@ class Solver:
         actions = np.flatnonzero(self.game.legal_mask(state[None])[0])
         nexts = self.game.play(np.repeat(state[None], len(actions), axis=0), actions)
         return {int(a): nexts[i] for i, a in enumerate(actions)}
+
+
+Chooser = Callable[[list[np.ndarray]], list[int]]  # states -> the action chosen in each
+
+
+@dataclass(frozen=True)
+class OracleScore:
+    """How a player compares with perfect play on a solved game."""
+
+    positions: int  # reachable non-terminal positions asked
+    optimal: int  # of them, where the chosen move keeps the game-theoretic value
+    games_lost: int  # lines lost against every optimal reply, as either side
+    lines_played: int
+
+    @property
+    def optimal_share(self) -> float:
+        return self.optimal / max(self.positions, 1)
+
+
+def score(game: Game, choose: Chooser, solver: Solver | None = None) -> OracleScore:
+    """Ask `choose` about every reachable position, then play it against every perfect reply."""
+    solver = solver or Solver(game)
+    states = solver.reachable_states()
+    chosen = choose(states)
+    optimal = sum(a in solver.optimal_actions(s) for s, a in zip(states, chosen))
+    by_state = {s.tobytes(): a for s, a in zip(states, chosen)}
+    lost = lines = 0
+    for agent_side in (0, 1):
+        for final in _lines_against_perfect(game, solver, by_state, agent_side):
+            lines += 1
+            value = game.terminal_value(final[None])[0]
+            mover_is_agent = int(game.to_play(final[None])[0]) == agent_side
+            lost += bool((value < 0) == mover_is_agent and value != 0)
+    return OracleScore(len(states), int(optimal), lost, lines)
+
+
+def _lines_against_perfect(game: Game, solver: Solver, agent_moves: dict[bytes, int], agent_side: int):  # type: ignore[no-untyped-def]
+    """Final states of every game where the agent plays its moves and the opponent any optimal one."""
+    stack = [game.initial_state()]
+    while stack:
+        state = stack.pop()
+        if game.is_terminal(state):
+            yield state
+            continue
+        if int(game.to_play(state[None])[0]) == agent_side:
+            actions = [agent_moves[state.tobytes()]]
+        else:
+            actions = sorted(solver.optimal_actions(state))
+        stack.extend(game.play(np.repeat(state[None], len(actions), 0), np.array(actions)))

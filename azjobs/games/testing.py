@@ -37,13 +37,16 @@ def check_interface(game: Game) -> None:
     _require(start.dtype == np.int8, game, f"initial_state dtype {start.dtype} is not int8")
     _require(len(game.planes_shape) == 3, game, f"planes_shape {game.planes_shape} is not (C, H, W)")
     _require(game.num_actions > 0 and game.num_symmetries >= 1, game, "num_actions and num_symmetries must be >= 1")
-    for action in range(game.num_actions):
-        text = game.action_to_str(action)
-        _require(isinstance(text, str) and text != "", game, f"action_to_str({action}) gave {text!r}")
-        back = game.parse_action(text)
+    texts = [game.action_to_str(action) for action in range(game.num_actions)]
+    for action, text in enumerate(texts):
+        _require(isinstance(text, str) and text.strip() != "", game, f"action_to_str({action}) gave {text!r}")
+        try:
+            back = game.parse_action(text)
+        except ValueError as error:
+            raise AssertionError(f"{game.name}: parse_action({text!r}) failed for action {action}: {error}") from None
         _require(back == action, game, f"parse_action(action_to_str({action}) = {text!r}) gave {back}")
-    _require(game.parse_moves(" ".join(game.action_to_str(a) for a in range(game.num_actions)))
-             == list(range(game.num_actions)), game, "parse_moves does not read back the notation of every action")
+    _require(game.parse_moves(" ".join(texts)) == list(range(game.num_actions)), game,
+             "parse_moves does not read back the notation of every action")
 
 
 def check_random_playouts(
@@ -104,7 +107,10 @@ def _check_step(game: Game, states: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return mask, values, players
 
 
-def _check_play(game: Game, states: np.ndarray, actions: np.ndarray, players: np.ndarray, alternating: bool) -> np.ndarray:
+def _check_play(
+    game: Game, states: np.ndarray, actions: np.ndarray, players: np.ndarray, alternating: bool
+) -> np.ndarray:
+    """play: input untouched, shape and dtype kept, rows independent, turns alternating."""
     before = states.copy()
     nexts = game.play(states, actions)
     _require(np.array_equal(states, before), game, "play modified its input states")

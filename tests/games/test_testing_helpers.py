@@ -1,0 +1,110 @@
+"""The rule checks of azjobs.games.testing catch broken games (each a tic-tac-toe with one bug)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from azjobs.games.solver import Solver
+from azjobs.games.testing import check_encoding, check_random_playouts, check_symmetries
+from azjobs.games.tictactoe import TicTacToe
+
+
+class MutatesInput(TicTacToe):
+    def play(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        out = super().play(states, actions)
+        states[:] = out
+        return out.copy()
+
+
+class LegalAfterWin(TicTacToe):
+    def legal_mask(self, states: np.ndarray) -> np.ndarray:
+        return states[:, :9] == 0
+
+
+class NeverAlternates(TicTacToe):
+    def to_play(self, states: np.ndarray) -> np.ndarray:
+        return np.zeros(len(states), dtype=np.int8)
+
+
+class FloatPlanes(TicTacToe):
+    def encode(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return super().encode(states).astype(np.float32)
+
+
+class ZeroBasedNotation(TicTacToe):
+    def action_to_str(self, action: int) -> str:
+        return str(int(action))
+
+
+class Endless(TicTacToe):
+    def legal_mask(self, states: np.ndarray) -> np.ndarray:
+        return np.ones((len(states), 9), dtype=bool)
+
+    def terminal_value(self, states: np.ndarray) -> np.ndarray:
+        return np.full(len(states), np.nan, dtype=np.float32)
+
+
+class BlindPlanes(TicTacToe):
+    def encode(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty((len(states), *self.planes_shape), dtype=np.uint8) if out is None else out
+        out[:] = 0
+        return out
+
+
+class PolicyNotTurned(TicTacToe):
+    def symmetry(self, k: int, planes: np.ndarray, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return super().symmetry(k, planes, policy)[0], policy.copy()
+
+
+class NotAGroup(TicTacToe):
+    num_symmetries = 2
+
+    def symmetry(self, k: int, planes: np.ndarray, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        turned = np.roll(policy.reshape(-1, 3, 3), k, axis=-1).reshape(-1, 9)
+        return np.roll(planes, k, axis=-1), turned  # a column shift: its inverse is missing
+
+
+@pytest.fixture(scope="module")
+def positions() -> np.ndarray:
+    states = Solver(TicTacToe()).reachable_states()
+    return np.stack(states)
+
+
+@pytest.mark.parametrize(
+    ("game", "message"),
+    [
+        (MutatesInput(), "play modified its input"),
+        (LegalAfterWin(), "all False exactly in terminal states"),
+        (NeverAlternates(), "to_play does not alternate"),
+        (FloatPlanes(), "encode gave float32"),
+        (ZeroBasedNotation(), r"parse_action\('0'\) failed for action 0"),
+        (Endless(), "still going after 30 moves"),
+    ],
+)
+def test_playouts_catch_broken_rules(game: TicTacToe, message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        check_random_playouts(game, n_games=16, seed=0, max_moves=30)
+
+
+def test_encoding_check_catches_planes_that_hide_the_rules(positions: np.ndarray) -> None:
+    check_encoding(TicTacToe(), positions)
+    check_encoding(BlindPlanes(), positions, rules_follow_planes=False)
+    with pytest.raises(AssertionError, match="same planes differ in legal moves"):
+        check_encoding(BlindPlanes(), positions)
+
+
+def test_symmetry_check_catches_a_policy_left_unturned(positions: np.ndarray) -> None:
+    with pytest.raises(AssertionError, match="other legal moves"):
+        check_symmetries(PolicyNotTurned(), positions, seed=0)
+
+
+def test_symmetry_check_catches_a_missing_inverse(positions: np.ndarray) -> None:
+    with pytest.raises(AssertionError, match="no symmetry undoes symmetry 1"):
+        check_symmetries(NotAGroup(), positions, seed=0)
+
+
+def test_closed_symmetry_check_demands_every_image(positions: np.ndarray) -> None:
+    assert check_symmetries(TicTacToe(), positions, seed=0, closed=True) == 8 * len(positions)
+    with pytest.raises(AssertionError, match="outside the given set"):
+        check_symmetries(TicTacToe(), positions[:100], seed=0, closed=True)

@@ -1,0 +1,101 @@
+"""The whole system, as a user starts it: local mode learns tic-tac-toe; separate processes cooperate."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from azjobs import bestmove, keys
+from azjobs.games import get_game
+from azjobs.games.solver import score
+from azjobs.storage.replay import list_shards
+from azjobs.storage.weights import versions_in
+
+AZJOBS = [sys.executable, "-m", "azjobs"]
+
+
+def agent_score(run_dir: Path, sims: int):  # type: ignore[no-untyped-def]
+    agent = bestmove.load_agent(run_dir)
+    game = agent.game
+    return score(game, lambda states: [game.parse_action(m) for m in bestmove.choose(agent, states, sims)])
+
+
+@pytest.mark.slow
+def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "ttt"
+    done = subprocess.run(
+        [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "2", "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    first_version = versions_in(run_dir / "weights")[-1]
+    assert first_version >= 3
+
+    result = agent_score(run_dir, sims=50)
+    assert result.positions == 4520
+    # A random player is optimal in 57% of positions and loses 119 of 136 lines.
+    assert result.optimal_share >= 0.95, result
+    assert result.games_lost == 0, result
+
+    again = subprocess.run(
+        [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "0.4", "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resumed from" in (run_dir / "logs" / "trainer.log").read_text()
+    assert versions_in(run_dir / "weights")[-1] > first_version
+
+
+def _start(args: list[str], url: str, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, AZJOBS_REDIS_URL=url)
+    return subprocess.Popen([*AZJOBS, *args], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
+    run_dir = tmp_path / "storage" / "sep"
+    common = ["--run-dir", str(run_dir)]
+    # The roles that read the run start first and wait for the trainer to create it.
+    workers = [_start(["worker", *common], redis_url, tmp_path / f"worker{i}.log") for i in range(2)]
+    server = _start(["gpu-serve", *common], redis_url, tmp_path / "serve.log")
+    trainer = _start(
+        ["train", *common, "--game", "tictactoe", "--max-steps", "120", "--publish-every-steps", "40",
+         "--min-replay-positions", "500", "--games-per-job", "32"],
+        redis_url, tmp_path / "train.log",
+    )
+    try:
+        assert trainer.wait(timeout=400) == 0, (tmp_path / "train.log").read_text()[-2000:]
+    finally:
+        for p in (*workers, server):
+            p.terminate()
+        for p in (*workers, server):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    assert "waiting for run 'sep' to be created" in (tmp_path / "serve.log").read_text()
+    assert versions_in(run_dir / "weights") == [1, 2, 3, 4]
+    client = redis.Redis.from_url(redis_url)
+    shards = list_shards(client, "sep")
+    assert shards and all((run_dir / "replay" / s.name).exists() for s in shards)
+    assert int(client.hget(keys.stats("sep"), "positions")) == sum(s.positions for s in shards)
+    assert int(client.get(keys.weights_latest("sep"))) == 4
+    roles = {m.decode().split(":")[0] for m in client.smembers(keys.processes("sep"))}
+    assert roles == {"worker", "gpu-serve", "trainer"}
+    workers_seen = [m for m in client.smembers(keys.processes("sep")) if m.startswith(b"worker:")]
+    assert len(workers_seen) == 2
+    queue = Queue(keys.selfplay_queue("sep"), connection=client, serializer=JSONSerializer)
+    finished = queue.finished_job_registry.get_job_ids()
+    assert finished
+    summary = queue.fetch_job(finished[0]).return_value()
+    assert summary["games"] == 32 and summary["positions"] >= 5 * 32
+    for line in (tmp_path / "serve.log").read_text().splitlines():
+        assert "Traceback" not in line
