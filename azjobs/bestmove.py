@@ -36,7 +36,10 @@ def load_agent(run_dir: Path, device: str = "cpu") -> Agent:
     if found is None:
         raise AzjobsError(f"run {run_dir} has no published weights yet: train it first (azjobs run or azjobs train)")
     version, path = found
-    game = get_game(settings.game)
+    try:
+        game = get_game(settings.game)
+    except ValueError as e:  # settings.toml edited by hand, or a game this install lacks
+        raise AzjobsError(f"run {run_dir}: {e}") from None
     return Agent(game, settings, LocalEvaluator.from_bytes(game, path.read_bytes(), device=device), version)
 
 

@@ -20,7 +20,8 @@ PASSWORD_ENV = "AZJOBS_REDIS_PASSWORD"
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ***."""
-    url = re.sub(r"(://[^:@/]*:)[^@]*@", r"\1***@", url)
+    # Up to the last @ of the host part: a raw @ inside the password must not leak its tail.
+    url = re.sub(r"(://[^:@/]*:)[^/?#]*@", r"\1***@", url)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
@@ -46,16 +47,23 @@ def ping(client: redis.Redis, url: str) -> None:
     try:
         client.ping()
     except redis.AuthenticationError:
+        # redis-py raises AuthenticationError for NOAUTH too: tell "none given" from "wrong one".
+        if not client.connection_pool.connection_kwargs.get("password"):
+            raise AzjobsError(_needs_password(shown)) from None
         raise AzjobsError(
             f"Redis at {shown} refused the password: put the right one in the URL or in ${PASSWORD_ENV}"
         ) from None
     except redis.ResponseError as e:
         if "NOAUTH" in str(e) or "AUTH" in str(e).upper():
-            raise AzjobsError(
-                f"Redis at {shown} needs a password: give it in the URL (redis://:PASSWORD@host:port/0) or in ${PASSWORD_ENV}"
-            ) from None
+            raise AzjobsError(_needs_password(shown)) from None
         raise AzjobsError(f"Redis at {shown} answered with an error: {e}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
         raise AzjobsError(
             f"cannot reach Redis at {shown} ({e.__class__.__name__}): start it, or pass --redis-url / set ${URL_ENV}"
         ) from None
+
+
+def _needs_password(shown: str) -> str:
+    return (
+        f"Redis at {shown} needs a password: give it in the URL (redis://:PASSWORD@host:port/0) or in ${PASSWORD_ENV}"
+    )

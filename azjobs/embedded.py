@@ -71,7 +71,6 @@ def start(
     port: int | None = None,
     bind: str = "127.0.0.1",
     password: str | None = None,
-    data_dir: Path | None = None,
     unix_socket: bool = True,
     timeout_s: float = 20.0,
 ) -> EmbeddedRedis:
@@ -79,13 +78,10 @@ def start(
 
     With `unix_socket` (the default) it listens on a socket in a fresh temporary folder
     and on no TCP port, so it can never collide with, or touch, another Redis.
-    With `data_dir` it keeps an RDB snapshot there; otherwise it keeps nothing on disk.
+    It keeps nothing on disk: everything lasting lives on the storage root.
     """
     workdir = Path(tempfile.mkdtemp(prefix="azjobs-redis-"))
-    args = [redis_server_binary(), "--save", "", "--appendonly", "no", "--dir", str(data_dir or workdir)]
-    if data_dir is not None:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        args[2] = "60 1"
+    args = [redis_server_binary(), "--save", "", "--appendonly", "no", "--dir", str(workdir)]
     if unix_socket:
         sock = workdir / "redis.sock"
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from rich.console import Console
 from rich.live import Live
 
@@ -109,23 +110,21 @@ def run(
         server.stop()
 
 
-def _watch(client, run_name: str, children: list[Child], minutes: float, console: Console) -> status.Snapshot:  # type: ignore[no-untyped-def]
+def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float, console: Console) -> status.Snapshot:
     started = time.monotonic()
     end = started + minutes * 60
-    first = previous = snap = status.collect(client, run_name)
+    first = snap = status.collect(client, run_name)
     try:
-        with Live(status.render(snap), console=console, refresh_per_second=1, transient=False) as live:
+        with Live(status.render(snap), console=console, refresh_per_second=1) as live:
             while time.monotonic() < end:
                 time.sleep(1.0)
                 dead = [c.role for c in children if c.process.poll() is not None]
                 if dead:
                     raise AzjobsError(f"{', '.join(dead)} exited early; see its log in the run's logs/ folder")
                 snap = status.collect(client, run_name)
-                left = end - time.monotonic()
-                title = f"azjobs run {run_name}: {(time.monotonic() - started) / 60:.1f} min, {max(0, left) / 60:.1f} min left (Ctrl-C stops)"
-                live.update(status.render(snap, title=title, previous=previous if snap.time - previous.time > 1 else first))
-                if snap.time - previous.time >= 10:
-                    previous = snap
+                elapsed, left = (time.monotonic() - started) / 60, max(0.0, end - time.monotonic()) / 60
+                title = f"azjobs run {run_name}: {elapsed:.1f} min, {left:.1f} min left (Ctrl-C stops)"
+                live.update(status.render(snap, title=title, previous=first))
     except KeyboardInterrupt:
         console.print("stopping (Ctrl-C)...")
     return snap

@@ -64,6 +64,19 @@ class Settings:
     max_train_per_position: float = 4.0  # mean times each position is trained on
     weights_kept_in_redis: int = 5
 
+    def __post_init__(self) -> None:
+        positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "inference_batch_size",
+                    "max_request_positions", "replay_buffer_size", "batch_size", "publish_every_steps",
+                    "checkpoint_every_steps", "weights_kept_in_redis", "weight_sync_interval")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        if self.min_replay_positions > self.replay_buffer_size:
+            raise SettingsError(
+                f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "
+                f"({self.replay_buffer_size}): the trainer would wait forever; lower it or raise the buffer"
+            )
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -141,9 +154,14 @@ def _convert(name: str, value: Any, source: str) -> Any:
 
 
 def game_defaults(game: str) -> dict[str, Any]:
+    """The game's own defaults; SettingsError naming the known games if there is no such game."""
     from azjobs.games import get_game
 
-    return dict(get_game(game).default_settings)
+    try:
+        found = get_game(game)
+    except ValueError as e:  # get_game's message already names the known games
+        raise SettingsError(f"setting game: {e}") from None
+    return dict(found.default_settings)
 
 
 def resolve(

@@ -58,6 +58,7 @@ class ConnectFour(Game):
         "num_simulations": 100,
         "dirichlet_alpha": 1.0,
         "temperature_moves": 10,
+        "publish_every_steps": 50,
     }
 
     def initial_state(self) -> np.ndarray:

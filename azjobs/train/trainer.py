@@ -74,11 +74,12 @@ def train_step(
     optimizer.step()
     # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
     entropy = -(policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1).mean()
+    # .item(): float() of a tensor that requires grad raises a UserWarning in recent torch.
     return {
-        "loss": float(loss),
-        "policy_loss": float(policy_loss),
-        "value_loss": float(value_loss),
-        "policy_kl": float(policy_loss - entropy),
+        "loss": loss.item(),
+        "policy_loss": policy_loss.item(),
+        "value_loss": value_loss.item(),
+        "policy_kl": (policy_loss - entropy).item(),
     }
 
 
@@ -121,7 +122,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Restore the newest checkpoint (or start fresh) and make sure its weights are published."""
-        info = load_latest_checkpoint(self.run_dir, self.model, self.optimizer)
+        info = load_latest_checkpoint(self.run_dir, self.model, self.optimizer, log=self.log)
         if info is not None:
             self.state.step, self.state.version = info.step, info.version
             self.state.samples_trained = int(info.extra.get("samples_trained", 0))

@@ -1,0 +1,128 @@
+"""Connecting to a run's Redis: passwords never shown, and one-line errors a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from azjobs import embedded
+from azjobs.connection import PASSWORD_ENV, URL_ENV, connect, redact
+from azjobs.errors import AzjobsError
+
+PASSWORD = "s3cret-Pw"
+
+
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[embedded.EmbeddedRedis]:
+    """A second redis-server on a TCP port that wants PASSWORD."""
+    server = embedded.start(password=PASSWORD, unix_socket=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_azjobs_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+
+
+def host_port(server: embedded.EmbeddedRedis) -> str:
+    return server.url.rsplit("@", 1)[1].split("/")[0]  # "127.0.0.1:PORT"
+
+
+def error_of(url: str | None) -> str:
+    with pytest.raises(AzjobsError) as caught:
+        connect(url)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+        ("redis://user:pw@h/0", "redis://user:***@h/0"),
+        ("rediss://:pw@h:6380/2", "rediss://:***@h:6380/2"),
+        ("unix:///tmp/r.sock?password=pw", "unix:///tmp/r.sock?password=***"),
+        ("unix:///tmp/r.sock?db=1&password=pw&x=2", "unix:///tmp/r.sock?db=1&password=***&x=2"),
+        ("redis://:p@ss@h:1/0", "redis://:***@h:1/0"),  # a raw @ in the password hides all of it
+        ("redis://h:1/0", "redis://h:1/0"),
+        ("redis://h:1/0?x=a@b", "redis://h:1/0?x=a@b"),
+    ],
+)
+def test_redact_hides_every_password(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_connect_reaches_a_running_server(redis_url: str) -> None:
+    client = connect(redis_url)
+    assert client.ping() is True
+
+
+def test_url_from_environment(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(URL_ENV, redis_url)
+    assert connect().ping() is True
+
+
+def test_closed_port_says_how_to_fix_it() -> None:
+    port = embedded.free_port()  # bound and released: nothing listens there
+    message = error_of(f"redis://:{PASSWORD}@127.0.0.1:{port}/0")
+    assert message.startswith(f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0")
+    assert "--redis-url" in message and URL_ENV in message
+    assert PASSWORD not in message
+
+
+def test_malformed_url_is_named_without_its_password() -> None:
+    message = error_of(f"http://:{PASSWORD}@127.0.0.1:1/0")
+    assert message.startswith("bad Redis URL http://:***@127.0.0.1:1/0")
+    assert "redis://[:PASSWORD@]HOST:PORT/DB" in message
+    assert PASSWORD not in message
+
+
+def test_check_false_does_not_ping() -> None:
+    port = embedded.free_port()
+    client = connect(f"redis://127.0.0.1:{port}/0", check=False)
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+
+
+def test_right_password_in_url(password_server: embedded.EmbeddedRedis) -> None:
+    assert connect(password_server.url).ping() is True
+
+
+def test_wrong_password_is_refused(password_server: embedded.EmbeddedRedis) -> None:
+    message = error_of(f"redis://:wrong-{PASSWORD}@{host_port(password_server)}/0")
+    assert "refused the password" in message and PASSWORD_ENV in message
+    assert "redis://:***@" in message and PASSWORD not in message
+
+
+def test_wrong_user_password_pair_is_refused(password_server: embedded.EmbeddedRedis) -> None:
+    message = error_of(f"redis://default:nope@{host_port(password_server)}/0")
+    assert "refused the password" in message and "nope" not in message
+
+
+def test_missing_password_says_one_is_needed(password_server: embedded.EmbeddedRedis) -> None:
+    message = error_of(f"redis://{host_port(password_server)}/0")
+    assert "needs a password" in message
+    assert "redis://:PASSWORD@host:port/0" in message and PASSWORD_ENV in message
+
+
+def test_password_from_environment(password_server: embedded.EmbeddedRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"redis://{host_port(password_server)}/0"
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    assert connect(url).ping() is True
+    monkeypatch.setenv(PASSWORD_ENV, "not-it")
+    message = error_of(url)
+    assert "refused the password" in message and "not-it" not in message
+
+
+def test_password_in_url_wins_over_environment(
+    password_server: embedded.EmbeddedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "not-it")
+    assert connect(password_server.url).ping() is True

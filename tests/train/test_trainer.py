@@ -1,0 +1,299 @@
+"""The trainer daemon against a real Redis: schedule, waiting for data, budget, resuming, and learning."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from azjobs import keys
+from azjobs.cli import main
+from azjobs.games import get_game
+from azjobs.inference.local import LocalEvaluator
+from azjobs.net import read_metadata
+from azjobs.search.selfplay import play_games
+from azjobs.settings import Settings
+from azjobs.storage.checkpoints import checkpoint_paths
+from azjobs.storage.replay import list_shards, register_shard, shard_names
+from azjobs.storage.shards import ShardInfo, write_shard
+from azjobs.storage.weights import WeightStore, versions_in
+from azjobs.train import trainer
+from azjobs.train.trainer import SELFPLAY_JOB, Trainer, TrainerState
+
+GAME = get_game("tictactoe")
+SETTINGS = Settings(
+    game="tictactoe",
+    net_blocks=1,
+    net_channels=8,
+    num_simulations=8,
+    temperature_moves=9,
+    batch_size=16,
+    learning_rate=1e-2,
+    min_replay_positions=100,
+    replay_buffer_size=5_000,
+    publish_every_steps=3,
+    checkpoint_every_steps=5,
+    selfplay_queue_depth=3,
+    max_train_per_position=100.0,
+    weights_kept_in_redis=2,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks gain nothing from threads, and spinning threads crawl on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class StopWhenWaiting(threading.Event):
+    """A stop event that the trainer's first wait for data sets: run() returns instead of polling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        self.set()
+        return True
+
+
+def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((len(planes), GAME.num_actions), np.float32), np.zeros(len(planes), np.float32)
+
+
+def add_shard(client: redis.Redis, run_dir: Path, seed: int, games: int = 48) -> ShardInfo:
+    """Self-play games of a know-nothing evaluator, written and registered as a worker would."""
+    records = play_games(GAME, SETTINGS, uniform, games, np.random.default_rng(seed))
+    info = write_shard(run_dir / "replay", records, game=GAME.name, job_id=f"prep-{seed}", worker="test",
+                       planes_shape=GAME.planes_shape, num_actions=GAME.num_actions)
+    register_shard(client, run_dir.name, info)
+    return info
+
+
+def train(
+    client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS, **kwargs: object
+) -> tuple[TrainerState, list[str]]:
+    logs: list[str] = []
+    state = trainer.run(settings, client, run_dir.name, run_dir, device="cpu", log=logs.append, **kwargs)
+    return state, logs
+
+
+def published_steps(client: redis.Redis, run_dir: Path) -> dict[int, int]:
+    """Weights version -> the training step it was published at (from its metadata)."""
+    store = WeightStore(client, run_dir.name, run_dir)
+    return {v: int(read_metadata(store.load(v))["step"]) for v in versions_in(run_dir / "weights")}
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    return [int(p.stem.split("-")[1]) for p in checkpoint_paths(run_dir)]
+
+
+def queued_jobs(client: redis.Redis, run: str) -> list[list]:
+    queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
+    return [json.loads(zlib.decompress(client.hget(Job.key_for(i), "data"))) for i in queue.job_ids]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path / "tr"
+
+
+def test_publishes_checkpoints_and_queues_on_schedule(redis_client: redis.Redis, run_dir: Path) -> None:
+    add_shard(redis_client, run_dir, seed=0)
+    state, logs = train(redis_client, run_dir, max_steps=10)
+
+    assert (state.step, state.version, state.samples_trained) == (10, 4, 10 * SETTINGS.batch_size)
+    assert published_steps(redis_client, run_dir) == {1: 0, 2: 3, 3: 6, 4: 9}
+    assert int(redis_client.get(keys.weights_latest(run_dir.name))) == 4
+    assert redis_client.zrange(keys.weights_versions(run_dir.name), 0, -1) == [b"3", b"4"]  # 2 kept in Redis
+    assert checkpoint_steps(run_dir) == [5, 10]
+    assert LocalEvaluator.from_bytes(GAME, WeightStore(redis_client, run_dir.name, run_dir).load(4)).version == 4
+    # The self-play queue was topped up with JSON jobs, each with its own seed.
+    run = run_dir.name
+    assert queued_jobs(redis_client, run) == [[SELFPLAY_JOB, None, [run, seed], {}] for seed in (1, 2, 3)]
+    # Progress for `azjobs status`.
+    progress = {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.trainer(run)).items()}
+    assert (progress["step"], progress["version"], progress["waiting"]) == ("10", "4", "")
+    assert progress["samples_trained"] == str(10 * SETTINGS.batch_size)
+    for name in ("loss", "policy_loss", "value_loss", "policy_kl"):
+        assert math.isfinite(state.losses[name]) and math.isfinite(float(progress[name]))
+    assert state.losses["policy_kl"] >= -1e-4  # cross-entropy never falls below the target's entropy
+    assert any(m.startswith(b"trainer:") for m in redis_client.smembers(keys.processes(run)))
+    assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+    assert logs[-1] == "trainer: stopped at step 10, version 4"
+
+
+def test_queue_is_topped_up_not_overfilled(redis_client: redis.Redis, run_dir: Path) -> None:
+    add_shard(redis_client, run_dir, seed=0)
+    train(redis_client, run_dir, max_steps=2)
+    train(redis_client, run_dir, max_steps=4)
+    assert [job[2][1] for job in queued_jobs(redis_client, run_dir.name)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("shards", [0, 1])
+def test_waits_for_enough_positions(redis_client: redis.Redis, run_dir: Path, shards: int) -> None:
+    have = sum(add_shard(redis_client, run_dir, seed=i).positions for i in range(shards))
+    settings = SETTINGS.replace(min_replay_positions=have + 1)
+    stop = StopWhenWaiting()
+    state, _ = train(redis_client, run_dir, settings, stop=stop, max_steps=50)
+
+    assert stop.waits == 1 and state.step == 0
+    assert state.waiting == f"waiting for {have + 1} positions (have {have})"
+    progress = redis_client.hgetall(keys.trainer(run_dir.name))
+    assert progress[b"waiting"].decode() == state.waiting and progress[b"step"] == b"0"
+    assert versions_in(run_dir / "weights") == [1]  # the first version, for the workers to start with
+    assert checkpoint_paths(run_dir) == []
+    assert len(queued_jobs(redis_client, run_dir.name)) == SETTINGS.selfplay_queue_depth  # self-play asked for
+
+
+def test_trains_each_position_at_most_its_budget(redis_client: redis.Redis, run_dir: Path) -> None:
+    settings = SETTINGS.replace(max_train_per_position=1.0)
+    batch = settings.batch_size
+    first = add_shard(redis_client, run_dir, seed=0).positions
+    stop = StopWhenWaiting()
+    state, _ = train(redis_client, run_dir, settings, stop=stop, max_steps=1_000)
+
+    assert stop.waits == 1
+    assert state.samples_trained == state.step * batch == (first // batch) * batch  # all of the budget, no more
+    assert state.waiting == "trained each position 1 times on average; waiting for new games"
+
+    # New games raise the budget; a resumed trainer spends only the new part of it.
+    second = add_shard(redis_client, run_dir, seed=1).positions
+    state, logs = train(redis_client, run_dir, settings, stop=StopWhenWaiting(), max_steps=1_000)
+    assert any(line.startswith("trainer: resumed from ") for line in logs)
+    assert state.samples_trained == state.step * batch == ((first + second) // batch) * batch
+    assert state.samples_trained <= settings.max_train_per_position * (first + second)
+
+
+def test_resumes_from_its_checkpoint(redis_client: redis.Redis, run_dir: Path) -> None:
+    add_shard(redis_client, run_dir, seed=0)
+    train(redis_client, run_dir, max_steps=7)
+    assert checkpoint_steps(run_dir) == [5, 7]  # the scheduled one and the one on exit
+
+    state, logs = train(redis_client, run_dir, max_steps=7)  # nothing left to do: nothing changes
+    assert state.step == 7 and state.version == 3
+    assert "trainer: resumed from ckpt-000000007.safetensors (step 7, version 3)" in logs
+
+    state, logs = train(redis_client, run_dir, max_steps=12)
+    assert (state.step, state.version, state.samples_trained) == (12, 5, 12 * SETTINGS.batch_size)
+    assert published_steps(redis_client, run_dir) == {1: 0, 2: 3, 3: 6, 4: 9, 5: 12}
+    meta = read_metadata(WeightStore(redis_client, run_dir.name, run_dir).load(5))
+    assert meta["samples_trained"] == str(12 * SETTINGS.batch_size)
+    assert checkpoint_steps(run_dir)[-1] == 12
+
+
+def test_lost_checkpoint_never_lowers_the_version(redis_client: redis.Redis, run_dir: Path) -> None:
+    """A trainer killed after publishing but before its next checkpoint: versions still only go up."""
+    add_shard(redis_client, run_dir, seed=0)
+    train(redis_client, run_dir, max_steps=7)  # v3 published at step 6; checkpoints at 5 (v2) and 7
+    newest = checkpoint_paths(run_dir)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # torn: as if the disk filled up while writing it
+
+    state, logs = train(redis_client, run_dir, max_steps=9)
+    assert any(line.startswith(f"warning: checkpoint {newest} is unreadable") for line in logs)
+    assert "trainer: resumed from ckpt-000000005.safetensors (step 5, version 2)" in logs
+    # Steps 6..9 again; step 6 publishes v4 (not a second v3), step 9 v5.
+    assert (state.step, state.version) == (9, 5)
+    assert published_steps(redis_client, run_dir) == {1: 0, 2: 3, 3: 6, 4: 6, 5: 9}
+    assert int(redis_client.get(keys.weights_latest(run_dir.name))) == 5
+
+
+def test_restores_the_shard_index_after_redis_lost_it(redis_client: redis.Redis, run_dir: Path) -> None:
+    infos = [add_shard(redis_client, run_dir, seed=i) for i in range(2)]
+    train(redis_client, run_dir, max_steps=3)
+    redis_client.flushall()  # Redis restarted without its data
+
+    state, logs = train(redis_client, run_dir, max_steps=6)
+    assert "trainer: restored 2 replay shards into the Redis index from the storage root" in logs
+    assert [s.name for s in list_shards(redis_client, run_dir.name)] == shard_names(run_dir / "replay")
+    stats = redis_client.hgetall(keys.stats(run_dir.name))
+    assert int(stats[b"positions"]) == sum(i.positions for i in infos) and int(stats[b"shards"]) == 2
+    # The weights came back from the storage root too, and the versions went on from there.
+    assert (state.step, state.version) == (6, 3)
+    assert int(redis_client.get(keys.weights_latest(run_dir.name))) == 3
+    assert versions_in(run_dir / "weights") == [1, 2, 3]
+
+
+def _full_data_losses(t: Trainer) -> tuple[float, float]:
+    """Policy cross-entropy over every position in the window, and the policy mass on occupied cells."""
+    n = t.buffer.size
+    planes = torch.from_numpy(t.buffer.planes[:n])  # [N, 2, 3, 3]
+    target = torch.from_numpy(t.buffer.policy[:n])  # [N, 9]
+    t.model.eval()
+    with torch.no_grad():
+        logits, _ = t.model(planes)
+    occupied = planes.reshape(n, 2, 9).sum(dim=1) > 0  # [N, 9]
+    probs = F.softmax(logits, dim=1)
+    cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    return float(cross_entropy), float((probs * occupied).sum(dim=1).mean())
+
+
+def test_policy_loss_falls_on_a_fixed_dataset(redis_client: redis.Redis, run_dir: Path) -> None:
+    """A real learning signal: the network learns that occupied cells are never searched."""
+    for seed in range(2):
+        add_shard(redis_client, run_dir, seed=seed, games=64)
+    settings = SETTINGS.replace(batch_size=64, publish_every_steps=1_000, checkpoint_every_steps=1_000)
+    t = Trainer(settings, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+    t.buffer.refresh()
+    loss_before, illegal_before = _full_data_losses(t)
+    losses = []
+    for _ in range(100):
+        t.step()
+        assert all(math.isfinite(v) for v in t.state.losses.values())
+        losses.append(t.state.losses["policy_loss"])
+    t.close()
+    loss_after, illegal_after = _full_data_losses(t)
+
+    assert loss_after < loss_before - 0.2, (loss_before, loss_after)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.2
+    assert illegal_after < illegal_before / 3, (illegal_before, illegal_after)
+
+
+@pytest.fixture
+def keep_signal_handlers() -> Iterator[None]:
+    """`azjobs train` installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def test_train_command_creates_and_then_keeps_the_run(
+    redis_client: redis.Redis, redis_url: str, run_dir: Path, keep_signal_handlers: None
+) -> None:
+    add_shard(redis_client, run_dir, seed=0)
+    flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",
+             "--net-channels", "8", "--batch-size", "16", "--min-replay-positions", "100",
+             "--publish-every-steps", "2", "--max-steps", "4"]
+    first = CliRunner().invoke(main, flags)
+    assert first.exit_code == 0, first.output
+    assert versions_in(run_dir / "weights") == [1, 2, 3]
+    assert (run_dir / "settings.toml").exists()
+
+    again = CliRunner().invoke(main, [*flags, "--batch-size", "32"])
+    assert again.exit_code == 0, again.output
+    assert "run tr exists: using its stored settings" in again.stderr
+    stored = Settings.from_json(redis_client.get(keys.settings("tr")))
+    assert stored.batch_size == 16 and stored.net_channels == 8
