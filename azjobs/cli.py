@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from azjobs import __version__
-from azjobs.connection import URL_ENV, connect
+from azjobs.connection import URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
 from azjobs.settings import DOCS, FIELD_TYPES, Settings, SettingsError
 
@@ -115,6 +115,16 @@ def set_threads(threads: int | None) -> None:
 
 def run_name(run_dir: Path) -> str:
     return Path(run_dir).resolve().name
+
+
+def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
+    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis)."""
+    from azjobs.local import LOCAL_URL_FILE
+
+    local_url = Path(run_dir) / LOCAL_URL_FILE if run_dir is not None else None
+    if redis_url is None and local_url is not None and local_url.exists():
+        return local_url.read_text().strip()
+    return redis_url
 
 
 def join_run(redis_url: str | None, run_dir: Path):  # type: ignore[no-untyped-def]
@@ -215,12 +225,8 @@ def status_cmd(redis_url: str | None, run_dir: Path, as_json: bool, watch: bool)
     from rich.live import Live
 
     from azjobs import status
-    from azjobs.local import LOCAL_URL_FILE
 
-    local_url = Path(run_dir) / LOCAL_URL_FILE
-    if redis_url is None and local_url.exists():
-        redis_url = local_url.read_text().strip()  # a running `azjobs run` on this folder
-    client = connect(redis_url)
+    client = connect(url_for(redis_url, run_dir))
     name = run_name(run_dir)
     snap = status.collect(client, name)
     if as_json:
@@ -236,6 +242,25 @@ def status_cmd(redis_url: str | None, run_dir: Path, as_json: bool, watch: bool)
                 live.update(status.render(status.collect(client, name), previous=snap))
         except KeyboardInterrupt:
             pass
+
+
+@main.command("dashboard")
+@redis_url_option
+@run_dir_option(required=False)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to serve on (0.0.0.0: the LAN).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9181, show_default=True)
+def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: int) -> None:
+    """rq-dashboard on the run's Redis: queues, jobs (JSON) and workers.
+
+    With only --run-dir of a running `azjobs run`, it shows that run's embedded Redis.
+    """
+    from azjobs import dashboard
+    from azjobs.connection import effective_url
+
+    url = effective_url(url_for(redis_url, run_dir))
+    connect(url)  # a clear one-line error before the web server starts
+    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/", err=True)
+    dashboard.run(url, bind=bind, port=port)
 
 
 @main.command("bestmove")

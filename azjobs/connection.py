@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 
 import redis
 
@@ -25,14 +26,23 @@ def redact(url: str) -> str:
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
-def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
-    """A client for `url` (default: $AZJOBS_REDIS_URL, else localhost), checked with a PING."""
+def effective_url(url: str | None = None) -> str:
+    """`url` (default: $AZJOBS_REDIS_URL, else localhost) with $AZJOBS_REDIS_PASSWORD put in if it has none."""
     url = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    password = os.environ.get(PASSWORD_ENV)
+    if not password or "password=" in url or re.search(r"://[^/]*@", url):
+        return url
+    if url.startswith("unix://"):
+        return f"{url}{'&' if '?' in url else '?'}password={quote(password, safe='')}"
+    return url.replace("://", f"://:{quote(password, safe='')}@", 1)
+
+
+def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
+    """A client for `effective_url(url)`, checked with a PING."""
+    url = effective_url(url)
     extra: dict[str, object] = {"health_check_interval": 30}
     if not url.startswith("unix://"):
         extra["socket_keepalive"] = True
-    if os.environ.get(PASSWORD_ENV) and "password=" not in url and not re.search(r"://[^/]*@", url):
-        extra["password"] = os.environ[PASSWORD_ENV]
     try:
         client = redis.Redis.from_url(url, **extra)
     except ValueError as e:

@@ -37,3 +37,29 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny test networks gain nothing from threads, and spinning threads crawl on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+PASSWORD = "s3cret-Pw"
+
+
+@pytest.fixture(scope="session")
+def password_server() -> Iterator[embedded.EmbeddedRedis]:
+    """A second redis-server, on a TCP port, that wants PASSWORD."""
+    server = embedded.start(password=PASSWORD, unix_socket=False)
+    try:
+        yield server
+    finally:
+        server.stop()

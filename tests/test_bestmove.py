@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +33,6 @@ LINES = [
     ("  5 1  ", None),
     ("x", "error: line 10: 'x': 'x' is not a cell; write 1-9, row by row from the top left"),
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def publish_to_disk(run_dir: Path, version: int) -> None:

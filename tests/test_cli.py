@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from azjobs.cli import main
 from azjobs.connection import PASSWORD_ENV, URL_ENV
 from azjobs.settings import FIELD_TYPES, ENV_PREFIX
 
-PASSWORD = "cli-s3cret"
+PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
 AZJOBS = [sys.executable, "-m", "azjobs"]
 
 
@@ -26,15 +25,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture(scope="module")
-def password_server() -> Iterator[embedded.EmbeddedRedis]:
-    server = embedded.start(password=PASSWORD, unix_socket=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def closed_url(password: str | None = None) -> str:

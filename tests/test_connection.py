@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -11,17 +10,7 @@ from azjobs import embedded
 from azjobs.connection import PASSWORD_ENV, URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
 
-PASSWORD = "s3cret-Pw"
-
-
-@pytest.fixture(scope="module")
-def password_server() -> Iterator[embedded.EmbeddedRedis]:
-    """A second redis-server on a TCP port that wants PASSWORD."""
-    server = embedded.start(password=PASSWORD, unix_socket=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
 
 
 @pytest.fixture(autouse=True)

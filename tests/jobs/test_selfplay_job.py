@@ -56,17 +56,6 @@ def keep_signal_handlers() -> Iterator[None]:
         context.install(None)  # type: ignore[arg-type]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks gain nothing from threads, and spinning threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def weights(version: int, seed: int) -> bytes:
     torch.manual_seed(seed)
     return to_bytes(build_model(GAME, SETTINGS), {"version": version, "game": GAME.name})

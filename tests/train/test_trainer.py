@@ -53,17 +53,6 @@ SETTINGS = Settings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny networks gain nothing from threads, and spinning threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class StopWhenWaiting(threading.Event):
     """A stop event that the trainer's first wait for data sets: run() returns instead of polling."""
 

@@ -1,0 +1,35 @@
+"""`azjobs dashboard`: rq-dashboard on the run's Redis, set up for azjobs' JSON jobs.
+
+rq-dashboard's `-j` reads jobs with the JSON serializer, but its workers view (0.9.0)
+lists workers with RQ's default serializer, so a worker busy with a JSON job breaks the
+page. We hand it a Worker class that lists workers with the JSON serializer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rq
+from rq.serializers import JSONSerializer
+
+
+class JsonWorker(rq.Worker):
+    """rq's Worker, listed with the serializer azjobs' jobs use."""
+
+    @classmethod
+    def all(cls, *args: Any, **kwargs: Any) -> list:  # type: ignore[override]
+        kwargs.setdefault("serializer", JSONSerializer)
+        return super().all(*args, **kwargs)
+
+
+def run(redis_url: str, *, bind: str = "127.0.0.1", port: int = 9181) -> None:
+    """Serve rq-dashboard until interrupted (the URL stays in-process: no password on a command line)."""
+    from rq_dashboard import cli as dashboard_cli
+    from rq_dashboard import web
+
+    web.Worker = JsonWorker
+    dashboard_cli.run.main(
+        args=["--redis-url", redis_url, "--json", "--bind", bind, "--port", str(port)],
+        prog_name="azjobs dashboard",
+        standalone_mode=False,
+    )
