@@ -61,6 +61,13 @@ def _start(args: list[str], url: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([*AZJOBS, *args], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
+def wait_for_line(log: Path, text: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"{log.name} never said {text!r}"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
     run_dir = tmp_path / "storage" / "sep"
@@ -68,6 +75,7 @@ def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
     # The roles that read the run start first and wait for the trainer to create it.
     workers = [_start(["worker", *common], redis_url, tmp_path / f"worker{i}.log") for i in range(2)]
     server = _start(["gpu-serve", *common], redis_url, tmp_path / "serve.log")
+    wait_for_line(tmp_path / "serve.log", "waiting for run 'sep' to be created")
     trainer = _start(
         ["train", *common, "--game", "tictactoe", "--max-steps", "120", "--publish-every-steps", "40",
          "--min-replay-positions", "500", "--games-per-job", "32"],
@@ -83,7 +91,6 @@ def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    assert "waiting for run 'sep' to be created" in (tmp_path / "serve.log").read_text()
     assert versions_in(run_dir / "weights") == [1, 2, 3, 4]
     client = redis.Redis.from_url(redis_url)
     shards = list_shards(client, "sep")
