@@ -6,7 +6,6 @@ client or the in-process network is built once, when the worker starts.
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 from typing import Callable
@@ -117,8 +116,7 @@ class _HeartbeatThread(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                fields = {"evaluator": self.evaluator, "host": socket.gethostname()}
-                heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, fields)
+                heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, {"evaluator": self.evaluator})
             except redis.RedisError:
                 pass  # Redis away for a moment: the next beat tries again
             self.stop.wait(heartbeat.INTERVAL_S)
