@@ -14,7 +14,6 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from azjobs import bestmove, keys
-from azjobs.games import get_game
 from azjobs.games.solver import score
 from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in

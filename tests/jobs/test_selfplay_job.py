@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import zlib
 from base64 import b64decode
 from collections.abc import Iterator
@@ -45,14 +44,11 @@ SETTINGS = Settings(
 
 
 @pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    """RQ's worker installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+def fresh_worker_process(keep_signal_handlers: None) -> Iterator[None]:
+    """Each test is a new worker process: no context left from the one before."""
     try:
         yield
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
         context.install(None)  # type: ignore[arg-type]
 
 

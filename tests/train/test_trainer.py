@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import threading
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -256,17 +254,6 @@ def test_policy_loss_falls_on_a_fixed_dataset(redis_client: redis.Redis, run_dir
     assert loss_after < loss_before - 0.2, (loss_before, loss_after)
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.2
     assert illegal_after < illegal_before / 3, (illegal_before, illegal_after)
-
-
-@pytest.fixture
-def keep_signal_handlers() -> Iterator[None]:
-    """`azjobs train` installs SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def test_train_command_creates_and_then_keeps_the_run(
