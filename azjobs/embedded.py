@@ -94,7 +94,10 @@ def start(
         args += ["--requirepass", password]
         url = f"{url}?password={password}" if unix_socket else f"redis://:{password}@{bind}:{port}/0"
     log = open(workdir / "redis.log", "wb")
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    # Its own session: a Ctrl-C in the terminal must not kill Redis under the processes using it.
+    process = subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     server = EmbeddedRedis(process, url, workdir, _owns_workdir=True)
     deadline = time.monotonic() + timeout_s
     while True:

@@ -44,7 +44,10 @@ def _spawn(role: str, args: list[str], url: str, run_dir: Path, log_dir: Path, t
     env = dict(os.environ, AZJOBS_REDIS_URL=url, OMP_NUM_THREADS=str(threads), AZJOBS_THREADS=str(threads))
     log = open(log_dir / f"{role}.log", "ab")
     command = [sys.executable, "-m", "azjobs", *args, "--run-dir", str(run_dir)]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    # Its own session, so a Ctrl-C reaches only `azjobs run`, which stops the roles in order.
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     return Child(role, process)
 
 
@@ -71,6 +74,10 @@ def _stop(children: list[Child], console: Console) -> None:
                 child.process.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(
     settings: Settings,
     run_dir: Path,
@@ -86,6 +93,7 @@ def run(
     workers = workers or settings.num_workers or default_workers()
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the run as cleanly as Ctrl-C
     server = embedded.start()
     children: list[Child] = []
     url_file = run_dir / LOCAL_URL_FILE
@@ -126,5 +134,5 @@ def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: f
                 title = f"azjobs run {run_name}: {elapsed:.1f} min, {left:.1f} min left (Ctrl-C stops)"
                 live.update(status.render(snap, title=title, previous=first))
     except KeyboardInterrupt:
-        console.print("stopping (Ctrl-C)...")
+        console.print("\nstopping: workers, then gpu-serve, then the trainer (it checkpoints)")
     return snap
