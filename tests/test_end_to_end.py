@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,3 +108,25 @@ def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
     assert summary["games"] == 32 and summary["positions"] >= 5 * 32
     for line in (tmp_path / "serve.log").read_text().splitlines():
         assert "Traceback" not in line
+
+
+@pytest.mark.slow
+def test_local_mode_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    run_dir = tmp_path / "ttt"
+    run = subprocess.Popen(
+        [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "10", "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_line(run_dir / "logs" / "trainer.log", "published weights version 2")
+        assert (run_dir / ".local-redis-url").exists()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=120) == 0, run.stderr.read().decode()[-2000:]
+    logs = {role: (run_dir / "logs" / f"{role}.log").read_text() for role in ("trainer", "gpu-serve", "worker-1")}
+    assert "trainer: stopped at step" in logs["trainer"]
+    assert "stopped after" in logs["gpu-serve"]
+    assert "stopped" in logs["worker-1"]
+    assert not (run_dir / ".local-redis-url").exists()
+    step = int(logs["trainer"].rsplit("stopped at step ", 1)[1].split(",")[0])
+    assert (run_dir / "checkpoints" / f"ckpt-{step:09d}.safetensors").exists()  # the checkpoint on exit
