@@ -78,7 +78,7 @@ def run(
     max_jobs: int | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    """Take self-play and evaluation jobs of the run until stopped (SIGTERM: finish the job, then stop)."""
+    """Take the run's evaluation and self-play jobs until stopped (SIGTERM: finish the job, then stop)."""
     name = name or f"{run}.{heartbeat.process_id()}"
     ctx = context.WorkerContext(
         redis=client,
@@ -90,11 +90,13 @@ def run(
         worker_name=name,
     )
     context.install(ctx)
-    queues = [Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)]
+    # Evaluation jobs first: they are few and someone is waiting for their results.
+    names = [keys.eval_queue(run), keys.selfplay_queue(run)]
+    queues = [Queue(n, connection=client, serializer=JSONSerializer) for n in names]
     worker = SimpleWorker(queues, connection=client, serializer=JSONSerializer, name=name)
     beats = _HeartbeatThread(client, run, name, evaluator)
     beats.start()
-    say(f"worker {name}: taking jobs from {queues[0].name} (evaluator: {evaluator})")
+    say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
     try:
         worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
     finally:
