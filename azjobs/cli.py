@@ -283,5 +283,12 @@ def bestmove_cmd(redis_url: str | None, run_dir: Path, sims: int | None) -> None
         sys.stdout.flush()
 
 
+# Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
+
+@main.group("bench")
+def bench_group() -> None:
+    """Benchmarks; each prints one JSON object as its last line."""
+
+
 if __name__ == "__main__":
     main()
