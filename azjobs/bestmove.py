@@ -1,4 +1,4 @@
-"""`azjobs bestmove`: positions in, chosen moves out, with the newest weights of a run."""
+"""`azjobs bestmove`: positions in, chosen moves out, by the run's newest weights or any player."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from azjobs import settings as run_settings
 from azjobs.errors import AzjobsError
 from azjobs.games import Game, get_game
 from azjobs.inference.local import LocalEvaluator
+from azjobs.players import NetPlayer, Player
 from azjobs.search.mcts import SearchConfig, best_actions
 from azjobs.settings import Settings
 from azjobs.storage.weights import latest_file
@@ -61,25 +62,34 @@ def choose(agent: Agent, states: list[np.ndarray], sims: int, seed: int = 0) -> 
 
 def answer(agent: Agent, lines: Iterable[str], sims: int, *, chunk: int = CHUNK) -> Iterator[str]:
     """One output line per input line, in order: a move, or `error: line N: ...`."""
+    player = NetPlayer(agent.game, agent.evaluator.evaluate, agent.version, sims, SearchConfig.from_settings(agent.settings))
+    return answer_with(agent.game, player, lines, chunk=chunk)
+
+
+def answer_with(game: Game, player: Player, lines: Iterable[str], *, chunk: int = CHUNK,
+                seed: int = 0) -> Iterator[str]:
+    """`answer` for any player (see `azjobs.players`)."""
+    rng = np.random.default_rng(seed)
     batch: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         batch.append((number, line.strip()))
         if len(batch) >= chunk:
-            yield from _answer_chunk(agent, batch, sims)
+            yield from _answer_chunk(game, player, batch, rng)
             batch = []
-    yield from _answer_chunk(agent, batch, sims)
+    yield from _answer_chunk(game, player, batch, rng)
 
 
-def _answer_chunk(agent: Agent, batch: list[tuple[int, str]], sims: int) -> Iterator[str]:
+def _answer_chunk(game: Game, player: Player, batch: list[tuple[int, str]], rng: np.random.Generator) -> Iterator[str]:
     out: dict[int, str] = {}
     states, numbers = [], []
     for number, line in batch:
         try:
-            states.append(parse_position(agent.game, line))
+            states.append(parse_position(game, line))
             numbers.append(number)
         except ValueError as e:
             out[number] = f"error: line {number}: {line!r}: {e}"
     if states:
-        out.update(zip(numbers, choose(agent, states, sims)))
+        actions = player.choose(np.stack(states), rng)
+        out.update(zip(numbers, (game.action_to_str(int(a)) for a in actions)))
     for number, _ in batch:
         yield out[number]

@@ -263,22 +263,39 @@ def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: 
     dashboard.run(url, bind=bind, port=port)
 
 
+def player_option(f: Callable) -> Callable:
+    from azjobs.players import SPEC_HELP
+
+    return click.option(
+        "--player", default="net", show_default=True,
+        help=f"Who chooses: {SPEC_HELP}. net is the run's newest weights (net:V: version V) with --sims; "
+             "the others are baselines that need only --game.",
+    )(f)
+
+
+def game_option(f: Callable) -> Callable:
+    return click.option("--game", default=None, help="The game, for a baseline player without --run-dir.")(f)
+
+
 @main.command("bestmove")
 @redis_url_option
-@run_dir_option(required=True)
+@run_dir_option(required=False)
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
-def bestmove_cmd(redis_url: str | None, run_dir: Path, sims: int | None) -> None:
+@player_option
+@game_option
+def bestmove_cmd(redis_url: str | None, run_dir: Path | None, sims: int | None, player: str, game: str | None) -> None:
     """Read positions (moves so far, one game per line) on stdin; print one move per line.
 
-    Uses the newest weights on the storage root (--redis-url is accepted and unused).
+    Uses the newest weights on the storage root (--redis-url is accepted and unused), or the
+    --player named, e.g. `--player alphabeta:4 --game connect4`.
     """
     from azjobs import bestmove
+    from azjobs.players import load_player
 
-    agent = bestmove.load_agent(run_dir)
-    sims = agent.settings.num_simulations if sims is None else sims
+    found, chosen = load_player(player, run_dir=run_dir, game=game, sims=sims)
     chunk = 1 if sys.stdin.isatty() else bestmove.CHUNK
-    for out in bestmove.answer(agent, sys.stdin, sims, chunk=chunk):
+    for out in bestmove.answer_with(found, chosen, sys.stdin, chunk=chunk):
         click.echo(out)
         sys.stdout.flush()
 
@@ -288,6 +305,33 @@ def bestmove_cmd(redis_url: str | None, run_dir: Path, sims: int | None) -> None
 @main.group("bench")
 def bench_group() -> None:
     """Benchmarks; each prints one JSON object as its last line."""
+
+
+@bench_group.command("strength")
+@run_dir_option(required=False)
+@click.option("--positions", "positions_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled positions, JSON lines (see 'Labelled positions' in the README).")
+@click.option("--sims", type=click.IntRange(min=0), default=None,
+              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
+@player_option
+@game_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
+@click.option("--device", default="cpu", show_default=True, help="torch device of a network player.")
+@threads_option
+def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | None, player: str,
+                       game: str | None, seed: int, device: str, threads: int | None) -> None:
+    """Share of labelled positions where the player picks an optimal move.
+
+    Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
+    best score. Overall and by moves played (<=10, 11-20, 21+); the last line is JSON.
+    """
+    from azjobs.eval import strength
+
+    set_threads(threads)
+    result = strength.bench(positions_file, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device)
+    for line in strength.describe(result):
+        click.echo(line)
+    click.echo(json.dumps(result.to_dict()))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -49,12 +50,23 @@ def one_line_error(result: Result) -> str:
 
 # --help and --version
 
-@pytest.mark.parametrize("command", [[]] + [[name] for name in sorted(main.commands)])
+def leaf_commands() -> list[list[str]]:
+    """Every command line that runs something: the commands, and each subcommand of a group."""
+    found = []
+    for name, command in sorted(main.commands.items()):
+        if isinstance(command, click.Group):
+            found.extend([name, sub] for sub in sorted(command.commands))
+        else:
+            found.append([name])
+    return found
+
+
+@pytest.mark.parametrize("command", [[]] + leaf_commands() + [[n] for n, c in main.commands.items() if isinstance(c, click.Group)])
 def test_help_of_every_command(command: list[str]) -> None:
     result = invoke([*command, "--help"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: ")
-    if command:
+    if command and not isinstance(main.commands[command[0]], click.Group) or len(command) > 1:
         assert "--run-dir" in result.stdout
 
 

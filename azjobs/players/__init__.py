@@ -9,10 +9,13 @@ ratings and evaluation records use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from azjobs.errors import AzjobsError
+from azjobs.games import get_game
 from azjobs.games.base import Game
 from azjobs.players.alphabeta import AlphaBetaPlayer
 from azjobs.players.baselines import OnePlyPlayer, RandomPlayer
@@ -86,6 +89,36 @@ def make_player(
     return NetPlayer(game, evaluator.evaluate, version, sims, search)
 
 
+def load_player(
+    spec: str, *, run_dir: Path | None = None, game: str | None = None, sims: int | None = None, device: str = "cpu"
+) -> tuple[Game, Player]:
+    """A player for a command: a baseline needs only the game (--game or the run's); a network
+    player reads the run's settings and weights from `run_dir` (no Redis). AzjobsError if it can't."""
+    from azjobs import settings as run_settings
+
+    try:
+        parsed = PlayerSpec.parse(spec)
+    except ValueError as e:
+        raise AzjobsError(str(e)) from None
+    settings = run_settings.read_file(run_dir) if run_dir is not None else None
+    if run_dir is not None and settings is None:
+        raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
+    if settings is None and (game is None or not parsed.is_baseline):
+        raise AzjobsError(f"player {parsed} needs --run-dir (a trained run)" if not parsed.is_baseline
+                          else f"player {parsed} needs --game (or a --run-dir whose game it plays)")
+    if settings is not None and game is not None and game != settings.game:
+        raise AzjobsError(f"run {run_dir} plays {settings.game}, not {game}: drop --game or pick another run")
+    try:
+        found = get_game(game or settings.game)  # type: ignore[union-attr]
+    except ValueError as e:
+        raise AzjobsError(f"run {run_dir}: {e}" if game is None else str(e)) from None
+    if sims is None:
+        sims = settings.num_simulations if settings is not None else 0
+    search = SearchConfig.from_settings(settings) if settings is not None else SearchConfig()
+    weights = weights_from_run_dir(run_dir) if run_dir is not None else None
+    return found, make_player(parsed, found, weights=weights, sims=sims, search=search, device=device)
+
+
 __all__ = [
     "AlphaBetaPlayer",
     "NetPlayer",
@@ -96,6 +129,7 @@ __all__ = [
     "RolloutMCTSPlayer",
     "SPEC_HELP",
     "WeightsSource",
+    "load_player",
     "make_player",
     "weights_from_run_dir",
     "weights_from_store",

@@ -1,0 +1,1 @@
+"""Measuring strength: labelled positions, matches between players, ratings, records and plots."""

@@ -1,0 +1,99 @@
+"""Matches: two players over many games at once, each random opening played once with each colour.
+
+Every game starts from a position reached by `opening_moves` uniformly random moves; each opening
+is played twice, player A taking the side to move in one game and the other side in its twin, so
+an opening that favours one side favours both players equally. All games advance together: at
+each step the games where A is to move are one batch for A, the others one batch for B (whose
+turn it is comes from `game.to_play`, so a player may move twice in a row after a pass).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from azjobs.games.base import Game
+from azjobs.players.baselines import random_legal
+from azjobs.search.selfplay import first_player_results
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """A's results; `a_first_*` count the games where A moved first from the opening."""
+
+    a: str
+    b: str
+    a_wins: int
+    draws: int
+    b_wins: int
+    a_first_wins: int
+    a_first_draws: int
+    a_first_losses: int
+    openings: int  # distinct openings played (each with both colours)
+    opening_moves: int
+    seconds: float
+
+    @property
+    def games(self) -> int:
+        return self.a_wins + self.draws + self.b_wins
+
+    @property
+    def a_score(self) -> float:
+        """A's share of the points: a win 1, a draw 1/2."""
+        return (self.a_wins + 0.5 * self.draws) / max(self.games, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a, "b": self.b, "games": self.games, "a_wins": self.a_wins, "draws": self.draws,
+            "b_wins": self.b_wins, "a_score": round(self.a_score, 4), "a_first_wins": self.a_first_wins,
+            "a_first_draws": self.a_first_draws, "a_first_losses": self.a_first_losses,
+            "openings": self.openings, "opening_moves": self.opening_moves, "seconds": round(self.seconds, 2),
+        }
+
+
+def random_openings(game: Game, count: int, moves: int, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
+    """`count` positions after `moves` random moves, distinct while there are enough of them, none
+    finished. Fewer distinct ones than asked (a small game, few moves) are repeated in turn.  # [count, S]"""
+    start = np.repeat(game.initial_state()[None], count * tries, axis=0)
+    states = start
+    for _ in range(moves):
+        live = np.isnan(game.terminal_value(states))
+        states = states[live]
+        states = game.play(states, random_legal(game.legal_mask(states), rng))
+    states = states[np.isnan(game.terminal_value(states))]
+    if len(states) == 0:
+        states = start[:1]  # every random line ended within `moves`: play from the start
+    _, first = np.unique(states.reshape(len(states), -1), axis=0, return_index=True)
+    distinct = states[np.sort(first)]  # in the random order they came, not sorted by bytes
+    return distinct[np.arange(count) % len(distinct)]
+
+
+def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator, *, opening_moves: int) -> MatchResult:
+    """Play `games` games (rounded up to even) of A against B from paired random openings."""
+    started = time.monotonic()
+    pairs = max(1, (games + 1) // 2)
+    openings = random_openings(game, pairs, opening_moves, rng)
+    states = np.repeat(openings, 2, axis=0)  # [G, S]: each opening twice in a row
+    first_colour = game.to_play(states)
+    a_colour = np.where(np.arange(len(states)) % 2 == 0, first_colour, 1 - first_colour)  # [G]
+    live = np.flatnonzero(np.isnan(game.terminal_value(states)))
+    while len(live):
+        a_turn = game.to_play(states[live]) == a_colour[live]
+        for player, rows in ((a, live[a_turn]), (b, live[~a_turn])):
+            if len(rows):
+                states[rows] = game.play(states[rows], np.asarray(player.choose(states[rows], rng)))
+        live = live[np.isnan(game.terminal_value(states[live]))]
+    first_results = first_player_results(game, states).astype(np.int64)  # [G] +1: the first player won
+    a_result = np.where(a_colour == 0, first_results, -first_results)
+    a_first = a_colour == first_colour
+    return MatchResult(
+        a=a.name, b=b.name,
+        a_wins=int((a_result > 0).sum()), draws=int((a_result == 0).sum()), b_wins=int((a_result < 0).sum()),
+        a_first_wins=int((a_result[a_first] > 0).sum()), a_first_draws=int((a_result[a_first] == 0).sum()),
+        a_first_losses=int((a_result[a_first] < 0).sum()),
+        openings=len({s.tobytes() for s in openings}), opening_moves=opening_moves,
+        seconds=time.monotonic() - started,
+    )
