@@ -67,6 +67,19 @@ def rebuild_index(redis: Redis, run: str, run_dir: Path) -> int:
     return added
 
 
+def powerlaw_window(total_rows: int, min_rows: int, exponent: float, expand: float) -> int:
+    """KataGo's replay window for a run that has made `total_rows` positions (its shuffle.py).
+
+    All the data up to `min_rows` (c); beyond, c * (1 + expand * ((N / c) ** exponent - 1) / exponent):
+    the window first grows by `expand` rows per new position, then ever more slowly (a power law),
+    so early positions from a weak network leave the window soon while later ones stay longer.
+    """
+    if total_rows <= min_rows:
+        return max(total_rows, 0)
+    c = float(min_rows)
+    return int(c * (1 + expand * ((total_rows / c) ** exponent - 1) / exponent))
+
+
 class ReplayBuffer:
     """The newest `capacity` positions of the run, as preallocated ring arrays, sampled uniformly."""
 
@@ -156,14 +169,19 @@ class ReplayBuffer:
         self._next = (self._next + keep) % self.capacity
         self.size = min(self.capacity, self.size + keep)
 
-    def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A uniform batch from the window, each position under a random board symmetry.
+    def sample(self, batch_size: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A uniform batch from the newest `window` positions (default: all held), each under a
+        random board symmetry.
 
         Returns planes `[B, C, H, W]` uint8, policy `[B, A]` float32, value `[B]` float32.
         """
         if self.size == 0:
             raise ValueError("the replay buffer is empty: refresh() it once shards exist")
-        rows = self.rng.integers(0, self.size, size=batch_size)
+        if window is None or window >= self.size:
+            rows = self.rng.integers(0, self.size, size=batch_size)  # every held row is in the window
+        else:
+            # The newest row is just before the ring's next write position.
+            rows = (self._next - 1 - self.rng.integers(0, max(window, 1), size=batch_size)) % self.capacity
         planes, policy, value = self.planes[rows], self.policy[rows], self.value[rows]
         symmetries = self.rng.integers(0, self.game.num_symmetries, size=batch_size)
         for k in np.unique(symmetries):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import redis
 
 from azjobs import keys
@@ -164,3 +165,30 @@ def test_samples_are_true_symmetries_of_the_stored_position(tmp_path: Path) -> N
     assert used == set(range(8))
     assert np.all(got_value == 1.0)
     assert np.array_equal(buffer.planes[0], planes[0])  # sampling never changes the stored rows
+
+
+def test_powerlaw_window() -> None:
+    from azjobs.storage.replay import powerlaw_window
+
+    c = 1000
+    assert [powerlaw_window(n, c, 0.65, 0.4) for n in (0, 10, 1000)] == [0, 10, 1000]  # all the data up to c
+    # KataGo's shape: it grows by `expand` rows per new row at first, then ever more slowly.
+    assert powerlaw_window(1100, c, 0.65, 0.4) == pytest.approx(1000 + 0.4 * 100, abs=3)
+    sizes = [powerlaw_window(n, c, 0.65, 0.4) for n in (2_000, 10_000, 100_000, 1_000_000)]
+    assert sizes == sorted(sizes)
+    assert [s / n for s, n in zip(sizes, (2_000, 10_000, 100_000, 1_000_000))] == sorted(
+        [s / n for s, n in zip(sizes, (2_000, 10_000, 100_000, 1_000_000))], reverse=True)
+    assert powerlaw_window(100_000, c, 0.65, 0.4) == int(c * (1 + 0.4 * ((100) ** 0.65 - 1) / 0.65))
+    assert powerlaw_window(54_321, c, 1.0, 1.0) == 54_321  # exponent 1, one row per row: all the data
+
+
+def test_sampling_from_the_newest_rows(tmp_path: Path) -> None:
+    write_many(tmp_path, [[5] * 10, [5] * 10, [5] * 10])  # ids 0-149, in three shards
+    # Symmetries would move the id bytes: sample this game without them.
+    unsymmetric = type("NoSymmetries", (type(GAME),), {"num_symmetries": 1})()
+    buffer = ReplayBuffer(tmp_path, unsymmetric, capacity=120, rng=np.random.default_rng(0))
+    buffer.refresh()  # the ring has wrapped: it holds ids 30-149
+    for window, newest in ((40, range(110, 150)), (120, range(30, 150)), (500, range(30, 150)), (1, [149])):
+        planes, policy, _ = buffer.sample(2000, window=window)
+        ids = planes[:, 0, 0, 0].astype(int) + 256 * planes[:, 0, 0, 1].astype(int)
+        assert set(ids.tolist()) == set(newest), window
