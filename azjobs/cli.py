@@ -300,6 +300,61 @@ def bestmove_cmd(redis_url: str | None, run_dir: Path | None, sims: int | None, 
         sys.stdout.flush()
 
 
+@main.command("eval")
+@redis_url_option
+@run_dir_option(required=True)
+@click.argument("player_a")
+@click.argument("player_b")
+@click.option("--games", type=click.IntRange(min=2), default=None,
+              help="Games to play, half with each colour (default: the run's eval_games).")
+@click.option("--wait", is_flag=True, help="Wait for a worker to play it and print the result (JSON).")
+def eval_cmd(redis_url: str | None, run_dir: Path, player_a: str, player_b: str, games: int | None, wait: bool) -> None:
+    """Queue a match of PLAYER_A against PLAYER_B on the run's eval queue (a worker plays it).
+
+    Players: net:V (weights version V), random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS.
+    The result joins the run's ratings.
+    """
+    from azjobs import settings as run_settings
+    from azjobs.jobs import evaluate
+    from azjobs.players import PlayerSpec
+
+    for text in (player_a, player_b):
+        try:
+            spec = PlayerSpec.parse(text)
+        except ValueError as e:
+            raise AzjobsError(str(e)) from None
+        if spec.kind == "net" and spec.arg is None:
+            raise AzjobsError(f"name the weights version: net:V, not {text!r}")
+    client = connect(url_for(redis_url, run_dir))
+    name = run_name(run_dir)
+    settings = run_settings.fetch(client, name, run_dir)
+    if settings is None:
+        raise AzjobsError(f"no run {name!r} in this Redis: start `azjobs train` or `azjobs run` for it first")
+    job = evaluate.enqueue_match(client, name, str(PlayerSpec.parse(player_a)), str(PlayerSpec.parse(player_b)),
+                                 games or settings.eval_games)
+    say(f"queued {job.description} ({games or settings.eval_games} games) as job {job.id}")
+    if wait:
+        click.echo(json.dumps(evaluate.wait_for(job)))
+
+
+@main.command("plot")
+@run_dir_option(required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG file to write (default: <run_dir>/evals/strength.png).")
+def plot_cmd(run_dir: Path, out: Path | None) -> None:
+    """Ratings and accuracy of the run's versions against training time and steps, as a PNG.
+
+    Reads the storage root only; the last line is JSON (the ratings and accuracy points).
+    """
+    from azjobs.eval import plot
+
+    path, summary = plot.plot(run_dir, out)
+    for player, rating in summary.to_dict()["ratings"].items():
+        click.echo(f"{player:>14}  {rating['elo']:7.1f} ± {rating['se']:5.1f}  ({rating['games']} games)")
+    say(f"wrote {path}")
+    click.echo(json.dumps({"plot": str(path), **summary.to_dict()}))
+
+
 # Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
 
 @main.group("bench")

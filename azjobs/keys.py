@@ -59,6 +59,21 @@ def trainer(run: str) -> str:
     return f"{PREFIX}:{run}:trainer"
 
 
+def matches(run: str) -> str:
+    """list: one JSON record per finished evaluation match (players, games, results), oldest first."""
+    return f"{PREFIX}:{run}:matches"
+
+
+def accuracy(run: str) -> str:
+    """list: one JSON record per scoring of a player on the run's labelled positions, oldest first."""
+    return f"{PREFIX}:{run}:accuracy"
+
+
+def ratings(run: str) -> str:
+    """hash: player -> JSON {elo, se, games}, the Bradley-Terry fit over all matches (random = 0)."""
+    return f"{PREFIX}:{run}:ratings"
+
+
 def processes(run: str) -> str:
     """set: `role:id` of every process that has joined the run."""
     return f"{PREFIX}:{run}:processes"

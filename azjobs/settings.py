@@ -62,7 +62,21 @@ class Settings:
     publish_every_steps: int = 100
     checkpoint_every_steps: int = 500
     max_train_per_position: float = 4.0  # mean times each position is trained on
+    min_train_per_position: float = 0.0  # below it the trainer stops queueing self-play (0: never)
     weights_kept_in_redis: int = 5
+    # Replay window growing with the data (KataGo's power law); 0 rows: a fixed window.
+    replay_window_min_rows: int = 0
+    replay_window_exponent: float = 0.65
+    replay_window_expand: float = 0.4
+    # Evaluation, ratings and gating.
+    eval_every_versions: int = 10  # evaluate versions 1, 1 + N, 1 + 2N, ... (0: never)
+    eval_games: int = 20
+    eval_opponents: str = "previous,random,oneply,alphabeta:4"
+    eval_simulations: int = 100
+    eval_opening_moves: int = 2
+    eval_positions: str = ""  # labelled positions file scored for each evaluated version
+    gating: bool = False
+    gating_threshold: float = 0.55
 
     def __post_init__(self) -> None:
         positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "inference_batch_size",
@@ -71,6 +85,25 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        non_negative = ("eval_every_versions", "eval_simulations", "eval_opening_moves", "replay_window_min_rows")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise SettingsError(f"setting {name} must be 0 or more, got {getattr(self, name)}")
+        if self.eval_games < 2:
+            raise SettingsError(f"setting eval_games must be at least 2 (one opening with both colours), got {self.eval_games}")
+        if not 0 < self.gating_threshold <= 1:
+            raise SettingsError(f"setting gating_threshold is a share of the points, in (0, 1]; got {self.gating_threshold}")
+        if not 0 < self.replay_window_exponent <= 1 or self.replay_window_expand <= 0:
+            raise SettingsError(
+                "replay_window_exponent must be in (0, 1] and replay_window_expand above 0 "
+                f"(got {self.replay_window_exponent} and {self.replay_window_expand}); KataGo uses 0.65 and 0.4"
+            )
+        if not 0 <= self.min_train_per_position <= self.max_train_per_position:
+            raise SettingsError(
+                f"min_train_per_position ({self.min_train_per_position}) must be between 0 and "
+                f"max_train_per_position ({self.max_train_per_position})"
+            )
+        _check_opponents(self.eval_opponents)
         if self.min_replay_positions > self.replay_buffer_size:
             raise SettingsError(
                 f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "
@@ -93,6 +126,28 @@ class Settings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str) -> Settings:
         return cls(**_coerce(values, source))
+
+
+def _check_opponents(text: str) -> None:
+    from azjobs.players import PlayerSpec  # players import the search, which imports this module
+
+    for item in opponent_list(text):
+        if item == PREVIOUS:
+            continue
+        try:
+            spec = PlayerSpec.parse(item)
+        except ValueError as e:
+            raise SettingsError(f"setting eval_opponents: {e}, or previous") from None
+        if not spec.is_baseline:
+            raise SettingsError(f"setting eval_opponents: {item!r} is a network; name baselines or `previous`")
+
+
+PREVIOUS = "previous"  # in eval_opponents: the version evaluated before
+
+
+def opponent_list(text: str) -> list[str]:
+    """The comma-separated entries of eval_opponents."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 # One line per setting: the CLI's --help and the README's settings table say the same.
@@ -121,7 +176,24 @@ DOCS: dict[str, str] = {
     "publish_every_steps": "training steps between published weights versions",
     "checkpoint_every_steps": "training steps between checkpoints (and one on exit)",
     "max_train_per_position": "mean times each position is trained on; the trainer waits for new games beyond it",
+    "min_train_per_position": "the trainer stops queueing self-play while it has trained fewer times per position "
+                              "than this (0: never), so slow training does not waste games",
     "weights_kept_in_redis": "newest weights versions kept in Redis (all stay on the storage root)",
+    "replay_window_min_rows": "KataGo's growing window: with N positions, sample the newest "
+                              "c*(1 + expand*((N/c)^exponent - 1)/exponent), c this setting, at most "
+                              "replay_buffer_size (0: always replay_buffer_size)",
+    "replay_window_exponent": "exponent of the growing replay window (KataGo: 0.65)",
+    "replay_window_expand": "new window rows per new position where the window starts to grow (KataGo: 0.4)",
+    "eval_every_versions": "the trainer evaluates weights versions 1, 1+N, 1+2N, ... (0: never)",
+    "eval_games": "games per evaluation match (half with each colour, from paired random openings)",
+    "eval_opponents": "who each evaluated version plays, comma-separated: previous (the version evaluated "
+                      "before) and baselines: random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS",
+    "eval_simulations": "search simulations of network players in evaluation (accuracy also with 0)",
+    "eval_opening_moves": "random moves that open each evaluation game",
+    "eval_positions": "labelled positions file (JSON lines, see README) scored for each evaluated version; "
+                      "copied into <run_dir>/evals/ when the run is created",
+    "gating": "serve a new weights version to self-play only once it beats the served one",
+    "gating_threshold": "share of the points a new version needs against the served one to pass the gate",
 }
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -14,6 +14,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.eval import records
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Snapshot:
     queues: dict[str, dict[str, int]]
     processes: list[dict[str, str]]
     pending_requests: int
+    ratings: dict[str, dict[str, float]] = field(default_factory=dict)  # player -> elo, se, games; best first
+    accuracy: list[dict[str, Any]] = field(default_factory=list)  # the newest version's scores (one per sims)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -55,7 +58,21 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
         queues=queues,
         processes=heartbeat.read_all(client, run),
         pending_requests=int(client.llen(keys.requests(run))),
+        ratings=records.read_ratings(client, run),
+        accuracy=_newest_accuracy(client, run),
     )
+
+
+def _newest_accuracy(client: redis.Redis, run: str) -> list[dict[str, Any]]:
+    """The accuracy records of the newest version scored (with search, and the network alone)."""
+    scored = [r for r in records.read(client, run, records.AccuracyRecord) if r.version]
+    if not scored:
+        return []
+    newest = max(r.version.get("version", 0) for r in scored)
+    chosen = [r for r in scored if r.version.get("version", 0) == newest]
+    return [{"player": r.player, "sims": r.sims, "positions": r.positions, "weak_accuracy": r.weak_accuracy,
+             "strong_accuracy": r.strong_accuracy, "step": r.version.get("step")}
+            for r in sorted(chosen, key=lambda r: -r.sims)]
 
 
 def _num(value: str | None, digits: int = 0) -> str:
@@ -100,7 +117,37 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
         state = Text("alive", style="green") if p["alive"] == "True" else Text("dead", style="red")
         procs.add_row(p.get("role", "?"), p["id"], state, _figures(p))
     head = Text(title or f"azjobs run {snap.run}", style="bold")
-    return Group(head, summary, queues, procs)
+    parts = [head, summary]
+    for line in _strength_lines(snap):
+        summary.add_row(*line)
+    parts.extend([queues, procs])
+    if snap.ratings:
+        parts.append(_ratings_table(snap.ratings))
+    return Group(*parts)
+
+
+RATINGS_SHOWN = 8  # rows of the ratings table: the best, and always the baselines and the newest version
+
+
+def _strength_lines(snap: Snapshot) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for a in snap.accuracy:
+        who = f"{a['player']}, {a['sims']} sims" if a["sims"] else f"{a['player']}, network alone"
+        rows.append((f"accuracy ({who})", f"weak {a['weak_accuracy']:.1%}  strong {a['strong_accuracy']:.1%}",
+                     "positions", str(a["positions"])))
+    return rows
+
+
+def _ratings_table(table: dict[str, dict[str, float]]) -> Table:
+    nets = [p for p in table if p.startswith("net:")]
+    newest = max(nets, key=lambda p: int(p.split(":")[1])) if nets else None
+    shown = [p for i, p in enumerate(table) if i < RATINGS_SHOWN or not p.startswith("net:") or p == newest]
+    out = Table("player", "Elo", "±", "games", title="ratings (random = 0)", title_justify="left")
+    for player in shown:
+        r = table[player]
+        out.add_row(player + (" (newest)" if player == newest else ""), f"{r['elo']:.0f}", f"{r['se']:.0f}",
+                    str(r["games"]))
+    return out
 
 
 def _figures(p: dict[str, str]) -> str:

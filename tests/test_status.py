@@ -117,7 +117,7 @@ def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Pa
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"run", "time", "stats", "trainer", "weights_version", "queues", "processes",
-                         "pending_requests"}
+                         "pending_requests", "ratings", "accuracy"}
     assert data["run"] == RUN and data["weights_version"] == 3 and data["pending_requests"] == 3
     assert data["queues"][keys.selfplay_queue(RUN)]["queued"] == 2
     assert {p["id"]: p["alive"] for p in data["processes"]}["cpu-11"] == "False"
@@ -136,3 +136,36 @@ def test_status_finds_a_running_local_mode(live_run: redis.Redis, redis_url: str
     result = CliRunner().invoke(main, ["status", "--json", "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["weights_version"] == 3
+
+
+def test_ratings_and_accuracy(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    from azjobs.eval import records
+
+    run_dir = tmp_path / RUN
+    for version, step, score in ((1, 0, (0, 0, 10)), (11, 500, (9, 0, 1))):
+        match = records.MatchRecord(id=f"m{version}", time=float(version), purpose="schedule", a=f"net:{version}",
+                                    b="random", a_wins=score[2], draws=score[1], b_wins=score[0], a_first_wins=0,
+                                    a_first_draws=0, a_first_losses=0, openings=5, opening_moves=2, seconds=1.0,
+                                    sims=10, versions={f"net:{version}": {"version": version, "step": step}})
+        records.save(live_run, RUN, run_dir, match)
+        for sims, weak in ((10, 0.5 + version / 100), (0, 0.4 + version / 100)):
+            records.save(live_run, RUN, run_dir, records.AccuracyRecord(
+                id=f"a{version}-{sims}", time=float(version), player=f"net:{version}", sims=sims, positions=100,
+                weak_accuracy=weak, strong_accuracy=weak - 0.1, phases={}, random_weak_accuracy=0.42, seconds=1.0,
+                version={"version": version, "step": step}))
+    records.refit(live_run, RUN, run_dir, records.read(live_run, RUN, records.MatchRecord))
+
+    snap = status.collect(live_run, RUN)
+    assert list(snap.ratings) == ["net:1", "random", "net:11"]  # best first: net:1 won every game
+    assert snap.ratings["random"] == {"elo": 0.0, "se": 0.0, "games": 20}
+    assert [(a["player"], a["sims"], a["weak_accuracy"]) for a in snap.accuracy] == [("net:11", 10, 0.61),
+                                                                                      ("net:11", 0, 0.51)]
+    text = render_text(snap)
+    assert "ratings (random = 0)" in text and "net:11 (newest)" in text
+    assert "accuracy (net:11, 10 sims)" in text and "weak 61.0%" in text and "network alone" in text
+
+
+def render_text(snap: status.Snapshot) -> str:
+    console = Console(width=160, record=True, file=open(os.devnull, "w"))
+    console.print(status.render(snap))
+    return console.export_text()

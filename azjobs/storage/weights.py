@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
 WEIGHTS_DIR = "weights"
+CANDIDATES_DIR = "candidates"  # weights/candidates/: versions staged for the gate, not (yet) served
 FILE_PATTERN = re.compile(r"^v(\d+)\.safetensors$")
 
 # Set the latest version to ARGV[1] unless it is already as high; 1 if it moved.
@@ -83,6 +84,9 @@ class WeightStore:
     def path(self, version: int) -> Path:
         return self.dir / file_name(version)
 
+    def candidate_path(self, version: int) -> Path:
+        return self.dir / CANDIDATES_DIR / file_name(version)
+
     def publish(self, version: int, data: bytes) -> None:
         """Store a version (disk first, then Redis) and announce it if it is the newest."""
         if version < 0:
@@ -91,14 +95,29 @@ class WeightStore:
         if self._hold(version, data):
             self.redis.publish(keys.weights_channel(self.run), str(version))
 
-    def _hold(self, version: int, data: bytes) -> bool:
+    def stage(self, version: int, data: bytes) -> None:
+        """Store a version for the gate (weights/candidates/ and Redis) without serving it."""
+        if version < 0:
+            raise ValueError(f"weights versions are non-negative, got {version}")
+        write_atomic(self.candidate_path(version), data)
+        self._hold(version, data, advance=False)
+
+    def promote(self, version: int) -> None:
+        """Serve a staged version: published as any other (a no-op for the latest if a newer one is served)."""
+        self.publish(version, self.load(version))
+
+    def staged_versions(self) -> list[int]:
+        """Versions staged for the gate, oldest first (promoted ones stay listed)."""
+        return versions_in(self.dir / CANDIDATES_DIR)
+
+    def _hold(self, version: int, data: bytes, advance: bool = True) -> bool:
         """Put a version's bytes in Redis, drop all but the newest kept; whether it became the latest."""
         run = self.run
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(keys.weights(run, version), data)
         pipe.zadd(keys.weights_versions(run), {str(version): version})
         pipe.execute()
-        advanced = bool(self._advance_latest(keys=[keys.weights_latest(run)], args=[version]))
+        advanced = advance and bool(self._advance_latest(keys=[keys.weights_latest(run)], args=[version]))
         old = self.redis.zrange(keys.weights_versions(run), 0, -self.keep_in_redis - 1)
         if old:
             pipe = self.redis.pipeline(transaction=True)
@@ -131,6 +150,10 @@ class WeightStore:
     def _read_file(self, version: int) -> bytes:
         try:
             return self.path(version).read_bytes()
+        except FileNotFoundError:
+            pass
+        try:
+            return self.candidate_path(version).read_bytes()
         except FileNotFoundError:
             raise AzjobsError(
                 f"weights version {version} of run {self.run!r} is neither in Redis nor at {self.path(version)}; "

@@ -3,7 +3,9 @@
 The loop reads like the algorithm: top up the self-play queue, load new shards, wait
 while there is too little data or the positions have been trained on often enough,
 else take one step; every `publish_every_steps` steps publish a weights version, every
-`checkpoint_every_steps` steps (and on exit) checkpoint.
+`checkpoint_every_steps` steps (and on exit) checkpoint. Publishing also queues the
+evaluation of scheduled versions (and, with gating, stages the version for its gate
+instead of serving it); new evaluation results are refitted into ratings and curves.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.eval import records
+from azjobs.eval.positions import load_positions
 from azjobs.games import Game, get_game
+from azjobs.jobs import evaluate
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
-from azjobs.storage.replay import ReplayBuffer, rebuild_index
-from azjobs.storage.weights import WeightStore
+from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
+from azjobs.storage.weights import WeightStore, write_atomic
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
@@ -43,8 +48,10 @@ class TrainerState:
     step: int = 0
     version: int = 0
     samples_trained: int = 0
+    train_seconds: float = 0.0  # wall time the trainer has run, over all its restarts
     losses: dict[str, float] = field(default_factory=dict)
     waiting: str = ""
+    selfplay_paused: str = ""  # why self-play is not being queued (min_train_per_position)
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -84,7 +91,8 @@ def train_step(
 
 
 def weights_bytes(model: PolicyValueNet, game: Game, settings: Settings, state: TrainerState) -> bytes:
-    meta = {"version": str(state.version), "step": str(state.step), "samples_trained": str(state.samples_trained)}
+    meta = {"version": str(state.version), "step": str(state.step), "samples_trained": str(state.samples_trained),
+            "train_seconds": f"{state.train_seconds:.1f}"}
     return to_bytes(model, {**meta, "game": game.name})
 
 
@@ -119,6 +127,9 @@ class Trainer:
         self.writer = _summary_writer(self.run_dir / "logs")
         self._last_beat = 0.0
         self._steps_at_beat = 0
+        self.positions_total = 0  # positions the run has made (Redis counter), as of the last refresh
+        self._evals_seen: dict[type, int] = {}  # evaluation records already turned into ratings and curves
+        self._clock = time.monotonic()
 
     def resume(self) -> None:
         """Restore the newest checkpoint (or start fresh) and make sure its weights are published."""
@@ -126,8 +137,11 @@ class Trainer:
         if info is not None:
             self.state.step, self.state.version = info.step, info.version
             self.state.samples_trained = int(info.extra.get("samples_trained", 0))
+            self.state.train_seconds = float(info.extra.get("train_seconds", 0.0))
             self.log(f"trainer: resumed from {info.path.name} (step {info.step}, version {info.version})")
-        published = self.store.latest_version() or 0
+        self.copy_positions()
+        # With gating the newest version may be staged rather than served; numbers only go up.
+        published = max([self.store.latest_version() or 0, *self.store.staged_versions()])
         if published < max(self.state.version, 1):
             # Fresh run, or weights newer than any checkpoint were lost: publish what we have.
             self.state.version = max(self.state.version, published + 1, 1)
@@ -137,10 +151,36 @@ class Trainer:
         restored = rebuild_index(self.client, self.run_name, self.run_dir)
         if restored:
             self.log(f"trainer: restored {restored} replay shards into the Redis index from the storage root")
+        restored = records.rebuild(self.client, self.run_name, self.run_dir)
+        if restored:
+            self.log(f"trainer: restored {restored} evaluation records into Redis from the storage root")
+        # Ratings from what exists; only later records become new points on the curves.
+        self.record_evals(curves=False)
+
+    def copy_positions(self) -> None:
+        """Copy the eval_positions file into the run (checked first), where every worker finds it."""
+        source = self.settings.eval_positions
+        target = records.evals_dir(self.run_dir) / records.POSITIONS_FILE
+        if not source or target.exists():
+            return
+        load_positions(Path(source), self.game)  # AzjobsError naming the line if it is not a labelled set
+        write_atomic(target, Path(source).read_bytes())
+        self.log(f"trainer: labelled positions {source} copied to {target}")
 
     def publish(self) -> None:
-        self.store.publish(self.state.version, weights_bytes(self.model, self.game, self.settings, self.state))
-        self.log(f"trainer: published weights version {self.state.version} at step {self.state.step}")
+        """Serve the new version (or, with gating, stage it for its gate) and queue its evaluation."""
+        version, s = self.state.version, self.settings
+        data = weights_bytes(self.model, self.game, s, self.state)
+        if s.gating and version > 1:
+            self.store.stage(version, data)
+            evaluate.enqueue_gate(self.client, self.run_name, version)
+            self.log(f"trainer: staged weights version {version} at step {self.state.step} for its gate")
+        else:
+            self.store.publish(version, data)
+            self.log(f"trainer: published weights version {version} at step {self.state.step}")
+        if s.eval_every_versions and (version - 1) % s.eval_every_versions == 0:
+            queued = evaluate.enqueue_version(self.client, self.run_name, self.run_dir, s, version)
+            self.log(f"trainer: queued {queued} evaluation jobs for version {version}")
 
     def checkpoint(self) -> None:
         save_checkpoint(
@@ -150,11 +190,16 @@ class Trainer:
             step=self.state.step,
             version=self.state.version,
             settings=self.settings,
-            extra={"samples_trained": self.state.samples_trained},
+            extra={"samples_trained": self.state.samples_trained, "train_seconds": round(self.state.train_seconds, 1)},
         )
 
     def top_up_queue(self) -> int:
-        """Enqueue self-play jobs until `selfplay_queue_depth` are waiting; returns how many were added."""
+        """Enqueue self-play jobs until `selfplay_queue_depth` are waiting; returns how many were added.
+
+        None while training lags behind `min_train_per_position` (the games would go unused)."""
+        self.state.selfplay_paused = self.why_pause_selfplay()
+        if self.state.selfplay_paused:
+            return 0
         missing = self.settings.selfplay_queue_depth - self.queue.count
         for _ in range(max(0, missing)):
             seed = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
@@ -172,6 +217,26 @@ class Trainer:
         raw = self.client.hget(keys.stats(self.run_name), "positions")
         return int(raw or 0)
 
+    def why_pause_selfplay(self) -> str:
+        """Empty unless training lags behind `min_train_per_position`; then the reason."""
+        s = self.settings
+        if not s.min_train_per_position or self.buffer.size < s.min_replay_positions:
+            return ""
+        # A batch of slack, so that a paused self-play always leaves the trainer room for a step.
+        wanted = s.min_train_per_position * max(self.positions_available(), self.buffer.total_added)
+        if self.state.samples_trained + s.batch_size >= wanted:
+            return ""
+        return f"self-play paused: training is below {s.min_train_per_position:g} samples per position"
+
+    def window(self) -> int:
+        """How many of the newest positions a batch is drawn from."""
+        s = self.settings
+        if not s.replay_window_min_rows:
+            return s.replay_buffer_size
+        total = max(self.positions_total, self.buffer.total_added)
+        grown = powerlaw_window(total, s.replay_window_min_rows, s.replay_window_exponent, s.replay_window_expand)
+        return min(s.replay_buffer_size, grown)
+
     def why_wait(self) -> str:
         """Empty when a step may be taken; else the reason to wait for more self-play."""
         s = self.settings
@@ -183,7 +248,7 @@ class Trainer:
         return ""
 
     def step(self) -> None:
-        batch = self.buffer.sample(self.settings.batch_size)
+        batch = self.buffer.sample(self.settings.batch_size, window=self.window())
         self.state.losses = train_step(self.model, self.optimizer, batch, self.device)
         self.state.step += 1
         self.state.samples_trained += self.settings.batch_size
@@ -207,6 +272,38 @@ class Trainer:
                 self.writer.add_scalar(f"selfplay/{name.decode()}", int(stats[name]), self.state.step)
         self.writer.add_scalar("train/version", self.state.version, self.state.step)
         self.writer.add_scalar("train/replay_size", self.buffer.size, self.state.step)
+        self.writer.add_scalar("train/replay_window", min(self.window(), self.buffer.size), self.state.step)
+
+    def refresh(self) -> None:
+        """Between steps, every few seconds: queue self-play, load new shards, take in evaluations."""
+        self.positions_total = self.positions_available()
+        self.buffer.refresh()
+        self.top_up_queue()  # after the refresh: whether to pause depends on the data held
+        self.record_evals()
+
+    def record_evals(self, curves: bool = True) -> None:
+        """Refit the ratings when matches came in; new results become points on the TensorBoard curves."""
+        counts = {cls: records.count(self.client, self.run_name, cls) for cls in (records.MatchRecord, records.AccuracyRecord)}
+        if counts == self._evals_seen:
+            return
+        matches = records.read(self.client, self.run_name, records.MatchRecord)
+        scored = records.read(self.client, self.run_name, records.AccuracyRecord)
+        new_matches = matches[self._evals_seen.get(records.MatchRecord, 0):]
+        new_scores = scored[self._evals_seen.get(records.AccuracyRecord, 0):]
+        self._evals_seen = {records.MatchRecord: len(matches), records.AccuracyRecord: len(scored)}
+        fitted = records.refit(self.client, self.run_name, self.run_dir, matches) if new_matches else {}
+        if not curves or self.writer is None:
+            return
+        for record in new_scores:
+            if "step" in record.version:
+                suffix = "" if record.sims else "_net"  # with search, and the network alone
+                step = int(record.version["step"])
+                self.writer.add_scalar(f"eval/weak_accuracy{suffix}", record.weak_accuracy, step)
+                self.writer.add_scalar(f"eval/strong_accuracy{suffix}", record.strong_accuracy, step)
+        rated = {int(info["step"]): name for m in new_matches for name, info in m.versions.items()
+                 if name in fitted and "step" in info}
+        for step, name in sorted(rated.items()):
+            self.writer.add_scalar("eval/elo", fitted[name].elo, step)
 
     def report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -220,15 +317,25 @@ class Trainer:
             "version": self.state.version,
             "samples_trained": self.state.samples_trained,
             "replay_size": self.buffer.size,
+            "replay_window": min(self.window(), self.buffer.size),
+            "train_seconds": round(self.state.train_seconds, 1),
             "steps_per_s": round(steps_per_s, 2),
             "waiting": self.state.waiting,
+            "selfplay_paused": self.state.selfplay_paused,
             "device": str(self.device),
             **{k: round(v, 4) for k, v in self.state.losses.items()},
         }
         self.client.hset(keys.trainer(self.run_name), mapping={k: str(v) for k, v in fields.items()})
         heartbeat.beat(self.client, self.run_name, "trainer", self.pid, fields)
 
+    def tick(self) -> None:
+        """Count the wall time the trainer runs (it goes into weights metadata and checkpoints)."""
+        now = time.monotonic()
+        self.state.train_seconds += now - self._clock
+        self._clock = now
+
     def close(self) -> None:
+        self.tick()
         if self.state.step:
             self.checkpoint()
         if self.writer is not None:
@@ -262,9 +369,9 @@ def run(
     last_refresh = 0.0
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
+            trainer.tick()
             if time.monotonic() - last_refresh > REFRESH_EVERY_S:
-                trainer.top_up_queue()
-                trainer.buffer.refresh()
+                trainer.refresh()
                 last_refresh = time.monotonic()
             trainer.state.waiting = trainer.why_wait()
             if trainer.state.waiting:

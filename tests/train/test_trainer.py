@@ -273,3 +273,122 @@ def test_train_command_creates_and_then_keeps_the_run(
     assert "run tr exists: using its stored settings" in again.stderr
     stored = Settings.from_json(redis_client.get(keys.settings("tr")))
     assert stored.batch_size == 16 and stored.net_channels == 8
+
+
+# Growing replay window, train/play ratio, evaluations, gating.
+
+def quiet_trainer(client: redis.Redis, run_dir: Path, settings: Settings, logs: list[str] | None = None) -> Trainer:
+    t = Trainer(settings, client, run_dir.name, run_dir, device="cpu", log=(logs.append if logs is not None else lambda _: None))
+    t.resume()
+    return t
+
+
+def test_the_window_grows_with_the_data(redis_client: redis.Redis, run_dir: Path) -> None:
+    from azjobs.storage.replay import powerlaw_window
+
+    total = sum(add_shard(redis_client, run_dir, seed=i).positions for i in range(3))
+    fixed = quiet_trainer(redis_client, run_dir, SETTINGS)
+    fixed.refresh()
+    assert fixed.window() == SETTINGS.replay_buffer_size
+
+    settings = SETTINGS.replace(replay_window_min_rows=200, replay_window_exponent=0.65, replay_window_expand=0.4)
+    t = quiet_trainer(redis_client, run_dir, settings)
+    t.refresh()
+    assert t.positions_total == total and 200 < t.window() == powerlaw_window(total, 200, 0.65, 0.4) < total
+    t.step()
+    t.report(force=True)
+    assert redis_client.hget(keys.trainer(run_dir.name), "replay_window") == str(t.window()).encode()
+    capped = quiet_trainer(redis_client, run_dir, settings.replace(replay_buffer_size=250, min_replay_positions=100))
+    capped.refresh()
+    assert capped.window() == 250
+
+
+def test_selfplay_waits_while_training_lags(redis_client: redis.Redis, run_dir: Path) -> None:
+    positions = add_shard(redis_client, run_dir, seed=0).positions
+    settings = SETTINGS.replace(min_train_per_position=2.0)
+    t = quiet_trainer(redis_client, run_dir, settings)
+    t.refresh()
+    assert t.queue.count == 0 and t.state.selfplay_paused.startswith("self-play paused")
+    assert t.why_wait() == ""  # paused self-play always leaves the trainer a step to take
+    steps = 0
+    while t.why_pause_selfplay():
+        t.step()
+        steps += 1
+    assert t.state.samples_trained + settings.batch_size >= 2 * positions > t.state.samples_trained - settings.batch_size
+    assert steps > 1
+    assert t.top_up_queue() == settings.selfplay_queue_depth and t.state.selfplay_paused == ""
+
+
+def eval_jobs(client: redis.Redis, run: str) -> list[tuple]:
+    queue = Queue(keys.eval_queue(run), connection=client, serializer=JSONSerializer)
+    return [(j.func_name.rsplit(".", 1)[1], *j.args[1:3]) for j in map(queue.fetch_job, queue.job_ids)]
+
+
+def test_evaluations_are_queued_on_schedule(redis_client: redis.Redis, run_dir: Path, tmp_path: Path) -> None:
+    from labels import labelled_lines
+
+    positions = tmp_path / "ttt.jsonl"
+    positions.write_text("\n".join(labelled_lines(20)) + "\n")
+    add_shard(redis_client, run_dir, seed=0)
+    settings = SETTINGS.replace(eval_every_versions=2, eval_opponents="previous,random", eval_simulations=8,
+                                eval_positions=str(positions))
+    _, logs = train(redis_client, run_dir, settings, max_steps=9)  # versions 1-4: 1 and 3 are evaluated
+
+    assert (run_dir / "evals" / "positions.jsonl").read_text() == positions.read_text()
+    assert eval_jobs(redis_client, run_dir.name) == [
+        ("match", "net:1", "random"), ("accuracy", "net:1", 8), ("accuracy", "net:1", 0),
+        ("match", "net:3", "net:1"), ("match", "net:3", "random"), ("accuracy", "net:3", 8), ("accuracy", "net:3", 0),
+    ]
+    assert "trainer: queued 3 evaluation jobs for version 1" in logs
+
+
+def test_a_bad_positions_file_stops_the_trainer_at_once(redis_client: redis.Redis, run_dir: Path, tmp_path: Path) -> None:
+    from azjobs.errors import AzjobsError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"moves": "5", "scores": [1]}\n')
+    with pytest.raises(AzjobsError, match="bad.jsonl line 1: needs \"scores\""):
+        train(redis_client, run_dir, SETTINGS.replace(eval_positions=str(bad)), max_steps=1)
+
+
+def test_gating_stages_new_versions(redis_client: redis.Redis, run_dir: Path) -> None:
+    add_shard(redis_client, run_dir, seed=0)
+    settings = SETTINGS.replace(gating=True, eval_every_versions=0)
+    state, logs = train(redis_client, run_dir, settings, max_steps=7)
+
+    store = WeightStore(redis_client, run_dir.name, run_dir)
+    assert state.version == 3 and store.latest_version() == 1  # 2 and 3 wait for their gates
+    assert versions_in(run_dir / "weights") == [1] and store.staged_versions() == [2, 3]
+    assert eval_jobs(redis_client, run_dir.name) == [("gate", 2, eval_jobs(redis_client, run_dir.name)[0][2]),
+                                                     ("gate", 3, eval_jobs(redis_client, run_dir.name)[1][2])]
+    assert "trainer: staged weights version 2 at step 3 for its gate" in logs
+    state, _ = train(redis_client, run_dir, settings, max_steps=9)  # resumed: numbers go on from the staged ones
+    assert state.version == 4 and store.staged_versions() == [2, 3, 4] and store.latest_version() == 1
+
+
+def test_evaluations_become_ratings_and_curves(redis_client: redis.Redis, run_dir: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from azjobs.eval import records
+
+    add_shard(redis_client, run_dir, seed=0)
+    t = quiet_trainer(redis_client, run_dir, SETTINGS.replace(eval_every_versions=0))
+    run = run_dir.name
+    match = records.MatchRecord(id="m1", time=1.0, purpose="schedule", a="net:2", b="random", a_wins=8, draws=1,
+                                b_wins=1, a_first_wins=4, a_first_draws=1, a_first_losses=0, openings=5,
+                                opening_moves=2, seconds=1.0, sims=8, versions={"net:2": {"version": 2, "step": 30}})
+    scored = records.AccuracyRecord(id="a1", time=1.0, player="net:2", sims=0, positions=10, weak_accuracy=0.7,
+                                    strong_accuracy=0.6, phases={}, random_weak_accuracy=0.4, seconds=1.0,
+                                    version={"version": 2, "step": 30})
+    records.save(redis_client, run, run_dir, match)
+    records.save(redis_client, run, run_dir, scored)
+    t.refresh()
+    t.close()
+
+    ratings = records.read_ratings(redis_client, run)
+    assert list(ratings) == ["net:2", "random"] and ratings["net:2"]["elo"] > 200
+    assert json.loads((run_dir / "evals" / "ratings.json").read_text())["ratings"] == ratings
+    curves = EventAccumulator(str(run_dir / "logs"))
+    curves.Reload()
+    assert [(e.step, round(e.value, 3)) for e in curves.Scalars("eval/weak_accuracy_net")] == [(30, 0.7)]
+    assert [(e.step, round(e.value)) for e in curves.Scalars("eval/elo")] == [(30, round(ratings["net:2"]["elo"]))]

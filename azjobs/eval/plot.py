@@ -1,0 +1,110 @@
+"""`azjobs plot`: ratings and accuracy of a run's weights versions against training time and steps, as a PNG.
+
+Reads only the storage root (`<run_dir>/evals/`), so it works after `azjobs run` has stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from azjobs.errors import AzjobsError
+from azjobs.eval import ratings
+from azjobs.eval.records import PLOT_FILE, AccuracyRecord, MatchRecord, evals_dir, read_files
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a run's evaluations say: ratings of every player, and each version's points."""
+
+    ratings: dict[str, ratings.Rating]
+    versions: dict[str, dict[str, float]]  # net player -> version_info (step, train_seconds, ...)
+    accuracy: list[AccuracyRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ratings": {p: r.to_dict() for p, r in sorted(self.ratings.items(), key=lambda i: -i[1].elo)},
+            "accuracy": [
+                {"player": a.player, "sims": a.sims, "step": a.version.get("step"),
+                 "train_seconds": a.version.get("train_seconds"), "weak_accuracy": a.weak_accuracy,
+                 "strong_accuracy": a.strong_accuracy}
+                for a in sorted(self.accuracy, key=lambda a: (a.sims, a.version.get("step", 0)))
+            ],
+        }
+
+
+def summarize(run_dir: Path) -> Summary:
+    matches = read_files(run_dir, MatchRecord)
+    scored = read_files(run_dir, AccuracyRecord)
+    versions: dict[str, dict[str, float]] = {}
+    for m in matches:
+        versions.update(m.versions)
+    for a in scored:
+        if a.version:
+            versions[a.player] = a.version
+    return Summary(ratings.fit(m.result() for m in matches), versions, scored)
+
+
+def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
+    """Draw the run's curves into `out` (default `<run_dir>/evals/strength.png`)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise AzjobsError("azjobs plot needs matplotlib: pip install matplotlib") from None
+    summary = summarize(run_dir)
+    if not summary.ratings and not summary.accuracy:
+        raise AzjobsError(f"run {run_dir} has no evaluation results yet (evals/ is empty): "
+                          "they come with the trainer's schedule (eval_every_versions) or `azjobs eval`")
+    out = Path(out) if out is not None else evals_dir(run_dir) / PLOT_FILE
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex="col")
+    for column, (key, label, scale) in enumerate((("train_seconds", "training time (minutes)", 1 / 60),
+                                                  ("step", "training steps", 1.0))):
+        _ratings_panel(axes[0][column], summary, key, scale)
+        _accuracy_panel(axes[1][column], summary, key, scale)
+        axes[1][column].set_xlabel(label)
+    axes[0][0].set_ylabel("Elo (random = 0)")
+    axes[1][0].set_ylabel("share of optimal moves")
+    fig.suptitle(f"{Path(run_dir).resolve().name}: strength of the weights versions")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out, summary
+
+
+def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
+    points = sorted((summary.versions[p][key] * scale, r.elo, r.se) for p, r in summary.ratings.items()
+                    if p in summary.versions and key in summary.versions[p])
+    if points:
+        xs, ys, es = zip(*points)
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label="weights versions")
+    for player, rating in summary.ratings.items():
+        if not player.startswith("net"):
+            ax.axhline(rating.elo, linestyle="--", linewidth=0.8, color="grey")
+            ax.annotate(player, (0, rating.elo), xycoords=("axes fraction", "data"), fontsize=8, color="grey")
+    ax.grid(alpha=0.3)
+
+
+def _accuracy_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
+    for sims in sorted({a.sims for a in summary.accuracy}, reverse=True):
+        rows = sorted((a.version[key] * scale, a.weak_accuracy, a.strong_accuracy)
+                      for a in summary.accuracy if a.sims == sims and key in a.version)
+        if not rows:
+            continue
+        xs, weak, strong = zip(*rows)
+        who = f"{sims} sims" if sims else "network alone"
+        line = ax.plot(xs, weak, marker="o", label=f"weak, {who}")[0]
+        ax.plot(xs, strong, marker="x", linestyle=":", color=line.get_color(), label=f"strong, {who}")
+    if summary.accuracy:
+        ax.axhline(summary.accuracy[0].random_weak_accuracy, linestyle="--", linewidth=0.8, color="grey",
+                   label="weak, a random move")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)

@@ -1,0 +1,197 @@
+"""Evaluation results, kept twice: a JSON file each under `<run_dir>/evals/` and a list entry in Redis.
+
+The files are the lasting copy (Redis may be an embedded one that is gone when `azjobs run`
+ends); `rebuild` puts back into Redis what it lacks. Ratings are refitted from all match
+records and written to the `ratings` hash and to `evals/ratings.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+
+from azjobs import keys
+from azjobs.eval import ratings
+from azjobs.eval.match import MatchResult
+from azjobs.storage.weights import write_atomic
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+EVALS_DIR = "evals"
+POSITIONS_FILE = "positions.jsonl"  # the run's copy of its labelled positions (setting eval_positions)
+RATINGS_FILE = "ratings.json"
+PLOT_FILE = "strength.png"
+
+
+def evals_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / EVALS_DIR
+
+
+def version_info(meta: Mapping[str, str]) -> dict[str, float]:
+    """What a weights version's metadata says about its training: version, step, train_seconds, samples_trained."""
+    info: dict[str, float] = {}
+    for name in ("version", "step", "samples_trained"):
+        if name in meta:
+            info[name] = int(meta[name])
+    if "train_seconds" in meta:
+        info["train_seconds"] = float(meta["train_seconds"])
+    return info
+
+
+@dataclass(frozen=True)
+class MatchRecord:
+    """One finished match between players A and B (results are A's)."""
+
+    id: str
+    time: float
+    purpose: str  # "schedule" (the trainer's), "ladder" (baseline against baseline), "gate" or "manual"
+    a: str
+    b: str
+    a_wins: int
+    draws: int
+    b_wins: int
+    a_first_wins: int
+    a_first_draws: int
+    a_first_losses: int
+    openings: int
+    opening_moves: int
+    seconds: float
+    sims: int  # search simulations of the network players
+    versions: dict[str, dict[str, float]] = field(default_factory=dict)  # net player -> version_info
+    promoted: bool | None = None  # a gate match: whether A became the version self-play uses
+
+    kind = "match"
+
+    @classmethod
+    def of(cls, result: MatchResult, *, purpose: str, sims: int, versions: dict[str, dict[str, float]],
+           id: str | None = None, promoted: bool | None = None) -> MatchRecord:
+        fields = {k: v for k, v in result.to_dict().items() if k in cls.__dataclass_fields__}
+        return cls(id=id or uuid.uuid4().hex, time=time.time(), purpose=purpose, sims=sims, versions=versions,
+                   promoted=promoted, **fields)
+
+    @property
+    def games(self) -> int:
+        return self.a_wins + self.draws + self.b_wins
+
+    @property
+    def a_score(self) -> float:
+        return (self.a_wins + 0.5 * self.draws) / max(self.games, 1)
+
+    def result(self) -> ratings.Result:
+        return ratings.Result(self.a, self.b, self.a_wins, self.draws, self.b_wins)
+
+
+@dataclass(frozen=True)
+class AccuracyRecord:
+    """One player scored on the run's labelled positions (see `azjobs.eval.strength`)."""
+
+    id: str
+    time: float
+    player: str
+    sims: int
+    positions: int
+    weak_accuracy: float
+    strong_accuracy: float
+    phases: dict[str, dict[str, float]]
+    random_weak_accuracy: float
+    seconds: float
+    version: dict[str, float] = field(default_factory=dict)  # version_info of a net player
+
+    kind = "accuracy"
+
+    @classmethod
+    def of(cls, strength: Mapping[str, Any], *, player: str, sims: int, version: dict[str, float],
+           id: str | None = None) -> AccuracyRecord:
+        fields = {k: v for k, v in strength.items() if k in cls.__dataclass_fields__}
+        fields.update(player=player, sims=sims, version=version)
+        return cls(id=id or uuid.uuid4().hex, time=time.time(), **fields)
+
+
+Record = TypeVar("Record", MatchRecord, AccuracyRecord)
+
+
+def to_json(record: MatchRecord | AccuracyRecord) -> str:
+    return json.dumps(dataclasses.asdict(record), sort_keys=True)
+
+
+def from_json(cls: type[Record], text: str | bytes) -> Record:
+    data = json.loads(text)
+    return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _list_key(cls: type, run: str) -> str:
+    return keys.matches(run) if cls is MatchRecord else keys.accuracy(run)
+
+
+def save(client: Redis, run: str, run_dir: Path, record: MatchRecord | AccuracyRecord) -> Path:
+    """Write the record's file (atomically), then append it to the run's list in Redis."""
+    text = to_json(record)
+    path = evals_dir(run_dir) / f"{record.kind}-{int(record.time * 1000):015d}-{record.id}.json"
+    write_atomic(path, text.encode())
+    client.rpush(_list_key(type(record), run), text)
+    return path
+
+
+def read(client: Redis, run: str, cls: type[Record]) -> list[Record]:
+    """The run's records of one kind from Redis, oldest first."""
+    return [from_json(cls, raw) for raw in client.lrange(_list_key(cls, run), 0, -1)]
+
+
+def count(client: Redis, run: str, cls: type) -> int:
+    return int(client.llen(_list_key(cls, run)))
+
+
+def read_files(run_dir: Path, cls: type[Record]) -> list[Record]:
+    """The run's records of one kind from the storage root, oldest first (unreadable files skipped)."""
+    folder = evals_dir(run_dir)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            found.append(from_json(cls, (folder / name).read_bytes()))
+        except (OSError, ValueError, TypeError):
+            continue  # a foreign or damaged file: the others still count
+    return found
+
+
+def rebuild(client: Redis, run: str, run_dir: Path) -> int:
+    """Append to Redis the records on the storage root that it lacks; how many were added."""
+    added = 0
+    for cls in (MatchRecord, AccuracyRecord):
+        known = {r.id for r in read(client, run, cls)}
+        missing = [r for r in read_files(run_dir, cls) if r.id not in known]
+        if missing:
+            client.rpush(_list_key(cls, run), *(to_json(r) for r in missing))
+            added += len(missing)
+    return added
+
+
+def refit(client: Redis | None, run: str, run_dir: Path, matches: list[MatchRecord]) -> dict[str, ratings.Rating]:
+    """Fit the ratings over `matches`; store them in Redis (when given) and in evals/ratings.json."""
+    fitted = ratings.fit(r.result() for r in matches)
+    table = {player: rating.to_dict() for player, rating in fitted.items()}
+    if client is not None:
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(keys.ratings(run))
+        if table:
+            pipe.hset(keys.ratings(run), mapping={p: json.dumps(v) for p, v in table.items()})
+        pipe.execute()
+    write_atomic(evals_dir(run_dir) / RATINGS_FILE, json.dumps({"time": time.time(), "ratings": table}, indent=1).encode())
+    return fitted
+
+
+def read_ratings(client: Redis, run: str) -> dict[str, dict[str, float]]:
+    """The stored ratings, best first."""
+    raw = client.hgetall(keys.ratings(run))
+    table = {k.decode(): json.loads(v) for k, v in raw.items()}
+    return dict(sorted(table.items(), key=lambda item: -item[1]["elo"]))
