@@ -372,9 +372,11 @@ def bench_group() -> None:
 @game_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
 @click.option("--device", default="cpu", show_default=True, help="torch device of a network player.")
+@click.option("--record", is_flag=True,
+              help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option
 def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | None, player: str,
-                       game: str | None, seed: int, device: str, threads: int | None) -> None:
+                       game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
     Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
@@ -383,7 +385,8 @@ def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | N
     from azjobs.eval import strength
 
     set_threads(threads)
-    result = strength.bench(positions_file, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device)
+    result = strength.bench(positions_file, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device,
+                            record=record)
     for line in strength.describe(result):
         click.echo(line)
     click.echo(json.dumps(result.to_dict()))

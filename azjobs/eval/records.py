@@ -130,12 +130,14 @@ def _list_key(cls: type, run: str) -> str:
     return keys.matches(run) if cls is MatchRecord else keys.accuracy(run)
 
 
-def save(client: Redis, run: str, run_dir: Path, record: MatchRecord | AccuracyRecord) -> Path:
-    """Write the record's file (atomically), then append it to the run's list in Redis."""
+def save(client: Redis | None, run: str, run_dir: Path, record: MatchRecord | AccuracyRecord) -> Path:
+    """Write the record's file (atomically), then append it to the run's list in Redis (if given;
+    without, the trainer puts it there when it next starts)."""
     text = to_json(record)
     path = evals_dir(run_dir) / f"{record.kind}-{int(record.time * 1000):015d}-{record.id}.json"
     write_atomic(path, text.encode())
-    client.rpush(_list_key(type(record), run), text)
+    if client is not None:
+        client.rpush(_list_key(type(record), run), text)
     return path
 
 

@@ -95,16 +95,34 @@ def measure(labels: LabelledPositions, player: Any, rng: np.random.Generator,
 
 
 def bench(positions_file: Path, spec: str, *, run_dir: Path | None, game: str | None, sims: int | None,
-          seed: int = 0, device: str = "cpu") -> StrengthResult:
-    """`azjobs bench strength`: load the player and the labelled set, and measure."""
+          seed: int = 0, device: str = "cpu", record: bool = False) -> StrengthResult:
+    """`azjobs bench strength`: load the player and the labelled set, and measure. With `record`,
+    a network player's result is also saved under `<run_dir>/evals/` (for `azjobs plot`)."""
+    from azjobs.errors import AzjobsError
     from azjobs.players import NetPlayer, load_player
 
     found, player = load_player(spec, run_dir=run_dir, game=game, sims=sims, device=device)
+    if record and not isinstance(player, NetPlayer):
+        raise AzjobsError("--record keeps a weights version's accuracy with its run: use it with a net player")
     labels = load_positions(positions_file, found)
     extra: dict[str, Any] = {"game": found.name, "positions_file": str(positions_file)}
     if isinstance(player, NetPlayer):
         extra.update(weights_version=player.version, sims=player.sims)
-    return measure(labels, player, np.random.default_rng(seed), extra)
+    result = measure(labels, player, np.random.default_rng(seed), extra)
+    if record and isinstance(player, NetPlayer) and run_dir is not None:
+        _record(run_dir, player, result)
+    return result
+
+
+def _record(run_dir: Path, player: Any, result: StrengthResult) -> None:
+    from azjobs.eval import records
+    from azjobs.net.weights import read_metadata
+    from azjobs.players import weights_from_run_dir
+
+    _, data = weights_from_run_dir(run_dir)(player.version)
+    info = {"version": player.version, **records.version_info(read_metadata(data))}
+    record = records.AccuracyRecord.of(result.to_dict(), player=player.name, sims=player.sims, version=info)
+    records.save(None, Path(run_dir).resolve().name, run_dir, record)
 
 
 def describe(result: StrengthResult) -> list[str]:

@@ -214,6 +214,7 @@ def wait_for(job, poll_s: float = 0.5) -> dict[str, Any]:  # type: ignore[no-unt
 
     while True:
         status = job.get_status(refresh=True)
+        status = getattr(status, "value", status)  # rq's JobStatus enum, or a plain string
         if status == "finished":
             return job.return_value()
         if status in ("failed", "stopped", "canceled"):

@@ -3,25 +3,24 @@
 Specs: `random`, `oneply`, `alphabeta[:DEPTH]`, `mcts[:SIMULATIONS]` (baselines, no network),
 and `net[:VERSION]` (a weights version of the run, the newest without VERSION, searching with
 the simulations the caller gives). A player's `name` is its spec with every number filled in;
-ratings and evaluation records use it.
+ratings and evaluation records use it. This module imports nothing heavy (settings validate
+specs with it); the players themselves load on first use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from azjobs.errors import AzjobsError
-from azjobs.games import get_game
-from azjobs.games.base import Game
-from azjobs.players.alphabeta import AlphaBetaPlayer
-from azjobs.players.baselines import OnePlyPlayer, RandomPlayer
-from azjobs.players.network import NetPlayer, WeightsSource, weights_from_run_dir, weights_from_store
-from azjobs.players.rollout import RolloutMCTSPlayer
-from azjobs.search import SearchConfig
+
+if TYPE_CHECKING:
+    from azjobs.games.base import Game
+    from azjobs.players.network import WeightsSource
+    from azjobs.search import SearchConfig
 
 
 class Player(Protocol):
@@ -67,10 +66,14 @@ def make_player(
     *,
     weights: WeightsSource | None = None,
     sims: int = 0,
-    search: SearchConfig = SearchConfig(),
+    search: SearchConfig | None = None,
     device: str = "cpu",
 ) -> Player:
     """The player a spec names; `weights`, `sims`, `search` and `device` are for `net` players."""
+    from azjobs.players.alphabeta import AlphaBetaPlayer
+    from azjobs.players.baselines import OnePlyPlayer, RandomPlayer
+    from azjobs.players.rollout import RolloutMCTSPlayer
+
     spec = PlayerSpec.parse(spec) if isinstance(spec, str) else spec
     if spec.kind == "random":
         return RandomPlayer(game)
@@ -83,10 +86,12 @@ def make_player(
     if weights is None:
         raise ValueError(f"player {spec} needs a run's weights: pass the run's --run-dir")
     from azjobs.inference.local import LocalEvaluator  # torch: only for network players
+    from azjobs.players.network import NetPlayer
+    from azjobs.search import SearchConfig
 
     version, data = weights(spec.arg)
     evaluator = LocalEvaluator.from_bytes(game, data, device=device)
-    return NetPlayer(game, evaluator.evaluate, version, sims, search)
+    return NetPlayer(game, evaluator.evaluate, version, sims, search or SearchConfig())
 
 
 def load_player(
@@ -95,6 +100,9 @@ def load_player(
     """A player for a command: a baseline needs only the game (--game or the run's); a network
     player reads the run's settings and weights from `run_dir` (no Redis). AzjobsError if it can't."""
     from azjobs import settings as run_settings
+    from azjobs.games import get_game
+    from azjobs.players.network import weights_from_run_dir
+    from azjobs.search import SearchConfig
 
     try:
         parsed = PlayerSpec.parse(spec)
@@ -119,18 +127,19 @@ def load_player(
     return found, make_player(parsed, found, weights=weights, sims=sims, search=search, device=device)
 
 
-__all__ = [
-    "AlphaBetaPlayer",
-    "NetPlayer",
-    "OnePlyPlayer",
-    "Player",
-    "PlayerSpec",
-    "RandomPlayer",
-    "RolloutMCTSPlayer",
-    "SPEC_HELP",
-    "WeightsSource",
-    "load_player",
-    "make_player",
-    "weights_from_run_dir",
-    "weights_from_store",
-]
+_LAZY = {
+    "AlphaBetaPlayer": "alphabeta", "OnePlyPlayer": "baselines", "RandomPlayer": "baselines",
+    "RolloutMCTSPlayer": "rollout", "NetPlayer": "network", "WeightsSource": "network",
+    "weights_from_run_dir": "network", "weights_from_store": "network",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"azjobs.players.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Player", "PlayerSpec", "SPEC_HELP", "load_player", "make_player", *_LAZY]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
+from azjobs.eval import records
 from azjobs.eval.positions import load_positions
 from azjobs.eval.strength import measure, random_weak_accuracy, score
 from azjobs.games import get_game
@@ -146,6 +147,15 @@ def test_bench_command_with_a_run(ttt_file: Path, tmp_path: Path) -> None:
         out = last_json(result.stdout)
         assert out["positions"] == 300 and out["weights_version"] == 3 and out["sims"] == sims
         assert 0 <= out["strong_accuracy"] <= out["weak_accuracy"] <= 1
+    recorded = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir), "--positions", str(ttt_file),
+                                         "--sims", "2", "--record"])
+    assert recorded.exit_code == 0, recorded.output
+    [kept] = records.read_files(run_dir, records.AccuracyRecord)  # where `azjobs plot` finds it
+    assert (kept.player, kept.sims, kept.version["version"]) == ("net:3", 2, 3)
+    assert kept.weak_accuracy == last_json(recorded.stdout)["weak_accuracy"]
+    baseline = CliRunner().invoke(main, ["bench", "strength", "--game", "tictactoe", "--player", "random",
+                                         "--positions", str(ttt_file), "--record"])
+    assert baseline.exit_code != 0 and "use it with a net player" in baseline.stderr
     wrong_game = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir), "--game", "connect4",
                                            "--positions", str(ttt_file)])
     assert wrong_game.exit_code != 0 and "plays tictactoe, not connect4" in wrong_game.stderr

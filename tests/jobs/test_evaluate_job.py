@@ -159,3 +159,16 @@ def test_eval_command(redis_client: redis.Redis, redis_url: str, tmp_path: Path)
     missing = CliRunner().invoke(main, ["eval", "random", "oneply", "--redis-url", redis_url,
                                         "--run-dir", str(tmp_path / "other")])
     assert missing.exit_code != 0 and "no run 'other'" in missing.stderr
+
+
+def test_waiting_for_a_job(redis_client: redis.Redis, tmp_path: Path) -> None:
+    from azjobs.errors import AzjobsError
+
+    run_dir = tmp_path / "ev"
+    run = make_run(redis_client, run_dir)
+    good = evaluate.enqueue_match(redis_client, run, "oneply", "random", 4)
+    bad = evaluate.enqueue_match(redis_client, run, "net:99", "random", 4)  # no such version: the job fails
+    work(redis_client, run, run_dir)
+    assert evaluate.wait_for(good)["a"] == "oneply"
+    with pytest.raises(AzjobsError, match=f"evaluation job {bad.id} failed"):
+        evaluate.wait_for(bad)

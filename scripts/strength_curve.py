@@ -1,0 +1,56 @@
+"""Accuracy of a run's weights versions at given training minutes, on a labelled set; one JSON line each.
+
+    python scripts/strength_curve.py --run-dir runs/connect4 --positions c4_public.jsonl \
+        --minutes 10,20,30,60 --sims 200 --sims 0
+
+For each mark it takes the newest version published within that many minutes of training
+(the `train_seconds` in its metadata), scores it with `azjobs bench strength --record` (so
+`azjobs plot` draws the points too), and prints one JSON object per (minutes, sims).
+It needs no Redis: it reads the storage root, after the run or while it goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from azjobs.eval import strength
+from azjobs.net.weights import read_metadata
+from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in
+
+
+def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
+    """The newest version published within `minutes` of training, and its training seconds."""
+    found = None
+    for version in versions_in(run_dir / WEIGHTS_DIR):
+        meta = read_metadata((run_dir / WEIGHTS_DIR / file_name(version)).read_bytes())
+        seconds = float(meta.get("train_seconds", "nan"))
+        if seconds <= minutes * 60:
+            found = (version, seconds)
+    return found
+
+
+@click.command()
+@click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--positions", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--minutes", default="10,20,30,60", show_default=True, help="Comma-separated training minutes.")
+@click.option("--sims", "sims_list", type=int, multiple=True, default=(200, 0), show_default=True)
+def main(run_dir: Path, positions: Path, minutes: str, sims_list: tuple[int, ...]) -> None:
+    for mark in (float(m) for m in minutes.split(",")):
+        found = version_at(run_dir, mark)
+        if found is None:
+            click.echo(json.dumps({"minutes": mark, "error": "no version published by then"}))
+            continue
+        version, seconds = found
+        for sims in sims_list:
+            result = strength.bench(positions, f"net:{version}", run_dir=run_dir, game=None, sims=sims, record=True)
+            out = result.to_dict()
+            click.echo(json.dumps({"minutes": mark, "train_minutes": round(seconds / 60, 1), "version": version,
+                                   "sims": sims, "weak_accuracy": out["weak_accuracy"],
+                                   "strong_accuracy": out["strong_accuracy"], "phases": out["phases"]}))
+
+
+if __name__ == "__main__":
+    main()
