@@ -200,10 +200,12 @@ def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, threads:
               help="remote: through gpu-serve; local: the network in this process on the CPU.")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Stop after this many jobs.")
-@threads_option
+@click.option("--threads", envvar="AZJOBS_THREADS", type=click.IntRange(min=1), default=1, show_default=True,
+              show_envvar=True, help="CPU threads for the networks this worker runs itself (evaluation jobs, "
+              "--evaluator local); workers run one per core, and more threads each only fight over the cores.")
 def worker_cmd(redis_url: str | None, run_dir: Path, evaluator: str, burst: bool, max_jobs: int | None,
-               threads: int | None) -> None:
-    """A self-play worker (an RQ worker that keeps its evaluator between jobs)."""
+               threads: int) -> None:
+    """A self-play and evaluation worker (an RQ worker that keeps its evaluator between jobs)."""
     from azjobs.jobs import worker
 
     set_threads(threads)

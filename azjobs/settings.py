@@ -90,9 +90,13 @@ class Settings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} must be 0 or more, got {getattr(self, name)}")
         if self.eval_games < 2:
-            raise SettingsError(f"setting eval_games must be at least 2 (one opening with both colours), got {self.eval_games}")
+            raise SettingsError(
+                f"setting eval_games must be at least 2 (one opening with both colours), got {self.eval_games}"
+            )
         if not 0 < self.gating_threshold <= 1:
-            raise SettingsError(f"setting gating_threshold is a share of the points, in (0, 1]; got {self.gating_threshold}")
+            raise SettingsError(
+                f"setting gating_threshold is a share of the points, in (0, 1]; got {self.gating_threshold}"
+            )
         if not 0 < self.replay_window_exponent <= 1 or self.replay_window_expand <= 0:
             raise SettingsError(
                 "replay_window_exponent must be in (0, 1] and replay_window_expand above 0 "

@@ -188,7 +188,8 @@ def refit(client: Redis | None, run: str, run_dir: Path, matches: list[MatchReco
         if table:
             pipe.hset(keys.ratings(run), mapping={p: json.dumps(v) for p, v in table.items()})
         pipe.execute()
-    write_atomic(evals_dir(run_dir) / RATINGS_FILE, json.dumps({"time": time.time(), "ratings": table}, indent=1).encode())
+    text = json.dumps({"time": time.time(), "ratings": table}, indent=1)
+    write_atomic(evals_dir(run_dir) / RATINGS_FILE, text.encode())
     return fitted
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import redis
 from rq import Queue, Retry, get_current_job
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
@@ -51,7 +52,8 @@ class EvalContext:
     device: str = "cpu"
 
     @classmethod
-    def create(cls, client: redis.Redis, run: str, run_dir: Path, settings: Settings, device: str = "cpu") -> EvalContext:
+    def create(cls, client: redis.Redis, run: str, run_dir: Path, settings: Settings,
+               device: str = "cpu") -> EvalContext:
         store = WeightStore(client, run, Path(run_dir), keep_in_redis=settings.weights_kept_in_redis)
         return cls(client, run, Path(run_dir), settings, get_game(settings.game), store, device)
 
@@ -122,7 +124,8 @@ def _play(ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: s
                                   versions=versions, id=id, promoted=promoted)
 
 
-def run_accuracy(ctx: EvalContext, player: str, sims: int, seed: int, *, id: str | None = None) -> records.AccuracyRecord:
+def run_accuracy(ctx: EvalContext, player: str, sims: int, seed: int, *,
+                 id: str | None = None) -> records.AccuracyRecord:
     labels = load_positions(records.evals_dir(ctx.run_dir) / records.POSITIONS_FILE, ctx.game)
     chosen = ctx.player(player, sims)
     strength = measure(labels, chosen, np.random.default_rng([ctx.settings.seed, seed]))
@@ -152,7 +155,7 @@ def eval_queue(client: redis.Redis, run: str) -> Queue:
     return Queue(keys.eval_queue(run), connection=client, serializer=JSONSerializer)
 
 
-def _enqueue(queue: Queue, function: str, args: tuple, description: str):  # type: ignore[no-untyped-def]
+def _enqueue(queue: Queue, function: str, args: tuple, description: str) -> Job:
     return queue.enqueue_call(function, args=args, timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S,
                               description=description, retry=Retry(max=1))
 
@@ -161,9 +164,10 @@ def _seed(client: redis.Redis, run: str) -> int:
     return int(client.hincrby(keys.stats(run), "evals_enqueued", 1))
 
 
-def enqueue_match(client: redis.Redis, run: str, a: str, b: str, games: int, purpose: str = "manual"):  # type: ignore[no-untyped-def]
+def enqueue_match(client: redis.Redis, run: str, a: str, b: str, games: int, purpose: str = "manual") -> Job:
     seed = _seed(client, run)
-    return _enqueue(eval_queue(client, run), MATCH_JOB, (run, a, b, games, seed, purpose), f"{purpose} match {a} vs {b}")
+    args = (run, a, b, games, seed, purpose)
+    return _enqueue(eval_queue(client, run), MATCH_JOB, args, f"{purpose} match {a} vs {b}")
 
 
 def scheduled_opponents(settings: Settings, version: int) -> list[str]:
@@ -206,7 +210,7 @@ def enqueue_ladder(client: redis.Redis, run: str, settings: Settings) -> int:
     return len(pairs)
 
 
-def wait_for(job, poll_s: float = 0.5) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def wait_for(job: Job, poll_s: float = 0.5) -> dict[str, Any]:
     """Block until an evaluation job has finished; its result (AzjobsError if it failed)."""
     import time
 

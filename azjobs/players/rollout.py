@@ -52,8 +52,8 @@ class RolloutMCTSPlayer:
             leaves = tree.expand(parents, actions)
             values = random_playouts(self.game, tree.state[tree.games, leaves], rng)
             tree.backup(leaves, values)
-        visits = np.where(tree.legal[:, 0], tree.children_visits[:, 0] + 0.5 * rng.random(tree.legal[:, 0].shape), -1)
-        return visits.argmax(axis=1)
+        root_visits = tree.children_visits[:, 0] + 0.5 * rng.random(tree.legal[:, 0].shape)  # random tie-breaks
+        return np.where(tree.legal[:, 0], root_visits, -1).argmax(axis=1)
 
 
 class _Tree:

@@ -283,7 +283,8 @@ class Trainer:
 
     def record_evals(self, curves: bool = True) -> None:
         """Refit the ratings when matches came in; new results become points on the TensorBoard curves."""
-        counts = {cls: records.count(self.client, self.run_name, cls) for cls in (records.MatchRecord, records.AccuracyRecord)}
+        kinds = (records.MatchRecord, records.AccuracyRecord)
+        counts = {cls: records.count(self.client, self.run_name, cls) for cls in kinds}
         if counts == self._evals_seen:
             return
         matches = records.read(self.client, self.run_name, records.MatchRecord)

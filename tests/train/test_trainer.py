@@ -278,7 +278,8 @@ def test_train_command_creates_and_then_keeps_the_run(
 # Growing replay window, train/play ratio, evaluations, gating.
 
 def quiet_trainer(client: redis.Redis, run_dir: Path, settings: Settings, logs: list[str] | None = None) -> Trainer:
-    t = Trainer(settings, client, run_dir.name, run_dir, device="cpu", log=(logs.append if logs is not None else lambda _: None))
+    log = logs.append if logs is not None else (lambda _: None)
+    t = Trainer(settings, client, run_dir.name, run_dir, device="cpu", log=log)
     t.resume()
     return t
 
@@ -314,7 +315,8 @@ def test_selfplay_waits_while_training_lags(redis_client: redis.Redis, run_dir: 
     while t.why_pause_selfplay():
         t.step()
         steps += 1
-    assert t.state.samples_trained + settings.batch_size >= 2 * positions > t.state.samples_trained - settings.batch_size
+    batch = settings.batch_size
+    assert t.state.samples_trained + batch >= 2 * positions > t.state.samples_trained - batch
     assert steps > 1
     assert t.top_up_queue() == settings.selfplay_queue_depth and t.state.selfplay_paused == ""
 
@@ -342,7 +344,8 @@ def test_evaluations_are_queued_on_schedule(redis_client: redis.Redis, run_dir: 
     assert "trainer: queued 3 evaluation jobs for version 1" in logs
 
 
-def test_a_bad_positions_file_stops_the_trainer_at_once(redis_client: redis.Redis, run_dir: Path, tmp_path: Path) -> None:
+def test_a_bad_positions_file_stops_the_trainer_at_once(redis_client: redis.Redis, run_dir: Path,
+                                                        tmp_path: Path) -> None:
     from azjobs.errors import AzjobsError
 
     bad = tmp_path / "bad.jsonl"
@@ -359,8 +362,7 @@ def test_gating_stages_new_versions(redis_client: redis.Redis, run_dir: Path) ->
     store = WeightStore(redis_client, run_dir.name, run_dir)
     assert state.version == 3 and store.latest_version() == 1  # 2 and 3 wait for their gates
     assert versions_in(run_dir / "weights") == [1] and store.staged_versions() == [2, 3]
-    assert eval_jobs(redis_client, run_dir.name) == [("gate", 2, eval_jobs(redis_client, run_dir.name)[0][2]),
-                                                     ("gate", 3, eval_jobs(redis_client, run_dir.name)[1][2])]
+    assert [job[:2] for job in eval_jobs(redis_client, run_dir.name)] == [("gate", 2), ("gate", 3)]
     assert "trainer: staged weights version 2 at step 3 for its gate" in logs
     state, _ = train(redis_client, run_dir, settings, max_steps=9)  # resumed: numbers go on from the staged ones
     assert state.version == 4 and store.staged_versions() == [2, 3, 4] and store.latest_version() == 1
