@@ -48,14 +48,14 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     assert result.games_lost <= 3, result
     assert agent_score(run_dir, sims=0).optimal_share >= 0.85  # the network alone
 
-    # The trainer had versions 1 and 11 evaluated (eval_every_versions = 10) by the worker, between
-    # self-play jobs: matches against the default opponents, the ladder, and the ratings.
+    # The trainer had version 1 evaluated (and 11, 21, ... as far as it got) by the worker, between
+    # self-play jobs: matches against the default opponents, the ladder of baselines, the ratings.
     from azjobs.eval import records
 
     played = {(m.a, m.b) for m in records.read_files(run_dir, records.MatchRecord)}
-    assert {("net:1", "random"), ("net:1", "oneply"), ("oneply", "random"), ("net:11", "net:1")} <= played
+    assert {("net:1", "random"), ("net:1", "oneply"), ("oneply", "random"), ("alphabeta:4", "oneply")} <= played
     ratings = json.loads((run_dir / "evals" / "ratings.json").read_text())["ratings"]
-    assert ratings["random"]["elo"] == 0 and ratings["net:11"]["elo"] > 100 and ratings["oneply"]["elo"] > 100
+    assert ratings["random"]["elo"] == 0 and ratings["net:1"]["elo"] > 100 and ratings["oneply"]["elo"] > 100
     plotted = subprocess.run([*AZJOBS, "plot", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert plotted.returncode == 0 and (run_dir / "evals" / "strength.png").exists(), plotted.stderr
 
