@@ -44,6 +44,7 @@ class Settings:
     dirichlet_alpha: float = 1.0
     dirichlet_fraction: float = 0.25
     temperature_moves: int = 10  # moves sampled in proportion to visits, then the most visited
+    reuse_tree: bool = True  # keep the chosen child's subtree for the next move's search
     # Self-play.
     games_per_job: int = 64
     weight_sync_interval: int = 2  # games between weight checks in a worker evaluating in-process
@@ -106,6 +107,7 @@ DOCS: dict[str, str] = {
     "dirichlet_alpha": "Dirichlet noise concentration at the root",
     "dirichlet_fraction": "share of Dirichlet noise in the root priors",
     "temperature_moves": "moves of each game chosen in proportion to visits; later moves take the most visited",
+    "reuse_tree": "keep the searched subtree of the move played for the next search (its visits count toward num_simulations)",
     "games_per_job": "games one self-play job plays at once (its leaves travel in one request)",
     "weight_sync_interval": "games between weight checks in a worker that evaluates in-process (--evaluator local)",
     "selfplay_queue_depth": "self-play jobs the trainer keeps waiting in the queue",
