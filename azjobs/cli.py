@@ -183,14 +183,27 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
 @redis_url_option
 @run_dir_option(required=True)
 @click.option("--device", default=None, help="torch device (default: cuda if present, else cpu).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Autocast precision of the forward pass; auto: on CPU the faster of fp32 and bf16, timed at start; "
+                   "on CUDA bf16 where supported, else fp16.")
+@click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="channels_last memory layout; auto: timed at start.")
+@click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
+@click.option("--compile", "compile_net", is_flag=True,
+              help="CUDA: torch.compile the network for fixed batch sizes (compiles on first use of each size).")
 @threads_option
-def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, threads: int | None) -> None:
+def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
+              cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
     """The inference server: batches requests, runs the network, replies."""
     from azjobs.inference import server
+    from azjobs.inference.runner import RunnerOptions
 
     set_threads(threads)
     client, settings = join_run(redis_url, run_dir)
-    server.run(settings, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(), log=say)
+    options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
+                            compile=compile_net)
+    server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),
+               log=say)
 
 
 @main.command("worker")

@@ -47,6 +47,7 @@ class Settings:
     reuse_tree: bool = True  # keep the chosen child's subtree for the next move's search
     # Self-play.
     games_per_job: int = 64
+    games_in_flight: int = 64  # games a job searches at once, in two groups whose requests alternate
     weight_sync_interval: int = 2  # games between weight checks in a worker evaluating in-process
     selfplay_queue_depth: int = 4  # self-play jobs the trainer keeps queued
     num_workers: int = 0  # workers `azjobs run` starts; 0: cores - 1, at least 1
@@ -66,7 +67,8 @@ class Settings:
     weights_kept_in_redis: int = 5
 
     def __post_init__(self) -> None:
-        positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "inference_batch_size",
+        positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "games_in_flight",
+                    "inference_batch_size",
                     "max_request_positions", "replay_buffer_size", "batch_size", "publish_every_steps",
                     "checkpoint_every_steps", "weights_kept_in_redis", "weight_sync_interval")
         for name in positive:
@@ -108,7 +110,9 @@ DOCS: dict[str, str] = {
     "dirichlet_fraction": "share of Dirichlet noise in the root priors",
     "temperature_moves": "moves of each game chosen in proportion to visits; later moves take the most visited",
     "reuse_tree": "keep the searched subtree of the move played for the next search (its visits count toward num_simulations)",
-    "games_per_job": "games one self-play job plays at once (its leaves travel in one request)",
+    "games_per_job": "games one self-play job plays (and stores as one replay shard)",
+    "games_in_flight": "games a self-play job searches at once, in two groups whose requests alternate; "
+                       "a finished game's slot takes the job's next game",
     "weight_sync_interval": "games between weight checks in a worker that evaluates in-process (--evaluator local)",
     "selfplay_queue_depth": "self-play jobs the trainer keeps waiting in the queue",
     "num_workers": "workers `azjobs run` starts (0: cores - 1, at least 1)",
