@@ -88,6 +88,7 @@ class Search:
         self._links = self.tree.links()
         self._state_bytes = self.tree.state.view(np.uint8)  # [B, N, W * itemsize], for reroot
         self.remaining = np.zeros(batch, np.int32)  # [B] simulations left in each game's search
+        self.simulations = 0  # simulations started in all (each runs to its leaf: a benchmark's count)
         self.searching = np.zeros(batch, bool)  # [B] a search is running or waits for its root
         self.pending_node = np.full(batch, NO_LEAF, np.int32)  # [B] the leaf waiting for the network
         self._pending_games = np.zeros(0, np.intp)
@@ -174,8 +175,10 @@ class Search:
     def start(self, games: np.ndarray) -> None:
         """Begin a search at the roots of `games` (those not terminal); `advance` finds their first leaves."""
         kept = np.empty(len(games), np.intp)
-        count = steps.start(self._links, np.asarray(games, np.intp), self.config.num_simulations, self.remaining,
-                            self.searching, self._root_prior, kept)
+        games = np.asarray(games, np.intp)
+        count = steps.start(self._links, games, self.config.num_simulations, self.remaining, self.searching,
+                            self._root_prior, kept)
+        self.simulations += int(self.remaining[games].sum())
         # A kept root was evaluated as an inner node: its prior is the network's, the noise is new.
         if self.add_noise and count:
             self._add_noise(kept[:count])
