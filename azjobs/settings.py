@@ -46,13 +46,13 @@ class Settings:
     temperature_moves: int = 10  # moves sampled in proportion to visits, then the most visited
     reuse_tree: bool = True  # keep the chosen child's subtree for the next move's search
     # Self-play.
-    games_per_job: int = 64
-    games_in_flight: int = 64  # games a job searches at once, in two groups whose requests alternate
+    games_per_job: int = 1024  # 8x games_in_flight: the job's tail, with ever fewer games left, stays short
+    games_in_flight: int = 128  # games a job searches at once, in two groups whose requests alternate
     weight_sync_interval: int = 2  # games between weight checks in a worker evaluating in-process
     selfplay_queue_depth: int = 4  # self-play jobs the trainer keeps queued
     num_workers: int = 0  # workers `azjobs run` starts; 0: cores - 1, at least 1
     # Inference server.
-    inference_batch_size: int = 32
+    inference_batch_size: int = 64  # one group's request: a batch never waits for the group being searched
     inference_wait_ms: float = 2.0  # longest a partial batch waits for more requests
     max_request_positions: int = 4096  # larger requests are dropped as oversized
     # Training.
