@@ -20,6 +20,7 @@ from redis import Redis
 from azjobs import keys
 from azjobs.errors import AzjobsError
 from azjobs.heartbeat import process_id
+from azjobs.inference.channel import ListChannel
 from azjobs.wire import RequestBuffer, WireError, decode_reply, encode_request
 
 
@@ -59,6 +60,7 @@ class InferenceClient:
         self._buffers: dict[int, RequestBuffer] = {}  # slot -> the buffer its requests are built in
         self._reply_key = keys.reply(run, self.client_id)
         self._requests_key = keys.requests(run)
+        self._channel = ListChannel(redis)  # the request and reply lists' own connection
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """planes `[K, C, H, W]` uint8 -> (logits `[K, A]` float32, values `[K]` float32)."""
@@ -92,7 +94,7 @@ class InferenceClient:
 
     def _push(self, request_id: int, message: bytes | memoryview, positions: int) -> int:
         self._pending[request_id] = _Pending(message, positions, time.monotonic())
-        self.redis.rpush(self._requests_key, message)
+        self._channel.rpush(self._requests_key, message)
         return request_id
 
     def receive(self, request_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,9 +111,9 @@ class InferenceClient:
         give_up = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while True:
             self._resend_overdue()
-            raw = self.redis.blpop([self._reply_key], timeout=self._wait_s(give_up))
+            raw = self._channel.blpop(self._reply_key, self._wait_s(give_up))
             if raw is not None:
-                self._accept(raw[1])
+                self._accept(raw)
                 if request_id in self._arrived:
                     return self._take(request_id)
             elif give_up is not None and time.monotonic() >= give_up:
@@ -132,7 +134,7 @@ class InferenceClient:
         now = time.monotonic()
         for pending in self._pending.values():
             if now - pending.sent_at >= self.resend_after_s:
-                self.redis.rpush(self._requests_key, pending.message)
+                self._channel.rpush(self._requests_key, pending.message)
                 pending.sent_at = now
                 self.resent += 1
 
@@ -164,6 +166,7 @@ class InferenceClient:
         self._pending.clear()
         self._arrived.clear()
         self.redis.delete(self._reply_key)
+        self._channel.close()
 
     def __enter__(self) -> InferenceClient:
         return self

@@ -28,6 +28,7 @@ from azjobs import heartbeat, keys
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
+from azjobs.inference.channel import ListChannel
 from azjobs.inference.local import default_device
 from azjobs.inference.runner import NetRunner, RunnerOptions
 from azjobs.net.weights import model_from_bytes
@@ -79,6 +80,7 @@ class _Server:
         self.runner, self.game, self.log, self.name = runner, game, log, name
         self.batch_size = settings.inference_batch_size
         self.requests_key = keys.requests(run)
+        self.channel = ListChannel(client)  # the request and reply lists' own connection
         self.held: deque[tuple[Request, bytes]] = deque()  # popped, not yet in a batch: (request, message)
         self.batches = self.positions = self.requests = self.dropped = 0
         self.forward_s = self.forward_cpu_s = 0.0
@@ -104,10 +106,10 @@ class _Server:
         """Whole requests, decoded into the batch buffer, until the batch is full or the wait is over."""
         batch: list[Request] = []
         if not self.held:
-            first = self.client.blpop([self.requests_key], timeout=POP_TIMEOUT_S)
+            first = self.channel.blpop(self.requests_key, POP_TIMEOUT_S)
             if first is None:
                 return []
-            self.admit([first[1]])
+            self.admit([first])
         started = time.monotonic()
         deadline = started + self.settings.inference_wait_ms / 1000.0
         positions = self.fill(batch, 0)
@@ -115,7 +117,7 @@ class _Server:
             # Pop about as many requests as should fill the batch, judging by those seen so far.
             per_request = positions / len(batch) if batch else self.batch_size
             count = min(MAX_POP, max(1, int(np.ceil((self.batch_size - positions) / max(per_request, 1.0)))))
-            raws = self.client.lpop(self.requests_key, count)
+            raws = self.channel.lpop(self.requests_key, count)
             if raws:
                 self.admit(raws)
                 positions = self.fill(batch, positions)
@@ -163,18 +165,23 @@ class _Server:
         self.forward_cpu_s += time.process_time() - cpu_started
         self.forward_s += forward_s
         version = self.runner.version
-        pipe = self.client.pipeline(transaction=False)
+        replies, expire = [], {}
         now = time.monotonic()
+        if len(self.ttl_renewed) > 10_000:  # clients come and go: forget them now and then
+            self.ttl_renewed.clear()
         start = 0
         for request in batch:
             end = start + len(request.planes)
             key = keys.reply(self.run, request.client_id)
-            pipe.rpush(key, encode_reply(request.request_id, version, logits[start:end], values[start:end]))
+            replies.append((key, encode_reply(request.request_id, version, logits[start:end], values[start:end])))
             if now - self.ttl_renewed.get(key, -REPLY_TTL_REFRESH_S) >= REPLY_TTL_REFRESH_S:
-                pipe.expire(key, REPLY_TTL_S)
+                expire[key] = REPLY_TTL_S
                 self.ttl_renewed[key] = now
             start = end
-        pipe.execute()
+        if len(replies) == 1 and not expire:
+            self.channel.rpush(*replies[0])
+        else:
+            self.channel.push_many(replies, expire)
         self.batches += 1
         self.positions += n
         self.requests += len(batch)
