@@ -1,7 +1,8 @@
 """The inference server's forward passes: one batch buffer, and the fastest way to run the network here.
 
 The server decodes requests straight into `NetRunner.planes` (pinned host memory on CUDA, so the
-copy to the GPU is asynchronous) and calls `forward(n)`. Precision and memory layout are chosen at
+copy to the GPU is asynchronous) and calls `forward(n)`. The network runs with its batch norms
+folded into the convolutions before them (inference only: a fifth less work). Precision and memory layout are chosen at
 start: on CPU by timing fp32 and bf16 autocast, each with and without channels_last, at the
 server's batch size (bf16 pays only on CPUs with bf16 instructions); on CUDA mixed precision (bf16
 where supported, else fp16) with channels_last timed. Optionally, on CUDA, every batch is padded to
@@ -12,12 +13,15 @@ per-layer launch cost that dominates small networks. The choice and its timings 
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from azjobs.net.model import PolicyValueNet
 from azjobs.net.weights import load_into
@@ -55,6 +59,25 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return torch.autocast(device.type, dtype=dtype)
 
 
+def fold_batch_norms(model: PolicyValueNet) -> PolicyValueNet:
+    """A copy of `model` (in eval mode) in which each Conv2d followed by a BatchNorm2d in a Sequential
+    is one convolution with a bias: the same function, one layer less each time."""
+    folded = copy.deepcopy(model).eval()
+    for sequence in folded.modules():
+        if not isinstance(sequence, nn.Sequential):
+            continue
+        layers, kept = list(sequence), []
+        while layers:
+            layer = layers.pop(0)
+            if isinstance(layer, nn.Conv2d) and layers and isinstance(layers[0], nn.BatchNorm2d):
+                layer = fuse_conv_bn_eval(layer, layers.pop(0))
+            kept.append(layer)
+        sequence._modules.clear()
+        for i, layer in enumerate(kept):
+            sequence.add_module(str(i), layer)
+    return folded
+
+
 def _buckets(max_batch: int) -> list[int]:
     sizes = [MIN_BUCKET]
     while sizes[-1] < max_batch:
@@ -71,7 +94,8 @@ class NetRunner:
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
-        self.model = model.to(self.device).eval()
+        self.source = model.cpu().eval()  # what new weights load into; the runner runs a folded copy
+        self.model = fold_batch_norms(self.source).to(self.device)
         self.version = version
         self.options = options
         c, h, w = model.planes_shape
@@ -102,7 +126,8 @@ class NetRunner:
     def load(self, data: bytes, version: int) -> None:
         """Swap in other weights of the same architecture; they are copied into the same tensors,
         so captured graphs and compiled code stay valid."""
-        load_into(self.model, data)
+        load_into(self.source, data)
+        self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
         self.version = version
 
     def forward(self, n: int) -> tuple[np.ndarray, np.ndarray]:

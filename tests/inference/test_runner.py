@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from azjobs.games.connect4 import CONNECT4
-from azjobs.inference.runner import NetRunner, NullRunner, RunnerOptions
+from azjobs.inference.runner import NetRunner, NullRunner, RunnerOptions, fold_batch_norms
 from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
 
@@ -16,8 +16,26 @@ SETTINGS = Settings(game="connect4", net_blocks=1, net_channels=16)
 
 
 def model(seed: int):  # type: ignore[no-untyped-def]
+    """A network whose batch norms have learnt something (running statistics and affine terms)."""
     torch.manual_seed(seed)
-    return build_model(CONNECT4, SETTINGS).eval()
+    net = build_model(CONNECT4, SETTINGS).eval()
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.5, 0.5)
+            layer.running_var.uniform_(0.5, 2.0)
+            layer.weight.data.uniform_(0.5, 1.5)
+            layer.bias.data.uniform_(-0.3, 0.3)
+    return net
+
+
+def test_folded_batch_norms_compute_the_same() -> None:
+    net = model(1)
+    folded = fold_batch_norms(net)
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in folded.modules())
+    assert any(isinstance(layer, torch.nn.BatchNorm2d) for layer in net.modules())  # a copy: the original stays
+    x = planes(16, seed=5)
+    for got, want in zip(reference(folded, x), reference(net, x)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def planes(k: int, seed: int) -> np.ndarray:
