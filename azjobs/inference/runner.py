@@ -56,7 +56,9 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    # No cache of cast weights: each weight is used once per pass anyway, and a CUDA graph must not
+    # capture casts whose results the cache frees when the context ends.
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=False)
 
 
 def fold_batch_norms(model: PolicyValueNet) -> PolicyValueNet:
