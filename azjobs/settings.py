@@ -74,6 +74,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        if -(-self.games_in_flight // 2) > self.max_request_positions:
+            raise SettingsError(
+                f"games_in_flight ({self.games_in_flight}) makes requests of {-(-self.games_in_flight // 2)} positions, "
+                f"above max_request_positions ({self.max_request_positions}): servers would drop them; "
+                f"lower games_in_flight or raise max_request_positions"
+            )
         if self.min_replay_positions > self.replay_buffer_size:
             raise SettingsError(
                 f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "

@@ -2,7 +2,7 @@
 
 from azjobs.search.mcts import Evaluate, Search, SearchConfig, SearchResult, best_actions, new_search, search
 from azjobs.search.tree import NO_ACTION, UNVISITED, Tree
-from azjobs.search.selfplay import choose_moves, play_games
+from azjobs.search.selfplay import choose_moves, play_games, play_pipelined
 
 __all__ = [
     "NO_ACTION",
@@ -16,5 +16,6 @@ __all__ = [
     "choose_moves",
     "new_search",
     "play_games",
+    "play_pipelined",
     "search",
 ]
