@@ -183,14 +183,27 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
 @redis_url_option
 @run_dir_option(required=True)
 @click.option("--device", default=None, help="torch device (default: cuda if present, else cpu).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Autocast precision of the forward pass; auto: on CPU the faster of fp32 and bf16, timed at start; "
+                   "on CUDA bf16 where supported, else fp16.")
+@click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="channels_last memory layout; auto: timed at start.")
+@click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
+@click.option("--compile", "compile_net", is_flag=True,
+              help="CUDA: torch.compile the network for fixed batch sizes (compiles on first use of each size).")
 @threads_option
-def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, threads: int | None) -> None:
+def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
+              cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
     """The inference server: batches requests, runs the network, replies."""
     from azjobs.inference import server
+    from azjobs.inference.runner import RunnerOptions
 
     set_threads(threads)
     client, settings = join_run(redis_url, run_dir)
-    server.run(settings, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(), log=say)
+    options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
+                            compile=compile_net)
+    server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),
+               log=say)
 
 
 @main.command("worker")
@@ -361,7 +374,116 @@ def plot_cmd(run_dir: Path, out: Path | None) -> None:
 
 @main.group("bench")
 def bench_group() -> None:
-    """Benchmarks; each prints one JSON object as its last line."""
+    """Benchmarks; each prints one JSON object as its last line.
+
+    Each measures in three windows and reports the median; progress goes to stderr.
+    """
+
+
+def bench_options(seconds: float) -> Callable:
+    def decorate(f: Callable) -> Callable:
+        f = click.option("--seconds", type=click.FloatRange(min=1), default=seconds, show_default=True,
+                         help="Time measured, over three windows (start-up and warm-up come on top).")(f)
+        return click.option("--game", default="connect4", show_default=True, help="The game (its default settings).")(f)
+    return decorate
+
+
+def bench_settings(game: str, **flags: Any) -> Settings:
+    """The game's default settings with the benchmark's flags (no file, no environment)."""
+    from azjobs.settings import resolve
+
+    return resolve(None, {"game": game, **flags}, environ={})
+
+
+def serve_flag_options(f: Callable) -> Callable:
+    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     show_default=True, help="As gpu-serve's --precision.")(f)
+    return click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
+                        show_default=True, help="As gpu-serve's --channels-last.")(f)
+
+
+@bench_group.command("search")
+@bench_options(seconds=45.0)
+@click.option("--games-in-flight", type=click.IntRange(min=2), default=None,
+              help="Games searched at once, in two groups (default: the game's setting).")
+@click.option("--sims", type=click.IntRange(min=1), default=None, help="Simulations per move (default: the game's).")
+@click.option("--reuse-tree/--no-reuse-tree", default=True, show_default=True)
+def bench_search_cmd(game: str, seconds: float, games_in_flight: int | None, sims: int | None,
+                     reuse_tree: bool) -> None:
+    """Search alone (a uniform evaluator, no network): simulations/s per core."""
+    from azjobs.bench import search
+
+    settings = bench_settings(game, games_in_flight=games_in_flight, num_simulations=sims, reuse_tree=reuse_tree)
+    search.run(settings, seconds)
+
+
+@bench_group.command("net")
+@bench_options(seconds=44.0)
+@click.option("--device", default=None, help="torch device (default: cuda if present, else cpu).")
+@serve_flag_options
+@click.option("--cuda-graphs", is_flag=True, help="As gpu-serve's --cuda-graphs.")
+@click.option("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024", show_default=True)
+@threads_option
+def bench_net_cmd(game: str, seconds: float, device: str | None, precision: str, channels_last: str,
+                  cuda_graphs: bool, batch_sizes: str, threads: int | None) -> None:
+    """Forward positions/s of the game's network at batch sizes 1-1024."""
+    from azjobs.bench import net
+    from azjobs.inference.local import default_device
+    from azjobs.inference.runner import RunnerOptions
+
+    set_threads(threads)
+    try:
+        sizes = tuple(int(size) for size in batch_sizes.split(","))
+    except ValueError:
+        raise click.BadParameter("a comma-separated list of integers", param_hint="--batch-sizes") from None
+    options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs)
+    net.run(bench_settings(game), seconds, device or default_device(), options, sizes)
+
+
+@bench_group.command("transport")
+@bench_options(seconds=45.0)
+@click.option("--leaves", type=click.IntRange(min=1), default=64, show_default=True, help="Positions per request.")
+@click.option("--redis-url", envvar=None, default=None,
+              help="A Redis to use (default: an embedded one on a unix socket, as `azjobs run` uses).")
+@click.option("--tcp", is_flag=True, help="The embedded Redis on a loopback TCP port instead of a unix socket.")
+def bench_transport_cmd(game: str, seconds: float, leaves: int, redis_url: str | None, tcp: bool) -> None:
+    """Round trips worker -> Redis -> server with a null network: CPU us per leaf on each side."""
+    from azjobs import embedded
+    from azjobs.bench import transport
+
+    if redis_url is not None:
+        transport.run(bench_settings(game), redis_url, seconds, leaves)
+        return
+    with embedded.start(unix_socket=not tcp) as server:
+        transport.run(bench_settings(game), server.url, seconds, leaves)
+
+
+@bench_group.command("selfplay")
+@bench_options(seconds=45.0)
+@click.option("--warmup", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds of serving before measuring.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: cores - 1).")
+@click.option("--server-threads", type=click.IntRange(min=1), default=None,
+              help="torch threads of gpu-serve (default: half the cores).")
+@click.option("--games-per-job", type=click.IntRange(min=1), default=None)
+@click.option("--games-in-flight", type=click.IntRange(min=2), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="inference_batch_size.")
+@click.option("--sims", type=click.IntRange(min=1), default=None, help="num_simulations.")
+@serve_flag_options
+def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | None, server_threads: int | None,
+                       games_per_job: int | None, games_in_flight: int | None, batch_size: int | None,
+                       sims: int | None, precision: str, channels_last: str) -> None:
+    """The real pipeline (Redis, gpu-serve, workers as processes): positions/s, batch fill, forward share."""
+    import os
+
+    from azjobs.bench import selfplay
+    from azjobs.local import default_workers
+
+    settings = bench_settings(game, games_per_job=games_per_job, games_in_flight=games_in_flight,
+                              inference_batch_size=batch_size, num_simulations=sims)
+    server_threads = server_threads or max(1, (os.cpu_count() or 2) // 2)
+    flags = ["--precision", precision, "--channels-last", channels_last]
+    selfplay.run(settings, seconds, warmup, workers or default_workers(), server_threads, flags)
 
 
 @bench_group.command("strength")

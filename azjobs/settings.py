@@ -44,13 +44,15 @@ class Settings:
     dirichlet_alpha: float = 1.0
     dirichlet_fraction: float = 0.25
     temperature_moves: int = 10  # moves sampled in proportion to visits, then the most visited
+    reuse_tree: bool = True  # keep the chosen child's subtree for the next move's search
     # Self-play.
-    games_per_job: int = 64
+    games_per_job: int = 1024  # 8x games_in_flight: the job's tail, with ever fewer games left, stays short
+    games_in_flight: int = 128  # games a job searches at once, in two groups whose requests alternate
     weight_sync_interval: int = 2  # games between weight checks in a worker evaluating in-process
     selfplay_queue_depth: int = 4  # self-play jobs the trainer keeps queued
     num_workers: int = 0  # workers `azjobs run` starts; 0: cores - 1, at least 1
     # Inference server.
-    inference_batch_size: int = 32
+    inference_batch_size: int = 64  # one group's request: a batch never waits for the group being searched
     inference_wait_ms: float = 2.0  # longest a partial batch waits for more requests
     max_request_positions: int = 4096  # larger requests are dropped as oversized
     # Training.
@@ -79,7 +81,8 @@ class Settings:
     gating_threshold: float = 0.55
 
     def __post_init__(self) -> None:
-        positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "inference_batch_size",
+        positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "games_in_flight",
+                    "inference_batch_size",
                     "max_request_positions", "replay_buffer_size", "batch_size", "publish_every_steps",
                     "checkpoint_every_steps", "weights_kept_in_redis", "weight_sync_interval")
         for name in positive:
@@ -108,6 +111,12 @@ class Settings:
                 f"max_train_per_position ({self.max_train_per_position})"
             )
         _check_opponents(self.eval_opponents)
+        if -(-self.games_in_flight // 2) > self.max_request_positions:
+            raise SettingsError(
+                f"games_in_flight ({self.games_in_flight}) makes requests of {-(-self.games_in_flight // 2)} positions, "
+                f"above max_request_positions ({self.max_request_positions}): servers would drop them; "
+                f"lower games_in_flight or raise max_request_positions"
+            )
         if self.min_replay_positions > self.replay_buffer_size:
             raise SettingsError(
                 f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "
@@ -165,7 +174,10 @@ DOCS: dict[str, str] = {
     "dirichlet_alpha": "Dirichlet noise concentration at the root",
     "dirichlet_fraction": "share of Dirichlet noise in the root priors",
     "temperature_moves": "moves of each game chosen in proportion to visits; later moves take the most visited",
-    "games_per_job": "games one self-play job plays at once (its leaves travel in one request)",
+    "reuse_tree": "keep the searched subtree of the move played for the next search (its visits count toward num_simulations)",
+    "games_per_job": "games one self-play job plays (and stores as one replay shard)",
+    "games_in_flight": "games a self-play job searches at once, in two groups whose requests alternate; "
+                       "a finished game's slot takes the job's next game",
     "weight_sync_interval": "games between weight checks in a worker that evaluates in-process (--evaluator local)",
     "selfplay_queue_depth": "self-play jobs the trainer keeps waiting in the queue",
     "num_workers": "workers `azjobs run` starts (0: cores - 1, at least 1)",

@@ -154,9 +154,11 @@ def _figures(p: dict[str, str]) -> str:
     role = p.get("role")
     if role == "gpu-serve":
         return (
-            f"v{p.get('weights_version', '-')} {p.get('device', '')}  {_num(p.get('batches_per_s'), 1)} batches/s  "
-            f"fill {_num(p.get('batch_fill'), 2)}  {_num(p.get('evals_per_s'))} evals/s  "
-            f"forward {_num(p.get('forward_ms'), 1)} ms  wait {_num(p.get('wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
+            f"v{p.get('weights_version', '-')} {p.get('device', '')} {p.get('precision', '')}  "
+            f"{_num(p.get('batches_per_s'), 1)} batches/s  fill {_num(p.get('batch_fill'), 2)} of "
+            f"{p.get('batch_size', '-')}  {_num(p.get('evals_per_s'))} evals/s  "
+            f"forward {_num(p.get('forward_ms'), 1)} ms  gather {_num(p.get('wait_ms'), 1)} ms  "
+            f"queue wait {_num(p.get('queue_wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
         )
     if role == "trainer":
         return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}"

@@ -1,27 +1,31 @@
 """The binary messages between search clients and inference servers: a versioned header plus raw arrays.
 
-Request: header `<4sBBQIHHHB>` (magic, format version, kind=1, request id, K, C, H, W, id length),
-then the client id (printable ASCII, at most MAX_CLIENT_ID bytes), then planes `[K, C, H, W]` uint8.
-Reply: header `<4sBBQqII2x>` (magic, format version, kind=2, request id, weights version, K, A,
-padding to 32 bytes so the floats are aligned), then logits `[K, A]` and values `[K]`, float32
-little-endian. Nothing is ever pickled; a malformed message raises `WireError` with a short reason.
+Request: header `<4sBBQIHHHBQ>` (magic, format version, kind=1, request id, K, C, H, W, id length,
+send time in microseconds since the epoch by the sender's clock), then the client id (printable
+ASCII, at most MAX_CLIENT_ID bytes), then planes `[K, C, H, W]` uint8. Reply: header `<4sBBQqII2x>`
+(magic, format version, kind=2, request id, weights version, K, A, padding to 32 bytes so the floats
+are aligned), then logits `[K, A]` and values `[K]`, float32 little-endian. Nothing is ever pickled;
+a malformed message raises `WireError` with a short reason. Version 2 added the send time (for the
+servers' queue-wait figure); a version 1 message is refused with a message to update everywhere.
 """
 
 from __future__ import annotations
 
+import math
 import struct
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 MAGIC = b"AZJW"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KIND_REQUEST = 1
 KIND_REPLY = 2
 MAX_CLIENT_ID = 64  # bytes; the id becomes part of a Redis key name
 
 _PREFIX = struct.Struct("<4sBB")  # magic, format version, kind
-_REQUEST = struct.Struct("<4sBBQIHHHB")  # ... request id, K, C, H, W, client id length
+_REQUEST = struct.Struct("<4sBBQIHHHBQ")  # ... request id, K, C, H, W, client id length, send time (us)
 _REPLY = struct.Struct("<4sBBQqII2x")  # ... request id, weights version, K, A (32 bytes)
 _FLOAT32 = np.dtype("<f4")
 
@@ -35,6 +39,7 @@ class Request:
     request_id: int
     client_id: str
     planes: np.ndarray  # [K, C, H, W] uint8, a read-only view of the message bytes
+    sent_us: int  # when the sender pushed it, microseconds since the epoch (the sender's clock)
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,61 @@ def _check_client_id(client_id: str) -> bytes:
     return raw
 
 
-def encode_request(request_id: int, client_id: str, planes: np.ndarray) -> bytes:
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def encode_request(request_id: int, client_id: str, planes: np.ndarray, sent_us: int | None = None) -> bytes:
     """One request for the evaluation of planes `[K, C, H, W]` uint8."""
     if planes.dtype != np.uint8 or planes.ndim != 4 or len(planes) == 0:
         raise WireError(f"planes must be [K, C, H, W] uint8 with K > 0, got {planes.dtype} {planes.shape}")
     cid = _check_client_id(client_id)
     k, c, h, w = planes.shape
-    header = _pack(_REQUEST, KIND_REQUEST, request_id, k, c, h, w, len(cid))
+    sent = now_us() if sent_us is None else sent_us
+    header = _pack(_REQUEST, KIND_REQUEST, request_id, k, c, h, w, len(cid), sent)
     return b"".join((header, cid, memoryview(np.ascontiguousarray(planes)).cast("B")))
+
+
+class RequestBuffer:
+    """An outgoing request built in place, so that leaves are encoded once, straight into the message.
+
+    `planes(k)` is the writable `[k, C, H, W]` body of the next request; `message(request_id, k)`
+    writes the header in front of it and returns the message as a view of the buffer (valid until
+    the buffer is written again: a sender keeps one buffer per request in flight).
+    """
+
+    def __init__(self, client_id: str, planes_shape: tuple[int, int, int], capacity: int = 64) -> None:
+        self._cid = _check_client_id(client_id)
+        self.planes_shape = tuple(int(d) for d in planes_shape)
+        self._body = _REQUEST.size + len(self._cid)  # offset of the planes
+        self._allocate(capacity)
+
+    def _allocate(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data = bytearray(self._body + capacity * math.prod(self.planes_shape))
+        self._data[_REQUEST.size : self._body] = self._cid
+        self._planes = np.frombuffer(self._data, np.uint8, offset=self._body).reshape(capacity, *self.planes_shape)
+
+    def planes(self, k: int) -> np.ndarray:
+        """Where to write the planes of the next request.  # [k, C, H, W] uint8"""
+        if k > self.capacity:
+            self._allocate(max(k, 2 * self.capacity))
+        return self._planes[:k]
+
+    def message(self, request_id: int, k: int, sent_us: int | None = None) -> memoryview:
+        """The request of the first k planes written, header included."""
+        if not 0 < k <= self.capacity:
+            raise WireError(f"a request needs 1 to {self.capacity} positions, got {k}")
+        sent = now_us() if sent_us is None else sent_us
+        _pack_into(self._data, request_id, k, *self.planes_shape, len(self._cid), sent)
+        return memoryview(self._data)[: self._body + k * math.prod(self.planes_shape)]
+
+
+def _pack_into(data: bytearray, request_id: int, *fields: int) -> None:
+    try:
+        _REQUEST.pack_into(data, 0, MAGIC, FORMAT_VERSION, KIND_REQUEST, request_id, *fields)
+    except struct.error as e:
+        raise WireError(f"cannot encode header: {e}") from None
 
 
 def _pack(header: struct.Struct, kind: int, *fields: int) -> bytes:
@@ -92,7 +144,7 @@ def _check_size(data: bytes, expected: int) -> None:
 def decode_request(data: bytes, *, max_positions: int, planes_shape: tuple[int, int, int]) -> Request:
     """Parse a request, checking it against the run's planes shape; planes are not copied."""
     _check_prefix(data, KIND_REQUEST, _REQUEST)
-    _, _, _, request_id, k, c, h, w, id_len = _REQUEST.unpack_from(data)
+    _, _, _, request_id, k, c, h, w, id_len, sent_us = _REQUEST.unpack_from(data)
     if k == 0:
         raise WireError("request with no positions")
     if k > max_positions:
@@ -109,7 +161,7 @@ def decode_request(data: bytes, *, max_positions: int, planes_shape: tuple[int, 
         raise WireError("client id is not ASCII") from None
     _check_client_id(client_id)
     planes = np.frombuffer(data, dtype=np.uint8, offset=start).reshape(k, c, h, w)
-    return Request(request_id, client_id, planes)
+    return Request(request_id, client_id, planes, sent_us)
 
 
 def encode_reply(request_id: int, version: int, logits: np.ndarray, values: np.ndarray) -> bytes:

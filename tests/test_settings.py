@@ -40,3 +40,14 @@ def test_file_round_trip_and_publish_keeps_first_settings(tmp_path: Path, redis_
     redis_client.flushall()  # Redis lost: the storage root restores it
     assert S.fetch(redis_client, "run1", run_dir) == first
     assert S.fetch(redis_client, "nope", tmp_path / "nope") is None
+
+
+def test_requests_bigger_than_servers_accept_are_refused() -> None:
+    assert S.Settings(games_in_flight=200, max_request_positions=100).games_in_flight == 200  # groups of 100
+    with pytest.raises(S.SettingsError, match="games_in_flight .* requests of 101 positions.*max_request_positions"):
+        S.Settings(games_in_flight=201, max_request_positions=100)
+
+
+def test_reuse_tree_reads_as_a_boolean() -> None:
+    assert S.resolve(environ={"AZJOBS_REUSE_TREE": "false"}).reuse_tree is False
+    assert S.resolve(flags={"reuse_tree": True}, environ={}).reuse_tree is True

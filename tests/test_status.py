@@ -34,7 +34,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def live_run(redis_client: redis.Redis) -> redis.Redis:
     """A run with a trainer, a server, a live worker, a dead worker, queued jobs and counters."""
     heartbeat.beat(redis_client, RUN, "trainer", "gpu-1", {"step": 120, "version": 3, "device": "cuda"})
-    heartbeat.beat(redis_client, RUN, "gpu-serve", "gpu-2", {"evals_per_s": 1500.5, "weights_version": 3})
+    heartbeat.beat(redis_client, RUN, "gpu-serve", "gpu-2", {
+        "evals_per_s": 1500.5, "weights_version": 3, "device": "cuda:0", "precision": "bf16+channels_last",
+        "batch_size": 128, "batch_fill": 0.937, "forward_ms": 4.21, "wait_ms": 0.33, "queue_wait_ms": 0.81,
+    })
     heartbeat.beat(redis_client, RUN, "worker", "cpu-10", {"evaluator": "remote"})
     heartbeat.beat(redis_client, RUN, "worker", "cpu-11", {"evaluator": "local"})
     # cpu-11 last beat long ago: killed without a word.
@@ -94,6 +97,9 @@ def test_render_shows_dead_processes_and_counts(live_run: redis.Redis) -> None:
     assert "dead" in row["cpu-11"] and "alive" not in row["cpu-11"]
     assert "alive" in row["cpu-10"] and "evaluator remote" in row["cpu-10"]
     assert "step 120" in row["gpu-1"] and "v3" in row["gpu-1"]
+    server = next(line for line in lines if " gpu-2 " in line)
+    for figure in ("bf16+channels_last", "fill 0.94 of 128", "forward 4.2 ms", "gather 0.3 ms", "queue wait 0.8 ms"):
+        assert figure in server
     assert "1,234" in text and "9,876" in text and "1.235" in text
     assert "1,500" in text  # evaluations/s summed over live servers
     queue_row = next(line for line in lines if keys.selfplay_queue(RUN) in line)

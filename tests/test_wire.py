@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from azjobs import wire
-from azjobs.wire import WireError, decode_reply, decode_request, encode_reply, encode_request
+from azjobs.wire import RequestBuffer, WireError, decode_reply, decode_request, encode_reply, encode_request
 
 SHAPE = (2, 3, 3)
 
@@ -23,9 +23,43 @@ def _decode(data: bytes, max_positions: int = 100, shape: tuple[int, int, int] =
 
 def test_request_round_trip() -> None:
     planes = _planes(5)
-    request = _decode(encode_request(2**64 - 1, "host-12-ab", planes))
+    request = _decode(encode_request(2**64 - 1, "host-12-ab", planes, sent_us=1_700_000_000_123_456))
     assert request.request_id == 2**64 - 1 and request.client_id == "host-12-ab"
     assert request.planes.dtype == np.uint8 and np.array_equal(request.planes, planes)
+    assert request.sent_us == 1_700_000_000_123_456
+
+
+def test_request_carries_its_send_time() -> None:
+    before = wire.now_us()
+    request = _decode(encode_request(1, "c", _planes(1)))
+    assert before <= request.sent_us <= wire.now_us()
+
+
+def test_request_built_in_place() -> None:
+    buffer = RequestBuffer("worker-7", SHAPE, capacity=4)
+    for request_id, k in ((5, 3), (6, 4), (7, 9), (8, 1)):  # the third outgrows the buffer
+        planes = _planes(k)
+        body = buffer.planes(k)
+        body[:] = planes  # what search's encoder does: write straight into the message
+        message = buffer.message(request_id, k, sent_us=42)
+        assert np.shares_memory(body, np.frombuffer(message, np.uint8))
+        assert bytes(message) == encode_request(request_id, "worker-7", planes, sent_us=42)
+        request = _decode(bytes(message))
+        assert (request.request_id, request.client_id, request.sent_us) == (request_id, "worker-7", 42)
+        assert np.array_equal(request.planes, planes)
+    assert buffer.capacity >= 9
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_request_buffer_refuses_sizes_it_does_not_hold(k: int) -> None:
+    buffer = RequestBuffer("c", SHAPE, capacity=4)
+    with pytest.raises(WireError):
+        buffer.message(1, k)
+
+
+def test_a_message_of_the_first_format_is_refused_with_the_fix() -> None:
+    with pytest.raises(WireError, match="format version 1, expected 2: update azjobs everywhere"):
+        _decode(_header_with(GOOD, 4, "<B", 1))
 
 
 def test_request_planes_are_not_copied() -> None:
@@ -104,7 +138,7 @@ MALFORMED_REPLIES = {
     "truncated": GOOD_REPLY[:-4],
     "trailing": GOOD_REPLY + b"\x00" * 4,
     "bad magic": b"AZJX" + GOOD_REPLY[4:],
-    "bad version": _header_with(GOOD_REPLY, 4, "<B", 2),
+    "bad version": _header_with(GOOD_REPLY, 4, "<B", 1),
     "no positions": _header_with(GOOD_REPLY, 22, "<I", 0),
     "no actions": _header_with(GOOD_REPLY, 26, "<I", 0),
     "more positions than sent": _header_with(GOOD_REPLY, 22, "<I", 3),

@@ -16,9 +16,12 @@ Conventions:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from azjobs.games.kernel import GameKernel
 
 
 class Game(ABC):
@@ -89,3 +92,13 @@ class Game(ABC):
 
     def is_terminal(self, state: np.ndarray) -> bool:
         return bool(~np.isnan(self.terminal_value(state[None])[0]))
+
+    def kernel(self) -> GameKernel:
+        """The rules as search runs them (see `azjobs.games.kernel`). This default runs the methods
+        above on state rows as they are; a game may return a faster kernel of its own."""
+        from azjobs.games.kernel import GameKernel
+
+        cached = self.__dict__.get("_kernel")
+        if cached is None:
+            cached = self.__dict__["_kernel"] = GameKernel(self)
+        return cached

@@ -3,14 +3,17 @@
 State row (int8, 51 values): cells 0-41 row by row from the top row as rendered (0 empty,
 1 first player X, -1 second player O), then the seven column heights, the number of moves
 played, and 1 if the last move connected four (set by `play`, so no board scan is ever needed).
+Search runs on bitboards instead (`ConnectFourKernel`, numba): a few shifts per move and win test.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from azjobs.games import register
 from azjobs.games.base import Game
+from azjobs.games.kernel import GameKernel
 
 ROWS, COLS = 6, 7
 CELLS = ROWS * COLS
@@ -127,6 +130,145 @@ class ConnectFour(Game):
         marks = {1: "X", -1: "O", 0: "."}
         rows = [" ".join(marks[int(v)] for v in state[r * COLS : (r + 1) * COLS]) for r in range(ROWS)]
         return "\n".join([*rows, " ".join(str(c + 1) for c in range(COLS))])
+
+
+    def kernel(self) -> GameKernel:
+        cached = self.__dict__.get("_kernel")
+        if cached is None:
+            cached = self.__dict__["_kernel"] = ConnectFourKernel(self)
+        return cached
+
+
+# Bitboards (the layout of Pascal Pons' solver): column c holds bits 7c (bottom row) to 7c + 5 (top
+# row), bit 7c + 6 stays empty so that no line runs from one column into the next. A kernel state is
+# int64 [OWN, MASK, INFO]: the stones of the player to move, all stones, and ply + WON_FLAG * won.
+OWN, MASK, INFO = 0, 1, 2
+WON_FLAG = 256  # in INFO: the player who just moved connected four
+PLY_BITS = WON_FLAG - 1
+COLUMN_BITS = ROWS + 1
+# Bit of each cell of the planes / state rows (row 0 is the top row as rendered).  # [ROWS, COLS]
+CELL_BIT = np.array([[c * COLUMN_BITS + (ROWS - 1 - r) for c in range(COLS)] for r in range(ROWS)], np.int64)
+
+
+@numba.njit(cache=True, inline="always")
+def _connected(stones: int) -> bool:
+    """Four in a line among `stones`: vertical, horizontal and both diagonals, by shifts."""
+    for shift in (1, COLUMN_BITS, COLUMN_BITS - 1, COLUMN_BITS + 1):
+        pairs = stones & (stones >> shift)
+        if pairs & (pairs >> (2 * shift)):
+            return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
+def _play_one(src: np.ndarray, action: int, dst: np.ndarray) -> None:
+    """dst = the state after `action` in src (both [3]; they may be the same row)."""
+    own, mask, info = src[OWN], src[MASK], src[INFO]
+    new_mask = mask | (mask + (np.int64(1) << (COLUMN_BITS * np.int64(action))))
+    mover = own | (new_mask ^ mask)  # the mover's stones with the new one
+    dst[OWN] = own ^ mask  # the opponent's stones: the player to move next
+    dst[MASK] = new_mask
+    dst[INFO] = (info & PLY_BITS) + 1 + (WON_FLAG if _connected(mover) else 0)
+
+
+@numba.njit(cache=True, inline="always")
+def _describe_one(state: np.ndarray, k: int, to_play: np.ndarray, terminal: np.ndarray, legal: np.ndarray) -> None:
+    mask, info = state[MASK], state[INFO]
+    ply, won = info & PLY_BITS, info >= WON_FLAG
+    to_play[k] = ply & 1
+    terminal[k] = -1.0 if won else (0.0 if ply == CELLS else np.nan)
+    for c in range(COLS):
+        legal[k, c] = not won and (mask >> (c * COLUMN_BITS + ROWS - 1)) & 1 == 0
+
+
+@numba.njit(cache=True)
+def _play(kstates: np.ndarray, actions: np.ndarray, out: np.ndarray) -> None:
+    for k in range(kstates.shape[0]):
+        _play_one(kstates[k], actions[k], out[k])
+
+
+@numba.njit(cache=True)
+def _describe(kstates: np.ndarray, to_play: np.ndarray, terminal: np.ndarray, legal: np.ndarray) -> None:
+    for k in range(kstates.shape[0]):
+        _describe_one(kstates[k], k, to_play, terminal, legal)
+
+
+@numba.njit(cache=True)
+def _expand(tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
+            nodes: np.ndarray, to_play: np.ndarray, terminal: np.ndarray, legal: np.ndarray) -> None:
+    for k in range(games.shape[0]):
+        child = tree_state[games[k], nodes[k]]
+        _play_one(tree_state[games[k], parents[k]], actions[k], child)
+        _describe_one(child, k, to_play, terminal, legal)
+
+
+@numba.njit(cache=True)
+def _encode(kstates: np.ndarray, bits: np.ndarray, out: np.ndarray) -> None:
+    for k in range(kstates.shape[0]):
+        own = kstates[k, OWN]
+        other = own ^ kstates[k, MASK]
+        for r in range(ROWS):
+            for c in range(COLS):
+                out[k, 0, r, c] = (own >> bits[r, c]) & 1
+                out[k, 1, r, c] = (other >> bits[r, c]) & 1
+
+
+class ConnectFourKernel(GameKernel):
+    """Connect Four on bitboards: kernel states `[K, 3]` int64 (OWN, MASK, INFO)."""
+
+    def __init__(self, game: Game) -> None:
+        super().__init__(game)
+        self.width = 3
+        self.dtype = np.dtype(np.int64)
+
+    def from_states(self, states: np.ndarray) -> np.ndarray:
+        states = np.asarray(states)
+        cells = states[:, :CELLS].reshape(-1, ROWS, COLS)
+        ply = states[:, PLY].astype(np.int64)
+        me = np.where(ply % 2 == 0, 1, -1)[:, None, None]
+        weights = np.int64(1) << CELL_BIT  # [ROWS, COLS]
+        out = np.empty((len(states), 3), np.int64)
+        out[:, OWN] = ((cells == me) * weights).sum(axis=(1, 2))
+        out[:, MASK] = ((cells != 0) * weights).sum(axis=(1, 2))
+        out[:, INFO] = ply + WON_FLAG * (states[:, WON] != 0)
+        return out
+
+    def to_states(self, kstates: np.ndarray) -> np.ndarray:
+        own, mask, info = (kstates[:, i, None, None] for i in (OWN, MASK, INFO))
+        ply = info & PLY_BITS
+        me = np.where(ply % 2 == 0, 1, -1)
+        own_cells = (own >> CELL_BIT) & 1  # [K, ROWS, COLS]
+        any_cells = (mask >> CELL_BIT) & 1
+        out = np.zeros((len(kstates), STATE_SIZE), np.int8)
+        out[:, :CELLS] = (me * (2 * own_cells - 1) * any_cells).reshape(-1, CELLS)
+        out[:, HEIGHTS:PLY] = any_cells.sum(axis=1)
+        out[:, PLY] = ply[:, 0, 0]
+        out[:, WON] = info[:, 0, 0] >= WON_FLAG
+        return out
+
+    def play(self, kstates: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        out = np.empty_like(kstates)
+        _play(kstates, np.asarray(actions, np.int64), out)
+        return out
+
+    def describe(self, kstates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = len(kstates)
+        to_play, terminal = np.empty(k, np.int8), np.empty(k, np.float32)
+        legal = np.empty((k, COLS), bool)
+        _describe(kstates, to_play, terminal, legal)
+        return to_play, terminal, legal
+
+    def expand(self, tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
+               nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = len(games)
+        to_play, terminal = np.empty(k, np.int8), np.empty(k, np.float32)
+        legal = np.empty((k, COLS), bool)
+        _expand(tree_state, games, parents, actions, nodes, to_play, terminal, legal)
+        return to_play, terminal, legal
+
+    def encode(self, kstates: np.ndarray, out: np.ndarray) -> np.ndarray:
+        _encode(kstates, CELL_BIT, out)
+        return out
 
 
 CONNECT4 = register(ConnectFour())

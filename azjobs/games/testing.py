@@ -4,6 +4,7 @@ Each check uses only the `Game` interface and raises AssertionError naming what 
     summary = check_random_playouts(game, n_games=200, seed=0)
     check_encoding(game, summary.states)
     check_symmetries(game, summary.states, seed=0)
+    check_kernel(game, summary.states, seed=0)  # the kernel search runs agrees with the methods
 """
 
 from __future__ import annotations
@@ -228,3 +229,35 @@ def _check_images(game: Game, k: int, states: np.ndarray, planes: np.ndarray, im
         raise AssertionError(f"{game.name}: symmetry {k} maps a state to one with other legal moves or "
                              f"another result, from\n{game.render(first)}")
     return len(i)
+
+
+def check_kernel(game: Game, states: np.ndarray, seed: int = 0) -> None:
+    """The game's search kernel (`game.kernel()`) agrees with its `Game` methods on `states  # [M, S]`:
+    state conversion both ways, describe, encode, and play / expand of one random legal action each."""
+    kernel = game.kernel()
+    ks = kernel.from_states(states)
+    _require(ks.shape == (len(states), kernel.width) and ks.dtype == kernel.dtype, game,
+             f"kernel states {ks.dtype} {ks.shape}, expected {kernel.dtype} ({len(states)}, {kernel.width})")
+    _require(np.array_equal(kernel.to_states(ks), states), game, "kernel to_states(from_states(s)) != s")
+    to_play, terminal, legal = kernel.describe(ks)
+    _require(np.array_equal(to_play, game.to_play(states)), game, "kernel to_play differs from the game's")
+    _require(np.array_equal(terminal, game.terminal_value(states), equal_nan=True), game,
+             "kernel terminal_value differs from the game's")
+    _require(np.array_equal(legal, game.legal_mask(states)), game, "kernel legal mask differs from the game's")
+    planes = np.empty((len(states), *game.planes_shape), np.uint8)
+    _require(np.array_equal(kernel.encode(ks, planes), game.encode(states)), game, "kernel planes differ")
+    live = np.flatnonzero(legal.any(axis=1))
+    rng = np.random.default_rng(seed)
+    actions = np.array([rng.choice(np.flatnonzero(legal[i])) for i in live], np.int64)
+    after = game.play(states[live], actions)
+    _require(np.array_equal(kernel.to_states(kernel.play(ks[live], actions)), after), game,
+             "kernel play differs from the game's")
+    # expand: parents in node 0 of a one-game-per-row tree, children written to node 1.
+    tree = np.zeros((len(live), 2, kernel.width), kernel.dtype)
+    tree[:, 0] = ks[live]
+    rows, ones = np.arange(len(live)), np.ones(len(live), np.int32)
+    described = kernel.expand(tree, rows, np.zeros_like(ones), actions.astype(np.int32), ones)
+    _require(np.array_equal(kernel.to_states(tree[:, 1]), after), game, "kernel expand wrote other states than play")
+    for got, want, what in zip(described, (game.to_play(after), game.terminal_value(after), game.legal_mask(after)),
+                               ("to_play", "terminal_value", "legal mask")):
+        _require(np.array_equal(got, want, equal_nan=True), game, f"kernel expand's {what} differs from the game's")

@@ -38,6 +38,8 @@ class TicTacToe(Game):
         "dirichlet_alpha": 1.0,
         "temperature_moves": 4,
         "games_per_job": 64,
+        "games_in_flight": 64,
+        "inference_batch_size": 32,
         "replay_buffer_size": 20_000,
         "min_replay_positions": 1_000,
         "batch_size": 128,

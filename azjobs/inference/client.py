@@ -4,6 +4,8 @@ Each client owns a reply list (`keys.reply(run, client_id)`). A request whose re
 within `resend_after_s` (a server died holding it) is pushed again under the same id, so workers
 stall while no server runs and resume by themselves; a reply whose id is not pending (the answer to
 an earlier copy of a resent request) is dropped, so each request is answered once, to its sender.
+Self-play keeps several requests in flight (`planes_buffer`, `submit_buffer`, `receive_reply`: the
+`AsyncEvaluator` of `azjobs.search.selfplay`), each built in place in a buffer of its own slot.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from redis import Redis
 from azjobs import keys
 from azjobs.errors import AzjobsError
 from azjobs.heartbeat import process_id
-from azjobs.wire import WireError, decode_reply, encode_request
+from azjobs.inference.channel import ListChannel
+from azjobs.wire import RequestBuffer, WireError, decode_reply, encode_request
 
 
 @dataclass
 class _Pending:
-    message: bytes
+    message: bytes | memoryview  # a view of the slot's RequestBuffer, unchanged until the reply comes
     positions: int
     sent_at: float  # time.monotonic() of the last push
 
@@ -39,8 +42,10 @@ class InferenceClient:
         client_id: str | None = None,
         resend_after_s: float = 20.0,
         timeout_s: float | None = None,
+        planes_shape: tuple[int, int, int] | None = None,
     ) -> None:
         self.redis = redis
+        self.planes_shape = planes_shape  # (C, H, W) of the game: needed by planes_buffer only
         self.run = run
         self.client_id = client_id or f"{process_id()}-{uuid.uuid4().hex[:8]}"
         self.resend_after_s = resend_after_s
@@ -51,9 +56,11 @@ class InferenceClient:
         # Ids grow with time, so a restarted client reusing its id never mistakes an old reply for a new one.
         self._next_id = time.time_ns()
         self._pending: dict[int, _Pending] = {}
-        self._arrived: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._arrived: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._buffers: dict[int, RequestBuffer] = {}  # slot -> the buffer its requests are built in
         self._reply_key = keys.reply(run, self.client_id)
         self._requests_key = keys.requests(run)
+        self._channel = ListChannel(redis)  # the request and reply lists' own connection
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """planes `[K, C, H, W]` uint8 -> (logits `[K, A]` float32, values `[K]` float32)."""
@@ -63,27 +70,52 @@ class InferenceClient:
 
     def submit(self, planes: np.ndarray) -> int:
         """Send one request without waiting; its id, for `receive`."""
+        request_id = self._take_id()
+        return self._push(request_id, encode_request(request_id, self.client_id, planes), len(planes))
+
+    def planes_buffer(self, slot: int, count: int) -> np.ndarray:
+        """Where to encode the planes `[count, C, H, W]` of slot's next request (part of the message)."""
+        buffer = self._buffers.get(slot)
+        if buffer is None:
+            if self.planes_shape is None:
+                raise ValueError("planes_buffer needs a client made with planes_shape=(C, H, W)")
+            buffer = self._buffers[slot] = RequestBuffer(self.client_id, self.planes_shape, count)
+        return buffer.planes(count)
+
+    def submit_buffer(self, slot: int, count: int) -> int:
+        """Send the first `count` planes written into slot's buffer; the request's id."""
+        request_id = self._take_id()
+        return self._push(request_id, self._buffers[slot].message(request_id, count), count)
+
+    def _take_id(self) -> int:
         request_id = self._next_id
         self._next_id += 1
-        message = encode_request(request_id, self.client_id, planes)
-        self._pending[request_id] = _Pending(message, len(planes), time.monotonic())
-        self.redis.rpush(self._requests_key, message)
+        return request_id
+
+    def _push(self, request_id: int, message: bytes | memoryview, positions: int) -> int:
+        self._pending[request_id] = _Pending(message, positions, time.monotonic())
+        self._channel.rpush(self._requests_key, message)
         return request_id
 
     def receive(self, request_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Wait for the reply to a submitted request (keeping replies to other pending ones)."""
+        logits, values, _ = self.receive_reply(request_id)
+        return logits, values
+
+    def receive_reply(self, request_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Wait for (logits, values, weights version) of a submitted request."""
         if request_id in self._arrived:
-            return self._arrived.pop(request_id)
+            return self._take(request_id)
         if request_id not in self._pending:
             raise ValueError(f"request {request_id} was not submitted by this client or was already received")
         give_up = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while True:
             self._resend_overdue()
-            raw = self.redis.blpop([self._reply_key], timeout=self._wait_s(give_up))
+            raw = self._channel.blpop(self._reply_key, self._wait_s(give_up))
             if raw is not None:
-                self._accept(raw[1])
+                self._accept(raw)
                 if request_id in self._arrived:
-                    return self._arrived.pop(request_id)
+                    return self._take(request_id)
             elif give_up is not None and time.monotonic() >= give_up:
                 raise AzjobsError(
                     f"no inference reply within {self.timeout_s:g} s: "
@@ -102,7 +134,7 @@ class InferenceClient:
         now = time.monotonic()
         for pending in self._pending.values():
             if now - pending.sent_at >= self.resend_after_s:
-                self.redis.rpush(self._requests_key, pending.message)
+                self._channel.rpush(self._requests_key, pending.message)
                 pending.sent_at = now
                 self.resent += 1
 
@@ -121,15 +153,20 @@ class InferenceClient:
         if reply.logits.shape[0] != pending.positions:
             got = reply.logits.shape[0]
             raise AzjobsError(f"inference reply has {got} positions for a request of {pending.positions}")
-        self.last_version = reply.version
         # Copies: the caller owns writable arrays, as from a local evaluator.
-        self._arrived[reply.request_id] = (reply.logits.copy(), reply.values.copy())
+        self._arrived[reply.request_id] = (reply.logits.copy(), reply.values.copy(), reply.version)
+
+    def _take(self, request_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        answer = self._arrived.pop(request_id)
+        self.last_version = answer[2]
+        return answer
 
     def close(self) -> None:
         """Forget pending requests and delete the reply list."""
         self._pending.clear()
         self._arrived.clear()
         self.redis.delete(self._reply_key)
+        self._channel.close()
 
     def __enter__(self) -> InferenceClient:
         return self

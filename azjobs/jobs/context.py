@@ -27,6 +27,14 @@ class Evaluator(Protocol):
 
 
 @dataclass
+class Progress:
+    """Counters a worker's heartbeat reports while a job runs (read by its heartbeat thread)."""
+
+    positions: int = 0  # moves played in self-play, all jobs together
+    leaf_evals: int = 0  # positions sent to the network
+
+
+@dataclass
 class WorkerContext:
     redis: redis.Redis
     run: str
@@ -36,6 +44,7 @@ class WorkerContext:
     evaluator: Evaluator
     worker_name: str
     games_since_weight_check: int = field(default=0)
+    progress: Progress = field(default_factory=Progress)
 
 
 _CURRENT: WorkerContext | None = None

@@ -1,4 +1,8 @@
-"""The self-play job: play `games_per_job` games at once, store them as one replay shard."""
+"""The self-play job: play `games_per_job` games, `games_in_flight` at a time, store them as one replay shard.
+
+The games in flight form two groups whose requests alternate (`play_pipelined`): while one group's
+leaves are at the inference server, the worker searches the other.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from rq import get_current_job
 
 from azjobs import keys
 from azjobs.jobs import context
-from azjobs.search.selfplay import play_games
+from azjobs.search.selfplay import AsyncEvaluator, SyncEvaluator, play_pipelined
 from azjobs.storage.replay import register_shard
 from azjobs.storage.shards import write_shard
 
@@ -24,20 +28,15 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
     started = time.monotonic()
     leaf_evals = 0
 
-    def evaluate(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def on_step(leaves: int, moves: int) -> None:
         nonlocal leaf_evals
-        leaf_evals += len(planes)
-        return ctx.evaluator.evaluate(planes)
+        leaf_evals += leaves
+        ctx.progress.leaf_evals += leaves
+        ctx.progress.positions += moves
 
     rng = np.random.default_rng([ctx.settings.seed, seed])
-    records = play_games(
-        ctx.game,
-        ctx.settings,
-        evaluate,
-        ctx.settings.games_per_job,
-        rng,
-        weights_version=lambda: ctx.evaluator.last_version,
-    )
+    records = play_pipelined(ctx.game, ctx.settings, pipeline(ctx), ctx.settings.games_per_job, rng,
+                             games_in_flight=ctx.settings.games_in_flight, on_step=on_step)
     shard = write_shard(
         ctx.run_dir / "replay",
         records,
@@ -65,6 +64,15 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
         "leaf_evals": int(leaf_evals),
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def pipeline(ctx: context.WorkerContext) -> AsyncEvaluator:
+    """The worker's evaluator with requests in flight: the inference client is one; an in-process
+    network evaluates each request when its reply is asked for."""
+    evaluator = ctx.evaluator
+    if hasattr(evaluator, "submit_buffer"):
+        return evaluator  # type: ignore[return-value]
+    return SyncEvaluator(evaluator.evaluate, ctx.game.planes_shape, lambda: evaluator.last_version)
 
 
 def maybe_sync_weights(ctx: context.WorkerContext) -> None:

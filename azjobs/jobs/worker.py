@@ -7,6 +7,7 @@ client or the in-process network is built once, when the worker starts.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -51,7 +52,7 @@ class SyncingLocalEvaluator:
 
 def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, settings: Settings, say: Callable[[str], None]) -> context.Evaluator:
     if kind == "remote":
-        return InferenceClient(client, run)
+        return InferenceClient(client, run, planes_shape=get_game(settings.game).planes_shape)
     store = WeightStore(client, run, run_dir, keep_in_redis=settings.weights_kept_in_redis)
     wait_for_weights(store, say)
     return SyncingLocalEvaluator(store, settings.game, say)
@@ -94,13 +95,15 @@ def run(
     names = [keys.eval_queue(run), keys.selfplay_queue(run)]
     queues = [Queue(n, connection=client, serializer=JSONSerializer) for n in names]
     worker = SimpleWorker(queues, connection=client, serializer=JSONSerializer, name=name)
-    beats = _HeartbeatThread(client, run, name, evaluator)
+    beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
     try:
         worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
     finally:
         beats.stop.set()
+        beats.join(timeout=5)
+        beats.beat()  # the final counters
         close = getattr(ctx.evaluator, "close", None)
         if close is not None:
             close()
@@ -110,15 +113,21 @@ def run(
 class _HeartbeatThread(threading.Thread):
     """Beats while the worker is busy in a long job, so status never calls a busy worker dead."""
 
-    def __init__(self, client: redis.Redis, run: str, name: str, evaluator: str) -> None:
+    def __init__(self, client: redis.Redis, run: str, name: str, evaluator: str, progress: context.Progress) -> None:
         super().__init__(daemon=True, name="heartbeat")
         self.client, self.run_name, self.worker_name, self.evaluator = client, run, name, evaluator
+        self.progress = progress
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            try:
-                heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, {"evaluator": self.evaluator})
-            except redis.RedisError:
-                pass  # Redis away for a moment: the next beat tries again
+            self.beat()
             self.stop.wait(heartbeat.INTERVAL_S)
+
+    def beat(self) -> None:
+        fields = {"evaluator": self.evaluator, "positions": self.progress.positions,
+                  "leaf_evals": self.progress.leaf_evals, "cpu_s": round(time.process_time(), 4)}
+        try:
+            heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, fields)
+        except redis.RedisError:
+            pass  # Redis away for a moment: the next beat tries again

@@ -1,10 +1,13 @@
 """PUCT Monte Carlo tree search over many games at once, the trees held as arrays (the mctx way).
 
-The trees of all B games are one struct of preallocated arrays `[B, N, ...]`, N = simulations + 1
-(the root plus one node per simulation). Each simulation selects one leaf per game, level by level,
-expands it, evaluates all new non-terminal leaves with ONE call of the evaluation function, and backs
-the values up. Search never calls a network: `search` is handed an `Evaluate`, and the step form
-(`new_search`, `pending_planes`, `apply`) lets a caller evaluate elsewhere, e.g. through Redis.
+The trees of all B games are one struct of preallocated arrays (`Tree`); the simulation steps
+(select, attach, evaluated/backup, reroot) are numba loops over those arrays (`azjobs.search.steps`)
+and the game logic between them runs batched through the game's kernel (bitboards for Connect Four,
+the game's numpy methods for any other game). Each step gives every searching game one leaf; all
+the leaves of a step go to ONE call of the evaluation function. Search never calls a network:
+`search` is handed an `Evaluate`, and the step form (`new_search`, `pending_planes` or
+`write_pending`, `apply`) lets a caller evaluate elsewhere, e.g. through Redis. After a move,
+`play` keeps the chosen child's subtree as the next root's tree (`SearchConfig.reuse_tree`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from azjobs.games.base import Game
+from azjobs.search import steps
+from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED, Tree
 
 if TYPE_CHECKING:
     from azjobs.settings import Settings
@@ -24,20 +29,25 @@ if TYPE_CHECKING:
 # for the player to move in each position).
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-UNVISITED = -1  # children_index of an edge whose child has not been created yet
-NO_PARENT = -1  # parent of a root
-NO_ACTION = -1  # action_from_parent of a root; best_actions' answer for a finished game
-ROOT = 0  # every tree's root is node 0
+NO_LEAF = -1  # pending_node of a game that waits for no evaluation
+
+__all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Search", "SearchConfig", "SearchResult",
+           "Tree", "best_actions", "new_search", "search"]
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """The search knobs, with AlphaZero's published defaults."""
+    """The search knobs, with AlphaZero's published defaults.
+
+    `num_simulations` is the visits a search gives the root's children in all: with `reuse_tree`,
+    the visits the kept subtree brings along count toward it, so a move needs fewer new evaluations.
+    """
 
     num_simulations: int = 100
     c_puct: float = 1.5
     dirichlet_alpha: float = 1.0
     dirichlet_fraction: float = 0.25
+    reuse_tree: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchConfig:
@@ -46,6 +56,7 @@ class SearchConfig:
             c_puct=settings.c_puct,
             dirichlet_alpha=settings.dirichlet_alpha,
             dirichlet_fraction=settings.dirichlet_fraction,
+            reuse_tree=settings.reuse_tree,
         )
 
 
@@ -58,225 +69,203 @@ class SearchResult:
     prior: np.ndarray  # [B, A] float32, the network's prior at the root (before noise)
 
 
-@dataclass
-class Tree:
-    """The search trees of B games as arrays. Values are from the perspective of the player to
-    move at the node, except `children_value_sum`, which is seen by the player choosing the child
-    (so that `children_value_sum / children_visits` is directly the Q that the parent maximizes)."""
-
-    state: np.ndarray  # [B, N, S] int8, the game state of each node
-    to_play: np.ndarray  # [B, N] int8
-    terminal_value: np.ndarray  # [B, N] float32, NaN while the game goes on
-    legal: np.ndarray  # [B, N, A] bool
-    prior: np.ndarray  # [B, N, A] float32, 0 on illegal actions (the root's includes the noise)
-    node_visits: np.ndarray  # [B, N] int32, including the node's own evaluation
-    node_value_sum: np.ndarray  # [B, N] float32
-    parent: np.ndarray  # [B, N] int32, NO_PARENT for the root
-    action_from_parent: np.ndarray  # [B, N] int32, NO_ACTION for the root
-    children_index: np.ndarray  # [B, N, A] int32, UNVISITED until the child is created
-    children_visits: np.ndarray  # [B, N, A] int32
-    children_value_sum: np.ndarray  # [B, N, A] float32, seen by the node's player to move
-    num_nodes: np.ndarray  # [B] int32, nodes in use (the next free index)
-
-    @classmethod
-    def empty(cls, batch: int, num_nodes: int, num_actions: int, state_size: int) -> Tree:
-        b, n, a = batch, num_nodes, num_actions
-        return cls(
-            state=np.zeros((b, n, state_size), np.int8),
-            to_play=np.zeros((b, n), np.int8),
-            terminal_value=np.full((b, n), np.nan, np.float32),
-            legal=np.zeros((b, n, a), bool),
-            prior=np.zeros((b, n, a), np.float32),
-            node_visits=np.zeros((b, n), np.int32),
-            node_value_sum=np.zeros((b, n), np.float32),
-            parent=np.full((b, n), NO_PARENT, np.int32),
-            action_from_parent=np.full((b, n), NO_ACTION, np.int32),
-            children_index=np.full((b, n, a), UNVISITED, np.int32),
-            children_visits=np.zeros((b, n, a), np.int32),
-            children_value_sum=np.zeros((b, n, a), np.float32),
-            num_nodes=np.zeros(b, np.int32),
-        )
-
-
 class Search:
-    """One search of B games, driven step by step: while not `done`, evaluate `pending_planes()`
-    and hand the answer to `apply`. The first step evaluates the roots; each later step is one
-    simulation of every game whose root is not terminal."""
+    """The searches of B games, driven step by step: while not `done`, evaluate `pending_planes()`
+    (or have `write_pending` encode them into a buffer of yours) and hand the answer to `apply`.
+
+    Each game goes at its own pace: a game whose root has not been evaluated waits for that; one
+    whose search is running gives one leaf per step; one whose search is finished (`finished()`)
+    or whose root is terminal gives none. `play` moves roots on and starts the next searches.
+    """
 
     def __init__(self, game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
                  *, add_noise: bool) -> None:
         batch = len(states)  # states [B, S]
         self.game, self.config, self.rng, self.add_noise = game, config, rng, add_noise
-        self.tree = t = Tree.empty(batch, config.num_simulations + 1, game.num_actions, game.state_size)
-        t.state[:, ROOT] = states
-        t.to_play[:, ROOT] = game.to_play(states)
-        t.terminal_value[:, ROOT] = game.terminal_value(states)
-        t.legal[:, ROOT] = game.legal_mask(states)
-        t.num_nodes[:] = 1
-        # Games whose root is terminal are left alone.
-        self._games = np.flatnonzero(np.isnan(t.terminal_value[:, ROOT]))  # [G] searched games
+        self.kernel = game.kernel()
+        k = self.kernel
+        self.tree = Tree.empty(batch, config.num_simulations + 1, game.num_actions, k.width, k.dtype)
+        self._links = self.tree.links()
+        self._state_bytes = self.tree.state.view(np.uint8)  # [B, N, W * itemsize], for reroot
+        self.remaining = np.zeros(batch, np.int32)  # [B] simulations left in each game's search
+        self.simulations = 0  # simulations started in all (each runs to its leaf: a benchmark's count)
+        self.searching = np.zeros(batch, bool)  # [B] a search is running or waits for its root
+        self.pending_node = np.full(batch, NO_LEAF, np.int32)  # [B] the leaf waiting for the network
+        self._pending_games = np.zeros(0, np.intp)
         self._root_prior = np.zeros((batch, game.num_actions), np.float32)  # [B, A] before noise
-        self._simulations = 0
-        self._at_root = True
-        self._set_pending(self._games, np.full(len(self._games), ROOT, np.int32))
-        self._terminal_games = self._terminal_nodes = np.zeros(0, np.intp)  # leaves scored without the network
+        self._in_subtree = np.zeros(self.tree.capacity, bool)  # reroot's scratch
+        self._new_index = np.zeros(self.tree.capacity, np.int32)
+        everyone = np.arange(batch)
+        self._new_roots(everyone, k.from_states(states))
+        self.start(everyone)
+        self.advance()
+
+    # What a caller sees.
 
     @property
     def done(self) -> bool:
+        """No leaf waits for the network: every search is finished (or its root is terminal)."""
         return len(self._pending_games) == 0
 
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending_games)
+
     def pending_planes(self) -> np.ndarray:
-        """The leaves waiting for an evaluation.  # [K, C, H, W] uint8"""
-        return self._pending_planes
+        """The leaves waiting for an evaluation, in game order.  # [K, C, H, W] uint8"""
+        out = np.empty((self.pending_count, *self.kernel.planes_shape), np.uint8)
+        return self.write_pending(out)
+
+    def write_pending(self, out: np.ndarray) -> np.ndarray:
+        """Encode the pending leaves straight into `out[:K]` (e.g. an outgoing message); that view."""
+        games = self._pending_games
+        view = out[: len(games)]
+        return self.kernel.encode(self.tree.state[games, self.pending_node[games]], view)
 
     def apply(self, logits: np.ndarray, values: np.ndarray) -> None:
-        """Take the evaluation of `pending_planes()`, back it up, and run to the next one (or the end)."""
-        if self.done:
-            raise RuntimeError("apply() called on a finished search")
-        k = len(self._pending_games)
+        """Take the evaluation of the pending leaves, back it up, and run to the next leaves."""
+        self.take_evaluation(logits, values)
+        self.advance()
+
+    def finished(self) -> np.ndarray:
+        """Games whose search is complete: root evaluated, no simulation left, no leaf pending.  # [B] bool"""
+        t = self.tree
+        return (self.searching & (t.node_visits[:, ROOT] > 0) & (self.remaining == 0)
+                & (self.pending_node == NO_LEAF))
+
+    def result(self, games: np.ndarray | None = None) -> SearchResult:
+        """The roots of `games` (default all; every one of them finished or terminal)."""
+        games = np.arange(len(self.remaining)) if games is None else np.asarray(games)
+        if (self.pending_node[games] != NO_LEAF).any() or (self.remaining[games] > 0).any():
+            raise RuntimeError("result() called before the search finished")
+        t = self.tree
+        visits = t.node_visits[games, ROOT]
+        mean = t.node_value_sum[games, ROOT] / np.maximum(visits, 1)
+        return SearchResult(
+            visits=t.children_visits[games, ROOT].copy(),
+            root_value=np.where(visits > 0, mean, t.terminal_value[games, ROOT]).astype(np.float32),
+            prior=self._root_prior[games].copy(),
+        )
+
+    def root_states(self, games: np.ndarray | None = None) -> np.ndarray:
+        """Kernel states of the roots.  # [G, W]"""
+        games = slice(None) if games is None else games
+        return self.tree.state[games, ROOT]
+
+    # Moving on.
+
+    def play(self, games: np.ndarray, actions: np.ndarray) -> None:
+        """Play `actions  # [G]` at the roots of `games  # [G]` and start their next searches
+        (`advance` finds their first leaves).
+
+        With `reuse_tree` the chosen child's subtree (its visits, values, priors) becomes the new
+        tree; otherwise, or where that child was never created, the tree starts afresh.
+        """
+        games = np.asarray(games, np.intp)
+        actions = np.asarray(actions, np.int32)
+        kept = np.zeros(len(games), bool)
+        if self.config.reuse_tree:
+            steps.reroot(self._links, self._state_bytes, games, actions, self._in_subtree, self._new_index, kept)
+        if not kept.all():  # reroot left these roots alone
+            fresh = ~kept
+            old_roots = self.tree.state[games[fresh], ROOT]
+            self._new_roots(games[fresh], self.kernel.play(old_roots, actions[fresh]))
+        self.start(games)
+
+    def start(self, games: np.ndarray) -> None:
+        """Begin a search at the roots of `games` (those not terminal); `advance` finds their first leaves."""
+        kept = np.empty(len(games), np.intp)
+        games = np.asarray(games, np.intp)
+        count = steps.start(self._links, games, self.config.num_simulations, self.remaining, self.searching,
+                            self._root_prior, kept)
+        self.simulations += int(self.remaining[games].sum())
+        # A kept root was evaluated as an inner node: its prior is the network's, the noise is new.
+        if self.add_noise and count:
+            self._add_noise(kept[:count])
+
+    def stop(self, games: np.ndarray) -> None:
+        """Forget the searches of `games` (their games are over, or their slots are being reused)."""
+        self.searching[games] = False
+        self.remaining[games] = 0
+        self.pending_node[games] = NO_LEAF
+        self._pending_games = np.flatnonzero(self.pending_node != NO_LEAF)
+
+    def reset(self, games: np.ndarray, states: np.ndarray) -> None:
+        """Give `games` new roots `states  # [G, S]` (fresh trees) and start their searches (see `play`)."""
+        self.stop(games)
+        self._new_roots(games, self.kernel.from_states(states))
+        self.start(games)
+
+    # The steps of a simulation.
+
+    def advance(self) -> None:
+        """Give each searching game without a pending leaf its next leaf for the network: its root
+        if not evaluated yet, else the leaf of its next simulation that is not terminal."""
+        t = self.tree
+        games = np.flatnonzero(self.searching & (self.pending_node == NO_LEAF))
+        unevaluated = t.node_visits[games, ROOT] == 0
+        self.pending_node[games[unevaluated]] = ROOT
+        todo = games[~unevaluated & (self.remaining[games] > 0)]
+        while len(todo):
+            parents, actions = self._select(todo)
+            new = parents != NO_PARENT
+            todo, nodes, terminal = self._expand(todo[new], parents[new], actions[new])
+            self.pending_node[todo[~terminal]] = nodes[~terminal]
+            todo = todo[terminal]  # a terminal leaf is backed up already: simulate again
+            todo = todo[self.remaining[todo] > 0]
+        self._pending_games = np.flatnonzero(self.pending_node != NO_LEAF)
+
+    def _select(self, games: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The edge (parent, action) without a child that each game's next simulation reaches."""
+        parents = np.empty(len(games), np.int32)
+        actions = np.empty(len(games), np.int32)
+        steps.select(self._links, games, self.remaining, float(self.config.c_puct), parents, actions)
+        return parents, actions
+
+    def _expand(self, games: np.ndarray, parents: np.ndarray,
+                actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Create the children of the edges: (games, new nodes, which of them are terminal)."""
+        nodes = self.tree.num_nodes[games]  # where attach puts them (each game appears once)
+        to_play, terminal_value, legal = self.kernel.expand(self.tree.state, games, parents, actions, nodes)
+        steps.attach(self._links, games, parents, actions, to_play, terminal_value, legal, nodes)
+        return games, nodes, ~np.isnan(terminal_value)
+
+    def _new_roots(self, games: np.ndarray, kstates: np.ndarray) -> None:
+        """Fresh trees for `games` with roots `kstates  # [G, W]`."""
+        if len(games) == 0:
+            return
+        to_play, terminal_value, legal = self.kernel.describe(kstates)
+        none = np.full(len(games), NO_PARENT, np.int32)
+        steps.attach(self._links, games, none, none, to_play, terminal_value, legal, np.empty(len(games), np.int32))
+        self.tree.state[games, ROOT] = kstates
+        self._root_prior[games] = 0
+
+    def take_evaluation(self, logits: np.ndarray, values: np.ndarray) -> None:
+        """Priors and values for the pending leaves (in game order); each value is backed up."""
+        games = self._pending_games
+        k = len(games)
+        if k == 0:
+            raise RuntimeError("apply() called with no leaf waiting for an evaluation")
         logits = np.asarray(logits, np.float32)  # [K, A]
         values = np.asarray(values, np.float32)  # [K]
         if logits.shape != (k, self.game.num_actions) or values.shape != (k,):
             raise ValueError(f"evaluation of {k} positions gave logits {logits.shape} and values {values.shape}, "
                              f"expected ({k}, {self.game.num_actions}) and ({k},)")
-        games, nodes = self._pending_games, self._pending_nodes
-        priors = _legal_softmax(logits, self.tree.legal[games, nodes])
-        if self._at_root:
-            self._root_prior[games] = priors
+        t = self.tree
+        nodes = self.pending_node[games]
+        steps.evaluated(self._links, games, nodes, logits, values)
+        roots = games[nodes == ROOT]
+        if len(roots):
+            self._root_prior[roots] = t.prior[roots, ROOT]
             if self.add_noise:
-                priors = self._noisy(priors, self.tree.legal[games, ROOT])
-            self._at_root = False
-        self.tree.prior[games, nodes] = priors
-        self._backup(games, nodes, values)
-        self._backup_terminal_leaves()
-        self._advance()
+                self._add_noise(roots)
+        self.pending_node[games] = NO_LEAF
+        self._pending_games = games[:0]
 
-    def result(self) -> SearchResult:
-        if not self.done:
-            raise RuntimeError("result() called before the search finished")
-        t = self.tree
-        visits = t.node_visits[:, ROOT]
-        mean = t.node_value_sum[:, ROOT] / np.maximum(visits, 1)
-        return SearchResult(
-            visits=t.children_visits[:, ROOT].copy(),
-            root_value=np.where(visits > 0, mean, t.terminal_value[:, ROOT]).astype(np.float32),
-            prior=self._root_prior,
-        )
-
-    # The steps of a simulation.
-
-    def _advance(self) -> None:
-        """Simulate until some leaf needs the network or every simulation is done."""
-        self._set_pending(np.zeros(0, np.intp), np.zeros(0, np.int32))
-        self._terminal_games = self._terminal_nodes = np.zeros(0, np.intp)
-        while self._simulations < self.config.num_simulations and len(self._games):
-            self._simulations += 1
-            parents, actions, children = self._select(self._games)
-            leaves = self._expand(self._games, parents, actions, children)
-            terminal = ~np.isnan(self.tree.terminal_value[self._games, leaves])
-            self._terminal_games, self._terminal_nodes = self._games[terminal], leaves[terminal]
-            self._set_pending(self._games[~terminal], leaves[~terminal])
-            if not self.done:
-                return
-            self._backup_terminal_leaves()  # only terminal leaves this time: nothing to wait for
-
-    def _backup_terminal_leaves(self) -> None:
-        games, nodes = self._terminal_games, self._terminal_nodes
-        self._backup(games, nodes, self.tree.terminal_value[games, nodes])
-
-    def _select(self, games: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """From each root, follow the best PUCT child down to an edge without a child or to a
-        terminal node. The edge (parent, action) and its child (UNVISITED or the terminal node)."""
-        t = self.tree
-        parents = np.zeros(len(games), np.int32)  # [G]
-        actions = np.zeros(len(games), np.int32)
-        children = np.zeros(len(games), np.int32)
-        rows = np.arange(len(games))  # the games still descending
-        nodes = np.full(len(games), ROOT, np.int32)
-        while len(rows):
-            g = games[rows]
-            a = self._puct_actions(g, nodes)
-            child = t.children_index[g, nodes, a]
-            parents[rows], actions[rows], children[rows] = nodes, a, child
-            deeper = child != UNVISITED
-            deeper[deeper] = np.isnan(t.terminal_value[g[deeper], child[deeper]])
-            rows, nodes = rows[deeper], child[deeper]
-        return parents, actions, children
-
-    def _puct_actions(self, games: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """argmax over legal actions of Q + c_puct * P * sqrt(N_parent) / (1 + N_child).
-
-        First-play value: an unvisited child's Q is its parent's current mean value. It is
-        neither optimistic (which spends a simulation on every child of every node) nor a fixed
-        0 (which in a lost position makes every untried move look better than the tried ones).
-        """
-        t = self.tree
-        visits = t.children_visits[games, nodes]  # [K, A]
-        parent_visits = t.node_visits[games, nodes].astype(np.float32)  # [K], >= 1: evaluated
-        parent_q = t.node_value_sum[games, nodes] / parent_visits
-        q = np.where(visits > 0, t.children_value_sum[games, nodes] / np.maximum(visits, 1), parent_q[:, None])
-        u = self.config.c_puct * t.prior[games, nodes] * (np.sqrt(parent_visits)[:, None] / (1 + visits))
-        return np.where(t.legal[games, nodes], q + u, -np.inf).argmax(axis=1).astype(np.int32)
-
-    def _expand(self, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
-                children: np.ndarray) -> np.ndarray:
-        """Create the child of each new edge. The leaf node of every game.  # [G] int32"""
-        t = self.tree
-        new = children == UNVISITED
-        g, p, a = games[new], parents[new], actions[new]
-        nodes = t.num_nodes[g]
-        t.num_nodes[g] += 1
-        states = self.game.play(t.state[g, p], a)
-        t.state[g, nodes] = states
-        t.to_play[g, nodes] = self.game.to_play(states)
-        t.terminal_value[g, nodes] = self.game.terminal_value(states)
-        t.legal[g, nodes] = self.game.legal_mask(states)
-        t.parent[g, nodes] = p
-        t.action_from_parent[g, nodes] = a
-        t.children_index[g, p, a] = nodes
-        leaves = children.copy()
-        leaves[new] = nodes
-        return leaves
-
-    def _backup(self, games: np.ndarray, nodes: np.ndarray, values: np.ndarray) -> None:
-        """Add each leaf's value (for its player to move) to every node on its path to the root.
-
-        The sign flips only where the player to move changes: a game with passes may give the
-        same player two moves in a row. Each game appears once, so fancy `+=` is safe.
-        """
-        t = self.tree
-        values = values.astype(np.float32)
-        while len(games):
-            t.node_visits[games, nodes] += 1
-            t.node_value_sum[games, nodes] += values
-            parents = t.parent[games, nodes]
-            up = parents != NO_PARENT
-            games, nodes, parents, values = games[up], nodes[up], parents[up], values[up]
-            actions = t.action_from_parent[games, nodes]
-            same_player = t.to_play[games, parents] == t.to_play[games, nodes]
-            values = np.where(same_player, values, -values)
-            t.children_visits[games, parents, actions] += 1
-            t.children_value_sum[games, parents, actions] += values
-            nodes = parents
-
-    def _set_pending(self, games: np.ndarray, nodes: np.ndarray) -> None:
-        self._pending_games, self._pending_nodes = games, nodes
-        self._pending_planes = self.game.encode(self.tree.state[games, nodes])
-
-    def _noisy(self, priors: np.ndarray, legal: np.ndarray) -> np.ndarray:
-        """Mix Dirichlet noise over the legal actions into root priors.  # [K, A]"""
-        gamma = self.rng.gamma(self.config.dirichlet_alpha, size=priors.shape) * legal
-        noise = gamma / np.maximum(gamma.sum(axis=1, keepdims=True), 1e-30)
-        fraction = self.config.dirichlet_fraction
-        return ((1 - fraction) * priors + fraction * noise).astype(np.float32)
-
-
-def _legal_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
-    """Softmax over the legal actions only; 0 on the illegal ones.  # [K, A], [K, A] -> [K, A]"""
-    masked = np.where(legal, logits, -np.inf)
-    top = masked.max(axis=1, keepdims=True)
-    exp = np.where(legal, np.exp(masked - np.where(np.isfinite(top), top, 0)), 0)
-    return (exp / np.maximum(exp.sum(axis=1, keepdims=True), 1e-30)).astype(np.float32)
+    def _add_noise(self, games: np.ndarray) -> None:
+        """Mix Dirichlet noise over the legal actions into the root priors of `games`."""
+        gamma = self.rng.gamma(self.config.dirichlet_alpha, size=(len(games), self.game.num_actions))
+        steps.mix_noise(self._links, games, gamma, float(self.config.dirichlet_fraction))
 
 
 def new_search(game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
@@ -302,7 +291,12 @@ def best_actions(game: Game, states: np.ndarray, evaluate: Evaluate, num_simulat
     config = dataclasses.replace(config, num_simulations=num_simulations)
     rng = np.random.default_rng(0) if rng is None else rng
     result = search(game, states, evaluate, config, rng, add_noise=False)
+    return root_choice(game.legal_mask(states), result)
+
+
+def root_choice(legal: np.ndarray, result: SearchResult) -> np.ndarray:
+    """The most visited legal root child, ties broken by the prior; NO_ACTION where none is legal.  # [B]"""
     # A prior is below 1, so half of it never outweighs one visit.
-    score = np.where(game.legal_mask(states), result.visits + 0.5 * result.prior, -np.inf)
+    score = np.where(legal, result.visits + 0.5 * result.prior, -np.inf)
     actions = score.argmax(axis=1)
     return np.where(np.isfinite(score.max(axis=1)), actions, NO_ACTION)

@@ -1,15 +1,27 @@
-"""Self-play: many games at once to the end, each move chosen by a noisy search, recorded as training data."""
+"""Self-play: many games at once to the end, each move chosen by a noisy search, recorded as training data.
+
+`SelfPlay` is one group of game slots searched together, driven step by step like `Search`. A slot
+whose game ends takes the next game of the job, so the slots stay full until the job's games run
+out. `play_games` drives one group in lockstep with an `evaluate` function; `play_pipelined` keeps
+several groups in flight through an `AsyncEvaluator`: while one group's leaves are at the inference
+server, the next group is searched, and each group's leaves are encoded straight into the buffer
+its request is sent from.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import numpy as np
 
 from azjobs.games.base import Game
 from azjobs.records import GameRecords
-from azjobs.search.mcts import Evaluate, SearchConfig, search
+from azjobs.search.mcts import Evaluate, Search, SearchConfig
+from azjobs.search.tree import ROOT
 from azjobs.settings import Settings
+
+GROUPS_IN_FLIGHT = 2  # groups of games per job: one is searched while the other's leaves are evaluated
 
 
 def choose_moves(visits: np.ndarray, temperature_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -24,6 +36,164 @@ def choose_moves(visits: np.ndarray, temperature_mask: np.ndarray, rng: np.rando
     return np.where(temperature_mask, sampled, visits.argmax(axis=1))
 
 
+@dataclass
+class GameBudget:
+    """The games a job still has to start, shared by its groups; game ids count up from 0."""
+
+    total: int
+    started: int = 0
+
+    def take(self, count: int) -> np.ndarray:
+        """Ids of up to `count` new games.  # [<= count] int64"""
+        ids = np.arange(self.started, min(self.total, self.started + count))
+        self.started += len(ids)
+        return ids
+
+
+@dataclass
+class _Moves:
+    """The recorded moves, one entry per batch of moves made together."""
+
+    game_ids: list[np.ndarray] = field(default_factory=list)  # [M] each
+    planes: list[np.ndarray] = field(default_factory=list)  # [M, C, H, W]
+    policy: list[np.ndarray] = field(default_factory=list)  # [M, A]
+    to_play: list[np.ndarray] = field(default_factory=list)  # [M]
+    version: list[np.ndarray] = field(default_factory=list)  # [M]
+
+
+class SelfPlay:
+    """Self-play in `slots` game slots searched together (one search tree each, reused move to move).
+
+    Driven like `Search`: while not `done`, evaluate the pending leaves (`pending_count`,
+    `write_pending`) and `apply` the answer. A slot's search that completes picks its move at once
+    and starts the next search; with `lockstep`, moves wait until every slot's search is complete
+    (so move m of every game is chosen at the same step). `weights_version` is asked once per batch
+    of moves: the version whose evaluations chose them.
+    """
+
+    def __init__(self, game: Game, settings: Settings, budget: GameBudget, slots: int, rng: np.random.Generator,
+                 *, weights_version: Callable[[], int] = lambda: 0, lockstep: bool = False) -> None:
+        self.game, self.settings, self.budget, self.rng = game, settings, budget, rng
+        self.config = SearchConfig.from_settings(settings)
+        if self.config.num_simulations < 1:
+            raise ValueError("self-play needs num_simulations >= 1: the policy targets are visit counts")
+        self.weights_version, self.lockstep = weights_version, lockstep
+        self.slot_game = budget.take(slots)  # [B] the game id in each slot; -1 once empty
+        starts = np.repeat(game.initial_state()[None], len(self.slot_game), axis=0)
+        self.search = Search(game, starts, self.config, rng, add_noise=True)
+        self.kernel = self.search.kernel
+        self.moves = np.zeros(len(self.slot_game), np.int32)  # [B] moves played in the slot's game
+        self.positions = 0  # moves played (positions recorded) in all
+        self.results: dict[int, tuple[int, int]] = {}  # game id -> (first player's result, moves)
+        self._recorded = _Moves()
+        self._move_on()  # games whose first search needs no network (none in practice) move at once
+
+    @property
+    def done(self) -> bool:
+        return self.search.done
+
+    @property
+    def pending_count(self) -> int:
+        return self.search.pending_count
+
+    def pending_planes(self) -> np.ndarray:
+        return self.search.pending_planes()
+
+    def write_pending(self, out: np.ndarray) -> np.ndarray:
+        return self.search.write_pending(out)
+
+    def apply(self, logits: np.ndarray, values: np.ndarray) -> None:
+        """Take the evaluation of the pending leaves; move where searches are complete; find the next leaves."""
+        self.search.take_evaluation(logits, values)
+        self._move_on()
+
+    def _move_on(self) -> None:
+        """Play the moves of complete searches until each live slot waits for the network again."""
+        search = self.search
+        while True:
+            finished = search.finished()
+            if self.lockstep and (finished != search.searching).any():
+                finished[:] = False  # moves wait for every search of the group
+            slots = np.flatnonzero(finished)
+            if len(slots):
+                self._move(slots)
+            search.advance()
+            # A search may complete inside `advance` (all its simulations ended in terminal nodes).
+            if not search.finished().any() or (self.lockstep and not search.done):
+                return
+
+    def _move(self, slots: np.ndarray) -> None:
+        """Record the searched positions of `slots`, play their moves, start their next searches."""
+        search, tree = self.search, self.search.tree
+        visits = tree.children_visits[slots, ROOT]  # [K, A], they sum to num_simulations
+        planes = np.empty((len(slots), *self.kernel.planes_shape), np.uint8)
+        self.kernel.encode(tree.state[slots, ROOT], planes)
+        r = self._recorded
+        r.game_ids.append(self.slot_game[slots])
+        r.planes.append(planes)
+        r.policy.append((visits / visits.sum(axis=1, keepdims=True)).astype(np.float32))
+        r.to_play.append(tree.to_play[slots, ROOT])
+        r.version.append(np.full(len(slots), self.weights_version(), np.int32))
+        actions = choose_moves(visits, self.moves[slots] < self.settings.temperature_moves, self.rng)
+        self.moves[slots] += 1
+        self.positions += len(slots)
+        search.play(slots, actions)
+        ended = ~np.isnan(tree.terminal_value[slots, ROOT])
+        if ended.any():
+            self._finish_games(slots[ended])
+
+    def _finish_games(self, slots: np.ndarray) -> None:
+        """Score the games that just ended; their slots take the next games of the budget."""
+        tree = self.search.tree
+        first = _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT])
+        for slot, result in zip(slots, first):
+            self.results[int(self.slot_game[slot])] = (int(result), int(self.moves[slot]))
+        ids = self.budget.take(len(slots))
+        refill, empty = slots[: len(ids)], slots[len(ids):]
+        self.slot_game[empty] = -1
+        self.search.stop(empty)
+        if len(refill):
+            self.slot_game[refill] = ids
+            self.moves[refill] = 0
+            self.search.reset(refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0))
+
+    def records(self) -> GameRecords:
+        """The positions of the games this group finished, grouped by game id, in move order."""
+        return _records(self._recorded, self.results)
+
+
+def first_player_results(game: Game, final_states: np.ndarray) -> np.ndarray:
+    """+1 where the first player won, 0 a draw, -1 where the second won.  # [G, S] -> [G] int8"""
+    return _first_player_results(game.terminal_value(final_states), game.to_play(final_states))
+
+
+def _first_player_results(value: np.ndarray, to_play: np.ndarray) -> np.ndarray:
+    """Results for the first player from final values for the player to move.  # [G], [G] -> [G] int8"""
+    return np.where(to_play == 0, value, -value).astype(np.int8)
+
+
+def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
+    """Collect recorded moves into per-game order and score every position by its game's outcome.
+
+    `results` holds every game of the job, ids 0..G-1 (a job returns only when all are finished).
+    """
+    first = np.array([results[i][0] for i in range(len(results))], np.int8)  # [G]
+    lengths = np.array([results[i][1] for i in range(len(results))], np.int32)  # [G]
+    game_ids, planes, policy, to_play, version = (
+        np.concatenate(column) for column in (moves.game_ids, moves.planes, moves.policy, moves.to_play, moves.version)
+    )
+    order = np.argsort(game_ids, kind="stable")  # moves are in time order, so each game stays in order
+    value = np.where(to_play == 0, first[game_ids], -first[game_ids]).astype(np.float32)
+    return GameRecords(
+        planes=planes[order],
+        policy=policy[order],
+        value=value[order],
+        weights_version=version[order],
+        results=first,
+        game_lengths=lengths,
+    )
+
+
 def play_games(
     game: Game,
     settings: Settings,
@@ -35,46 +205,109 @@ def play_games(
 ) -> GameRecords:
     """Play `num_games` games of self-play at once to the end; positions grouped by game, in order.
 
-    `weights_version` is asked after each search: the version that answered its evaluations.
+    All games move together (lockstep); `weights_version` is asked after each search: the version
+    that answered its evaluations.
     """
-    config = SearchConfig.from_settings(settings)
-    if config.num_simulations < 1:
-        raise ValueError("self-play needs num_simulations >= 1: the policy targets are visit counts")
-    states = np.repeat(game.initial_state()[None], num_games, axis=0)  # [G, S]
-    moves = np.zeros(num_games, np.int32)  # [G] moves played so far
-    playing = np.arange(num_games)  # games not finished yet
-    steps: list[tuple[np.ndarray, ...]] = []  # per move: games, planes, policy, to_play, version
-    while len(playing):
-        now = states[playing]
-        result = search(game, now, evaluate, config, rng, add_noise=True)
-        policy = (result.visits / result.visits.sum(axis=1, keepdims=True)).astype(np.float32)
-        version = np.full(len(playing), weights_version(), np.int32)
-        steps.append((playing, game.encode(now), policy, game.to_play(now), version))
-        actions = choose_moves(result.visits, moves[playing] < settings.temperature_moves, rng)
-        states[playing] = game.play(now, actions)
-        moves[playing] += 1
-        playing = playing[np.isnan(game.terminal_value(states[playing]))]
-    return _records(game, states, moves, steps)
+    group = SelfPlay(game, settings, GameBudget(num_games), num_games, rng, weights_version=weights_version,
+                     lockstep=True)
+    while not group.done:
+        group.apply(*evaluate(group.pending_planes()))
+    return group.records()
 
 
-def _records(game: Game, final_states: np.ndarray, moves: np.ndarray,
-             steps: list[tuple[np.ndarray, ...]]) -> GameRecords:
-    """Collect the recorded moves into per-game order and score every position by the outcome."""
-    games, planes, policy, to_play, version = (np.concatenate(column) for column in zip(*steps))
-    order = np.argsort(games, kind="stable")  # steps are in move order, so each game stays in order
-    results = first_player_results(game, final_states)  # [G]
-    value = np.where(to_play == 0, results[games], -results[games]).astype(np.float32)
-    return GameRecords(
-        planes=planes[order],
-        policy=policy[order],
-        value=value[order],
-        weights_version=version[order],
-        results=results,
-        game_lengths=moves.astype(np.int32),
-    )
+class AsyncEvaluator(Protocol):
+    """Evaluation with several requests in flight, each sent from a buffer of its own slot."""
+
+    def planes_buffer(self, slot: int, count: int) -> np.ndarray:
+        """Where to write the planes `[count, C, H, W]` uint8 of slot's next request."""
+        ...
+
+    def submit_buffer(self, slot: int, count: int) -> int:
+        """Send slot's buffer without waiting; an id for `receive_reply`."""
+        ...
+
+    def receive_reply(self, request_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Wait for (logits [K, A], values [K], weights version) of a submitted request."""
+        ...
 
 
-def first_player_results(game: Game, final_states: np.ndarray) -> np.ndarray:
-    """+1 where the first player won, 0 a draw, -1 where the second won.  # [G, S] -> [G] int8"""
-    value = game.terminal_value(final_states)  # for the player to move at the end
-    return np.where(game.to_play(final_states) == 0, value, -value).astype(np.int8)
+class SyncEvaluator:
+    """An `AsyncEvaluator` over a plain `evaluate`: each request is evaluated when its reply is asked for."""
+
+    def __init__(self, evaluate: Evaluate, planes_shape: tuple[int, ...], version: Callable[[], int] = lambda: 0):
+        self.evaluate, self.planes_shape, self.version = evaluate, tuple(planes_shape), version
+        self._buffers: dict[int, np.ndarray] = {}
+        self._requests: dict[int, np.ndarray] = {}
+        self._next_id = 0
+
+    def planes_buffer(self, slot: int, count: int) -> np.ndarray:
+        buffer = self._buffers.get(slot)
+        if buffer is None or len(buffer) < count:
+            buffer = self._buffers[slot] = np.empty((count, *self.planes_shape), np.uint8)
+        return buffer[:count]
+
+    def submit_buffer(self, slot: int, count: int) -> int:
+        self._next_id += 1
+        self._requests[self._next_id] = self._buffers[slot][:count]
+        return self._next_id
+
+    def receive_reply(self, request_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        logits, values = self.evaluate(self._requests.pop(request_id))
+        return logits, values, self.version()
+
+
+def play_pipelined(
+    game: Game,
+    settings: Settings,
+    evaluator: AsyncEvaluator,
+    num_games: int,
+    rng: np.random.Generator,
+    *,
+    games_in_flight: int,
+    groups: int = GROUPS_IN_FLIGHT,
+    on_step: Callable[[int, int], None] = lambda leaves, moves: None,
+) -> GameRecords:
+    """Play `num_games` games, `games_in_flight` at a time in `groups` groups whose requests alternate.
+
+    Each round, for each group in turn: wait for its reply, apply it (the search runs on to the next
+    leaves and plays the moves of complete searches), encode the leaves into its next request and send
+    it; the other groups' requests are at the server meanwhile. `on_step(leaves, moves)` is told each
+    request's size and the moves that reply let the group play.
+    """
+    budget = GameBudget(num_games)
+    slots = np.array_split(np.arange(min(games_in_flight, num_games)), max(1, groups))
+    version = [0]
+    play = [SelfPlay(game, settings, budget, len(s), rng, weights_version=lambda: version[0])
+            for s in slots if len(s)]
+    tickets: list[int | None] = [None] * len(play)
+
+    def send(i: int) -> None:
+        count = play[i].pending_count
+        play[i].write_pending(evaluator.planes_buffer(i, count))
+        tickets[i] = evaluator.submit_buffer(i, count)
+
+    for i, group in enumerate(play):
+        if not group.done:
+            send(i)
+    while any(t is not None for t in tickets):
+        for i, group in enumerate(play):
+            ticket = tickets[i]
+            if ticket is None:
+                continue
+            tickets[i] = None
+            logits, values, version[0] = evaluator.receive_reply(ticket)
+            before, leaves = group.positions, group.pending_count
+            group.apply(logits, values)
+            on_step(leaves, group.positions - before)
+            if not group.done:
+                send(i)
+    return _combine(play)
+
+
+def _combine(groups: list[SelfPlay]) -> GameRecords:
+    moves, results = _Moves(), {}
+    for group in groups:
+        for name in ("game_ids", "planes", "policy", "to_play", "version"):
+            getattr(moves, name).extend(getattr(group._recorded, name))
+        results.update(group.results)
+    return _records(moves, results)

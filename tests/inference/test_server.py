@@ -13,18 +13,20 @@ import pytest
 import redis
 import torch
 
-from azjobs import heartbeat, keys
+from azjobs import heartbeat, keys, wire
 from azjobs.errors import AzjobsError
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference import server
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
+from azjobs.inference.runner import RunnerOptions
 from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.wire import encode_request
 
 RUN = "srv"
+FP32 = RunnerOptions(precision="fp32", channels_last="off")  # the same arithmetic as the local oracle
 SETTINGS = Settings(
     game="tictactoe",
     net_blocks=1,
@@ -60,7 +62,8 @@ def store(redis_client: redis.Redis, tmp_path: Path) -> WeightStore:
 
 @contextmanager
 def serving(
-    url: str, run_dir: Path, settings: Settings = SETTINGS, max_batches: int | None = None
+    url: str, run_dir: Path, settings: Settings = SETTINGS, max_batches: int | None = None,
+    options: RunnerOptions = FP32, name: str | None = None,
 ) -> Iterator[list[str]]:
     """The server running in a thread with its own connection; yields its log lines."""
     lines: list[str] = []
@@ -70,9 +73,8 @@ def serving(
 
     def target() -> None:
         try:
-            server.run(
-                settings, client, RUN, run_dir, device="cpu", stop=stop, max_batches=max_batches, log=lines.append
-            )
+            server.run(settings, client, RUN, run_dir, device="cpu", options=options, stop=stop,
+                       max_batches=max_batches, log=lines.append, name=name)
         except BaseException as e:  # handed to the test thread below
             errors.append(e)
 
@@ -260,3 +262,80 @@ def test_no_server_is_a_clear_timeout(redis_client: redis.Redis) -> None:
     with pytest.raises(AzjobsError, match="gpu-serve"):
         client.evaluate(_planes(1, seed=8))
     assert client.resent >= 1
+
+
+def _wait_for(condition, what: str, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_several_servers_drain_one_list(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    settings = SETTINGS.replace(inference_batch_size=2, inference_wait_ms=0.0)
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(2, seed=100 + i) for i in range(30)]
+    ids = [client.submit(p) for p in planes]  # one batch each, all waiting before any server runs
+    with serving(redis_url, tmp_path, settings, max_batches=3, name="first"):
+        _wait_for(lambda: redis_client.llen(keys.requests(RUN)) < 30, "the first server to start")
+        with serving(redis_url, tmp_path, settings, name="second"):
+            for request_id, p in zip(ids, planes):
+                _assert_same(client.receive(request_id), oracle.evaluate(p))
+    beats = {b["id"]: b for b in heartbeat.read_all(redis_client, RUN) if b["role"] == server.ROLE}
+    assert beats["first"]["requests"] == "3"  # it stopped after 3 batches; the other served the rest
+    assert beats["second"]["requests"] == "27"
+    assert client.dropped == 0 and client.resent == 0 and redis_client.llen(keys.reply(RUN, client.client_id)) == 0
+
+
+def test_a_request_that_overflows_the_batch_waits_for_the_next(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    settings = SETTINGS.replace(inference_batch_size=8, inference_wait_ms=500.0)
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(3, seed=40 + i) for i in range(5)]
+    ids = [client.submit(p) for p in planes]
+    with serving(redis_url, tmp_path, settings, max_batches=2):
+        pass
+    beat = _gpu_serve_beat(redis_client)
+    # 3 + 3 fit a batch of 8, the third request waits for the next batch; the server stopped
+    # after two batches and gave back the one it held, at the head of the list, untouched.
+    assert (beat["batches"], beat["requests"], beat["positions"]) == ("2", "4", "12")
+    assert float(beat["batch_fill"]) == pytest.approx(0.75)
+    assert redis_client.llen(keys.requests(RUN)) == 1
+    with serving(redis_url, tmp_path, settings):
+        for request_id, p in zip(ids, planes):
+            _assert_same(client.receive(request_id), oracle.evaluate(p))
+    assert client.resent == 0
+
+
+def test_queue_wait_is_measured_from_the_send_time(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    sent = wire.now_us() - 2_000_000  # a request that has waited two seconds in the list
+    redis_client.rpush(keys.requests(RUN), encode_request(1, "waiter", _planes(1, seed=1), sent_us=sent))
+    with serving(redis_url, tmp_path, max_batches=1):
+        pass
+    beat = _gpu_serve_beat(redis_client)
+    assert 2000 <= float(beat["queue_wait_ms"]) < 60_000
+    assert float(beat["forward_cpu_s"]) > 0 and float(beat["cpu_s"]) >= float(beat["forward_cpu_s"])
+
+
+def test_precision_and_layout_are_chosen_by_timing_and_logged(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    client = InferenceClient(redis_client, RUN)
+    planes = _planes(6, seed=12)
+    with serving(redis_url, tmp_path, options=RunnerOptions()) as lines:
+        logits, values = client.evaluate(planes)
+    (chosen,) = [line for line in lines if "chosen by timing" in line]
+    for candidate in ("fp32 ", "fp32+channels_last", "bf16 ", "bf16+channels_last"):
+        assert candidate in chosen
+    want_logits, want_values = oracle.evaluate(planes)  # bf16 keeps about 3 significant digits
+    np.testing.assert_allclose(logits, want_logits, rtol=0.05, atol=0.05)
+    np.testing.assert_allclose(values, want_values, rtol=0.05, atol=0.05)
+    assert _gpu_serve_beat(redis_client)["precision"] in chosen

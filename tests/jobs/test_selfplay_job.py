@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import zlib
 from base64 import b64decode
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from azjobs import keys
+from azjobs import heartbeat, keys
 from azjobs import settings as run_settings
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
+from azjobs.inference import server
+from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.jobs.selfplay import selfplay
 from azjobs.net import build_model, to_bytes
@@ -167,3 +170,33 @@ def test_job_of_another_run_is_refused(redis_client: redis.Redis, tmp_path: Path
     assert job.get_status() == "failed"
     assert "reached a worker of run 'mine'" in job.latest_result().exc_string
     assert list_shards(redis_client, run) == []
+
+
+def test_selfplay_job_through_the_inference_server(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """The real pipeline in one process: a worker with two groups in flight, gpu-serve in a thread."""
+    settings = SETTINGS.replace(games_per_job=10, games_in_flight=6, inference_batch_size=3, inference_wait_ms=1.0)
+    run_dir = tmp_path / "remote"
+    run = make_run(redis_client, run_dir, settings)
+    job = selfplay_queue(redis_client, run).enqueue(SELFPLAY, run, 5)
+    stop, lines = threading.Event(), []
+    serving = threading.Thread(target=server.run, args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
+                               kwargs={"device": "cpu", "options": RunnerOptions(precision="fp32", channels_last="off"),
+                                       "stop": stop, "log": lines.append, "name": "srv"})
+    serving.start()
+    try:
+        said: list[str] = []
+        worker.run(settings, redis_client, run, run_dir, evaluator="remote", name="w-remote", burst=True,
+                   say=said.append)
+    finally:
+        stop.set()
+        serving.join(timeout=10)
+    summary = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer).return_value()
+    assert summary["games"] == 10 and summary["weights_versions"] == [1]
+    records = shard_of(redis_client, run_dir, job)
+    assert records.games == 10 and records.positions == summary["positions"]
+    beats = {b["id"]: b for b in heartbeat.read_all(redis_client, run)}
+    # Every leaf went through the server, in requests of one group (3 games) each.
+    assert int(beats["srv"]["positions"]) == summary["leaf_evals"]
+    assert int(beats["srv"]["requests"]) * 3 >= summary["leaf_evals"]
+    assert beats["w-remote"]["positions"] == str(summary["positions"])
+    assert beats["w-remote"]["leaf_evals"] == str(summary["leaf_evals"])

@@ -1,0 +1,33 @@
+"""`azjobs bench`: throughput benchmarks, each ending in one JSON line (the README's table comes from them).
+
+Every benchmark measures in three windows and reports the median (the spread in `windows`), so a
+busy machine shows as spread rather than as a wrong number; CPU figures come from process CPU time.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from typing import Any, Callable
+
+WINDOWS = 3  # measurement windows per benchmark; the median is reported
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any]) -> dict[str, Any]:
+    """Print the result as the last line of stdout."""
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def median(values: list[float], digits: int = 2) -> float:
+    return round(float(statistics.median(values)), digits)
+
+
+def medians(windows: list[dict[str, float]], digits: Callable[[str], int] = lambda key: 2) -> dict[str, float]:
+    """The median of each figure over the windows."""
+    return {key: median([w[key] for w in windows], digits(key)) for key in windows[0]}
