@@ -18,11 +18,29 @@ from azjobs import heartbeat, keys
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
-from azjobs.jobs import context
+from azjobs.jobs import context, reaper
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
 EVALUATORS = ("remote", "local")
+MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry cleaning and the reaper
+
+
+class RunWorker(SimpleWorker):
+    """A SimpleWorker that, in its maintenance between jobs, also hands back the jobs of dead workers."""
+
+    run_name = ""
+    say: Callable[[str], None] = print
+
+    def clean_registries(self) -> None:
+        for queue in self.queues:
+            # RQ's own lock: one worker at a time reaps a queue, so no job is retried twice.
+            if queue.acquire_maintenance_lock():
+                try:
+                    reaper.reap(self.connection, self.run_name, queue, self.say)
+                finally:
+                    queue.release_maintenance_lock()
+        super().clean_registries()
 
 
 class SyncingLocalEvaluator:
@@ -93,7 +111,10 @@ def run(
     # Evaluation jobs first: they are few and someone is waiting for their results.
     names = [keys.eval_queue(run), keys.selfplay_queue(run)]
     queues = [Queue(n, connection=client, serializer=JSONSerializer) for n in names]
-    worker = SimpleWorker(queues, connection=client, serializer=JSONSerializer, name=name)
+    worker = RunWorker(
+        queues, connection=client, serializer=JSONSerializer, name=name, maintenance_interval=MAINTENANCE_EVERY_S
+    )
+    worker.run_name, worker.say = run, say
     beats = _HeartbeatThread(client, run, name, evaluator)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
