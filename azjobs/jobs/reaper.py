@@ -30,14 +30,18 @@ def worker_alive(client: redis.Redis, run: str, worker_name: str, now: float | N
     return bool(client.exists(BaseWorker.redis_worker_namespace_prefix + worker_name))
 
 
-def reap(client: redis.Redis, run: str, queue: Queue, log: Callable[[str], None] = print) -> list[str]:
-    """Hand the queue's jobs whose worker is dead to RQ's cleanup; their ids."""
+def reap(
+    client: redis.Redis, run: str, queue: Queue, log: Callable[[str], None] = print, *, dead: str | None = None
+) -> list[str]:
+    """Hand the queue's jobs whose worker is dead (or is the worker named `dead`) to RQ's cleanup; their ids."""
     registry = queue.started_job_registry
     now = time.time()
     abandoned: dict[str, str] = {}  # registry entry -> job id
     for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
         job = queue.fetch_job(job_id)
-        if job is None or not job.worker_name or worker_alive(client, run, job.worker_name, now):
+        if job is None or not job.worker_name:
+            continue
+        if job.worker_name != dead and worker_alive(client, run, job.worker_name, now):
             continue
         abandoned[f"{job_id}:{execution_id}"] = job_id
     if not abandoned:

@@ -8,6 +8,7 @@ else take one step; every `publish_every_steps` steps publish a weights version,
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from azjobs.net.weights import to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.replay import ReplayBuffer, rebuild_index
+from azjobs.storage.restore import restore_if_lost
 from azjobs.storage.weights import WeightStore
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
@@ -260,22 +262,37 @@ def run(
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
     trainer.resume()
     last_refresh = 0.0
+    lost = False
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
-            if time.monotonic() - last_refresh > REFRESH_EVERY_S:
-                trainer.top_up_queue()
-                trainer.buffer.refresh()
-                last_refresh = time.monotonic()
-            trainer.state.waiting = trainer.why_wait()
-            if trainer.state.waiting:
+            try:
+                if time.monotonic() - last_refresh > REFRESH_EVERY_S:
+                    restore_if_lost(client, run, trainer.run_dir, settings, trainer.store, log)
+                    trainer.top_up_queue()
+                    trainer.buffer.refresh()
+                    last_refresh = time.monotonic()
+                trainer.state.waiting = trainer.why_wait()
+                if trainer.state.waiting:
+                    trainer.report()
+                    stop.wait(0.5)
+                    last_refresh = 0.0
+                    continue
+                trainer.step()
                 trainer.report()
-                stop.wait(0.5)
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                # The model stays in memory; Redis is waited out (checkpoints and weights are on disk).
+                if not lost:
+                    log(f"trainer: lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                lost = True
+                stop.wait(1.0)
                 last_refresh = 0.0
                 continue
-            trainer.step()
-            trainer.report()
+            if lost:
+                log("trainer: Redis is back; training again")
+                lost = False
     finally:
-        trainer.report(force=True)
+        with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
+            trainer.report(force=True)
         trainer.close()
         log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state
