@@ -23,6 +23,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
@@ -36,6 +37,7 @@ SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
 RESULT_TTL_S = 24 * 3600  # job summaries stay visible in rq-dashboard for a day
 REFRESH_EVERY_S = 2.0
+FULL_DISK_RETRY_S = 5.0  # how often a write that found the storage root full is tried again
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Trainer:
             self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log
         )
         self.state = TrainerState()
+        self.owed: set[str] = set()  # writes a full disk held back: "publish", "checkpoint"
         self.pid = heartbeat.process_id()
         self.writer = _summary_writer(self.run_dir / "logs")
         self._last_beat = 0.0
@@ -139,6 +142,15 @@ class Trainer:
         restored = rebuild_index(self.client, self.run_name, self.run_dir)
         if restored:
             self.log(f"trainer: restored {restored} replay shards into the Redis index from the storage root")
+
+    def settle(self) -> None:
+        """Write the owed weights version and checkpoint; on a full disk they stay owed (StorageFullError)."""
+        if "publish" in self.owed:
+            self.publish()
+            self.owed.discard("publish")
+        if "checkpoint" in self.owed:
+            self.checkpoint()
+            self.owed.discard("checkpoint")
 
     def publish(self) -> None:
         self.store.publish(self.state.version, weights_bytes(self.model, self.game, self.settings, self.state))
@@ -192,9 +204,10 @@ class Trainer:
         s = self.settings
         if self.state.step % s.publish_every_steps == 0:
             self.state.version += 1
-            self.publish()
+            self.owed.add("publish")
         if self.state.step % s.checkpoint_every_steps == 0:
-            self.checkpoint()
+            self.owed.add("checkpoint")
+        self.settle()
         if self.state.step % 10 == 0:
             self.record_curves()
 
@@ -231,10 +244,14 @@ class Trainer:
         heartbeat.beat(self.client, self.run_name, "trainer", self.pid, fields)
 
     def close(self) -> None:
-        if self.state.step:
-            self.checkpoint()
-        if self.writer is not None:
-            self.writer.close()
+        """Checkpoint on exit, with any weights version still owed; a full disk ends in StorageFullError."""
+        try:
+            if self.state.step:
+                self.owed.add("checkpoint")
+            self.settle()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
 
 
 def _summary_writer(logdir: Path):  # type: ignore[no-untyped-def]
@@ -266,6 +283,9 @@ def run(
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
             try:
+                if trainer.owed:
+                    trainer.settle()  # raises again while the disk is still full
+                    log("trainer: the storage root has room again; training goes on")
                 if time.monotonic() - last_refresh > REFRESH_EVERY_S:
                     restore_if_lost(client, run, trainer.run_dir, settings, trainer.store, log)
                     trainer.top_up_queue()
@@ -279,6 +299,15 @@ def run(
                     continue
                 trainer.step()
                 trainer.report()
+            except StorageFullError as e:
+                # Nothing is lost: the model stays in memory and the write is retried; no training meanwhile.
+                if trainer.state.waiting != str(e):
+                    log(f"trainer: {e}")
+                trainer.state.waiting = str(e)
+                with contextlib.suppress(redis.RedisError):
+                    trainer.report()
+                stop.wait(FULL_DISK_RETRY_S)
+                continue
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 # The model stays in memory; Redis is waited out (checkpoints and weights are on disk).
                 if not lost:
@@ -293,6 +322,8 @@ def run(
     finally:
         with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
             trainer.report(force=True)
-        trainer.close()
-        log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
+        try:
+            trainer.close()
+        finally:
+            log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state

