@@ -127,13 +127,21 @@ def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
     return redis_url
 
 
-def join_run(redis_url: str | None, run_dir: Path):  # type: ignore[no-untyped-def]
+def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False):  # type: ignore[no-untyped-def]
     """Connect and wait (saying so) until the run exists; then (client, settings)."""
     from azjobs import settings as run_settings
 
     client = connect(redis_url)
     found = run_settings.wait(client, run_name(run_dir), run_dir, say)
+    note_facts(client, run_dir, found, cuda=cuda)
     return client, found
+
+
+def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
+    from azjobs import doctor, heartbeat
+
+    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda))
 
 
 # The roles.
@@ -168,6 +176,7 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
               max_steps: int | None, threads: int | None) -> None:
     """The trainer: creates the run (or resumes it), trains and publishes weights."""
     from azjobs import settings as run_settings
+    from azjobs.storage import marker
     from azjobs.train import trainer
 
     set_threads(threads)
@@ -175,6 +184,8 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
     stored = run_settings.publish(client, run_name(run_dir), run_dir, settings)
     if stored != settings:
         say(f"run {run_name(run_dir)} exists: using its stored settings")
+    marker.ensure(client, run_name(run_dir), run_dir)
+    note_facts(client, run_dir, stored, cuda=True)
     trainer.run(stored, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(),
                 max_steps=max_steps, log=say)
 
@@ -189,7 +200,7 @@ def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, threads:
     from azjobs.inference import server
 
     set_threads(threads)
-    client, settings = join_run(redis_url, run_dir)
+    client, settings = join_run(redis_url, run_dir, cuda=True)
     server.run(settings, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(), log=say)
 
 
@@ -242,6 +253,25 @@ def status_cmd(redis_url: str | None, run_dir: Path, as_json: bool, watch: bool)
                 live.update(status.render(status.collect(client, name), previous=snap))
         except KeyboardInterrupt:
             pass
+
+
+@main.command("doctor")
+@redis_url_option
+@run_dir_option(required=True)
+@click.option("--interval", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Seconds between the two looks at queues and servers (0: one look).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of verdicts instead of lines.")
+def doctor_cmd(redis_url: str | None, run_dir: Path, interval: float, as_json: bool) -> None:
+    """Check the run: Redis, storage root, processes, versions, CUDA, queues; one verdict per line.
+
+    Each line is `ok`, `warn` or `FAIL`, what was found and the fix. Exit code 1 if any check failed.
+    """
+    from azjobs import doctor
+
+    verdicts = doctor.diagnose(url_for(redis_url, run_dir), run_dir, interval_s=interval)
+    click.echo(json.dumps(doctor.as_json(verdicts)) if as_json else doctor.render(verdicts))
+    if doctor.failed(verdicts):
+        sys.exit(1)
 
 
 @main.command("dashboard")

@@ -25,6 +25,7 @@ from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import Settings
+from azjobs.storage import marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
 STOP_GRACE_S = 15.0
@@ -100,6 +101,7 @@ def run(
     try:
         client = connect(server.url)
         stored = run_settings.publish(client, run_name, run_dir, settings)
+        marker.ensure(client, run_name, run_dir)
         if stored != settings:
             console.print(f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})")
         url_file.write_text(server.url)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from azjobs import keys
 from azjobs import settings as run_settings
 from azjobs.settings import Settings
+from azjobs.storage import marker
 from azjobs.storage.replay import rebuild_index
 from azjobs.storage.weights import WeightStore
 
@@ -22,6 +23,7 @@ def restore_if_lost(
     if client.exists(keys.settings(run)):
         return False
     run_settings.publish(client, run, Path(run_dir), settings)
+    marker.ensure(client, run, Path(run_dir))
     version = store.latest_version()  # the newest file goes back into Redis
     shards = rebuild_index(client, run, Path(run_dir))  # and with the index, the games and positions counters
     log(
