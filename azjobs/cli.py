@@ -313,6 +313,26 @@ def bestmove_cmd(redis_url: str | None, run_dir: Path, sims: int | None) -> None
         sys.stdout.flush()
 
 
+@main.command("play")
+@redis_url_option
+@run_dir_option(required=True)
+@click.option("--sims", type=click.IntRange(min=0), default=None,
+              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
+@click.option("--second", is_flag=True, help="Let azjobs move first.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
+def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
+    """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
+
+    Reads the newest weights from the storage root (--redis-url is accepted and unused).
+    """
+    from azjobs import bestmove, play
+
+    agent = bestmove.load_agent(run_dir)
+    sims = agent.settings.num_simulations if sims is None else sims
+    play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo,
+              seed=seed)
+
+
 # Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
 
 @main.group("bench")
