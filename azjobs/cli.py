@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from rich.console import Console
 
 from azjobs import __version__
 from azjobs.connection import URL_ENV, connect, redact
@@ -358,6 +359,53 @@ def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: boo
 @main.group("bench")
 def bench_group() -> None:
     """Benchmarks; each prints one JSON object as its last line."""
+
+
+@bench_group.command("soak")
+@click.option("--seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="How long the load runs.")
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Client processes, each standing in for one self-play worker.")
+@click.option("--games", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Games per worker: positions in each of its requests.")
+@settings_options
+@with_settings
+def soak_cmd(settings: Settings, seconds: float, workers: int, games: int) -> None:
+    """Load one gpu-serve on loopback: request latency percentiles, lost or wrong replies, memory of every process.
+
+    Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the server's run.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from azjobs.bench import soak
+
+    columns = (TextColumn("soak"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+               TextColumn("{task.fields[requests]} requests"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("soak", total=seconds, requests=0)
+        report = soak.run(settings, seconds=seconds, workers=workers, games=games, log=say,
+                          progress=lambda done, requests: bar.update(task, completed=done, requests=requests))
+    latency = report["latency_ms"]
+    say(f"soak: {report['answered']} of {report['requests']} requests answered, {report['lost']} lost, "
+        f"{report['wrong']} wrong, {report['duplicates']} duplicated; latency p50 {latency.get('p50')} ms, "
+        f"p99 {latency.get('p99')} ms; largest memory growth {report['rss_growth_mb']} MiB")
+    click.echo(json.dumps(report))
+
+
+@bench_group.command("soak-client", hidden=True)
+@run_dir_option(required=True)
+@click.option("--index", type=int, required=True)
+@click.option("--games", type=int, required=True)
+@click.option("--seconds", type=float, required=True)
+def soak_client_cmd(run_dir: Path, index: int, games: int, seconds: float) -> None:
+    """One client process of `azjobs bench soak` (started by it)."""
+    import dataclasses
+    import os
+
+    from azjobs.bench import soak
+
+    result = soak.client_main(os.environ[URL_ENV], run_name(run_dir), run_dir, index, games, seconds)
+    click.echo(json.dumps(dataclasses.asdict(result)))
 
 
 if __name__ == "__main__":
