@@ -23,6 +23,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.curves import record_run
 from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.net.model import PolicyValueNet, build_model
@@ -216,10 +217,8 @@ class Trainer:
             return
         for name, value in self.state.losses.items():
             self.writer.add_scalar(f"loss/{name}", value, self.state.step)
-        stats = self.client.hgetall(keys.stats(self.run_name))
-        for name in (b"games", b"positions"):
-            if name in stats:
-                self.writer.add_scalar(f"selfplay/{name.decode()}", int(stats[name]), self.state.step)
+        self.writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.state.step)
+        record_run(self.writer, self.client, self.run_name, self.state.step)
         self.writer.add_scalar("train/version", self.state.version, self.state.step)
         self.writer.add_scalar("train/replay_size", self.buffer.size, self.state.step)
 
