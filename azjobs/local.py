@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 
 from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
@@ -134,7 +135,8 @@ def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: f
                 snap = status.collect(client, run_name)
                 elapsed, left = (time.monotonic() - started) / 60, max(0.0, end - time.monotonic()) / 60
                 title = f"azjobs run {run_name}: {elapsed:.1f} min, {left:.1f} min left (Ctrl-C stops)"
-                live.update(status.render(snap, title=title, previous=first))
+                bar = ProgressBar(total=minutes, completed=min(elapsed, minutes), width=60)
+                live.update(Group(status.render(snap, title=title, previous=first), bar))
     except KeyboardInterrupt:
         console.print("\nstopping: workers, then gpu-serve, then the trainer (it checkpoints)")
     return snap
