@@ -241,10 +241,13 @@ def _queues(client: redis.Redis, run: str, run_dir: Path, settings: Settings, fi
     pending = snap.pending_requests
     served = sum(int(p.get("positions", 0) or 0) for p in servers)
     served_before = sum(int(p.get("positions", 0) or 0) for p in _alive(first, "gpu-serve"))
+    # The servers' counters move with their heartbeats: judge only when one beat between the two looks.
+    beat_between = max((float(p.get("time", 0)) for p in servers), default=0.0) > max(
+        (float(p.get("time", 0)) for p in _alive(first, "gpu-serve")), default=0.0)
     if pending and not servers:
         out.append(Verdict(FAIL, "requests", f"{pending} inference requests waiting, no live gpu-serve",
                            "start azjobs gpu-serve (scripts/start_gpu.sh)"))
-    elif pending and first.pending_requests and served == served_before:
+    elif pending and first.pending_requests and beat_between and served == served_before:
         out.append(Verdict(FAIL, "requests", f"{pending} inference requests waiting and none served",
                            "look at gpu-serve's log"))
     else:
