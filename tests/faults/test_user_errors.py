@@ -96,7 +96,9 @@ def test_disk_fills_under_a_running_system(small_disk: Path, tmp_path: Path, red
         wait_until(lambda: len(versions_in(run_dir / "weights")) >= 2, "training to start", timeout_s=150)
         filler = fill(small_disk)
         trainer.wait_for("storage root full: no space left on device writing")
+        # The trainer pauses and queues no more; a job queued now plays its games and cannot store them.
         queue = selfplay_queue(redis_client, "df")
+        queue.enqueue_call("azjobs.jobs.selfplay.selfplay", args=("df", 10_000))
         wait_until(lambda: queue.failed_job_registry.count >= 1, "a self-play job to fail on the full disk")
         failed = queue.fetch_job(queue.failed_job_registry.get_job_ids()[0])
         assert "storage root full" in failed.latest_result().exc_string
