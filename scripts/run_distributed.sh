@@ -5,6 +5,7 @@
 #
 #   scripts/run_distributed.sh --run-dir DIR [--gpu-host SSH_TARGET] [--gpu-run-dir DIR]
 #                              [--remote-dir DIR] [--game G] [-n WORKERS] [--port 6379]
+#                              [-- more flags for azjobs train, e.g. --net-blocks 6]
 #
 # --gpu-run-dir: the run's folder as the GPU machine mounts the storage root (default: DIR);
 # --remote-dir: this checkout's place there (default: the same path). The password travels over
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/cluster-lib.sh
 source "$here/cluster-lib.sh"
 
-run_dir="" gpu_host="" gpu_run_dir="" remote_dir=$(dirname "$here") game="" workers=() port=6379
+run_dir="" gpu_host="" gpu_run_dir="" remote_dir=$(dirname "$here") game="" workers=() port=6379 train_flags=()
 while (($#)); do
   case $1 in
     --run-dir) run_dir=$2; shift 2 ;;
@@ -24,7 +25,8 @@ while (($#)); do
     --game) game=$2; shift 2 ;;
     -n | --workers) workers=(-n "$2"); shift 2 ;;
     --port) port=$2; shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    --) shift; train_flags=("$@"); break ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -39,16 +41,17 @@ if [[ -n $gpu_host ]]; then
 else
   url="redis://127.0.0.1:$port/0"
 fi
-game_flag=()
-[[ -n $game ]] && game_flag=(--game "$game")
+gpu_flags=()
+[[ -n $game ]] && gpu_flags=(--game "$game")
+gpu_flags+=(-- "${train_flags[@]}")
 if [[ -n $gpu_host ]]; then
   remote="cd $(printf '%q' "$remote_dir") && IFS= read -r AZJOBS_REDIS_PASSWORD && export AZJOBS_REDIS_PASSWORD"
   remote+=" && scripts/start_gpu.sh --redis-url $(printf '%q' "$url") --run-dir $(printf '%q' "$gpu_run_dir")"
-  for flag in "${game_flag[@]}"; do remote+=" $(printf '%q' "$flag")"; done
+  for flag in "${gpu_flags[@]}"; do remote+=" $(printf '%q' "$flag")"; done
   # shellcheck disable=SC2029  # built and quoted on this side on purpose
   ssh "$gpu_host" "$remote" <<<"$AZJOBS_REDIS_PASSWORD"
 else
-  "$here/start_gpu.sh" --redis-url "$url" --run-dir "$run_dir" "${game_flag[@]}"
+  "$here/start_gpu.sh" --redis-url "$url" --run-dir "$run_dir" "${gpu_flags[@]}"
 fi
 "$here/start_worker.sh" --redis-url "$url" --run-dir "$run_dir" "${workers[@]}"
 cat <<TEXT

@@ -108,3 +108,27 @@ def test_cluster_scripts_twice_each(tmp_path: Path) -> None:
         assert client.get(keys.settings("sc")) is not None
     finally:
         run("stop_cluster.sh", [], env)
+
+
+def test_run_distributed_on_one_machine(tmp_path: Path) -> None:
+    """Without --gpu-host: head, GPU side and workers, all here, as a real cluster; then stopped."""
+    state = tmp_path / "state"
+    env = script_env(state)
+    port = embedded.free_port()
+    run_dir = tmp_path / "storage" / "rd"
+    started = run("run_distributed.sh", ["--run-dir", str(run_dir), "--port", str(port), "--game", "tictactoe",
+                                         "-n", "1", *TINY_TRAIN], env)
+    assert "stop:           scripts/stop_cluster.sh" in started.stdout
+    password = (state / "redis.password").read_text().strip()
+    assert password not in started.stdout + started.stderr
+    try:
+        assert sorted(pids(state)) == ["dashboard", "gpu-serve.rd", "redis", "trainer.rd", "worker.rd.1"]
+        client = redis.Redis(host="127.0.0.1", port=port, password=password)
+        deadline = time.monotonic() + 150
+        while int(client.hget(keys.stats("rd"), "jobs") or 0) < 1:
+            assert time.monotonic() < deadline, "no self-play job finished"
+            time.sleep(0.5)
+    finally:
+        running = pids(state)
+        run("stop_cluster.sh", [], env)
+    assert not any(alive(pid) for pid in running.values())
