@@ -282,22 +282,7 @@ def run(
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
             try:
-                if trainer.owed:
-                    trainer.settle()  # raises again while the disk is still full
-                    log("trainer: the storage root has room again; training goes on")
-                if time.monotonic() - last_refresh > REFRESH_EVERY_S:
-                    restore_if_lost(client, run, trainer.run_dir, settings, trainer.store, log)
-                    trainer.top_up_queue()
-                    trainer.buffer.refresh()
-                    last_refresh = time.monotonic()
-                trainer.state.waiting = trainer.why_wait()
-                if trainer.state.waiting:
-                    trainer.report()
-                    stop.wait(0.5)
-                    last_refresh = 0.0
-                    continue
-                trainer.step()
-                trainer.report()
+                last_refresh = _one_pass(trainer, stop, last_refresh)
             except StorageFullError as e:
                 # Nothing is lost: the model stays in memory and the write is retried; no training meanwhile.
                 if trainer.state.waiting != str(e):
@@ -326,3 +311,24 @@ def run(
         finally:
             log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state
+
+
+def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> float:
+    """Settle owed writes, refresh when due, then wait for data or take one step; the new refresh time."""
+    if trainer.owed:
+        trainer.settle()  # raises again while the disk is still full
+        trainer.log("trainer: the storage root has room again; training goes on")
+    if time.monotonic() - last_refresh > REFRESH_EVERY_S:
+        # A Redis that restarted empty gets the run back from the storage root first.
+        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.settings, trainer.store, trainer.log)
+        trainer.top_up_queue()
+        trainer.buffer.refresh()
+        last_refresh = time.monotonic()
+    trainer.state.waiting = trainer.why_wait()
+    if trainer.state.waiting:
+        trainer.report()
+        stop.wait(0.5)
+        return 0.0  # refresh again on the next pass: new games may have come
+    trainer.step()
+    trainer.report()
+    return last_refresh
