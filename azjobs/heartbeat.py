@@ -14,6 +14,10 @@ import redis
 
 from azjobs import __version__, keys
 
+# What this process found when it joined the run (azjobs version, settings digest, storage marker
+# verdict, CUDA): sent with every beat, so `azjobs doctor` can compare the machines.
+FACTS: dict[str, str] = {}
+
 INTERVAL_S = 2.0
 DEAD_AFTER_S = 15.0
 FORGET_AFTER_S = 24 * 3600  # a dead process's hash expires after a day
@@ -27,8 +31,10 @@ def process_id() -> str:
 def beat(client: redis.Redis, run: str, role: str, pid: str, fields: Mapping[str, Any] | None = None) -> None:
     """Record that `role:pid` is alive now, with its own figures."""
     key = keys.heartbeat(run, role, pid)
-    values = {"time": time.time(), "role": role, "host": socket.gethostname(), "version": __version__}
+    values: dict[str, Any] = dict(FACTS)
+    values.update({"time": time.time(), "role": role, "host": socket.gethostname()})
     values.update(fields or {})
+    values["azjobs"] = __version__  # last: a role's own `version` field is its weights version
     pipe = client.pipeline(transaction=False)
     pipe.sadd(keys.processes(run), f"{role}:{pid}")
     pipe.hset(key, mapping={k: str(v) for k, v in values.items()})

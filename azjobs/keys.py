@@ -44,6 +44,11 @@ def weights_channel(run: str) -> str:
     return f"{PREFIX}:{run}:weights:announce"
 
 
+def marker(run: str) -> str:
+    """string: the random token also kept in `<run_dir>/marker`: proves a machine sees the run's storage root."""
+    return f"{PREFIX}:{run}:marker"
+
+
 def shards(run: str) -> str:
     """list: one JSON record per replay shard (name, games, positions), oldest first."""
     return f"{PREFIX}:{run}:shards"

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 
 from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import Settings
+from azjobs.storage import marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
 STOP_GRACE_S = 15.0
@@ -100,6 +102,7 @@ def run(
     try:
         client = connect(server.url)
         stored = run_settings.publish(client, run_name, run_dir, settings)
+        marker.ensure(client, run_name, run_dir)
         if stored != settings:
             console.print(f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})")
         url_file.write_text(server.url)
@@ -132,7 +135,8 @@ def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: f
                 snap = status.collect(client, run_name)
                 elapsed, left = (time.monotonic() - started) / 60, max(0.0, end - time.monotonic()) / 60
                 title = f"azjobs run {run_name}: {elapsed:.1f} min, {left:.1f} min left (Ctrl-C stops)"
-                live.update(status.render(snap, title=title, previous=first))
+                bar = ProgressBar(total=minutes, completed=min(elapsed, minutes), width=60)
+                live.update(Group(status.render(snap, title=title, previous=first), bar))
     except KeyboardInterrupt:
         console.print("\nstopping: workers, then gpu-serve, then the trainer (it checkpoints)")
     return snap

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from azjobs import keys
+from azjobs.errors import writing
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -302,8 +303,12 @@ def write_file(run_dir: Path, settings: Settings) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".{SETTINGS_FILE}.tmp.{os.getpid()}"
-    tmp.write_text(to_toml(settings))
-    os.replace(tmp, run_dir / SETTINGS_FILE)
+    try:
+        with writing(run_dir / SETTINGS_FILE):
+            tmp.write_text(to_toml(settings))
+        os.replace(tmp, run_dir / SETTINGS_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def publish(redis: "Redis", run: str, run_dir: Path, settings: Settings) -> Settings:

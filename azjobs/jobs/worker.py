@@ -19,11 +19,59 @@ from azjobs import heartbeat, keys
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
-from azjobs.jobs import context
+from azjobs.jobs import context, reaper
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
 EVALUATORS = ("remote", "local")
+MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry cleaning and the reaper
+
+
+REDIS_LOST = (redis.ConnectionError, redis.TimeoutError)
+
+
+class RunWorker(SimpleWorker):
+    """A SimpleWorker that, in its maintenance between jobs, also hands back the jobs of dead workers,
+    and that notes when it quit because Redis went away (RQ quits its loop then), so it can be restarted."""
+
+    run_name = ""
+    say: Callable[[str], None] = print
+    lost_redis = False
+
+    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+        try:
+            super().execute_job(job, queue)
+        except REDIS_LOST:
+            self.lost_redis = True
+            raise
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_LOST:
+            self.lost_redis = True
+            raise
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except REDIS_LOST:
+            self.lost_redis = True
+
+    @property
+    def stopping(self) -> bool:
+        """A SIGTERM or SIGINT asked it to stop."""
+        return bool(getattr(self, "_stop_requested", False))
+
+    def clean_registries(self) -> None:
+        for queue in self.queues:
+            # RQ's own lock: one worker at a time reaps a queue, so no job is retried twice.
+            if queue.acquire_maintenance_lock():
+                try:
+                    reaper.reap(self.connection, self.run_name, queue, self.say)
+                finally:
+                    queue.release_maintenance_lock()
+        super().clean_registries()
 
 
 class SyncingLocalEvaluator:
@@ -94,12 +142,26 @@ def run(
     # Evaluation jobs first: they are few and someone is waiting for their results.
     names = [keys.eval_queue(run), keys.selfplay_queue(run)]
     queues = [Queue(n, connection=client, serializer=JSONSerializer) for n in names]
-    worker = SimpleWorker(queues, connection=client, serializer=JSONSerializer, name=name)
     beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
     try:
-        worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+        while True:
+            worker = RunWorker(
+                queues, connection=client, serializer=JSONSerializer, name=name,
+                maintenance_interval=MAINTENANCE_EVERY_S,
+            )
+            worker.run_name, worker.say = run, say
+            worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+            if not worker.lost_redis or worker.stopping:
+                break
+            say(f"worker {name}: lost the connection to Redis; taking jobs again once it is back")
+            if not _wait_for_redis(client, worker):
+                break
+            # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
+            for queue in queues:
+                reaper.reap(client, run, queue, say, dead=name)
+            say(f"worker {name}: Redis is back; taking jobs again")
     finally:
         beats.stop.set()
         beats.join(timeout=5)
@@ -108,6 +170,17 @@ def run(
         if close is not None:
             close()
         say(f"worker {name}: stopped")
+
+
+def _wait_for_redis(client: redis.Redis, worker: RunWorker, poll_s: float = 1.0) -> bool:
+    """Ping every second until Redis answers (True) or a signal asks the worker to stop (False)."""
+    while not worker.stopping:
+        try:
+            client.ping()
+            return True
+        except REDIS_LOST:
+            threading.Event().wait(poll_s)
+    return False
 
 
 class _HeartbeatThread(threading.Thread):

@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from azjobs.errors import AzjobsError
+from azjobs.errors import AzjobsError, writing
 from azjobs.records import GameRecords
 
 FORMAT_VERSION = 1
@@ -95,7 +95,7 @@ def write_shard(
     name = shard_name(created, job_id)
     tmp = replay_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
     try:
-        with h5py.File(tmp, "w") as f:
+        with writing(replay_dir / name), h5py.File(tmp, "w") as f:
             for dataset, (field, dtype) in DATASETS.items():
                 _write_dataset(f, dataset, np.asarray(getattr(records, field), dtype=dtype))
             attrs: dict[str, Any] = {

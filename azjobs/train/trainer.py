@@ -10,6 +10,7 @@ instead of serving it); new evaluation results are refitted into ratings and cur
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from rq.serializers import JSONSerializer
 from azjobs import heartbeat, keys
 from azjobs.eval import records
 from azjobs.eval.positions import load_positions
+from azjobs.curves import record_run
+from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate
 from azjobs.net.model import PolicyValueNet, build_model
@@ -33,12 +36,14 @@ from azjobs.net.weights import to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
+from azjobs.storage.restore import restore_if_lost
 from azjobs.storage.weights import WeightStore, write_atomic
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
 RESULT_TTL_S = 24 * 3600  # job summaries stay visible in rq-dashboard for a day
 REFRESH_EVERY_S = 2.0
+FULL_DISK_RETRY_S = 5.0  # how often a write that found the storage root full is tried again
 
 
 @dataclass
@@ -123,6 +128,7 @@ class Trainer:
             self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log
         )
         self.state = TrainerState()
+        self.owed: set[str] = set()  # writes a full disk held back: "publish", "checkpoint"
         self.pid = heartbeat.process_id()
         self.writer = _summary_writer(self.run_dir / "logs")
         self._last_beat = 0.0
@@ -166,6 +172,15 @@ class Trainer:
         load_positions(Path(source), self.game)  # AzjobsError naming the line if it is not a labelled set
         write_atomic(target, Path(source).read_bytes())
         self.log(f"trainer: labelled positions {source} copied to {target}")
+
+    def settle(self) -> None:
+        """Write the owed weights version and checkpoint; on a full disk they stay owed (StorageFullError)."""
+        if "publish" in self.owed:
+            self.publish()
+            self.owed.discard("publish")
+        if "checkpoint" in self.owed:
+            self.checkpoint()
+            self.owed.discard("checkpoint")
 
     def publish(self) -> None:
         """Serve the new version (or, with gating, stage it for its gate) and queue its evaluation."""
@@ -255,9 +270,10 @@ class Trainer:
         s = self.settings
         if self.state.step % s.publish_every_steps == 0:
             self.state.version += 1
-            self.publish()
+            self.owed.add("publish")
         if self.state.step % s.checkpoint_every_steps == 0:
-            self.checkpoint()
+            self.owed.add("checkpoint")
+        self.settle()
         if self.state.step % 10 == 0:
             self.record_curves()
 
@@ -266,10 +282,8 @@ class Trainer:
             return
         for name, value in self.state.losses.items():
             self.writer.add_scalar(f"loss/{name}", value, self.state.step)
-        stats = self.client.hgetall(keys.stats(self.run_name))
-        for name in (b"games", b"positions"):
-            if name in stats:
-                self.writer.add_scalar(f"selfplay/{name.decode()}", int(stats[name]), self.state.step)
+        self.writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.state.step)
+        record_run(self.writer, self.client, self.run_name, self.state.step)
         self.writer.add_scalar("train/version", self.state.version, self.state.step)
         self.writer.add_scalar("train/replay_size", self.buffer.size, self.state.step)
         self.writer.add_scalar("train/replay_window", min(self.window(), self.buffer.size), self.state.step)
@@ -336,11 +350,15 @@ class Trainer:
         self._clock = now
 
     def close(self) -> None:
+        """Checkpoint on exit, with any weights version still owed; a full disk ends in StorageFullError."""
         self.tick()
-        if self.state.step:
-            self.checkpoint()
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            if self.state.step:
+                self.owed.add("checkpoint")
+            self.settle()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
 
 
 def _summary_writer(logdir: Path):  # type: ignore[no-untyped-def]
@@ -368,22 +386,57 @@ def run(
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
     trainer.resume()
     last_refresh = 0.0
+    lost = False
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
-            trainer.tick()
-            if time.monotonic() - last_refresh > REFRESH_EVERY_S:
-                trainer.refresh()
-                last_refresh = time.monotonic()
-            trainer.state.waiting = trainer.why_wait()
-            if trainer.state.waiting:
-                trainer.report()
-                stop.wait(0.5)
+            try:
+                last_refresh = _one_pass(trainer, stop, last_refresh)
+            except StorageFullError as e:
+                # Nothing is lost: the model stays in memory and the write is retried; no training meanwhile.
+                if trainer.state.waiting != str(e):
+                    log(f"trainer: {e}")
+                trainer.state.waiting = str(e)
+                with contextlib.suppress(redis.RedisError):
+                    trainer.report()
+                stop.wait(FULL_DISK_RETRY_S)
+                continue
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                # The model stays in memory; Redis is waited out (checkpoints and weights are on disk).
+                if not lost:
+                    log(f"trainer: lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                lost = True
+                stop.wait(1.0)
                 last_refresh = 0.0
                 continue
-            trainer.step()
-            trainer.report()
+            if lost:
+                log("trainer: Redis is back; training again")
+                lost = False
     finally:
-        trainer.report(force=True)
-        trainer.close()
-        log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
+        with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
+            trainer.report(force=True)
+        try:
+            trainer.close()
+        finally:
+            log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state
+
+
+def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> float:
+    """Settle owed writes, refresh when due, then wait for data or take one step; the new refresh time."""
+    if trainer.owed:
+        trainer.settle()  # raises again while the disk is still full
+        trainer.log("trainer: the storage root has room again; training goes on")
+    trainer.tick()
+    if time.monotonic() - last_refresh > REFRESH_EVERY_S:
+        # A Redis that restarted empty gets the run back from the storage root first.
+        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.settings, trainer.store, trainer.log)
+        trainer.refresh()
+        last_refresh = time.monotonic()
+    trainer.state.waiting = trainer.why_wait()
+    if trainer.state.waiting:
+        trainer.report()
+        stop.wait(0.5)
+        return 0.0  # refresh again on the next pass: new games may have come
+    trainer.step()
+    trainer.report()
+    return last_refresh

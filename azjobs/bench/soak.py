@@ -1,0 +1,254 @@
+"""`azjobs bench soak`: a bounded load test of one inference server on loopback.
+
+W client processes stand in for W self-play workers with G games each: every round a client sends
+one request of G positions (the leaves of its G games, in the wire format workers use) and waits
+for the reply, as a worker does at each search step. Each client checks every reply against what
+the same weights give for that request's positions, so a lost, duplicated or misdelivered reply is
+counted, not missed. Reports request latency percentiles and the resident memory of every process
+(Redis, gpu-serve, each client) at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from azjobs import embedded, keys
+from azjobs import settings as run_settings
+from azjobs.games import Game, get_game
+from azjobs.settings import Settings
+
+REPLY_TIMEOUT_S = 30.0  # a reply later than this counts as lost
+POOL = 8  # distinct requests each client cycles through (their expected answers computed once)
+READY_KEY = "bench:soak:ready"  # clients push their index here once they send (the bench's own Redis)
+TOLERANCE = 1e-3  # CPU kernels may differ in the last bits with the batch a request lands in
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MiB (Linux /proc), None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def positions(game: Game, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` positions from random play, as planes `[count, C, H, W]`: what a worker's leaves look like."""
+    states = np.repeat(game.initial_state()[None], count, axis=0)
+    moves = rng.integers(0, 8, size=count)
+    for ply in range(int(moves.max())):
+        going = (ply < moves) & np.isnan(game.terminal_value(states))
+        legal = game.legal_mask(states[going])
+        if not going.any():
+            break
+        choice = np.array([rng.choice(np.flatnonzero(row)) for row in legal])
+        states[going] = game.play(states[going], choice)
+    return game.encode(states)
+
+
+@dataclass
+class ClientResult:
+    sent: int
+    answered: int
+    lost: int
+    wrong: int
+    duplicates: int
+    loop_s: float  # how long it sent requests
+    latencies_ms: list[float]
+
+    @classmethod
+    def from_json(cls, line: str) -> ClientResult:
+        return cls(**json.loads(line))
+
+
+def client_main(url: str, run: str, run_dir: Path, index: int, games: int, seconds: float) -> ClientResult:
+    """One stand-in worker: requests of `games` positions, one in flight, for `seconds`."""
+    from azjobs.inference.local import LocalEvaluator
+    from azjobs.storage.weights import WeightStore
+    from azjobs.wire import WireError, decode_reply, encode_request
+
+    client = redis.Redis.from_url(url)
+    settings = run_settings.fetch(client, run, run_dir)
+    assert settings is not None, f"no run {run!r} in the bench's Redis"
+    game = get_game(settings.game)
+    _, data = WeightStore(client, run, run_dir).latest() or (None, b"")
+    local = LocalEvaluator.from_bytes(game, data)
+    rng = np.random.default_rng(index)
+    pool = [positions(game, games, rng) for _ in range(POOL)]
+    expected = [local.evaluate(planes) for planes in pool]
+    client_id = f"soak-{index}-{os.getpid()}"
+    reply_key, requests_key = keys.reply(run, client_id), keys.requests(run)
+    result = ClientResult(0, 0, 0, 0, 0, 0.0, [])
+    client.rpush(READY_KEY, index)
+    began = time.monotonic()
+    end = began + seconds
+    request_id = 0
+    while time.monotonic() < end:
+        request_id += 1
+        which = request_id % POOL
+        started = time.perf_counter()
+        client.rpush(requests_key, encode_request(request_id, client_id, pool[which]))
+        result.sent += 1
+        while True:  # until this request's reply, or the timeout
+            popped = client.blpop([reply_key], timeout=REPLY_TIMEOUT_S)
+            if popped is None:
+                result.lost += 1
+                break
+            try:
+                reply = decode_reply(popped[1])
+            except WireError:
+                result.wrong += 1
+                continue
+            if reply.request_id != request_id:  # an answer to something already answered
+                result.duplicates += 1
+                continue
+            result.latencies_ms.append(round(1000 * (time.perf_counter() - started), 3))
+            result.answered += 1
+            logits, values = expected[which]
+            if not (np.allclose(reply.values, values, atol=TOLERANCE)
+                    and np.allclose(reply.logits, logits, atol=TOLERANCE)):
+                result.wrong += 1
+            break
+    result.loop_s = round(time.monotonic() - began, 3)
+    # A straggler reply after the last request would be a duplicate: look once more, briefly.
+    late = client.blpop([reply_key], timeout=1)
+    if late is not None:
+        result.duplicates += 1
+    return result
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    if not latencies:
+        return {}
+    values = np.asarray(latencies)
+    found = {f"p{q}": float(np.percentile(values, q)) for q in (50, 90, 99, 99.9)}
+    found["max"] = float(values.max())
+    found["mean"] = float(values.mean())
+    return {k: round(v, 2) for k, v in found.items()}
+
+
+def _publish_random_weights(client: redis.Redis, run: str, run_dir: Path, settings: Settings) -> None:
+    import torch
+
+    from azjobs.net import build_model, to_bytes
+    from azjobs.storage.weights import WeightStore
+
+    game = get_game(settings.game)
+    torch.manual_seed(settings.seed)
+    data = to_bytes(build_model(game, settings), {"version": 1, "game": game.name})
+    WeightStore(client, run, run_dir).publish(1, data)
+
+
+def run(
+    settings: Settings,
+    *,
+    seconds: float,
+    workers: int,
+    games: int,
+    progress: Callable[[float, int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The soak: one gpu-serve process, `workers` client processes, `seconds` long; the report."""
+    server_redis = embedded.start(unix_socket=False)  # TCP on 127.0.0.1: loopback, as between machines
+    folder = Path(tempfile.mkdtemp(prefix="azjobs-soak-"))
+    run_dir = folder / "soak"
+    children: dict[str, subprocess.Popen] = {}
+    try:
+        client = redis.Redis.from_url(server_redis.url)
+        run_settings.publish(client, "soak", run_dir, settings)
+        _publish_random_weights(client, "soak", run_dir, settings)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
+        env.update(AZJOBS_REDIS_URL=server_redis.url, OMP_NUM_THREADS="1")
+        azjobs = [sys.executable, "-m", "azjobs"]
+        logs = folder / "logs"
+        logs.mkdir()
+        children["gpu-serve"] = subprocess.Popen(
+            [*azjobs, "gpu-serve", "--run-dir", str(run_dir)], env=env, stdout=open(logs / "gpu-serve.log", "wb"),
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        for i in range(workers):
+            children[f"client-{i + 1}"] = subprocess.Popen(
+                [*azjobs, "bench", "soak-client", "--run-dir", str(run_dir), "--index", str(i), "--games", str(games),
+                 "--seconds", str(seconds)], env=env, stdout=subprocess.PIPE, stderr=open(logs / f"client-{i}.log", "wb"),
+                stdin=subprocess.DEVNULL)
+        ready_by = time.monotonic() + 120
+        while client.llen(READY_KEY) < workers:
+            if time.monotonic() > ready_by or any(p.poll() is not None for p in children.values()):
+                raise RuntimeError(f"the soak's processes did not start; see {logs}")
+            time.sleep(0.1)
+        started = time.monotonic()
+        pids = {name: p.pid for name, p in children.items()} | {"redis": server_redis.process.pid}
+        time.sleep(min(2.0, seconds / 4))  # past the first requests: imports and buffers settled
+        rss_start = {name: rss_mb(pid) for name, pid in pids.items()}
+        log(f"soak: {workers} clients x {games} games against one gpu-serve for {seconds:g} s (logs in {logs})")
+        end = started + seconds
+        rss_end: dict[str, float | None] = {}
+        while time.monotonic() < end:
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+            if end - time.monotonic() < 1.5 and not rss_end:
+                rss_end = {name: rss_mb(pid) for name, pid in pids.items()}
+            if progress is not None:
+                progress(time.monotonic() - started, int(_server_beat(client).get("requests", 0) or 0))
+        rss_end = rss_end or {name: rss_mb(pid) for name, pid in pids.items()}
+        results = []
+        for i in range(workers):
+            out, _ = children[f"client-{i + 1}"].communicate(timeout=REPLY_TIMEOUT_S + 120)
+            results.append(ClientResult.from_json(out.decode().strip().splitlines()[-1]))
+        beat = _server_beat(client)
+        shutil.rmtree(folder, ignore_errors=True)  # kept, with its logs, only when something went wrong
+    finally:
+        for process in children.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in children.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        server_redis.stop()
+    latencies = [ms for r in results for ms in r.latencies_ms]
+    answered = sum(r.answered for r in results)
+    per_second = sum(r.answered / max(r.loop_s, 1e-9) for r in results)  # each over its own sending time
+    return {
+        "bench": "soak",
+        "game": settings.game,
+        "network": f"{settings.net_blocks}x{settings.net_channels}",
+        "inference_batch_size": settings.inference_batch_size,
+        "workers": workers,
+        "games_per_worker": games,
+        "seconds": seconds,
+        "requests": sum(r.sent for r in results),
+        "answered": answered,
+        "lost": sum(r.lost for r in results),
+        "wrong": sum(r.wrong for r in results),
+        "duplicates": sum(r.duplicates for r in results),
+        "server_dropped": int(beat.get("dropped", 0) or 0),
+        "requests_per_s": round(per_second, 1),
+        "evals_per_s": round(per_second * games, 1),
+        "latency_ms": _percentiles(latencies),
+        "rss_mb": {name: {"start": rss_start.get(name), "end": rss_end.get(name)} for name in pids},
+        "rss_growth_mb": round(max((rss_end[n] or 0) - (rss_start[n] or 0) for n in pids), 1),
+    }
+
+
+def _server_beat(client: redis.Redis) -> dict[str, str]:
+    for member in client.smembers(keys.processes("soak")):
+        role, _, pid = member.decode().partition(":")
+        if role == "gpu-serve":
+            return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat("soak", role, pid)).items()}
+    return {}

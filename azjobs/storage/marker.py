@@ -1,0 +1,48 @@
+"""The storage marker: a random token in `<run_dir>/marker` and in Redis, so every process can tell
+that the folder it was given is the run's own folder on the shared storage root, not a look-alike."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from azjobs import keys
+from azjobs.storage.weights import write_atomic
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+MARKER_FILE = "marker"
+
+
+def read(run_dir: Path) -> str | None:
+    try:
+        return (Path(run_dir) / MARKER_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def ensure(client: Redis, run: str, run_dir: Path) -> str:
+    """Create the marker of the run that owns `run_dir` (once), and put it in Redis if Redis lacks it."""
+    token = read(run_dir)
+    if token is None:
+        token = secrets.token_hex(16)
+        write_atomic(Path(run_dir) / MARKER_FILE, token.encode())
+    client.set(keys.marker(run), token, nx=True)
+    return token
+
+
+def check(client: Redis, run: str, run_dir: Path) -> str:
+    """"ok", or what is wrong with `run_dir` as seen from this machine."""
+    stored = client.get(keys.marker(run))
+    if stored is None:
+        return "ok" if read(run_dir) is not None else "no marker yet"
+    if not Path(run_dir).is_dir():
+        return f"{run_dir} is missing here"
+    found = read(run_dir)
+    if found is None:
+        return f"{run_dir} has no marker file: not the run's folder on the shared storage root"
+    if found != stored.decode():
+        return f"{run_dir} belongs to another run of the same name: not the shared storage root"
+    return "ok"
