@@ -4,6 +4,8 @@ Each check uses only the `Game` interface and raises AssertionError naming what 
     summary = check_random_playouts(game, n_games=200, seed=0)
     check_encoding(game, summary.states)
     check_symmetries(game, summary.states, seed=0)
+    check_batch_matches_single(game, summary.states, seed=0)
+    assert perft(game, 3) == [...]  # positions after 1, 2, 3 plies, against published counts
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ class PlayoutSummary:
     states: np.ndarray  # [M, S] int8: every state visited, the start and the terminal ones included
     outcomes: np.ndarray  # [N] float32: each game's result for the first player (+1, 0, -1)
     lengths: np.ndarray  # [N] int64: moves played in each game
+    legal_counts: np.ndarray  # [M] int64: legal actions in each state of `states` (0 in terminal ones)
+
+    def mean_legal_moves(self) -> float:
+        """The average number of legal moves where there is a move to make (for `dirichlet_alpha`)."""
+        counts = self.legal_counts[self.legal_counts > 0]
+        return float(counts.mean()) if len(counts) else 0.0
 
 
 def _require(ok: bool | np.bool_, game: Game, message: str) -> None:
@@ -62,11 +70,12 @@ def check_random_playouts(
     ids = np.arange(n_games)  # which game each live row is
     outcomes = np.full(n_games, np.nan, dtype=np.float32)
     lengths = np.zeros(n_games, dtype=np.int64)
-    visited = []
+    visited, legal_counts = [], []
     ply = 0
     while len(states):
         visited.append(states)
         mask, values, players = _check_step(game, states)
+        legal_counts.append(mask.sum(axis=1, dtype=np.int64))
         done = ~np.isnan(values)
         outcomes[ids[done]] = np.where(players[done] == 0, values[done], -values[done])
         lengths[ids[done]] = ply
@@ -76,7 +85,7 @@ def check_random_playouts(
             scores = np.where(mask, rng.random(mask.shape), -1.0)  # [K, A] a random legal move per row
             states = _check_play(game, states, scores.argmax(axis=1), players, alternating)
             ply += 1
-    return PlayoutSummary(np.concatenate(visited), outcomes, lengths)
+    return PlayoutSummary(np.concatenate(visited), outcomes, lengths, np.concatenate(legal_counts))
 
 
 def _check_step(game: Game, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,3 +237,42 @@ def _check_images(game: Game, k: int, states: np.ndarray, planes: np.ndarray, im
         raise AssertionError(f"{game.name}: symmetry {k} maps a state to one with other legal moves or "
                              f"another result, from\n{game.render(first)}")
     return len(i)
+
+
+def check_batch_matches_single(game: Game, states: np.ndarray, seed: int = 0, *, max_states: int = 200) -> None:
+    """Each state alone (a batch of one) gets the answers it gets in a batch: array code often breaks at K = 1."""
+    rng = np.random.default_rng(seed)
+    states = states[rng.permutation(len(states))[:max_states]]
+    mask, values = game.legal_mask(states), game.terminal_value(states)
+    players, planes = game.to_play(states), game.encode(states)
+    live = mask.any(axis=1)
+    actions = np.where(mask, rng.random(mask.shape), -1.0).argmax(axis=1)  # [K] a random legal move per row
+    nexts = game.play(states[live], actions[live])
+    for i, state in enumerate(states):
+        one = state[None]
+        _require(np.array_equal(game.legal_mask(one)[0], mask[i]), game, f"legal_mask alone differs:\n{game.render(state)}")
+        _require(np.array_equal(game.terminal_value(one), values[i : i + 1], equal_nan=True), game,
+                 f"terminal_value alone differs:\n{game.render(state)}")
+        _require(game.to_play(one)[0] == players[i], game, f"to_play alone differs:\n{game.render(state)}")
+        _require(np.array_equal(game.encode(one)[0], planes[i]), game, f"encode alone differs:\n{game.render(state)}")
+    for row, i in enumerate(np.flatnonzero(live)):
+        alone = game.play(states[i][None], actions[i : i + 1])[0]
+        _require(np.array_equal(alone, nexts[row]), game,
+                 f"play of {game.action_to_str(int(actions[i]))} alone differs:\n{game.render(states[i])}")
+
+
+def perft(game: Game, depth: int, state: np.ndarray | None = None) -> list[int]:
+    """How many move sequences of 1, 2, ..., `depth` plies there are from `state` (the start by default).
+
+    A game that ends earlier is not counted further, as in chess and Othello perft tables; a pass is a
+    ply. The last ply is counted, not played (bulk counting).
+    """
+    states = (game.initial_state() if state is None else state)[None]  # [K, S] the positions after each ply
+    counts = []
+    for ply in range(depth):
+        mask = game.legal_mask(states)  # [K, A]
+        counts.append(int(mask.sum()))
+        if ply + 1 < depth:
+            rows, actions = np.nonzero(mask)
+            states = game.play(states[rows], actions)
+    return counts

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from azjobs.games.solver import Solver
-from azjobs.games.testing import check_encoding, check_random_playouts, check_symmetries
+from azjobs.games.testing import (
+    check_batch_matches_single,
+    check_encoding,
+    check_random_playouts,
+    check_symmetries,
+    perft,
+)
 from azjobs.games.tictactoe import TicTacToe
 
 
@@ -65,6 +71,16 @@ class NotAGroup(TicTacToe):
         return np.roll(planes, k, axis=-1), turned  # a column shift: its inverse is missing
 
 
+class SqueezedOnce(TicTacToe):
+    def terminal_value(self, states: np.ndarray) -> np.ndarray:
+        # A classic of array code: squeeze() also drops the batch axis of a batch of one.
+        sums = states[:, :9].astype(np.int16)[:, [[0, 1, 2], [3, 4, 5], [6, 7, 8]]].sum(axis=2).squeeze()
+        value = super().terminal_value(states)
+        if sums.ndim == 1:
+            value[:] = np.nan
+        return value
+
+
 @pytest.fixture(scope="module")
 def positions() -> np.ndarray:
     states = Solver(TicTacToe()).reachable_states()
@@ -108,3 +124,25 @@ def test_closed_symmetry_check_demands_every_image(positions: np.ndarray) -> Non
     assert check_symmetries(TicTacToe(), positions, seed=0, closed=True) == 8 * len(positions)
     with pytest.raises(AssertionError, match="outside the given set"):
         check_symmetries(TicTacToe(), positions[:100], seed=0, closed=True)
+
+
+def test_batch_check_catches_a_game_that_breaks_alone(positions: np.ndarray) -> None:
+    check_batch_matches_single(TicTacToe(), positions, seed=0)
+    summary = check_random_playouts(TicTacToe(), n_games=64, seed=1)
+    with pytest.raises(AssertionError, match="terminal_value alone differs"):
+        check_batch_matches_single(SqueezedOnce(), summary.states, seed=0)
+
+
+def test_perft_gives_the_published_tictactoe_counts() -> None:
+    # Move sequences of 1..9 plies, games ending at a line of three not continued.
+    assert perft(TicTacToe(), 9) == [9, 72, 504, 3024, 15120, 54720, 148176, 200448, 127872]
+    after_centre = TicTacToe().state_after([4])
+    assert perft(TicTacToe(), 2, after_centre) == [8, 56]
+
+
+def test_playouts_report_legal_move_counts() -> None:
+    summary = check_random_playouts(TicTacToe(), n_games=50, seed=2)
+    assert summary.legal_counts.shape == (len(summary.states),)
+    assert summary.legal_counts[0] == 9 and summary.legal_counts.max() == 9
+    assert (summary.legal_counts == 0).sum() == 50  # one terminal state per game
+    assert 4.0 < summary.mean_legal_moves() < 6.0
