@@ -18,6 +18,7 @@ from azjobs.games.base import Game
 BUILTIN_MODULES = (
     "azjobs.games.connect4",
     "azjobs.games.tictactoe",
+    "azjobs.games.othello",
 )
 ENTRY_POINT_GROUP = "azjobs.games"  # [project.entry-points."azjobs.games"] name = "module" (or "module:GAME")
 MODULES_ENV = "AZJOBS_GAMES"  # comma-separated module names, e.g. AZJOBS_GAMES=mygames.nim,mygames.hex
