@@ -19,6 +19,7 @@ BUILTIN_MODULES = (
     "azjobs.games.connect4",
     "azjobs.games.tictactoe",
     "azjobs.games.othello",
+    "azjobs.games.gomoku",
 )
 ENTRY_POINT_GROUP = "azjobs.games"  # [project.entry-points."azjobs.games"] name = "module" (or "module:GAME")
 MODULES_ENV = "AZJOBS_GAMES"  # comma-separated module names, e.g. AZJOBS_GAMES=mygames.nim,mygames.hex
