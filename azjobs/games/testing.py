@@ -55,6 +55,26 @@ def check_interface(game: Game) -> None:
         _require(back == action, game, f"parse_action(action_to_str({action}) = {text!r}) gave {back}")
     _require(game.parse_moves(" ".join(texts)) == list(range(game.num_actions)), game,
              "parse_moves does not read back the notation of every action")
+    check_empty_batch(game)
+
+
+def check_empty_batch(game: Game) -> None:
+    """Every batched method takes a batch of no states: the search asks with one when no leaf needs it."""
+    none = np.zeros((0, game.state_size), dtype=np.int8)
+    try:
+        shapes = {
+            "legal_mask": game.legal_mask(none).shape,
+            "terminal_value": game.terminal_value(none).shape,
+            "to_play": game.to_play(none).shape,
+            "play": game.play(none, np.zeros(0, dtype=np.int64)).shape,
+            "encode": game.encode(none).shape,
+        }
+    except Exception as error:  # any failure here is the finding
+        raise AssertionError(f"{game.name}: a batch of no states fails: {type(error).__name__}: {error}") from error
+    expected = {"legal_mask": (0, game.num_actions), "terminal_value": (0,), "to_play": (0,),
+                "play": (0, game.state_size), "encode": (0, *game.planes_shape)}
+    for method, shape in shapes.items():
+        _require(shape == expected[method], game, f"{method} of no states gave shape {shape}, not {expected[method]}")
 
 
 def check_random_playouts(

@@ -81,6 +81,11 @@ class SqueezedOnce(TicTacToe):
         return value
 
 
+class NoEmptyBatch(TicTacToe):
+    def encode(self, states: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return super().encode(states, out).reshape(len(states), -1, 3, 3)  # -1 is ambiguous when K = 0
+
+
 @pytest.fixture(scope="module")
 def positions() -> np.ndarray:
     states = Solver(TicTacToe()).reachable_states()
@@ -96,6 +101,7 @@ def positions() -> np.ndarray:
         (FloatPlanes(), "encode gave float32"),
         (ZeroBasedNotation(), r"parse_action\('0'\) failed for action 0"),
         (Endless(), "still going after 30 moves"),
+        (NoEmptyBatch(), "a batch of no states fails: ValueError"),
     ],
 )
 def test_playouts_catch_broken_rules(game: TicTacToe, message: str) -> None:
