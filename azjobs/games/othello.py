@@ -135,7 +135,7 @@ class Othello(Game):
     def _bits(self, states: np.ndarray, part: slice) -> np.ndarray:
         """The cells of one or more bitboards as 0/1.  # [K, S] -> [K, boards, cells] uint8"""
         raw = np.unpackbits(states[:, part].view(np.uint8), axis=1, bitorder="little")
-        return raw.reshape(len(states), -1, 64)[:, :, : self.cells]
+        return raw.reshape(len(states), (part.stop - part.start) // 8, 64)[:, :, : self.cells]
 
     # The Game interface.
 
