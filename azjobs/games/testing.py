@@ -6,6 +6,7 @@ Each check uses only the `Game` interface and raises AssertionError naming what 
     check_symmetries(game, summary.states, seed=0)
     check_batch_matches_single(game, summary.states, seed=0)
     assert perft(game, 3) == [...]  # positions after 1, 2, 3 plies, against published counts
+    check_self_play(game)  # the real search and self-play, with a network that knows nothing
 """
 
 from __future__ import annotations
@@ -296,3 +297,28 @@ def perft(game: Game, depth: int, state: np.ndarray | None = None) -> list[int]:
             rows, actions = np.nonzero(mask)
             states = game.play(states[rows], actions)
     return counts
+
+
+def check_self_play(game: Game, n_games: int = 8, num_simulations: int = 8, seed: int = 0) -> None:
+    """Self-play as a job runs it (the real search, a uniform evaluator in place of the network), to the
+    end of every game, and the training records it gives: shapes, policies, values, results."""
+    from azjobs.search.selfplay import play_games  # here, so that the rule checks need no search
+    from azjobs.settings import Settings
+
+    def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(planes), game.num_actions), np.float32), np.zeros(len(planes), np.float32)
+
+    settings = Settings(game=game.name, num_simulations=num_simulations, games_per_job=n_games)
+    try:
+        records = play_games(game, settings, uniform, n_games, np.random.default_rng(seed))
+    except Exception as error:  # the traceback stays chained below this message
+        raise AssertionError(f"{game.name}: self-play fails: {type(error).__name__}: {error}") from error
+    positions = int(records.game_lengths.sum())
+    _require(records.games == n_games and records.positions == positions, game,
+             f"self-play gave {records.games} games and {records.positions} positions for {positions} moves")
+    _require(records.planes.shape == (positions, *game.planes_shape), game, f"recorded planes {records.planes.shape}")
+    _require(records.policy.shape == (positions, game.num_actions), game, f"recorded policy {records.policy.shape}")
+    _require(np.allclose(records.policy.sum(axis=1), 1.0) and (records.policy >= 0).all(), game,
+             "recorded policies are not distributions")
+    _require(np.isin(records.value, (-1.0, 0.0, 1.0)).all() and np.isin(records.results, (-1, 0, 1)).all(), game,
+             "recorded values or results are not +1, 0 or -1")

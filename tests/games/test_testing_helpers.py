@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from azjobs.games import load_games
 from azjobs.games.solver import Solver
 from azjobs.games.testing import (
     check_batch_matches_single,
     check_encoding,
     check_random_playouts,
+    check_self_play,
     check_symmetries,
     perft,
 )
@@ -152,3 +154,13 @@ def test_playouts_report_legal_move_counts() -> None:
     assert summary.legal_counts[0] == 9 and summary.legal_counts.max() == 9
     assert (summary.legal_counts == 0).sum() == 50  # one terminal state per game
     assert 4.0 < summary.mean_legal_moves() < 6.0
+
+
+@pytest.mark.parametrize("name", sorted(load_games()))
+def test_self_play_runs_every_registered_game(name: str) -> None:
+    check_self_play(load_games()[name], n_games=4, num_simulations=4)
+
+
+def test_self_play_check_catches_a_game_the_search_cannot_play() -> None:
+    with pytest.raises(AssertionError, match="self-play fails: ValueError: cannot reshape"):
+        check_self_play(NoEmptyBatch(), n_games=2, num_simulations=2)
