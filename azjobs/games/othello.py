@@ -206,7 +206,7 @@ class Othello(Game):
         mover = int(state[COLOR])
         marks = np.where(planes[0] == 1, MARKS[mover], np.where(planes[1] == 1, MARKS[1 - mover],
                                                                    np.where(planes[2] == 1, "*", ".")))
-        black, white = disc_counts(self, state[None])[0]
+        black, white = self.disc_counts(state[None])[0]
         if state[STATUS] == OVER:
             footer = f"game over: X {black}, O {white}"
         else:
@@ -220,20 +220,18 @@ class Othello(Game):
         `to_move` ('X' or 'O') to move; its legal moves and status follow from the rules."""
         text = "".join(row.replace(" ", "") for row in rows)
         if len(rows) != self.size or len(text) != self.cells or set(text) - set("XO.*"):
-            raise ValueError(f"draw {self.size} rows of {self.size} cells, each X, O or .")
-        bits = np.array([1 << i for i in range(self.cells)], dtype=object)
-        black = int(sum(bits[[c == "X" for c in text]]))
-        white = int(sum(bits[[c == "O" for c in text]]))
+            raise ValueError(f"draw {self.size} rows of {self.size} cells, each X, O or . (* is empty too)")
+        black = sum(1 << i for i, mark in enumerate(text) if mark == "X")
+        white = sum(1 << i for i, mark in enumerate(text) if mark == "O")
         color = MARKS.index(to_move)
         own, other = (black, white) if color == 0 else (white, black)
         return self._state(np.array([own], np.uint64), np.array([other], np.uint64), np.array([color], np.int8))[0]
 
-
-def disc_counts(game: Othello, states: np.ndarray) -> np.ndarray:
-    """Black's and white's discs in each state.  # [K, S] -> [K, 2] int64"""
-    discs = game._bits(states, slice(0, 16)).sum(axis=2, dtype=np.int64)  # [K, 2] mover, other
-    black_moves = states[:, COLOR] == 0
-    return np.where(black_moves[:, None], discs, discs[:, ::-1])
+    def disc_counts(self, states: np.ndarray) -> np.ndarray:
+        """Black's and white's discs in each state.  # [K, S] -> [K, 2] int64"""
+        discs = self._bits(states, slice(0, 16)).sum(axis=2, dtype=np.int64)  # [K, 2] mover, other
+        black_moves = states[:, COLOR] == 0
+        return np.where(black_moves[:, None], discs, discs[:, ::-1])
 
 
 OTHELLO = register(Othello(8))

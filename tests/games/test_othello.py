@@ -7,7 +7,7 @@ import pytest
 
 from azjobs.games import get_game
 from azjobs.games.othello import OTHELLO as GAME
-from azjobs.games.othello import OTHELLO6, Othello, disc_counts
+from azjobs.games.othello import OTHELLO6, Othello
 from azjobs.games.testing import (
     check_batch_matches_single,
     check_encoding,
@@ -141,7 +141,7 @@ def test_flips_in_all_eight_directions() -> None:
         "........",
     ], to_move="O")
     np.testing.assert_array_equal(after, expected)
-    assert tuple(disc_counts(GAME, after[None])[0]) == (18, 0)  # 8 + 9 flipped + the new one
+    assert tuple(GAME.disc_counts(after[None])[0]) == (18, 0)  # 8 + 9 flipped + the new one
     assert GAME.terminal_value(after[None])[0] == -1.0  # white has no disc left: the game is over
 
 
@@ -174,7 +174,7 @@ def test_forced_pass_then_a_wipeout_with_empty_squares() -> None:
     np.testing.assert_array_equal(_board(white), _board(stuck))  # a pass turns no disc
     assert _legal(white) == {"d1"}
     end = GAME.play(white[None], np.array([GAME.parse_action("d1")]))[0]
-    assert tuple(disc_counts(GAME, end[None])[0]) == (0, 4)
+    assert tuple(GAME.disc_counts(end[None])[0]) == (0, 4)
     assert GAME.terminal_value(end[None])[0] == -1.0  # black is to move and has lost
     assert not GAME.legal_mask(end[None]).any()  # no pass either: the game is over
     assert GAME.render(end).splitlines()[-1] == "game over: X 0, O 4"
@@ -192,7 +192,7 @@ def test_game_ends_when_neither_can_move() -> None:
 
 def test_shortest_game_is_a_nine_move_wipeout() -> None:
     state = _state("d3 c3 b3 d2 e1 d6 d7 e3 f4")
-    assert tuple(disc_counts(GAME, state[None])[0]) == (13, 0)
+    assert tuple(GAME.disc_counts(state[None])[0]) == (13, 0)
     assert GAME.terminal_value(state[None])[0] == -1.0 and GAME.to_play(state[None])[0] == 1
     with pytest.raises(ValueError, match="move 10 .* is illegal"):
         _state("d3 c3 b3 d2 e1 d6 d7 e3 f4 pass")
@@ -201,7 +201,7 @@ def test_shortest_game_is_a_nine_move_wipeout() -> None:
 def test_final_score_of_a_full_board() -> None:
     summary = check_random_playouts(GAME, n_games=20, seed=11)
     final = summary.states[~np.isnan(GAME.terminal_value(summary.states))]
-    counts = disc_counts(GAME, final)
+    counts = GAME.disc_counts(final)
     assert (counts.sum(axis=1) == 64).any()  # most random games fill the board
     winner = np.sign(counts[:, 0] - counts[:, 1])
     value = GAME.terminal_value(final)
