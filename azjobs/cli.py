@@ -441,6 +441,19 @@ def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: boo
               seed=seed)
 
 
+# The games.
+
+@main.command("games")
+def games_cmd() -> None:
+    """List the games azjobs knows: built in, installed (entry points azjobs.games) and in AZJOBS_GAMES."""
+    from azjobs.games import load_games
+
+    for name, game in sorted(load_games().items()):
+        c, h, w = game.planes_shape
+        click.echo(f"{name:<12} planes {c}x{h}x{w}, {game.num_actions} actions, "
+                   f"{game.num_symmetries} symmetries  ({type(game).__module__})")
+
+
 # Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
 
 @main.group("bench")

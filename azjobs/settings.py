@@ -166,7 +166,7 @@ def opponent_list(text: str) -> list[str]:
 
 # One line per setting: the CLI's --help and the README's settings table say the same.
 DOCS: dict[str, str] = {
-    "game": "the game to learn (connect4, tictactoe)",
+    "game": "the game to learn (`azjobs games` lists them)",
     "seed": "seed of the run's random numbers",
     "net_blocks": "residual blocks in the network",
     "net_channels": "channels of each convolution",

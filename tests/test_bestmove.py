@@ -122,7 +122,7 @@ def test_run_of_an_unknown_game(tmp_path: Path) -> None:
     run_dir = tmp_path / "odd"
     publish_to_disk(run_dir, 1)
     (run_dir / "settings.toml").write_text('game = "chess"\n')
-    with pytest.raises(AzjobsError, match="unknown game 'chess'; choose one of: connect4, tictactoe"):
+    with pytest.raises(AzjobsError, match="unknown game 'chess'; choose one of: connect4, .*tictactoe"):
         bestmove.load_agent(run_dir)
 
 

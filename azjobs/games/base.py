@@ -2,7 +2,7 @@
 
 Every method takes many states at once (`states  # [K, S] int8`) so that search and
 encoding run as array code over all the games of a job, never per-node Python objects.
-A game module implements `Game` and registers an instance in `azjobs.games.GAMES`.
+A game module implements `Game` and calls `azjobs.games.register` on an instance (docs/your-own-game.md).
 
 Conventions:
 - A state is one row of `state_size` int8 values; its layout is the game's own business.

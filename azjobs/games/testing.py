@@ -5,6 +5,9 @@ Each check uses only the `Game` interface and raises AssertionError naming what 
     check_encoding(game, summary.states)
     check_symmetries(game, summary.states, seed=0)
     check_kernel(game, summary.states, seed=0)  # the kernel search runs agrees with the methods
+    check_batch_matches_single(game, summary.states, seed=0)
+    assert perft(game, 3) == [...]  # positions after 1, 2, 3 plies, against published counts
+    check_self_play(game)  # the real search and self-play, with a network that knows nothing
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ class PlayoutSummary:
     states: np.ndarray  # [M, S] int8: every state visited, the start and the terminal ones included
     outcomes: np.ndarray  # [N] float32: each game's result for the first player (+1, 0, -1)
     lengths: np.ndarray  # [N] int64: moves played in each game
+    legal_counts: np.ndarray  # [M] int64: legal actions in each state of `states` (0 in terminal ones)
+
+    def mean_legal_moves(self) -> float:
+        """The average number of legal moves where there is a move to make (for `dirichlet_alpha`)."""
+        counts = self.legal_counts[self.legal_counts > 0]
+        return float(counts.mean()) if len(counts) else 0.0
 
 
 def _require(ok: bool | np.bool_, game: Game, message: str) -> None:
@@ -48,6 +57,26 @@ def check_interface(game: Game) -> None:
         _require(back == action, game, f"parse_action(action_to_str({action}) = {text!r}) gave {back}")
     _require(game.parse_moves(" ".join(texts)) == list(range(game.num_actions)), game,
              "parse_moves does not read back the notation of every action")
+    check_empty_batch(game)
+
+
+def check_empty_batch(game: Game) -> None:
+    """Every batched method takes a batch of no states: the search asks with one when no leaf needs it."""
+    none = np.zeros((0, game.state_size), dtype=np.int8)
+    try:
+        shapes = {
+            "legal_mask": game.legal_mask(none).shape,
+            "terminal_value": game.terminal_value(none).shape,
+            "to_play": game.to_play(none).shape,
+            "play": game.play(none, np.zeros(0, dtype=np.int64)).shape,
+            "encode": game.encode(none).shape,
+        }
+    except Exception as error:  # any failure here is the finding
+        raise AssertionError(f"{game.name}: a batch of no states fails: {type(error).__name__}: {error}") from error
+    expected = {"legal_mask": (0, game.num_actions), "terminal_value": (0,), "to_play": (0,),
+                "play": (0, game.state_size), "encode": (0, *game.planes_shape)}
+    for method, shape in shapes.items():
+        _require(shape == expected[method], game, f"{method} of no states gave shape {shape}, not {expected[method]}")
 
 
 def check_random_playouts(
@@ -63,11 +92,12 @@ def check_random_playouts(
     ids = np.arange(n_games)  # which game each live row is
     outcomes = np.full(n_games, np.nan, dtype=np.float32)
     lengths = np.zeros(n_games, dtype=np.int64)
-    visited = []
+    visited, legal_counts = [], []
     ply = 0
     while len(states):
         visited.append(states)
         mask, values, players = _check_step(game, states)
+        legal_counts.append(mask.sum(axis=1, dtype=np.int64))
         done = ~np.isnan(values)
         outcomes[ids[done]] = np.where(players[done] == 0, values[done], -values[done])
         lengths[ids[done]] = ply
@@ -77,7 +107,7 @@ def check_random_playouts(
             scores = np.where(mask, rng.random(mask.shape), -1.0)  # [K, A] a random legal move per row
             states = _check_play(game, states, scores.argmax(axis=1), players, alternating)
             ply += 1
-    return PlayoutSummary(np.concatenate(visited), outcomes, lengths)
+    return PlayoutSummary(np.concatenate(visited), outcomes, lengths, np.concatenate(legal_counts))
 
 
 def _check_step(game: Game, states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,3 +291,65 @@ def check_kernel(game: Game, states: np.ndarray, seed: int = 0) -> None:
     for got, want, what in zip(described, (game.to_play(after), game.terminal_value(after), game.legal_mask(after)),
                                ("to_play", "terminal_value", "legal mask")):
         _require(np.array_equal(got, want, equal_nan=True), game, f"kernel expand's {what} differs from the game's")
+def check_batch_matches_single(game: Game, states: np.ndarray, seed: int = 0, *, max_states: int = 200) -> None:
+    """Each state alone (a batch of one) gets the answers it gets in a batch: array code often breaks at K = 1."""
+    rng = np.random.default_rng(seed)
+    states = states[rng.permutation(len(states))[:max_states]]
+    mask, values = game.legal_mask(states), game.terminal_value(states)
+    players, planes = game.to_play(states), game.encode(states)
+    live = mask.any(axis=1)
+    actions = np.where(mask, rng.random(mask.shape), -1.0).argmax(axis=1)  # [K] a random legal move per row
+    nexts = game.play(states[live], actions[live])
+    for i, state in enumerate(states):
+        one = state[None]
+        _require(np.array_equal(game.legal_mask(one)[0], mask[i]), game, f"legal_mask alone differs:\n{game.render(state)}")
+        _require(np.array_equal(game.terminal_value(one), values[i : i + 1], equal_nan=True), game,
+                 f"terminal_value alone differs:\n{game.render(state)}")
+        _require(game.to_play(one)[0] == players[i], game, f"to_play alone differs:\n{game.render(state)}")
+        _require(np.array_equal(game.encode(one)[0], planes[i]), game, f"encode alone differs:\n{game.render(state)}")
+    for row, i in enumerate(np.flatnonzero(live)):
+        alone = game.play(states[i][None], actions[i : i + 1])[0]
+        _require(np.array_equal(alone, nexts[row]), game,
+                 f"play of {game.action_to_str(int(actions[i]))} alone differs:\n{game.render(states[i])}")
+
+
+def perft(game: Game, depth: int, state: np.ndarray | None = None) -> list[int]:
+    """How many move sequences of 1, 2, ..., `depth` plies there are from `state` (the start by default).
+
+    A game that ends earlier is not counted further, as in chess and Othello perft tables; a pass is a
+    ply. The last ply is counted, not played (bulk counting).
+    """
+    states = (game.initial_state() if state is None else state)[None]  # [K, S] the positions after each ply
+    counts = []
+    for ply in range(depth):
+        mask = game.legal_mask(states)  # [K, A]
+        counts.append(int(mask.sum()))
+        if ply + 1 < depth:
+            rows, actions = np.nonzero(mask)
+            states = game.play(states[rows], actions)
+    return counts
+
+
+def check_self_play(game: Game, n_games: int = 8, num_simulations: int = 8, seed: int = 0) -> None:
+    """Self-play as a job runs it (the real search, a uniform evaluator in place of the network), to the
+    end of every game, and the training records it gives: shapes, policies, values, results."""
+    from azjobs.search.selfplay import play_games  # here, so that the rule checks need no search
+    from azjobs.settings import Settings
+
+    def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(planes), game.num_actions), np.float32), np.zeros(len(planes), np.float32)
+
+    settings = Settings(game=game.name, num_simulations=num_simulations, games_per_job=n_games)
+    try:
+        records = play_games(game, settings, uniform, n_games, np.random.default_rng(seed))
+    except Exception as error:  # the traceback stays chained below this message
+        raise AssertionError(f"{game.name}: self-play fails: {type(error).__name__}: {error}") from error
+    positions = int(records.game_lengths.sum())
+    _require(records.games == n_games and records.positions == positions, game,
+             f"self-play gave {records.games} games and {records.positions} positions for {positions} moves")
+    _require(records.planes.shape == (positions, *game.planes_shape), game, f"recorded planes {records.planes.shape}")
+    _require(records.policy.shape == (positions, game.num_actions), game, f"recorded policy {records.policy.shape}")
+    _require(np.allclose(records.policy.sum(axis=1), 1.0) and (records.policy >= 0).all(), game,
+             "recorded policies are not distributions")
+    _require(np.isin(records.value, (-1.0, 0.0, 1.0)).all() and np.isin(records.results, (-1, 0, 1)).all(), game,
+             "recorded values or results are not +1, 0 or -1")

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from azjobs.errors import AzjobsError
+from azjobs.games import load_games
+from azjobs.games.testing import check_random_playouts
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.net import PolicyValueNet, build_model, load_into, model_from_bytes, read_metadata, to_bytes
 from azjobs.settings import Settings
@@ -89,3 +91,23 @@ def test_damaged_weights_are_an_error() -> None:
         read_metadata(b"\x01\x02")
     with pytest.raises(AzjobsError):
         load_into(_model(), to_bytes(_model(), {})[:-40])
+
+
+@pytest.mark.parametrize("name", sorted(load_games()))
+def test_every_registered_game_gets_a_network_and_a_round_trip(name: str) -> None:
+    game = load_games()[name]
+    torch.manual_seed(0)
+    model = build_model(game, SETTINGS.replace(game=name)).eval()
+    states = check_random_playouts(game, n_games=3, seed=0).states[:5]
+    with torch.inference_mode():
+        logits, value = model(torch.from_numpy(game.encode(states)))
+    assert logits.shape == (len(states), game.num_actions) and value.shape == (len(states),)
+    assert model_from_bytes(game, to_bytes(model, {"version": 1}))[0].architecture() == model.architecture()
+
+
+@pytest.mark.parametrize(("planes_shape", "num_actions"), [((3, 8, 8), 65), ((2, 15, 15), 226), ((1, 1, 5), 3)])
+def test_any_board_and_action_count(planes_shape: tuple[int, int, int], num_actions: int) -> None:
+    model = PolicyValueNet(planes_shape, num_actions, blocks=1, channels=8).eval()
+    with torch.inference_mode():
+        logits, value = model(torch.zeros((2, *planes_shape), dtype=torch.uint8))
+    assert logits.shape == (2, num_actions) and value.shape == (2,)
