@@ -161,6 +161,10 @@ def test_self_play_runs_every_registered_game(name: str) -> None:
     check_self_play(load_games()[name], n_games=4, num_simulations=4)
 
 
+class TallPlanes(TicTacToe):
+    planes_shape = (2, 9, 1)  # declared, while encode still draws 3 x 3 planes
+
+
 def test_self_play_check_catches_a_game_the_search_cannot_play() -> None:
-    with pytest.raises(AssertionError, match="self-play fails: ValueError: cannot reshape"):
-        check_self_play(NoEmptyBatch(), n_games=2, num_simulations=2)
+    with pytest.raises(AssertionError, match="self-play fails: ValueError: could not broadcast"):
+        check_self_play(TallPlanes(), n_games=2, num_simulations=2)
