@@ -600,6 +600,40 @@ def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | N
     click.echo(json.dumps(result.to_dict()))
 
 
+@bench_group.command("match")
+@click.argument("player_a", default="net")
+@click.argument("player_b", default="random")
+@run_dir_option(required=False)
+@game_option
+@click.option("--games", type=click.IntRange(min=2), default=50, show_default=True,
+              help="Games to play (rounded up to even): each random opening once with each colour.")
+@click.option("--sims", type=click.IntRange(min=0), default=None,
+              help="Simulations per move of network players (default: the run's num_simulations; 0: policy alone).")
+@click.option("--opening-moves", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Random moves that open each pair of games.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@threads_option
+def bench_match_cmd(player_a: str, player_b: str, run_dir: Path | None, game: str | None, games: int,
+                    sims: int | None, opening_moves: int, seed: int, threads: int | None) -> None:
+    """PLAYER_A against PLAYER_B here, without Redis (default: the run's newest weights against random).
+
+    Players as in `azjobs eval`; network players read the newest (or net:V) weights of --run-dir.
+    The last line is JSON: wins, draws, losses and A's share of the points.
+    """
+    import numpy as np
+
+    from azjobs.eval.match import play_match
+    from azjobs.players import load_player
+
+    set_threads(threads)
+    found, a = load_player(player_a, run_dir=run_dir, game=game, sims=sims)
+    _, b = load_player(player_b, run_dir=run_dir, game=found.name, sims=sims)
+    result = play_match(found, a, b, games, np.random.default_rng(seed), opening_moves=opening_moves)
+    say(f"{a.name} against {b.name} in {found.name}: {result.a_wins} won, {result.draws} drawn, "
+        f"{result.b_wins} lost ({100 * result.a_score:.1f}% of the points)")
+    click.echo(json.dumps({"game": found.name, **result.to_dict()}))
+
+
 @bench_group.command("soak")
 @click.option("--seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="How long the load runs.")
