@@ -122,8 +122,10 @@ class Search:
         self._root_prior = np.zeros((batch, game.num_actions), np.float32)  # [B, A] before noise
         self._in_subtree = np.zeros(self.tree.capacity, bool)  # reroot's scratch
         self._new_index = np.zeros(self.tree.capacity, np.int32)
-        self.full = np.ones(batch, bool) if full is None else np.array(full, bool)  # [B] the search is a full one
-        self._budget = np.zeros(batch, np.int32)  # [B] simulations of each game's search
+        self.full = np.ones(batch, bool)  # [B] the game's search is a full one
+        self._budget = np.full(batch, config.num_simulations, np.int32)  # [B] simulations of each game's search
+        self._mixed = False  # some search has been a cheap one: `full` must be looked at
+        self._set_full(np.arange(batch), full)
         self.gumbel_noise = np.zeros((batch, game.num_actions), np.float32)  # [B, A], 0 without add_noise
         self._no_games = np.zeros(batch, bool)  # no forced playouts without noise
         if config.gumbel:  # schedules of the cheap and the full budget, indexed by `full`
@@ -198,8 +200,9 @@ class Search:
         t, c = self.tree, self.config
         if c.gumbel:
             return softmax(self.improved_logits(games))
-        visits = t.children_visits[games, ROOT].astype(np.float64)  # [G, A]
+        visits = t.children_visits[games, ROOT]  # [G, A]
         if c.forced_playouts > 0 and self.add_noise:
+            visits = visits.astype(np.float64)
             forced = self.full[games]
             q = t.children_value_sum[games, ROOT] / np.maximum(visits, 1)
             pruned = prune_forced(visits[forced], q[forced], t.prior[games[forced], ROOT],
@@ -231,7 +234,7 @@ class Search:
         """
         games = np.asarray(games, np.intp)
         actions = np.asarray(actions, np.int32)
-        self.full[games] = True if full is None else full
+        self._set_full(games, full)
         kept = np.zeros(len(games), bool)
         if self.config.reuse_tree and not self.config.gumbel:
             steps.reroot(self._links, self._state_bytes, games, actions, self._in_subtree, self._new_index, kept)
@@ -245,16 +248,30 @@ class Search:
         """Begin a search at the roots of `games` (those not terminal); `advance` finds their first leaves."""
         kept = np.empty(len(games), np.intp)
         games = np.asarray(games, np.intp)
-        c = self.config
-        self._budget[games] = np.where(self.full[games], c.num_simulations, c.cheap_budget)
         count = steps.start(self._links, games, self._budget, self.remaining, self.searching, self._root_prior, kept)
         self.simulations += int(self.remaining[games].sum())
-        if c.gumbel:
+        if self.config.gumbel:
             if self.add_noise and len(games):
                 self.gumbel_noise[games] = self.rng.gumbel(size=(len(games), self.game.num_actions))
         # A kept root was evaluated as an inner node: its prior is the network's, the noise is new.
         elif self.add_noise and count:
-            self._add_noise(kept[:count][self.full[kept[:count]]])
+            self._add_noise(self._full_ones(kept[:count]))
+
+    def _set_full(self, games: np.ndarray, full: np.ndarray | None) -> None:
+        """The next searches of `games` are full ones where `full  # [G] bool` (None: all of them)."""
+        if full is None:
+            if self._mixed:
+                self.full[games] = True
+                self._budget[games] = self.config.num_simulations
+            return
+        full = np.asarray(full, bool)
+        self.full[games] = full
+        self._budget[games] = np.where(full, self.config.num_simulations, self.config.cheap_budget)
+        self._mixed = True
+
+    def _full_ones(self, games: np.ndarray) -> np.ndarray:
+        """Those of `games` whose search is a full one."""
+        return games[self.full[games]] if self._mixed else games
 
     def stop(self, games: np.ndarray) -> None:
         """Forget the searches of `games` (their games are over, or their slots are being reused)."""
@@ -265,7 +282,7 @@ class Search:
 
     def reset(self, games: np.ndarray, states: np.ndarray, full: np.ndarray | None = None) -> None:
         """Give `games` new roots `states  # [G, S]` (fresh trees) and start their searches (see `play`)."""
-        self.full[games] = True if full is None else full
+        self._set_full(games, full)
         self.stop(games)
         self._new_roots(games, self.kernel.from_states(states))
         self.start(games)
@@ -339,7 +356,7 @@ class Search:
         if len(roots):
             self._root_prior[roots] = t.prior[roots, ROOT]
             if self.add_noise and not self.config.gumbel:
-                self._add_noise(roots[self.full[roots]])
+                self._add_noise(self._full_ones(roots))
         self.pending_node[games] = NO_LEAF
         self._pending_games = games[:0]
 

@@ -164,30 +164,34 @@ class SelfPlay:
         r.policy.append(search.policy_targets(slots))
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
-        r.policy_weight.append(search.full[slots].astype(np.float32))
+        r.policy_weight.append(search.full[slots])
         if self.config.gumbel:  # the Gumbel noise drawn for the search makes its choice a sample
             actions = search.gumbel_actions(slots)
         else:
             actions = choose_moves(visits, self.moves[slots] < self.settings.temperature_moves, self.rng)
         self.moves[slots] += 1
         self.positions += len(slots)
-        resigning = self._resigning(slots, visits)
-        loser = tree.to_play[slots[resigning], ROOT]
-        playing = slots[~resigning]
-        search.play(playing, actions[~resigning], self._draw_full(len(playing)))
-        ended = playing[~np.isnan(tree.terminal_value[playing, ROOT])]
-        self.resign.resigned += len(loser)
-        if len(ended) or len(loser):
-            first = _first_player_results(tree.terminal_value[ended, ROOT], tree.to_play[ended, ROOT])
-            self._finish_games(np.concatenate([ended, slots[resigning]]),
-                               np.concatenate([first, np.where(loser == 0, -1, 1).astype(np.int8)]))
+        if self.settings.resign_value > -1:
+            resigning = self._resigning(slots, visits)
+            if resigning.any():
+                self._resign(slots[resigning])
+                slots, actions = slots[~resigning], actions[~resigning]
+        search.play(slots, actions, self._draw_full(len(slots)))
+        ended = ~np.isnan(tree.terminal_value[slots, ROOT])
+        if ended.any():
+            slots = slots[ended]
+            self._finish_games(slots, _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT]))
+
+    def _resign(self, slots: np.ndarray) -> None:
+        """The players to move in `slots` resign: their games end as losses for them."""
+        self.resign.resigned += len(slots)
+        loser = self.search.tree.to_play[slots, ROOT]
+        self._finish_games(slots, np.where(loser == 0, -1, 1).astype(np.int8))
 
     def _resigning(self, slots: np.ndarray, visits: np.ndarray) -> np.ndarray:
         """Which of `slots` resign now: the root value and the most visited child's value are both below
         resign_value. In a played-out game the first such player is noted instead.  # [K] bool"""
         threshold = self.settings.resign_value
-        if threshold <= -1:
-            return np.zeros(len(slots), bool)
         tree = self.search.tree
         root_value = tree.node_value_sum[slots, ROOT] / np.maximum(tree.node_visits[slots, ROOT], 1)
         best = visits.argmax(axis=1)
@@ -218,10 +222,10 @@ class SelfPlay:
             self.search.reset(refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0),
                               self._draw_full(len(refill)))
 
-    def _draw_full(self, count: int) -> np.ndarray:
-        """Which of `count` next searches are full ones (no random draw when all are).  # [count] bool"""
+    def _draw_full(self, count: int) -> np.ndarray | None:
+        """Which of `count` next searches are full ones; None (no random draw) when all are.  # [count] bool"""
         p = self.config.full_search_prob
-        return np.ones(count, bool) if p >= 1 else self.rng.random(count) < p
+        return None if p >= 1 else self.rng.random(count) < p
 
     def _draw_may_resign(self, count: int) -> np.ndarray:
         """Which of `count` new games may resign; the others are played out.  # [count] bool"""
@@ -263,7 +267,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
         weights_version=version[order],
         results=first,
         game_lengths=lengths,
-        policy_weight=policy_weight[order],
+        policy_weight=policy_weight[order].astype(np.float32),
     )
 
 

@@ -273,6 +273,10 @@ class Trainer:
         for name in (b"games", b"positions"):
             if name in stats:
                 self.writer.add_scalar(f"selfplay/{name.decode()}", int(stats[name]), self.state.step)
+        checked = int(stats.get(b"resign_checked", 0))
+        if checked:  # of the played-out games in which a player would have resigned, the share it did not lose
+            rate = int(stats.get(b"false_resigns", 0)) / checked
+            self.writer.add_scalar("selfplay/false_resign_rate", rate, self.state.step)
         self.writer.add_scalar("train/version", self.state.version, self.state.step)
         self.writer.add_scalar("train/replay_size", self.buffer.size, self.state.step)
         self.writer.add_scalar("train/replay_window", min(self.window(), self.buffer.size), self.state.step)
