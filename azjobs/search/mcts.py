@@ -127,9 +127,13 @@ class Search:
         self._mixed = False  # some search has been a cheap one: `full` must be looked at
         self._set_full(np.arange(batch), full)
         self.gumbel_noise = np.zeros((batch, game.num_actions), np.float32)  # [B, A], 0 without add_noise
-        self._no_games = np.zeros(batch, bool)  # no forced playouts without noise
-        if config.gumbel:  # schedules of the cheap and the full budget, indexed by `full`
-            self._tables = gumbel.halving_table(config.gumbel_considered, [config.cheap_budget, config.num_simulations])
+        self._forced = self.full if add_noise else np.zeros(batch, bool)  # [B] forced playouts: full, noisy searches
+        c = config
+        if c.gumbel:  # schedules of the cheap and the full budget, indexed by `full`
+            self._tables = gumbel.halving_table(c.gumbel_considered, [c.cheap_budget, c.num_simulations])
+            self._knobs: tuple[float, ...] = (float(c.gumbel_c_visit), float(c.gumbel_c_scale))
+        else:
+            self._knobs = (float(c.c_puct), float(c.fpu_reduction_root), float(c.fpu_reduction), float(c.forced_playouts))
         everyone = np.arange(batch)
         self._new_roots(everyone, k.from_states(states))
         self.start(everyone)
@@ -310,14 +314,11 @@ class Search:
         """The edge (parent, action) without a child that each game's next simulation reaches."""
         parents = np.empty(len(games), np.int32)
         actions = np.empty(len(games), np.int32)
-        c = self.config
-        if c.gumbel:
+        if self.config.gumbel:
             gumbel.select(self._links, games, self.remaining, self.gumbel_noise, self._tables, self.full.view(np.int8),
-                          float(c.gumbel_c_visit), float(c.gumbel_c_scale), parents, actions)
+                          *self._knobs, parents, actions)
         else:
-            forced = self.full if self.add_noise else self._no_games
-            steps.select(self._links, games, self.remaining, float(c.c_puct), float(c.fpu_reduction_root),
-                         float(c.fpu_reduction), float(c.forced_playouts), forced, parents, actions)
+            steps.select(self._links, games, self.remaining, *self._knobs, self._forced, parents, actions)
         return parents, actions
 
     def _expand(self, games: np.ndarray, parents: np.ndarray,

@@ -74,11 +74,6 @@ class ResignCounts:
     checked: int = 0  # played-out games (never resigning) in which a player would have resigned
     false: int = 0  # of those, games the player who would have resigned did not lose
 
-    def add(self, other: ResignCounts) -> None:
-        self.resigned += other.resigned
-        self.checked += other.checked
-        self.false += other.false
-
 
 class SelfPlay:
     """Self-play in `slots` game slots searched together (one search tree each, reused move to move).
