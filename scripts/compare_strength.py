@@ -74,7 +74,7 @@ def row(name: str, flags: dict[str, Any], counters: dict[str, str], alone: dict[
     checked = int(counters.get("resign_checked", 0))
     return {
         "variant": name,
-        "settings": {k: v for k, v in flags.items() if k not in COMMON},
+        "settings": {k: getattr(resolve(flags=flags), k) for k in flags if k not in COMMON and k != "game"},
         "weights_version": alone["weights_version"],
         "training_steps": int(counters.get("trainer_step", 0)),
         "games": int(counters.get("games", 0)),
