@@ -492,13 +492,20 @@ def serve_flag_options(f: Callable) -> Callable:
               help="Games searched at once, in two groups (default: the game's setting).")
 @click.option("--sims", type=click.IntRange(min=1), default=None, help="Simulations per move (default: the game's).")
 @click.option("--reuse-tree/--no-reuse-tree", default=True, show_default=True)
+@click.option("--set", "changes", multiple=True, metavar="NAME=VALUE",
+              help="Any other setting, e.g. --set gumbel=true --set full_search_prob=0.25 (repeatable).")
 def bench_search_cmd(game: str, seconds: float, games_in_flight: int | None, sims: int | None,
-                     reuse_tree: bool) -> None:
+                     reuse_tree: bool, changes: tuple[str, ...]) -> None:
     """Search alone (a uniform evaluator, no network): simulations/s per core."""
     from azjobs.bench import search
 
-    settings = bench_settings(game, games_in_flight=games_in_flight, num_simulations=sims, reuse_tree=reuse_tree)
-    search.run(settings, seconds)
+    pairs = [change.partition("=") for change in changes]
+    if any(not sep for _, sep, _ in pairs):
+        raise click.UsageError("--set takes NAME=VALUE, e.g. --set gumbel=true")
+    extra = {name.strip().replace("-", "_"): value.strip() for name, _, value in pairs}
+    settings = bench_settings(game, games_in_flight=games_in_flight, num_simulations=sims, reuse_tree=reuse_tree,
+                              **extra)
+    search.run(settings, seconds, changed=sorted(extra))
 
 
 @bench_group.command("net")

@@ -16,6 +16,8 @@ def record_run(writer: Any, client: redis.Redis, run: str, step: int) -> None:
     for name in ("games", "positions", "jobs"):
         if name in stats:
             writer.add_scalar(f"selfplay/{name}", stats[name], step)
+    if stats.get("resign_checked"):  # played-out games where a player would have resigned: share not lost
+        writer.add_scalar("selfplay/false_resign_rate", stats.get("false_resigns", 0) / stats["resign_checked"], step)
     servers = [p for p in heartbeat.read_all(client, run) if p.get("role") == "gpu-serve" and p["alive"] == "True"]
     if servers:
         writer.add_scalar("inference/evals_per_s", sum(_float(p, "evals_per_s") for p in servers), step)

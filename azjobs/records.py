@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,15 +12,22 @@ class GameRecords:
     """The positions of some finished games, one row per position.
 
     `value` is the game's final result seen from the player to move at that position
-    (+1 win, 0 draw, -1 loss): the value head's training target.
+    (+1 win, 0 draw, -1 loss): the value head's training target. `policy_weight` is 1 where the
+    policy is a training target (a full search), 0 where it is not (a cheap search of playout cap
+    randomization): only the value is learned there. It defaults to all ones.
     """
 
     planes: np.ndarray  # [N, C, H, W] uint8
-    policy: np.ndarray  # [N, A] float32, search visit distribution (rows sum to 1)
+    policy: np.ndarray  # [N, A] float32, the search's policy target: visit shares or Gumbel's pi' (rows sum to 1)
     value: np.ndarray  # [N] float32
     weights_version: np.ndarray  # [N] int32, the weights version whose search chose the move
     results: np.ndarray  # [G] int8, per game: +1 first player won, 0 draw, -1 second player won
     game_lengths: np.ndarray  # [G] int32, moves per game
+    policy_weight: np.ndarray = field(default=None)  # type: ignore[assignment]  # [N] float32, 0 or 1
+
+    def __post_init__(self) -> None:
+        if self.policy_weight is None:
+            object.__setattr__(self, "policy_weight", np.ones(len(self.value), np.float32))
 
     @property
     def positions(self) -> int:

@@ -46,6 +46,18 @@ class Settings:
     dirichlet_fraction: float = 0.25
     temperature_moves: int = 10  # moves sampled in proportion to visits, then the most visited
     reuse_tree: bool = True  # keep the chosen child's subtree for the next move's search
+    # Strength per compute (README "Strength per compute"); the defaults are plain AlphaZero.
+    gumbel: bool = False  # Gumbel root search with sequential halving; pi' as the policy target
+    gumbel_considered: int = 16  # root actions sequential halving starts with (mctx's default)
+    gumbel_c_visit: float = 50.0  # sigma(q) = (c_visit + max visits) * c_scale * q
+    gumbel_c_scale: float = 1.0
+    full_search_prob: float = 1.0  # playout cap randomization: the share of moves given a full search
+    cheap_simulations: int = 0  # simulations of the other moves (0: num_simulations // 4)
+    fpu_reduction: float = 0.0  # first-play urgency: unvisited Q = parent Q - this * sqrt(visited prior)
+    fpu_reduction_root: float = 0.0  # the same at the root
+    forced_playouts: float = 0.0  # KataGo's k: forced root playouts and policy target pruning (0: off)
+    resign_value: float = -1.0  # resign below this root and best-child value (-1: never)
+    resign_playout_share: float = 0.1  # share of games played out to count false resignations
     # Self-play.
     games_per_job: int = 1024  # 8x games_in_flight: the job's tail, with ever fewer games left, stays short
     games_in_flight: int = 128  # games a job searches at once, in two groups whose requests alternate
@@ -85,11 +97,13 @@ class Settings:
         positive = ("net_blocks", "net_channels", "num_simulations", "games_per_job", "games_in_flight",
                     "inference_batch_size",
                     "max_request_positions", "replay_buffer_size", "batch_size", "publish_every_steps",
-                    "checkpoint_every_steps", "weights_kept_in_redis", "weight_sync_interval")
+                    "checkpoint_every_steps", "weights_kept_in_redis", "weight_sync_interval", "gumbel_considered")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
-        non_negative = ("eval_every_versions", "eval_simulations", "eval_opening_moves", "replay_window_min_rows")
+        non_negative = ("eval_every_versions", "eval_simulations", "eval_opening_moves", "replay_window_min_rows",
+                        "cheap_simulations", "fpu_reduction", "fpu_reduction_root", "forced_playouts",
+                        "gumbel_c_visit")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} must be 0 or more, got {getattr(self, name)}")
@@ -112,6 +126,7 @@ class Settings:
                 f"max_train_per_position ({self.max_train_per_position})"
             )
         _check_opponents(self.eval_opponents)
+        self._check_search()
         if -(-self.games_in_flight // 2) > self.max_request_positions:
             raise SettingsError(
                 f"games_in_flight ({self.games_in_flight}) makes requests of {-(-self.games_in_flight // 2)} positions, "
@@ -123,6 +138,19 @@ class Settings:
                 f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "
                 f"({self.replay_buffer_size}): the trainer would wait forever; lower it or raise the buffer"
             )
+
+    def _check_search(self) -> None:
+        if not 0 < self.full_search_prob <= 1:
+            raise SettingsError(f"setting full_search_prob is a probability in (0, 1] (1: every move a full search), "
+                                f"got {self.full_search_prob}")
+        if self.cheap_simulations > self.num_simulations:
+            raise SettingsError(f"cheap_simulations ({self.cheap_simulations}) exceeds num_simulations "
+                                f"({self.num_simulations}): a cheap search cannot be the bigger one")
+        if self.gumbel_c_scale <= 0:
+            raise SettingsError(f"setting gumbel_c_scale must be above 0, got {self.gumbel_c_scale}")
+        if not -1 <= self.resign_value <= 1 or not 0 <= self.resign_playout_share <= 1:
+            raise SettingsError(f"resign_value must be in [-1, 1] (-1: never resign) and resign_playout_share in "
+                                f"[0, 1]; got {self.resign_value} and {self.resign_playout_share}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -176,6 +204,22 @@ DOCS: dict[str, str] = {
     "dirichlet_fraction": "share of Dirichlet noise in the root priors",
     "temperature_moves": "moves of each game chosen in proportion to visits; later moves take the most visited",
     "reuse_tree": "keep the searched subtree of the move played for the next search (its visits count toward num_simulations)",
+    "gumbel": "Gumbel search: sequential halving over Gumbel-sampled root actions, the improved policy pi' as "
+              "the policy target, no Dirichlet noise, no tree reuse",
+    "gumbel_considered": "root actions Gumbel search samples and halves (mctx: 16)",
+    "gumbel_c_visit": "c_visit of Gumbel's sigma(q) = (c_visit + max visits) * c_scale * q (mctx: 50)",
+    "gumbel_c_scale": "c_scale of Gumbel's sigma(q)",
+    "full_search_prob": "playout cap randomization: the share of self-play moves searched with num_simulations; "
+                        "the others get cheap_simulations without noise and are no policy targets (1: all full)",
+    "cheap_simulations": "simulations of a cheap search (0: num_simulations // 4)",
+    "fpu_reduction": "first-play urgency: an unvisited child's Q is its parent's mean value less this times the "
+                     "square root of the visited children's priors (0: the mean)",
+    "fpu_reduction_root": "fpu_reduction at the root",
+    "forced_playouts": "KataGo's forced playouts: noisy root children get sqrt(k * prior * visits) visits, and "
+                       "the policy target is pruned of them; this is k (0: off; KataGo: 2)",
+    "resign_value": "self-play resigns when the root value and the most visited child's value are both below "
+                    "this (-1: never)",
+    "resign_playout_share": "share of self-play games that never resign, played out to count false resignations",
     "games_per_job": "games one self-play job plays (and stores as one replay shard)",
     "games_in_flight": "games a self-play job searches at once, in two groups whose requests alternate; "
                        "a finished game's slot takes the job's next game",

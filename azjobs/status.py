@@ -75,6 +75,12 @@ def _newest_accuracy(client: redis.Redis, run: str) -> list[dict[str, Any]]:
             for r in sorted(chosen, key=lambda r: -r.sims)]
 
 
+def _false_resigns(stats: dict[str, str]) -> str:
+    """The false-resignation rate of the played-out games, e.g. `2 of 40 (5.0%)`."""
+    checked, false = int(stats.get("resign_checked", 0)), int(stats.get("false_resigns", 0))
+    return f"{false} of {checked} ({false / checked:.1%})" if checked else "none measured yet"
+
+
 def _num(value: str | None, digits: int = 0) -> str:
     if value in (None, ""):
         return "-"
@@ -107,6 +113,8 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
     summary.add_row("evaluations/s", f"{evals:,.0f}", "pending requests", str(snap.pending_requests))
     if tr.get("waiting"):
         summary.add_row("trainer", Text(tr["waiting"], style="yellow"), "", "")
+    if "resigned" in st:
+        summary.add_row("resigned games", _num(st.get("resigned")), "false resignations", _false_resigns(st))
 
     queues = Table("queue", "queued", "running", "finished", "failed", title="queues", title_justify="left")
     for name, counts in snap.queues.items():

@@ -51,3 +51,26 @@ def test_requests_bigger_than_servers_accept_are_refused() -> None:
 def test_reuse_tree_reads_as_a_boolean() -> None:
     assert S.resolve(environ={"AZJOBS_REUSE_TREE": "false"}).reuse_tree is False
     assert S.resolve(flags={"reuse_tree": True}, environ={}).reuse_tree is True
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"full_search_prob": 0.0}, "full_search_prob is a probability"),
+    ({"full_search_prob": 1.5}, "full_search_prob is a probability"),
+    ({"num_simulations": 20, "cheap_simulations": 30}, "cheap_simulations .30. exceeds num_simulations .20."),
+    ({"gumbel_considered": 0}, "gumbel_considered must be at least 1"),
+    ({"fpu_reduction": -0.1}, "fpu_reduction must be 0 or more"),
+    ({"forced_playouts": -1.0}, "forced_playouts must be 0 or more"),
+    ({"resign_value": -1.5}, "resign_value must be in"),
+    ({"resign_playout_share": 2.0}, "resign_playout_share"),
+])
+def test_strength_settings_are_checked(changes: dict, message: str) -> None:
+    with pytest.raises(S.SettingsError, match=message):
+        S.Settings(**changes)
+
+
+def test_strength_settings_default_to_plain_alphazero() -> None:
+    from azjobs.search import SearchConfig
+
+    config = SearchConfig.from_settings(S.Settings())
+    assert not config.gumbel and config.full_search_prob == 1 and config.fpu_reduction == 0
+    assert config.forced_playouts == 0 and S.Settings().resign_value == -1

@@ -118,6 +118,14 @@ def test_render_rate_and_waiting(live_run: redis.Redis) -> None:
     assert "waiting for 4000 positions (have 10)" in text
 
 
+def test_render_false_resignations(live_run: redis.Redis) -> None:
+    assert "false resignations" not in rendered(status.collect(live_run, RUN))  # resignation off
+    live_run.hset(keys.stats(RUN), mapping={"resigned": 300, "resign_checked": 40, "false_resigns": 2})
+    text = rendered(status.collect(live_run, RUN))
+    line = next(line for line in text.splitlines() if "false resignations" in line)
+    assert "300" in line and "2 of 40 (5.0%)" in line
+
+
 def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["status", "--json", "--redis-url", redis_url, "--run-dir", str(tmp_path / RUN)])
     assert result.exit_code == 0, result.output

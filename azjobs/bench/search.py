@@ -18,7 +18,8 @@ from azjobs.search.selfplay import GROUPS_IN_FLIGHT, GameBudget, SelfPlay
 from azjobs.settings import Settings
 
 
-def run(settings: Settings, seconds: float) -> dict[str, Any]:
+def run(settings: Settings, seconds: float, changed: list[str] | None = None) -> dict[str, Any]:
+    """Measure; `changed` names the settings given on the command line, which the JSON line repeats."""
     game = get_game(settings.game)
     zeros_logits = np.zeros((settings.games_in_flight, game.num_actions), np.float32)
     zeros_values = np.zeros(settings.games_in_flight, np.float32)
@@ -50,6 +51,7 @@ def run(settings: Settings, seconds: float) -> dict[str, Any]:
         "games_in_flight": settings.games_in_flight,
         "num_simulations": settings.num_simulations,
         "reuse_tree": settings.reuse_tree,
+        "settings": {name: getattr(settings, name) for name in changed or []},
         "sims_per_sec_per_core": median([w["sims_per_sec_per_core"] for w in windows], 0),
         "us_per_sim": median([w["us_per_sim"] for w in windows], 3),
         "leaf_evals_per_cpu_s": median([w["leaf_evals_per_cpu_s"] for w in windows], 0),

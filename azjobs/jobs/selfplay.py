@@ -14,7 +14,7 @@ from rq import get_current_job
 
 from azjobs import keys
 from azjobs.jobs import context
-from azjobs.search.selfplay import AsyncEvaluator, SyncEvaluator, play_pipelined
+from azjobs.search.selfplay import AsyncEvaluator, ResignCounts, SyncEvaluator, play_pipelined
 from azjobs.storage.replay import register_shard
 from azjobs.storage.shards import write_shard
 
@@ -35,8 +35,9 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
         ctx.progress.positions += moves
 
     rng = np.random.default_rng([ctx.settings.seed, seed])
+    resign = ResignCounts()
     records = play_pipelined(ctx.game, ctx.settings, pipeline(ctx), ctx.settings.games_per_job, rng,
-                             games_in_flight=ctx.settings.games_in_flight, on_step=on_step)
+                             games_in_flight=ctx.settings.games_in_flight, on_step=on_step, resign=resign)
     shard = write_shard(
         ctx.run_dir / "replay",
         records,
@@ -51,6 +52,10 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
     pipe = ctx.redis.pipeline()
     pipe.hincrby(keys.stats(run), "jobs", 1)
     pipe.hincrby(keys.stats(run), "leaf_evals", leaf_evals)
+    if ctx.settings.resign_value > -1:
+        pipe.hincrby(keys.stats(run), "resigned", resign.resigned)
+        pipe.hincrby(keys.stats(run), "resign_checked", resign.checked)
+        pipe.hincrby(keys.stats(run), "false_resigns", resign.false)
     pipe.execute()
     versions = np.unique(records.weights_version)
     return {
@@ -61,6 +66,10 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
         "draws": int((records.results == 0).sum()),
         "second_player_wins": int((records.results == -1).sum()),
         "weights_versions": [int(v) for v in versions],
+        "policy_targets": int(records.policy_weight.sum()),
+        "resigned": resign.resigned,
+        "resign_checked": resign.checked,
+        "false_resigns": resign.false,
         "leaf_evals": int(leaf_evals),
         "seconds": round(time.monotonic() - started, 3),
     }

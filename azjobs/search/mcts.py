@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from azjobs.games.base import Game
-from azjobs.search import steps
+from azjobs.search import gumbel, steps
 from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED, Tree
 
 if TYPE_CHECKING:
@@ -37,10 +37,18 @@ __all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Search", 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """The search knobs, with AlphaZero's published defaults.
+    """The search knobs, with AlphaZero's published defaults; the others off (see the README's
+    "Strength per compute").
 
     `num_simulations` is the visits a search gives the root's children in all: with `reuse_tree`,
     the visits the kept subtree brings along count toward it, so a move needs fewer new evaluations.
+    `gumbel` replaces PUCT by Gumbel search (sequential halving over `gumbel_considered` root actions,
+    then pi'-tracking below; sigma's c_visit and c_scale); it starts every search afresh. Self-play
+    gives a move a full search with probability `full_search_prob`, else `cheap_simulations` (0: a
+    quarter of num_simulations) without noise (KataGo's playout cap randomization). `fpu_reduction`
+    (`fpu_reduction_root` at the root) lowers an unvisited child's Q by that times the square root of
+    the visited children's priors. `forced_playouts` is KataGo's k: root children with noise get at
+    least sqrt(k * P * N) visits, and the policy target is pruned of them.
     """
 
     num_simulations: int = 100
@@ -48,16 +56,29 @@ class SearchConfig:
     dirichlet_alpha: float = 1.0
     dirichlet_fraction: float = 0.25
     reuse_tree: bool = True
+    gumbel: bool = False
+    gumbel_considered: int = 16  # mctx's max_num_considered_actions
+    gumbel_c_visit: float = 50.0
+    gumbel_c_scale: float = 1.0
+    full_search_prob: float = 1.0
+    cheap_simulations: int = 0
+    fpu_reduction: float = 0.0
+    fpu_reduction_root: float = 0.0
+    forced_playouts: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gumbel_considered < 1 or not 0 <= self.full_search_prob <= 1 or self.cheap_simulations < 0:
+            raise ValueError(f"bad search config {self}: gumbel_considered >= 1, full_search_prob in [0, 1] "
+                             "and cheap_simulations >= 0 are needed")
+
+    @property
+    def cheap_budget(self) -> int:
+        """Simulations of a cheap search (playout cap randomization): never more than a full one."""
+        return min(self.cheap_simulations or max(1, self.num_simulations // 4), self.num_simulations)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchConfig:
-        return cls(
-            num_simulations=settings.num_simulations,
-            c_puct=settings.c_puct,
-            dirichlet_alpha=settings.dirichlet_alpha,
-            dirichlet_fraction=settings.dirichlet_fraction,
-            reuse_tree=settings.reuse_tree,
-        )
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,7 @@ class SearchResult:
     visits: np.ndarray  # [B, A] int32, visits of each root child (they sum to num_simulations)
     root_value: np.ndarray  # [B] float32, mean backed-up value for the player to move
     prior: np.ndarray  # [B, A] float32, the network's prior at the root (before noise)
+    improved_logits: np.ndarray | None = None  # [B, A] float32, Gumbel's logits + sigma(completed Q); -inf illegal
 
 
 class Search:
@@ -76,10 +98,15 @@ class Search:
     Each game goes at its own pace: a game whose root has not been evaluated waits for that; one
     whose search is running gives one leaf per step; one whose search is finished (`finished()`)
     or whose root is terminal gives none. `play` moves roots on and starts the next searches.
+
+    `add_noise` is self-play's exploration: Dirichlet noise in the root priors of full searches
+    (and their forced playouts), or with Gumbel the Gumbel noise that makes the move a sample.
+    `full  # [B] bool` says which games' next search is a full one (default all; the others get
+    `config.cheap_budget` simulations); `play` and `reset` take it for the searches they start.
     """
 
     def __init__(self, game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
-                 *, add_noise: bool) -> None:
+                 *, add_noise: bool, full: np.ndarray | None = None) -> None:
         batch = len(states)  # states [B, S]
         self.game, self.config, self.rng, self.add_noise = game, config, rng, add_noise
         self.kernel = game.kernel()
@@ -95,6 +122,18 @@ class Search:
         self._root_prior = np.zeros((batch, game.num_actions), np.float32)  # [B, A] before noise
         self._in_subtree = np.zeros(self.tree.capacity, bool)  # reroot's scratch
         self._new_index = np.zeros(self.tree.capacity, np.int32)
+        self.full = np.ones(batch, bool)  # [B] the game's search is a full one
+        self._budget = np.full(batch, config.num_simulations, np.int32)  # [B] simulations of each game's search
+        self._mixed = False  # some search has been a cheap one: `full` must be looked at
+        self._set_full(np.arange(batch), full)
+        self.gumbel_noise = np.zeros((batch, game.num_actions), np.float32)  # [B, A], 0 without add_noise
+        self._forced = self.full if add_noise else np.zeros(batch, bool)  # [B] forced playouts: full, noisy searches
+        c = config
+        if c.gumbel:  # schedules of the cheap and the full budget, indexed by `full`
+            self._tables = gumbel.halving_table(c.gumbel_considered, [c.cheap_budget, c.num_simulations])
+            self._knobs: tuple[float, ...] = (float(c.gumbel_c_visit), float(c.gumbel_c_scale))
+        else:
+            self._knobs = (float(c.c_puct), float(c.fpu_reduction_root), float(c.fpu_reduction), float(c.forced_playouts))
         everyone = np.arange(batch)
         self._new_roots(everyone, k.from_states(states))
         self.start(everyone)
@@ -145,7 +184,42 @@ class Search:
             visits=t.children_visits[games, ROOT].copy(),
             root_value=np.where(visits > 0, mean, t.terminal_value[games, ROOT]).astype(np.float32),
             prior=self._root_prior[games].copy(),
+            improved_logits=self.improved_logits(games) if self.config.gumbel else None,
         )
+
+    def improved_logits(self, games: np.ndarray) -> np.ndarray:
+        """Gumbel's logits + sigma(completed Q) at the roots of `games` (searched ones); -inf where
+        illegal. Their softmax is the improved policy pi'.  # [G, A] float32"""
+        c = self.config
+        out = np.empty((len(games), self.game.num_actions), np.float64)
+        gumbel.improved_logits(self._links, np.asarray(games, np.intp), float(c.gumbel_c_visit),
+                               float(c.gumbel_c_scale), out)
+        return out.astype(np.float32)
+
+    def policy_targets(self, games: np.ndarray) -> np.ndarray:
+        """What the policy head should learn from the finished searches of `games`: the visit shares;
+        with Gumbel the improved policy pi'; with forced playouts the visits less the forced ones
+        (KataGo's policy target pruning).  # [G, A] float32, rows sum to 1"""
+        games = np.asarray(games, np.intp)
+        t, c = self.tree, self.config
+        if c.gumbel:
+            return softmax(self.improved_logits(games))
+        visits = t.children_visits[games, ROOT]  # [G, A]
+        if c.forced_playouts > 0 and self.add_noise:
+            visits = visits.astype(np.float64)
+            forced = self.full[games]
+            q = t.children_value_sum[games, ROOT] / np.maximum(visits, 1)
+            pruned = prune_forced(visits[forced], q[forced], t.prior[games[forced], ROOT],
+                                  t.node_visits[games[forced], ROOT], c.c_puct, c.forced_playouts)
+            visits[forced] = pruned
+        return (visits / visits.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def gumbel_actions(self, games: np.ndarray) -> np.ndarray:
+        """Gumbel's move at the finished roots of `games`: of the most visited actions, the one with the
+        highest gumbel noise + logits + sigma(completed Q) (no noise: the best by the search).  # [G]"""
+        games = np.asarray(games, np.intp)
+        visits = self.tree.children_visits[games, ROOT]
+        return gumbel_choice(visits, self.improved_logits(games) + self.gumbel_noise[games])
 
     def root_states(self, games: np.ndarray | None = None) -> np.ndarray:
         """Kernel states of the roots.  # [G, W]"""
@@ -154,17 +228,19 @@ class Search:
 
     # Moving on.
 
-    def play(self, games: np.ndarray, actions: np.ndarray) -> None:
+    def play(self, games: np.ndarray, actions: np.ndarray, full: np.ndarray | None = None) -> None:
         """Play `actions  # [G]` at the roots of `games  # [G]` and start their next searches
-        (`advance` finds their first leaves).
+        (`advance` finds their first leaves), full ones where `full  # [G] bool` (default all).
 
         With `reuse_tree` the chosen child's subtree (its visits, values, priors) becomes the new
-        tree; otherwise, or where that child was never created, the tree starts afresh.
+        tree; otherwise, or where that child was never created, the tree starts afresh. Gumbel
+        search always starts afresh: sequential halving's schedule counts from a root without visits.
         """
         games = np.asarray(games, np.intp)
         actions = np.asarray(actions, np.int32)
+        self._set_full(games, full)
         kept = np.zeros(len(games), bool)
-        if self.config.reuse_tree:
+        if self.config.reuse_tree and not self.config.gumbel:
             steps.reroot(self._links, self._state_bytes, games, actions, self._in_subtree, self._new_index, kept)
         if not kept.all():  # reroot left these roots alone
             fresh = ~kept
@@ -176,12 +252,30 @@ class Search:
         """Begin a search at the roots of `games` (those not terminal); `advance` finds their first leaves."""
         kept = np.empty(len(games), np.intp)
         games = np.asarray(games, np.intp)
-        count = steps.start(self._links, games, self.config.num_simulations, self.remaining, self.searching,
-                            self._root_prior, kept)
+        count = steps.start(self._links, games, self._budget, self.remaining, self.searching, self._root_prior, kept)
         self.simulations += int(self.remaining[games].sum())
+        if self.config.gumbel:
+            if self.add_noise and len(games):
+                self.gumbel_noise[games] = self.rng.gumbel(size=(len(games), self.game.num_actions))
         # A kept root was evaluated as an inner node: its prior is the network's, the noise is new.
-        if self.add_noise and count:
-            self._add_noise(kept[:count])
+        elif self.add_noise and count:
+            self._add_noise(self._full_ones(kept[:count]))
+
+    def _set_full(self, games: np.ndarray, full: np.ndarray | None) -> None:
+        """The next searches of `games` are full ones where `full  # [G] bool` (None: all of them)."""
+        if full is None:
+            if self._mixed:
+                self.full[games] = True
+                self._budget[games] = self.config.num_simulations
+            return
+        full = np.asarray(full, bool)
+        self.full[games] = full
+        self._budget[games] = np.where(full, self.config.num_simulations, self.config.cheap_budget)
+        self._mixed = True
+
+    def _full_ones(self, games: np.ndarray) -> np.ndarray:
+        """Those of `games` whose search is a full one."""
+        return games[self.full[games]] if self._mixed else games
 
     def stop(self, games: np.ndarray) -> None:
         """Forget the searches of `games` (their games are over, or their slots are being reused)."""
@@ -190,8 +284,9 @@ class Search:
         self.pending_node[games] = NO_LEAF
         self._pending_games = np.flatnonzero(self.pending_node != NO_LEAF)
 
-    def reset(self, games: np.ndarray, states: np.ndarray) -> None:
+    def reset(self, games: np.ndarray, states: np.ndarray, full: np.ndarray | None = None) -> None:
         """Give `games` new roots `states  # [G, S]` (fresh trees) and start their searches (see `play`)."""
+        self._set_full(games, full)
         self.stop(games)
         self._new_roots(games, self.kernel.from_states(states))
         self.start(games)
@@ -219,7 +314,11 @@ class Search:
         """The edge (parent, action) without a child that each game's next simulation reaches."""
         parents = np.empty(len(games), np.int32)
         actions = np.empty(len(games), np.int32)
-        steps.select(self._links, games, self.remaining, float(self.config.c_puct), parents, actions)
+        if self.config.gumbel:
+            gumbel.select(self._links, games, self.remaining, self.gumbel_noise, self._tables, self.full.view(np.int8),
+                          *self._knobs, parents, actions)
+        else:
+            steps.select(self._links, games, self.remaining, *self._knobs, self._forced, parents, actions)
         return parents, actions
 
     def _expand(self, games: np.ndarray, parents: np.ndarray,
@@ -257,8 +356,8 @@ class Search:
         roots = games[nodes == ROOT]
         if len(roots):
             self._root_prior[roots] = t.prior[roots, ROOT]
-            if self.add_noise:
-                self._add_noise(roots)
+            if self.add_noise and not self.config.gumbel:
+                self._add_noise(self._full_ones(roots))
         self.pending_node[games] = NO_LEAF
         self._pending_games = games[:0]
 
@@ -269,9 +368,9 @@ class Search:
 
 
 def new_search(game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
-               *, add_noise: bool) -> Search:
+               *, add_noise: bool, full: np.ndarray | None = None) -> Search:
     """A search of the games `states  # [B, S]` to drive step by step (see `Search`)."""
-    return Search(game, states, config, rng, add_noise=add_noise)
+    return Search(game, states, config, rng, add_noise=add_noise, full=full)
 
 
 def search(game: Game, states: np.ndarray, evaluate: Evaluate, config: SearchConfig,
@@ -295,8 +394,49 @@ def best_actions(game: Game, states: np.ndarray, evaluate: Evaluate, num_simulat
 
 
 def root_choice(legal: np.ndarray, result: SearchResult) -> np.ndarray:
-    """The most visited legal root child, ties broken by the prior; NO_ACTION where none is legal.  # [B]"""
+    """The most visited legal root child, ties broken by the prior (with Gumbel, by logits + sigma(Q));
+    NO_ACTION where none is legal.  # [B]"""
+    if result.improved_logits is not None:
+        actions = gumbel_choice(np.where(legal, result.visits, -1), result.improved_logits)
+        return np.where(legal.any(axis=1), actions, NO_ACTION)
     # A prior is below 1, so half of it never outweighs one visit.
     score = np.where(legal, result.visits + 0.5 * result.prior, -np.inf)
     actions = score.argmax(axis=1)
     return np.where(np.isfinite(score.max(axis=1)), actions, NO_ACTION)
+
+
+def gumbel_choice(visits: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Of the most visited actions of each row, the one with the highest score.  # [G, A], [G, A] -> [G]"""
+    most = visits == visits.max(axis=1, keepdims=True)
+    return np.where(most, scores, -np.inf).argmax(axis=1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; -inf entries get 0.  # [G, A] -> [G, A] float32"""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def prune_forced(visits: np.ndarray, q: np.ndarray, prior: np.ndarray, root_visits: np.ndarray, c_puct: float,
+                 k: float) -> np.ndarray:
+    """KataGo's policy target pruning: root visits less those forced playouts explain.
+
+    visits, q (the children's mean value for the root's player), prior (with noise) [G, A]; root_visits [G]
+    (the root's node visits, whose square root PUCT scales with). The most visited child c* keeps its
+    visits; every other child c loses up to sqrt(k * P(c) * sum N) of them, but only so many that its
+    PUCT score, recomputed with fewer visits, stays below c*'s; a child left with at most one visit is
+    dropped.  # [G, A] float64
+    """
+    rows = np.arange(len(visits))
+    best = visits.argmax(axis=1)  # [G]
+    scale = c_puct * np.sqrt(root_visits.astype(np.float64))[:, None]  # [G, 1]
+    score = q + scale * prior / (1 + visits)
+    best_score = score[rows, best][:, None]  # [G, 1]
+    forced = np.sqrt(k * prior * visits.sum(axis=1, keepdims=True))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # PUCT(c) < PUCT(c*) while 1 + N' > scale * P / (PUCT(c*) - Q(c)): the fewest visits it may keep.
+        floor = np.where(best_score > q, scale * prior / (best_score - q) - 1, visits)
+    pruned = np.clip(np.maximum(visits - forced, floor), 0, visits)
+    pruned[pruned <= 1] = 0
+    pruned[rows, best] = visits[rows, best]
+    return pruned

@@ -22,6 +22,7 @@ from azjobs.search.tree import ROOT
 from azjobs.settings import Settings
 
 GROUPS_IN_FLIGHT = 2  # groups of games per job: one is searched while the other's leaves are evaluated
+NOBODY = -1  # would_resign of a game in which no player would have resigned (yet)
 
 
 def choose_moves(visits: np.ndarray, temperature_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -59,6 +60,19 @@ class _Moves:
     policy: list[np.ndarray] = field(default_factory=list)  # [M, A]
     to_play: list[np.ndarray] = field(default_factory=list)  # [M]
     version: list[np.ndarray] = field(default_factory=list)  # [M]
+    policy_weight: list[np.ndarray] = field(default_factory=list)  # [M], 1 after a full search
+
+
+COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight")
+
+
+@dataclass
+class ResignCounts:
+    """Resignations of a job's games, and the played-out games that measure the false ones."""
+
+    resigned: int = 0  # games that ended by a resignation
+    checked: int = 0  # played-out games (never resigning) in which a player would have resigned
+    false: int = 0  # of those, games the player who would have resigned did not lose
 
 
 class SelfPlay:
@@ -69,18 +83,29 @@ class SelfPlay:
     and starts the next search; with `lockstep`, moves wait until every slot's search is complete
     (so move m of every game is chosen at the same step). `weights_version` is asked once per batch
     of moves: the version whose evaluations chose them.
+
+    Each search is a full one with probability `full_search_prob` (its policy is a training target),
+    else a cheap one. With `resign_value` above -1, a player resigns when the root value and the most
+    visited child's value are both below it, except in a `resign_playout_share` of the games, which
+    are played out to count how often the resignation would have been wrong (`resign`, shared by
+    the groups of a job).
     """
 
     def __init__(self, game: Game, settings: Settings, budget: GameBudget, slots: int, rng: np.random.Generator,
-                 *, weights_version: Callable[[], int] = lambda: 0, lockstep: bool = False) -> None:
+                 *, weights_version: Callable[[], int] = lambda: 0, lockstep: bool = False,
+                 resign: ResignCounts | None = None) -> None:
         self.game, self.settings, self.budget, self.rng = game, settings, budget, rng
         self.config = SearchConfig.from_settings(settings)
         if self.config.num_simulations < 1:
             raise ValueError("self-play needs num_simulations >= 1: the policy targets are visit counts")
         self.weights_version, self.lockstep = weights_version, lockstep
+        self.resign = ResignCounts() if resign is None else resign
         self.slot_game = budget.take(slots)  # [B] the game id in each slot; -1 once empty
-        starts = np.repeat(game.initial_state()[None], len(self.slot_game), axis=0)
-        self.search = Search(game, starts, self.config, rng, add_noise=True)
+        count = len(self.slot_game)
+        self.may_resign = self._draw_may_resign(count)  # [B] False in the games played out
+        self.would_resign = np.full(count, NOBODY, np.int8)  # [B] who would have resigned a played-out game
+        starts = np.repeat(game.initial_state()[None], count, axis=0)
+        self.search = Search(game, starts, self.config, rng, add_noise=True, full=self._draw_full(count))
         self.kernel = self.search.kernel
         self.moves = np.zeros(len(self.slot_game), np.int32)  # [B] moves played in the slot's game
         self.positions = 0  # moves played (positions recorded) in all
@@ -123,31 +148,63 @@ class SelfPlay:
                 return
 
     def _move(self, slots: np.ndarray) -> None:
-        """Record the searched positions of `slots`, play their moves, start their next searches."""
+        """Record the searched positions of `slots`, play their moves (or resign), start their next searches."""
         search, tree = self.search, self.search.tree
-        visits = tree.children_visits[slots, ROOT]  # [K, A], they sum to num_simulations
+        visits = tree.children_visits[slots, ROOT]  # [K, A], they sum to the search's simulations
         planes = np.empty((len(slots), *self.kernel.planes_shape), np.uint8)
         self.kernel.encode(tree.state[slots, ROOT], planes)
         r = self._recorded
         r.game_ids.append(self.slot_game[slots])
         r.planes.append(planes)
-        r.policy.append((visits / visits.sum(axis=1, keepdims=True)).astype(np.float32))
+        r.policy.append(search.policy_targets(slots))
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
-        actions = choose_moves(visits, self.moves[slots] < self.settings.temperature_moves, self.rng)
+        r.policy_weight.append(search.full[slots])
+        if self.config.gumbel:  # the Gumbel noise drawn for the search makes its choice a sample
+            actions = search.gumbel_actions(slots)
+        else:
+            actions = choose_moves(visits, self.moves[slots] < self.settings.temperature_moves, self.rng)
         self.moves[slots] += 1
         self.positions += len(slots)
-        search.play(slots, actions)
+        if self.settings.resign_value > -1:
+            resigning = self._resigning(slots, visits)
+            if resigning.any():
+                self._resign(slots[resigning])
+                slots, actions = slots[~resigning], actions[~resigning]
+        search.play(slots, actions, self._draw_full(len(slots)))
         ended = ~np.isnan(tree.terminal_value[slots, ROOT])
         if ended.any():
-            self._finish_games(slots[ended])
+            slots = slots[ended]
+            self._finish_games(slots, _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT]))
 
-    def _finish_games(self, slots: np.ndarray) -> None:
-        """Score the games that just ended; their slots take the next games of the budget."""
+    def _resign(self, slots: np.ndarray) -> None:
+        """The players to move in `slots` resign: their games end as losses for them."""
+        self.resign.resigned += len(slots)
+        loser = self.search.tree.to_play[slots, ROOT]
+        self._finish_games(slots, np.where(loser == 0, -1, 1).astype(np.int8))
+
+    def _resigning(self, slots: np.ndarray, visits: np.ndarray) -> np.ndarray:
+        """Which of `slots` resign now: the root value and the most visited child's value are both below
+        resign_value. In a played-out game the first such player is noted instead.  # [K] bool"""
+        threshold = self.settings.resign_value
         tree = self.search.tree
-        first = _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT])
+        root_value = tree.node_value_sum[slots, ROOT] / np.maximum(tree.node_visits[slots, ROOT], 1)
+        best = visits.argmax(axis=1)
+        best_value = tree.children_value_sum[slots, ROOT, best] / np.maximum(visits[np.arange(len(slots)), best], 1)
+        lost = (root_value < threshold) & (best_value < threshold)
+        noted = lost & ~self.may_resign[slots] & (self.would_resign[slots] == NOBODY)
+        self.would_resign[slots[noted]] = tree.to_play[slots[noted], ROOT]
+        return lost & self.may_resign[slots]
+
+    def _finish_games(self, slots: np.ndarray, first: np.ndarray) -> None:
+        """Score the games that just ended (`first  # [K]`: the first player's results); their slots
+        take the next games of the budget."""
         for slot, result in zip(slots, first):
             self.results[int(self.slot_game[slot])] = (int(result), int(self.moves[slot]))
+            resigner = self.would_resign[slot]
+            if resigner != NOBODY:
+                self.resign.checked += 1
+                self.resign.false += int(result != (-1 if resigner == 0 else 1))
         ids = self.budget.take(len(slots))
         refill, empty = slots[: len(ids)], slots[len(ids):]
         self.slot_game[empty] = -1
@@ -155,7 +212,21 @@ class SelfPlay:
         if len(refill):
             self.slot_game[refill] = ids
             self.moves[refill] = 0
-            self.search.reset(refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0))
+            self.may_resign[refill] = self._draw_may_resign(len(refill))
+            self.would_resign[refill] = NOBODY
+            self.search.reset(refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0),
+                              self._draw_full(len(refill)))
+
+    def _draw_full(self, count: int) -> np.ndarray | None:
+        """Which of `count` next searches are full ones; None (no random draw) when all are.  # [count] bool"""
+        p = self.config.full_search_prob
+        return None if p >= 1 else self.rng.random(count) < p
+
+    def _draw_may_resign(self, count: int) -> np.ndarray:
+        """Which of `count` new games may resign; the others are played out.  # [count] bool"""
+        if self.settings.resign_value <= -1:
+            return np.ones(count, bool)
+        return self.rng.random(count) >= self.settings.resign_playout_share
 
     def records(self) -> GameRecords:
         """The positions of the games this group finished, grouped by game id, in move order."""
@@ -179,8 +250,8 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
     """
     first = np.array([results[i][0] for i in range(len(results))], np.int8)  # [G]
     lengths = np.array([results[i][1] for i in range(len(results))], np.int32)  # [G]
-    game_ids, planes, policy, to_play, version = (
-        np.concatenate(column) for column in (moves.game_ids, moves.planes, moves.policy, moves.to_play, moves.version)
+    game_ids, planes, policy, to_play, version, policy_weight = (
+        np.concatenate(getattr(moves, column)) for column in COLUMNS
     )
     order = np.argsort(game_ids, kind="stable")  # moves are in time order, so each game stays in order
     value = np.where(to_play == 0, first[game_ids], -first[game_ids]).astype(np.float32)
@@ -191,6 +262,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
         weights_version=version[order],
         results=first,
         game_lengths=lengths,
+        policy_weight=policy_weight[order].astype(np.float32),
     )
 
 
@@ -202,6 +274,7 @@ def play_games(
     rng: np.random.Generator,
     *,
     weights_version: Callable[[], int] = lambda: 0,
+    resign: ResignCounts | None = None,
 ) -> GameRecords:
     """Play `num_games` games of self-play at once to the end; positions grouped by game, in order.
 
@@ -209,7 +282,7 @@ def play_games(
     that answered its evaluations.
     """
     group = SelfPlay(game, settings, GameBudget(num_games), num_games, rng, weights_version=weights_version,
-                     lockstep=True)
+                     lockstep=True, resign=resign)
     while not group.done:
         group.apply(*evaluate(group.pending_planes()))
     return group.records()
@@ -266,18 +339,20 @@ def play_pipelined(
     games_in_flight: int,
     groups: int = GROUPS_IN_FLIGHT,
     on_step: Callable[[int, int], None] = lambda leaves, moves: None,
+    resign: ResignCounts | None = None,
 ) -> GameRecords:
     """Play `num_games` games, `games_in_flight` at a time in `groups` groups whose requests alternate.
 
     Each round, for each group in turn: wait for its reply, apply it (the search runs on to the next
     leaves and plays the moves of complete searches), encode the leaves into its next request and send
     it; the other groups' requests are at the server meanwhile. `on_step(leaves, moves)` is told each
-    request's size and the moves that reply let the group play.
+    request's size and the moves that reply let the group play; `resign` gathers the resignations.
     """
     budget = GameBudget(num_games)
     slots = np.array_split(np.arange(min(games_in_flight, num_games)), max(1, groups))
     version = [0]
-    play = [SelfPlay(game, settings, budget, len(s), rng, weights_version=lambda: version[0])
+    resign = ResignCounts() if resign is None else resign
+    play = [SelfPlay(game, settings, budget, len(s), rng, weights_version=lambda: version[0], resign=resign)
             for s in slots if len(s)]
     tickets: list[int | None] = [None] * len(play)
 
@@ -307,7 +382,7 @@ def play_pipelined(
 def _combine(groups: list[SelfPlay]) -> GameRecords:
     moves, results = _Moves(), {}
     for group in groups:
-        for name in ("game_ids", "planes", "policy", "to_play", "version"):
+        for name in COLUMNS:
             getattr(moves, name).extend(getattr(group._recorded, name))
         results.update(group.results)
     return _records(moves, results)

@@ -17,28 +17,59 @@ from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED
 
 
 @numba.njit(cache=True, inline="always")
-def puct_action(links, b: int, node: int, c_puct: float) -> int:
+def puct_action(links, b: int, node: int, c_puct: float, fpu_reduction: float) -> int:
     """argmax over legal actions of Q + c_puct * P * sqrt(N_parent) / (1 + N_child).
 
-    First-play value: an unvisited child's Q is its parent's current mean value. It is neither
-    optimistic (which spends a simulation on every child of every node) nor a fixed 0 (which in a
-    lost position makes every untried move look better than the tried ones). Ties: the lowest action.
+    First-play urgency: an unvisited child's Q is its parent's current mean value less
+    fpu_reduction * sqrt(sum of the priors of the children visited so far) (Leela's FPU reduction).
+    With 0 it is the mean itself: neither optimistic (which spends a simulation on every child of
+    every node) nor a fixed 0 (which in a lost position makes every untried move look better than
+    the tried ones); a reduction makes the search stay longer with the moves it has tried. All
+    unvisited children share that Q, so the best of them is the one with the highest prior: one pass
+    finds both the best visited child and that one. Ties: the lowest action.
     """
     (to_play, terminal_value, legal, prior, node_visits, node_value_sum, parent, action_from_parent,
-     children_index, children_visits, children_value_sum, num_nodes) = links
+     children_index, children_visits, children_value_sum, num_nodes, raw_value) = links
     parent_visits = np.float64(node_visits[b, node])  # >= 1: the node was evaluated
-    parent_q = node_value_sum[b, node] / parent_visits
     scale = c_puct * math.sqrt(parent_visits)
-    best, best_action = -np.inf, -1
+    best, best_action = -np.inf, -1  # among the visited children
+    top_prior, top_action = -1.0, -1  # the unvisited child with the highest prior
+    visited_prior = 0.0
     for a in range(legal.shape[2]):
         if not legal[b, node, a]:
             continue
         visits = children_visits[b, node, a]
-        q = children_value_sum[b, node, a] / visits if visits > 0 else parent_q
-        score = q + scale * prior[b, node, a] / (1 + visits)
-        if score > best:
-            best, best_action = score, a
+        if visits > 0:
+            visited_prior += prior[b, node, a]
+            score = children_value_sum[b, node, a] / visits + scale * prior[b, node, a] / (1 + visits)
+            if score > best:
+                best, best_action = score, a
+        elif prior[b, node, a] > top_prior:
+            top_prior, top_action = prior[b, node, a], a
+    if top_action >= 0:
+        first_play = node_value_sum[b, node] / parent_visits - fpu_reduction * math.sqrt(visited_prior)
+        score = first_play + scale * top_prior
+        if score > best or (score == best and top_action < best_action):
+            best_action = top_action
     return best_action
+
+
+@numba.njit(cache=True, inline="always")
+def forced_action(links, b: int, k: float) -> int:
+    """KataGo's forced playouts at the root: a child with N visits (N >= 1) and prior P is due while
+    N < sqrt(k * P * total root visits); the most overdue one, or -1 if none is."""
+    legal, prior, children_visits = links[2], links[3], links[9]
+    total = 0
+    for a in range(legal.shape[2]):
+        total += children_visits[b, ROOT, a]
+    most, due = 0.0, -1
+    for a in range(legal.shape[2]):
+        visits = children_visits[b, ROOT, a]
+        if legal[b, ROOT, a] and visits > 0:
+            short = math.sqrt(k * prior[b, ROOT, a] * total) - visits
+            if short > most:
+                most, due = short, a
+    return due
 
 
 @numba.njit(cache=True, inline="always")
@@ -49,7 +80,7 @@ def backup(links, b: int, node: int, value: float) -> None:
     player two moves in a row.
     """
     (to_play, terminal_value, legal, prior, node_visits, node_value_sum, parent, action_from_parent,
-     children_index, children_visits, children_value_sum, num_nodes) = links
+     children_index, children_visits, children_value_sum, num_nodes, raw_value) = links
     while True:
         node_visits[b, node] += 1
         node_value_sum[b, node] += value
@@ -65,14 +96,15 @@ def backup(links, b: int, node: int, value: float) -> None:
 
 
 @numba.njit(cache=True)
-def select(links, games: np.ndarray, remaining: np.ndarray, c_puct: float,
-           out_parent: np.ndarray, out_action: np.ndarray) -> None:
+def select(links, games: np.ndarray, remaining: np.ndarray, c_puct: float, fpu_root: float, fpu: float,
+           forced_k: float, forced: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
     """Run simulations of each game in `games  # [G]` until one reaches an edge without a child.
 
-    A simulation descends from the root by PUCT; one that ends in a terminal node backs its value
-    up at once and the game simulates again. Each simulation takes one from `remaining  # [B]`.
-    The edge found is (out_parent, out_action)  # [G]; out_parent is NO_PARENT where the
-    simulations ran out first.
+    A simulation descends from the root by PUCT (first-play reduction fpu_root at the root, fpu
+    below; with forced_k > 0, games where `forced  # [B] bool` take their forced playouts at the
+    root first); one that ends in a terminal node backs its value up at once and the game simulates
+    again. Each simulation takes one from `remaining  # [B]`. The edge found is
+    (out_parent, out_action)  # [G]; out_parent is NO_PARENT where the simulations ran out first.
     """
     terminal_value, children_index = links[1], links[8]
     for i in range(games.shape[0]):
@@ -80,11 +112,14 @@ def select(links, games: np.ndarray, remaining: np.ndarray, c_puct: float,
         out_parent[i], out_action[i] = NO_PARENT, NO_ACTION
         while remaining[b] > 0:
             remaining[b] -= 1
-            node, a = ROOT, puct_action(links, b, ROOT, c_puct)
+            a = forced_action(links, b, forced_k) if forced_k > 0 and forced[b] else -1
+            if a < 0:
+                a = puct_action(links, b, ROOT, c_puct, fpu_root)
+            node = ROOT
             child = children_index[b, node, a]
             while child != UNVISITED and np.isnan(terminal_value[b, child]):
                 node = child
-                a = puct_action(links, b, node, c_puct)
+                a = puct_action(links, b, node, c_puct, fpu)
                 child = children_index[b, node, a]
             if child == UNVISITED:
                 out_parent[i], out_action[i] = node, a
@@ -102,7 +137,7 @@ def attach(links, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, t
     bool describe the new nodes; out_nodes [G] receives their indices. Game states are the caller's.
     """
     (to_play, terminal_value, legal, prior, node_visits, node_value_sum, parent, action_from_parent,
-     children_index, children_visits, children_value_sum, num_nodes) = links
+     children_index, children_visits, children_value_sum, num_nodes, raw_value) = links
     for i in range(games.shape[0]):
         b, up = games[i], parents[i]
         if up == NO_PARENT:
@@ -120,6 +155,7 @@ def attach(links, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, t
         prior[b, node] = 0
         node_visits[b, node] = 0
         node_value_sum[b, node] = 0
+        raw_value[b, node] = terminal_new[i]  # NaN until the network's value comes (terminal: its value)
         parent[b, node] = up
         action_from_parent[b, node] = NO_ACTION if up == NO_PARENT else actions[i]
         children_index[b, node] = UNVISITED
@@ -134,9 +170,10 @@ def attach(links, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, t
 def evaluated(links, games: np.ndarray, nodes: np.ndarray, logits: np.ndarray, values: np.ndarray) -> None:
     """Take the network's answer for leaves (games, nodes)  # [G]: priors are the softmax of the
     logits  # [G, A] over the legal actions (0 elsewhere), and each value  # [G] is backed up."""
-    legal, prior = links[2], links[3]
+    legal, prior, raw_value = links[2], links[3], links[12]
     for i in range(games.shape[0]):
         b, node = games[i], nodes[i]
+        raw_value[b, node] = values[i]
         top = -np.inf
         for a in range(legal.shape[2]):
             if legal[b, node, a] and logits[i, a] > top:
@@ -164,7 +201,7 @@ def reroot(links, state_bytes: np.ndarray, games: np.ndarray, actions: np.ndarra
     the tree's state viewed as uint8 [B, N, W']; in_subtree [N] bool and new_index [N] int32 are scratch.
     """
     (to_play, terminal_value, legal, prior, node_visits, node_value_sum, parent, action_from_parent,
-     children_index, children_visits, children_value_sum, num_nodes) = links
+     children_index, children_visits, children_value_sum, num_nodes, raw_value) = links
     actions_count = legal.shape[2]
     for i in range(games.shape[0]):
         b = games[i]
@@ -196,6 +233,7 @@ def reroot(links, state_bytes: np.ndarray, games: np.ndarray, actions: np.ndarra
             prior[b, new] = prior[b, old]
             node_visits[b, new] = node_visits[b, old]
             node_value_sum[b, new] = node_value_sum[b, old]
+            raw_value[b, new] = raw_value[b, old]
             parent[b, new] = NO_PARENT if new == ROOT else new_index[parent[b, old]]
             action_from_parent[b, new] = NO_ACTION if new == ROOT else action_from_parent[b, old]
             for a in range(actions_count):
@@ -207,10 +245,10 @@ def reroot(links, state_bytes: np.ndarray, games: np.ndarray, actions: np.ndarra
 
 
 @numba.njit(cache=True)
-def start(links, games: np.ndarray, num_simulations: int, remaining: np.ndarray, searching: np.ndarray,
+def start(links, games: np.ndarray, budget: np.ndarray, remaining: np.ndarray, searching: np.ndarray,
           root_prior: np.ndarray, out_kept: np.ndarray) -> int:
-    """Begin a search of `num_simulations` root visits at the roots of `games  # [G]` (terminal ones are
-    skipped). A root kept from the last move brings its children's visits along, which count; its
+    """Begin a search of `budget[b]` root visits  # [B] at the roots of `games  # [G]` (terminal ones
+    are skipped). A root kept from the last move brings its children's visits along, which count; its
     network prior goes to root_prior [B, A]. The kept roots are listed in out_kept [G]; their count."""
     terminal_value, prior, node_visits, children_visits = links[1], links[3], links[4], links[9]
     kept = 0
@@ -222,7 +260,7 @@ def start(links, games: np.ndarray, num_simulations: int, remaining: np.ndarray,
         have = 0
         for a in range(children_visits.shape[2]):
             have += children_visits[b, ROOT, a]
-        remaining[b] = max(num_simulations - have, 0)
+        remaining[b] = max(budget[b] - have, 0)
         if node_visits[b, ROOT] > 0:
             root_prior[b] = prior[b, ROOT]
             out_kept[kept] = b

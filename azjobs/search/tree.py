@@ -37,6 +37,7 @@ class Tree:
     children_visits: np.ndarray  # [B, N, A] int32
     children_value_sum: np.ndarray  # [B, N, A] float32, seen by the node's player to move
     num_nodes: np.ndarray  # [B] int32, nodes in use (the next free index)
+    raw_value: np.ndarray  # [B, N] float32, the network's value of the node (the terminal value of a terminal one)
 
     @classmethod
     def empty(cls, batch: int, num_nodes: int, num_actions: int, state_width: int,
@@ -56,6 +57,7 @@ class Tree:
             children_visits=np.zeros((b, n, a), np.int32),
             children_value_sum=np.zeros((b, n, a), np.float32),
             num_nodes=np.zeros(b, np.int32),
+            raw_value=np.zeros((b, n), np.float32),
         )
 
     @property
@@ -66,4 +68,4 @@ class Tree:
         """The arrays every tree step reads or writes, in the order `azjobs.search.steps` takes them."""
         return (self.to_play, self.terminal_value, self.legal, self.prior, self.node_visits, self.node_value_sum,
                 self.parent, self.action_from_parent, self.children_index, self.children_visits,
-                self.children_value_sum, self.num_nodes)
+                self.children_value_sum, self.num_nodes, self.raw_value)

@@ -102,6 +102,7 @@ class ReplayBuffer:
         self.planes = np.zeros((capacity, *game.planes_shape), dtype=np.uint8)  # [cap, C, H, W]
         self.policy = np.zeros((capacity, game.num_actions), dtype=np.float32)  # [cap, A]
         self.value = np.zeros(capacity, dtype=np.float32)  # [cap]
+        self.policy_weight = np.zeros(capacity, dtype=np.float32)  # [cap] 1: the policy is a training target
         self.size = 0  # valid rows: [0, size) until the ring first wraps, then all of them
         self.total_added = 0  # positions ever added, including those since pushed out
         self._next = 0  # ring row the next position goes to
@@ -144,7 +145,7 @@ class ReplayBuffer:
         except ShardError as e:
             self._set_aside(path, e)
             return False
-        self._append(records.planes, records.policy, records.value)
+        self._append(records.planes, records.policy, records.value, records.policy_weight)
         return True
 
     def _set_aside(self, path: Path, error: ShardError) -> None:
@@ -156,24 +157,26 @@ class ReplayBuffer:
         except OSError as e:
             self.log(f"warning: {error}; skipped it (could not move it aside: {e.strerror})")
 
-    def _append(self, planes: np.ndarray, policy: np.ndarray, value: np.ndarray) -> None:
+    def _append(self, planes: np.ndarray, policy: np.ndarray, value: np.ndarray, policy_weight: np.ndarray) -> None:
         """Write rows into the ring after the newest; only the last `capacity` of them can stay."""
         n = len(value)
         self.total_added += n
         keep = min(n, self.capacity)
-        planes, policy, value = planes[n - keep :], policy[n - keep :], value[n - keep :]
         first = min(keep, self.capacity - self._next)  # rows before the ring's end, the rest wrap to 0
-        for ring, rows in ((self.planes, planes), (self.policy, policy), (self.value, value)):
+        for ring, rows in ((self.planes, planes), (self.policy, policy), (self.value, value),
+                           (self.policy_weight, policy_weight)):
+            rows = rows[n - keep :]
             ring[self._next : self._next + first] = rows[:first]
             ring[: keep - first] = rows[first:]
         self._next = (self._next + keep) % self.capacity
         self.size = min(self.capacity, self.size + keep)
 
-    def sample(self, batch_size: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sample(self, batch_size: int, window: int | None = None) -> tuple[np.ndarray, ...]:
         """A uniform batch from the newest `window` positions (default: all held), each under a
         random board symmetry.
 
-        Returns planes `[B, C, H, W]` uint8, policy `[B, A]` float32, value `[B]` float32.
+        Returns planes `[B, C, H, W]` uint8, policy `[B, A]` float32, value `[B]` float32 and
+        policy_weight `[B]` float32 (0 where the policy is no training target).
         """
         if self.size == 0:
             raise ValueError("the replay buffer is empty: refresh() it once shards exist")
@@ -182,11 +185,11 @@ class ReplayBuffer:
         else:
             # The newest row is just before the ring's next write position.
             rows = (self._next - 1 - self.rng.integers(0, max(window, 1), size=batch_size)) % self.capacity
-        planes, policy, value = self.planes[rows], self.policy[rows], self.value[rows]
+        planes, policy, value, weight = self.planes[rows], self.policy[rows], self.value[rows], self.policy_weight[rows]
         symmetries = self.rng.integers(0, self.game.num_symmetries, size=batch_size)
         for k in np.unique(symmetries):
             if k == 0:
                 continue  # identity
             chosen = symmetries == k
             planes[chosen], policy[chosen] = self.game.symmetry(int(k), planes[chosen], policy[chosen])
-        return planes, policy, value
+        return planes, policy, value, weight

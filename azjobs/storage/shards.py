@@ -22,7 +22,8 @@ import numpy as np
 from azjobs.errors import AzjobsError, writing
 from azjobs.records import GameRecords
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added policy_weight_N (playout cap randomization)
+READABLE_VERSIONS = (1, 2)  # a version 1 shard has policy targets at every position
 SUFFIX = ".h5"
 TMP_PREFIX = ".tmp-"  # any name starting with "." is a write in progress: readers skip it
 GZIP_LEVEL = 4  # planes are 0/1 bytes: cheap gzip already shrinks them several times
@@ -37,7 +38,9 @@ DATASETS: dict[str, tuple[str, np.dtype]] = {
     "weights_version_N": ("weights_version", np.dtype(np.int32)),
     "results_G": ("results", np.dtype(np.int8)),
     "game_lengths_G": ("game_lengths", np.dtype(np.int32)),
+    "policy_weight_N": ("policy_weight", np.dtype(np.float32)),
 }
+ADDED_IN = {"policy_weight_N": 2}  # datasets a shard of an older format lacks (their field takes its default)
 COMPRESSED = {"planes_NCHW", "policy_NA"}
 
 
@@ -159,9 +162,12 @@ def read_shard(path: Path, *, game: str, planes_shape: tuple[int, int, int], num
 def _read_arrays(f: h5py.File, path: Path, planes_shape: tuple[int, ...], num_actions: int) -> GameRecords:
     """The datasets, each checked for presence, dtype and shape before it is read (no huge reads)."""
     n, g = int(f.attrs["positions"]), int(f.attrs["games"])
+    version = int(f.attrs["format_version"])
     shapes = {"N": (n,), "NA": (n, num_actions), "NCHW": (n, *planes_shape), "G": (g,)}
     arrays: dict[str, np.ndarray] = {}
     for dataset, (field, dtype) in DATASETS.items():
+        if version < ADDED_IN.get(dataset, 0):
+            continue
         ds = f.get(dataset)
         if not isinstance(ds, h5py.Dataset):
             raise ShardError(f"bad replay shard {path}: dataset {dataset} is missing")
@@ -181,8 +187,9 @@ def _check_attrs(f: h5py.File, game: str) -> str | None:
     for attr in ("format_version", "game", "positions", "games", "created"):
         if attr not in f.attrs:
             return f"attribute {attr} is missing"
-    if int(f.attrs["format_version"]) != FORMAT_VERSION:
-        return f"format version {f.attrs['format_version']} (this azjobs reads {FORMAT_VERSION})"
+    if int(f.attrs["format_version"]) not in READABLE_VERSIONS:
+        return (f"format version {f.attrs['format_version']} (this azjobs reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}): update azjobs")
     stored_game = f.attrs["game"]
     stored_game = stored_game.decode() if isinstance(stored_game, bytes) else str(stored_game)
     if stored_game != game:
@@ -202,6 +209,7 @@ def check_records(records: GameRecords, planes_shape: tuple[int, ...], num_actio
         "weights_version": (n,),
         "results": (g,),
         "game_lengths": (g,),
+        "policy_weight": (n,),
     }
     for field, shape in shapes.items():
         got = np.shape(getattr(records, field))
@@ -217,4 +225,6 @@ def check_records(records: GameRecords, planes_shape: tuple[int, ...], num_actio
         return "a policy row is negative or does not sum to 1"
     if np.any(np.abs(records.value) > 1):
         return "a value lies outside [-1, 1]"
+    if not np.isin(records.policy_weight, (0, 1)).all():
+        return "a policy weight is not 0 or 1"
     return None

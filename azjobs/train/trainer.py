@@ -68,24 +68,27 @@ def pick_device(requested: str | None = None) -> torch.device:
 def train_step(
     model: PolicyValueNet,
     optimizer: torch.optim.Optimizer,
-    batch: tuple[np.ndarray, np.ndarray, np.ndarray],
+    batch: tuple[np.ndarray, ...],
     device: torch.device,
 ) -> dict[str, float]:
-    """One minibatch: policy cross-entropy against the search policy plus value MSE."""
-    planes, policy, value = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
+    """One minibatch (planes, policy, value[, policy_weight]): policy cross-entropy against the search
+    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all."""
+    planes, policy, value, *rest = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
+    weight = rest[0] if rest else torch.ones_like(value)  # [B]
     model.train()
     amp = device.type == "cuda"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         logits, predicted = model(planes)
     logits, predicted = logits.float(), predicted.float()
-    policy_loss = -(policy * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    targets = weight.sum().clamp_min(1.0)  # a batch without policy targets trains the value alone
+    policy_loss = -(weight * (policy * F.log_softmax(logits, dim=1)).sum(dim=1)).sum() / targets
     value_loss = F.mse_loss(predicted, value)
     loss = policy_loss + value_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
-    entropy = -(policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1).mean()
+    entropy = -(weight * (policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1)).sum() / targets
     # .item(): float() of a tensor that requires grad raises a UserWarning in recent torch.
     return {
         "loss": loss.item(),

@@ -25,7 +25,16 @@ def test_bench_search() -> None:
     figures = bench("search", "--game", "tictactoe", "--seconds", "1.5", "--games-in-flight", "16")
     assert figures["bench"] == "search" and figures["game"] == "tictactoe" and figures["games_in_flight"] == 16
     positive(figures, "sims_per_sec_per_core", "us_per_sim", "leaf_evals_per_cpu_s", "positions_per_cpu_s")
-    assert len(figures["windows"]) == 3
+    assert len(figures["windows"]) == 3 and figures["settings"] == {}
+
+
+def test_bench_search_with_other_settings() -> None:
+    figures = bench("search", "--game", "tictactoe", "--seconds", "1.5", "--games-in-flight", "16",
+                    "--set", "gumbel=true", "--set", "full-search-prob=0.25")
+    assert figures["settings"] == {"full_search_prob": 0.25, "gumbel": True}
+    positive(figures, "sims_per_sec_per_core")
+    result = CliRunner().invoke(main, ["bench", "search", "--set", "gumble=true"])
+    assert result.exit_code != 0 and "unknown setting 'gumble'" in result.output
 
 
 def test_bench_net() -> None:

@@ -200,3 +200,24 @@ def test_selfplay_job_through_the_inference_server(redis_client: redis.Redis, re
     assert int(beats["srv"]["requests"]) * 3 >= summary["leaf_evals"]
     assert beats["w-remote"]["positions"] == str(summary["positions"])
     assert beats["w-remote"]["leaf_evals"] == str(summary["leaf_evals"])
+
+
+def test_the_job_reports_policy_targets_and_resignations(redis_client: redis.Redis, tmp_path: Path) -> None:
+    """Playout cap randomization and resignation through a real worker: the shard flags the full searches,
+    the summary and the run's counters count the resignations and the played-out games."""
+    # resign_value 0.9: a random network's values are below it, so nearly every game has a resignation.
+    settings = SETTINGS.replace(games_per_job=16, full_search_prob=0.5, resign_value=0.9, resign_playout_share=0.5)
+    run_dir = tmp_path / "resign"
+    run = make_run(redis_client, run_dir, settings)
+    job = selfplay_queue(redis_client, run).enqueue(SELFPLAY, run, 3)
+    work(redis_client, run, run_dir, settings)
+    summary = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer).return_value()
+    records = shard_of(redis_client, run_dir, job)
+    assert summary["policy_targets"] == int(records.policy_weight.sum())
+    assert 0 < summary["policy_targets"] < summary["positions"]
+    assert summary["resigned"] > 0 and summary["resign_checked"] > 0
+    assert summary["resigned"] + summary["resign_checked"] <= summary["games"]
+    assert 0 <= summary["false_resigns"] <= summary["resign_checked"]
+    stats = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats(run)).items()}
+    assert [stats[k] for k in ("resigned", "resign_checked", "false_resigns")] == [
+        summary["resigned"], summary["resign_checked"], summary["false_resigns"]]

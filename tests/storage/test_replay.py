@@ -125,7 +125,7 @@ def test_sample_shapes_and_rows(tmp_path: Path) -> None:
     write_many(tmp_path, [[5, 5], [7]])
     buffer = buffer_for(tmp_path, capacity=64)
     buffer.refresh()
-    planes, policy, value = buffer.sample(32)
+    planes, policy, value, _ = buffer.sample(32)
     assert planes.shape == (32, *GAME.planes_shape) and planes.dtype == np.uint8
     assert policy.shape == (32, GAME.num_actions) and policy.dtype == np.float32
     assert value.shape == (32,) and value.dtype == np.float32
@@ -155,7 +155,7 @@ def test_samples_are_true_symmetries_of_the_stored_position(tmp_path: Path) -> N
     buffer.refresh()
     plane_images = dihedral_images(planes[0])
     policy_images = dihedral_images(policy[0].reshape(3, 3))
-    got_planes, got_policy, got_value = buffer.sample(200)
+    got_planes, got_policy, got_value, _ = buffer.sample(200)
     used = set()
     for p, pol in zip(got_planes, got_policy):
         matches = [k for k, image in enumerate(plane_images) if np.array_equal(p, image)]
@@ -189,6 +189,6 @@ def test_sampling_from_the_newest_rows(tmp_path: Path) -> None:
     buffer = ReplayBuffer(tmp_path, unsymmetric, capacity=120, rng=np.random.default_rng(0))
     buffer.refresh()  # the ring has wrapped: it holds ids 30-149
     for window, newest in ((40, range(110, 150)), (120, range(30, 150)), (500, range(30, 150)), (1, [149])):
-        planes, policy, _ = buffer.sample(2000, window=window)
+        planes, policy, _, _ = buffer.sample(2000, window=window)
         ids = planes[:, 0, 0, 0].astype(int) + 256 * planes[:, 0, 0, 1].astype(int)
         assert set(ids.tolist()) == set(newest), window

@@ -136,6 +136,7 @@ def test_shapes_not_fitting_the_game(tmp_path: Path) -> None:
         ("value_N", lambda r: r.value.astype(np.float64), "float64, expected float32"),
         ("results_G", lambda r: (r.results * 3).astype(np.int8), "result"),
         ("game_lengths_G", lambda r: (r.game_lengths + 1).astype(np.int32), "game lengths"),
+        ("policy_weight_N", lambda r: np.full(len(r.value), 0.5, np.float32), "policy weight is not 0 or 1"),
     ],
 )
 def test_bad_datasets(tmp_path: Path, dataset: str, change, message: str) -> None:
@@ -156,4 +157,27 @@ def test_missing_dataset_and_wrong_counts(tmp_path: Path) -> None:
         f.attrs["positions"] = 9
         del f["policy_NA"]
     with pytest.raises(ShardError, match="dataset policy_NA is missing"):
+        read(path)
+
+
+def test_policy_weights_round_trip(tmp_path: Path) -> None:
+    records = make_records([4, 5])
+    weight = (np.arange(9) % 4 == 0).astype(np.float32)  # playout cap randomization: some full searches
+    records = GameRecords(**{**records.__dict__, "policy_weight": weight})
+    np.testing.assert_array_equal(read(tmp_path / write(tmp_path, records).name).policy_weight, weight)
+
+
+def test_a_version_1_shard_has_policy_targets_everywhere(tmp_path: Path) -> None:
+    """Shards written before policy weights existed stay readable: every position was a full search."""
+    records = make_records([4, 5])
+    path = tmp_path / write(tmp_path, records).name
+    with h5py.File(path, "a") as f:
+        del f["policy_weight_N"]
+        f.attrs["format_version"] = 1
+    back = read(path)
+    np.testing.assert_array_equal(back.policy_weight, np.ones(9, np.float32))
+    np.testing.assert_array_equal(back.policy, records.policy)
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 2
+    with pytest.raises(ShardError, match="dataset policy_weight_N is missing"):
         read(path)

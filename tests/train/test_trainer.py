@@ -23,10 +23,11 @@ from azjobs.cli import main
 from azjobs.games import get_game
 from azjobs.inference.local import LocalEvaluator
 from azjobs.net import read_metadata
+from azjobs.net.model import build_model
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings
 from azjobs.storage.checkpoints import checkpoint_paths
-from azjobs.storage.replay import list_shards, register_shard, shard_names
+from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
 from azjobs.storage.weights import WeightStore, versions_in
 from azjobs.train import trainer
@@ -394,3 +395,52 @@ def test_evaluations_become_ratings_and_curves(redis_client: redis.Redis, run_di
     curves.Reload()
     assert [(e.step, round(e.value, 3)) for e in curves.Scalars("eval/weak_accuracy_net")] == [(30, 0.7)]
     assert [(e.step, round(e.value)) for e in curves.Scalars("eval/elo")] == [(30, round(ratings["net:2"]["elo"]))]
+
+
+def _one_step(batch: tuple[np.ndarray, ...]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    torch.manual_seed(0)
+    model = build_model(GAME, SETTINGS)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    losses = trainer.train_step(model, optimizer, batch, torch.device("cpu"))
+    return {k: v.clone() for k, v in model.state_dict().items()}, losses
+
+
+def test_positions_without_a_policy_target_train_the_value_alone() -> None:
+    """Playout cap randomization: the policy of a cheap search is no target; the value still is."""
+    rng = np.random.default_rng(0)
+    planes = rng.integers(0, 2, size=(8, *GAME.planes_shape)).astype(np.uint8)
+    policy = rng.dirichlet(np.ones(9), size=8).astype(np.float32)
+    value = rng.choice([-1.0, 0.0, 1.0], size=8).astype(np.float32)
+    weight = np.array([1, 0, 1, 0, 0, 1, 0, 0], np.float32)
+    other = policy.copy()
+    other[weight == 0] = rng.dirichlet(np.ones(9), size=5)
+    masked, losses = _one_step((planes, policy, value, weight))
+    again, losses_again = _one_step((planes, other, value, weight))
+    for name in masked:  # the masked positions' policies changed nothing at all
+        torch.testing.assert_close(masked[name], again[name], rtol=0, atol=0)
+    assert losses == losses_again
+    unmasked, _ = _one_step((planes, other, value, np.ones(8, np.float32)))
+    assert not torch.equal(unmasked["policy_out.weight"], masked["policy_out.weight"])
+    # Without any target, the policy head gets no gradient; the value head and the tower still learn.
+    none_, losses_none = _one_step((planes, policy, value, np.zeros(8, np.float32)))
+    assert losses_none["policy_loss"] == 0
+    untrained = build_model_at_seed_0()
+    decay = 1 - 1e-2 * 1e-4  # AdamW's decoupled weight decay moves every weight a little
+    torch.testing.assert_close(none_["policy_out.weight"], untrained["policy_out.weight"] * decay)
+    assert not torch.allclose(none_["value_head.0.weight"], untrained["value_head.0.weight"] * decay)
+
+
+def build_model_at_seed_0() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return build_model(GAME, SETTINGS).state_dict()
+
+
+def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
+    records = play_games(GAME, SETTINGS.replace(full_search_prob=0.3), uniform, 20, np.random.default_rng(1))
+    write_shard(run_dir / "replay", records, game=GAME.name, job_id="j", worker="w", planes_shape=GAME.planes_shape,
+                num_actions=GAME.num_actions)
+    buffer = ReplayBuffer(run_dir, GAME, capacity=1000, rng=np.random.default_rng(2))
+    assert buffer.refresh() == records.positions
+    planes, policy, value, weight = buffer.sample(500)
+    assert set(np.unique(weight)) == {0.0, 1.0}
+    assert abs(weight.mean() - records.policy_weight.mean()) < 0.1
