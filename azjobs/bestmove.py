@@ -13,9 +13,9 @@ from azjobs.errors import AzjobsError
 from azjobs.games import Game, get_game
 from azjobs.inference.local import LocalEvaluator
 from azjobs.players import NetPlayer, Player
+from azjobs.players.network import weights_from_run_dir
 from azjobs.search.mcts import SearchConfig, best_actions
 from azjobs.settings import Settings
-from azjobs.storage.weights import latest_file
 
 CHUNK = 1024  # positions searched together when input arrives faster than one line at a time
 
@@ -28,20 +28,17 @@ class Agent:
     version: int
 
 
-def load_agent(run_dir: Path, device: str = "cpu") -> Agent:
-    """The run's game, settings and newest weights, read from the storage root alone."""
+def load_agent(run_dir: Path, device: str = "cpu", version: int | None = None) -> Agent:
+    """The run's game, settings and newest weights (or weights `version`), read from the storage root alone."""
     settings = run_settings.read_file(run_dir)
     if settings is None:
         raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
-    found = latest_file(run_dir)
-    if found is None:
-        raise AzjobsError(f"run {run_dir} has no published weights yet: train it first (azjobs run or azjobs train)")
-    version, path = found
+    version, data = weights_from_run_dir(run_dir)(version)
     try:
         game = get_game(settings.game)
     except ValueError as e:  # settings.toml edited by hand, or a game this install lacks
         raise AzjobsError(f"run {run_dir}: {e}") from None
-    return Agent(game, settings, LocalEvaluator.from_bytes(game, path.read_bytes(), device=device), version)
+    return Agent(game, settings, LocalEvaluator.from_bytes(game, data, device=device), version)
 
 
 def parse_position(game: Game, line: str) -> np.ndarray:

@@ -17,19 +17,7 @@ from pathlib import Path
 import click
 
 from azjobs.eval import strength
-from azjobs.net.weights import read_metadata
-from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in
-
-
-def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
-    """The newest version published within `minutes` of training, and its training seconds."""
-    found = None
-    for version in versions_in(run_dir / WEIGHTS_DIR):
-        meta = read_metadata((run_dir / WEIGHTS_DIR / file_name(version)).read_bytes())
-        seconds = float(meta.get("train_seconds", "nan"))
-        if seconds <= minutes * 60:
-            found = (version, seconds)
-    return found
+from azjobs.eval.records import version_at
 
 
 @click.command()

@@ -13,6 +13,7 @@ from azjobs import bestmove
 from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
+from azjobs.eval.records import version_at
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
@@ -160,3 +161,19 @@ def test_player_mistakes(args: list[str], error: str) -> None:
 def test_a_missing_version(run_dir: Path) -> None:
     result = CliRunner().invoke(main, ["bestmove", "--run-dir", str(run_dir), "--player", "net:9"], input="5\n")
     assert result.exit_code != 0 and "has no weights version 9" in result.stderr
+
+
+def test_load_agent_takes_a_version(run_dir: Path) -> None:
+    assert bestmove.load_agent(run_dir, version=1).version == 1
+    with pytest.raises(AzjobsError, match="has no weights version 7"):
+        bestmove.load_agent(run_dir, version=7)
+
+
+def test_version_at_picks_the_newest_published_by_then(tmp_path: Path) -> None:
+    model = build_model(GAME, SETTINGS)
+    for version, seconds in ((1, 0.0), (2, 100.0), (3, 250.0)):
+        data = to_bytes(model, {"version": version, "game": GAME.name, "train_seconds": seconds})
+        write_atomic(tmp_path / WEIGHTS_DIR / file_name(version), data)
+    assert version_at(tmp_path, 0) == (1, 0.0)
+    assert version_at(tmp_path, 5) == (3, 250.0) and version_at(tmp_path, 2) == (2, 100.0)
+    assert version_at(tmp_path / "nothing", 10) is None

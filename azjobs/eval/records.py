@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 from azjobs import keys
 from azjobs.eval import ratings
 from azjobs.eval.match import MatchResult
-from azjobs.storage.weights import write_atomic
+from azjobs.net.weights import read_metadata
+from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in, write_atomic
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -43,6 +44,17 @@ def version_info(meta: Mapping[str, str]) -> dict[str, float]:
     if "train_seconds" in meta:
         info["train_seconds"] = float(meta["train_seconds"])
     return info
+
+
+def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
+    """The newest version published within `minutes` of the trainer's wall time, and its seconds; None if none was."""
+    found = None
+    for version in versions_in(Path(run_dir) / WEIGHTS_DIR):
+        meta = read_metadata((Path(run_dir) / WEIGHTS_DIR / file_name(version)).read_bytes())
+        seconds = float(meta.get("train_seconds", "nan"))
+        if seconds <= minutes * 60:
+            found = (version, seconds)
+    return found
 
 
 @dataclass(frozen=True)
