@@ -3,7 +3,8 @@
     python scripts/compare_strength.py --positions c4_public.jsonl --minutes 30 --out runs/compare
 
 Each variant is `azjobs run` (azjobs.local.run, in this process) on a fresh run folder with the
-same game, seed and minutes and the variant's settings (evaluation jobs off, so every worker
+same game, seed and minutes and the variant's settings: every knob off (plain AlphaZero) but
+the variant's own, or the game's defaults for `defaults` (evaluation jobs off, so every worker
 second goes to self-play), then `azjobs bench strength --record` on its newest weights: the
 network alone (`--sims 0`) and with search (`--sims N`, the run's own search: Gumbel for the
 Gumbel runs). Prints one JSON line per variant as it finishes, then a Markdown table for the
@@ -27,8 +28,11 @@ from azjobs.eval import strength
 from azjobs.settings import FIELD_TYPES, SettingsError, resolve
 from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
-# Each knob of the README's "Strength per compute" on its own, against the baseline (today's defaults).
-VARIANTS: dict[str, dict[str, Any]] = {
+# Each knob of the README's "Strength per compute" on its own, against the baseline: plain AlphaZero
+# (every knob off, whatever the game's defaults say). `defaults` is the game's own settings.
+OFF: dict[str, Any] = {"gumbel": False, "full_search_prob": 1.0, "fpu_reduction": 0.0, "forced_playouts": 0.0,
+                       "resign_value": -1.0}
+KNOBS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "gumbel": {"gumbel": True},
     "gumbel-32": {"gumbel": True, "num_simulations": 32},
@@ -38,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "resign": {"resign_value": -0.9},
     "combined": {"full_search_prob": 0.25, "fpu_reduction": 0.2, "forced_playouts": 2.0, "resign_value": -0.9},
 }
+VARIANTS: dict[str, dict[str, Any]] = {name: {**OFF, **knobs} for name, knobs in KNOBS.items()} | {"defaults": {}}
 COMMON = {"eval_every_versions": 0}
 BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 
@@ -74,7 +79,8 @@ def row(name: str, flags: dict[str, Any], counters: dict[str, str], alone: dict[
     checked = int(counters.get("resign_checked", 0))
     return {
         "variant": name,
-        "settings": {k: getattr(resolve(flags=flags), k) for k in flags if k not in COMMON and k != "game"},
+        "settings": {k: getattr(resolve(flags=flags), k) for k in flags
+                     if k not in COMMON and k != "game" and (k not in OFF or OFF[k] != flags[k])},
         "weights_version": alone["weights_version"],
         "training_steps": int(counters.get("trainer_step", 0)),
         "games": int(counters.get("games", 0)),
