@@ -32,7 +32,11 @@ DEFAULTS: dict[int, dict[str, Any]] = {
         "num_simulations": 50,
         "dirichlet_alpha": 0.15,  # ~10 / the 60-70 legal moves of an average self-play position
         "temperature_moves": 8,  # of some 35 moves a game
-        "min_replay_positions": 2_000,  # a job's 64 games give about 2,200
+        "min_replay_positions": 2_000,
+        # Small jobs (as Othello's): 128 games give about 4,500 positions a shard.
+        "games_per_job": 128,
+        "games_in_flight": 64,
+        "inference_batch_size": 32,  # one group's request
         "publish_every_steps": 50,
     },
     15: {

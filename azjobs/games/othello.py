@@ -42,7 +42,12 @@ DEFAULTS: dict[int, dict[str, Any]] = {
         "num_simulations": 50,
         "dirichlet_alpha": 1.0,  # ~10 / the 8-10 legal moves of an average position
         "temperature_moves": 12,  # of some 60 moves a game
-        "min_replay_positions": 2_000,  # a job's 64 games give about 3,800
+        "min_replay_positions": 2_000,
+        # Small jobs: a shard lands when its job ends, and 1,024 games of 60 moves would keep the
+        # trainer waiting most of a 10-minute run; 128 games (about 7,700 positions) take a minute.
+        "games_per_job": 128,
+        "games_in_flight": 64,
+        "inference_batch_size": 32,  # one group's request
         "publish_every_steps": 50,
     },
     6: {
