@@ -38,6 +38,8 @@ DEFAULTS: dict[int, dict[str, Any]] = {
         "games_in_flight": 64,
         "inference_batch_size": 32,  # one group's request
         "publish_every_steps": 50,
+        # alpha-beta to depth 4 over 60-80 moves a ply takes the only worker of a CPU run for minutes
+        "eval_opponents": "previous,random,oneply,alphabeta:2",
     },
     15: {
         "net_blocks": 5,
@@ -47,6 +49,7 @@ DEFAULTS: dict[int, dict[str, Any]] = {
         "temperature_moves": 10,
         "replay_buffer_size": 100_000,  # a position is 1.4 kB here (planes and 225 policy entries)
         "publish_every_steps": 50,
+        "eval_opponents": "previous,random,oneply,alphabeta:2",
     },
 }
 
