@@ -32,8 +32,8 @@ MARKS = ("X", "O")  # black, white
 ZERO, ONE = np.uint64(0), np.uint64(1)
 
 # Per size: the run's settings where the global defaults don't fit (docs/your-own-game.md says how
-# to choose them). Sized for a first run on a CPU (in 5 minutes on 2 shared cores the 8x8 agent
-# played 384 games and then won 49 of 50 against a random player); for long runs on a GPU raise the
+# to choose them). Sized for a first run on a CPU (in 10 minutes on about one core the 8x8 agent
+# played 896 games and then won 50 of 50 against a random player); for long runs on a GPU raise the
 # network and the simulations.
 DEFAULTS: dict[int, dict[str, Any]] = {
     8: {
