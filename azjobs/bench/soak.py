@@ -181,8 +181,8 @@ def run(
         children["gpu-serve"] = subprocess.Popen(
             # fp32, as the clients' reference (LocalEvaluator on CPU): bf16 differs from it by about
             # 1e-3, beyond what the check allows, and the soak is about delivery, not precision
-            [*azjobs, "gpu-serve", "--run-dir", str(run_dir), "--precision", "fp32"], env=env, stdout=open(logs / "gpu-serve.log", "wb"),
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [*azjobs, "gpu-serve", "--run-dir", str(run_dir), "--precision", "fp32"], env=env,
+            stdout=open(logs / "gpu-serve.log", "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         for i in range(workers):
             children[f"client-{i + 1}"] = subprocess.Popen(
                 [*azjobs, "bench", "soak-client", "--run-dir", str(run_dir), "--index", str(i), "--games", str(games),
