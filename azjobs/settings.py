@@ -73,6 +73,7 @@ class Settings:
     min_replay_positions: int = 4_000
     batch_size: int = 256
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = ""  # "STEP:RATE,...": from each training step on, that rate (Leela's drops)
     weight_decay: float = 1e-4
     publish_every_steps: int = 100
     checkpoint_every_steps: int = 500
@@ -126,6 +127,7 @@ class Settings:
                 f"max_train_per_position ({self.max_train_per_position})"
             )
         _check_opponents(self.eval_opponents)
+        rate_schedule(self.learning_rate_schedule)  # SettingsError naming the bad entry
         self._check_search()
         if -(-self.games_in_flight // 2) > self.max_request_positions:
             raise SettingsError(
@@ -184,6 +186,35 @@ def _check_opponents(text: str) -> None:
             raise SettingsError(f"setting eval_opponents: {item!r} is a network; name baselines or `previous`")
 
 
+def rate_schedule(text: str) -> list[tuple[int, float]]:
+    """The (step, rate) pairs of learning_rate_schedule, steps rising; SettingsError if malformed."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            step, rate = item.split(":")
+            pairs.append((int(step), float(rate)))
+        except ValueError:
+            raise SettingsError(
+                f"setting learning_rate_schedule: {item!r} is not STEP:RATE (e.g. \"20000:3e-4,40000:1e-4\")"
+            ) from None
+    steps = [step for step, _ in pairs]
+    if any(step < 1 for step in steps) or steps != sorted(set(steps)) or any(rate <= 0 for _, rate in pairs):
+        raise SettingsError(f"setting learning_rate_schedule: steps must rise from 1 and rates be above 0, "
+                            f"got {text!r}")
+    return pairs
+
+
+def learning_rate_at(settings: Settings, step: int) -> float:
+    """The learning rate of training step `step` (0-based: the steps taken before it)."""
+    rate = settings.learning_rate
+    for start, scheduled in rate_schedule(settings.learning_rate_schedule):
+        if step >= start:
+            rate = scheduled
+    return rate
+
+
 PREVIOUS = "previous"  # in eval_opponents: the version evaluated before
 
 
@@ -233,6 +264,8 @@ DOCS: dict[str, str] = {
     "min_replay_positions": "positions needed before training starts",
     "batch_size": "positions per training minibatch",
     "learning_rate": "AdamW learning rate",
+    "learning_rate_schedule": "learning rate drops, STEP:RATE,... (e.g. 20000:3e-4,40000:1e-4): from training "
+                              "step STEP on, RATE (empty: learning_rate throughout)",
     "weight_decay": "AdamW weight decay",
     "publish_every_steps": "training steps between published weights versions",
     "checkpoint_every_steps": "training steps between checkpoints (and one on exit)",

@@ -1,3 +1,5 @@
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,26 @@ def test_strength_settings_default_to_plain_alphazero() -> None:
     config = SearchConfig.from_settings(S.Settings())
     assert not config.gumbel and config.full_search_prob == 1 and config.fpu_reduction == 0
     assert config.forced_playouts == 0 and S.Settings().resign_value == -1
+
+
+@pytest.mark.parametrize("text", ["1000", "1000:x", "0:1e-4", "2000:1e-4,1000:3e-4", "1000:1e-4,1000:3e-5",
+                                  "1000:0"])
+def test_a_bad_learning_rate_schedule_is_named(text: str) -> None:
+    with pytest.raises(S.SettingsError, match="learning_rate_schedule"):
+        S.Settings(learning_rate_schedule=text)
+
+
+def test_learning_rate_follows_its_schedule() -> None:
+    settings = S.Settings(learning_rate=1e-3, learning_rate_schedule=" 100:3e-4, 250:1e-4 ")
+    rates = [S.learning_rate_at(settings, step) for step in (0, 99, 100, 249, 250, 10_000)]
+    assert rates == [1e-3, 1e-3, 3e-4, 3e-4, 1e-4, 1e-4]
+    assert S.learning_rate_at(S.Settings(learning_rate=2e-3), 10_000) == 2e-3  # no schedule: constant
+
+
+def test_the_readme_settings_table_lists_every_setting_with_its_default() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]*) \|", readme, flags=re.MULTILINE))
+    for field in dataclasses.fields(S.Settings):
+        value = field.default
+        shown = '""' if value == "" else str(value).lower() if isinstance(value, bool) else str(value)
+        assert rows.get(field.name, "").strip() == shown, field.name

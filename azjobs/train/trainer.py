@@ -33,7 +33,7 @@ from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
-from azjobs.settings import Settings
+from azjobs.settings import Settings, learning_rate_at
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
 from azjobs.storage.restore import restore_if_lost
@@ -266,6 +266,9 @@ class Trainer:
         return ""
 
     def step(self) -> None:
+        rate = learning_rate_at(self.settings, self.state.step)
+        for group in self.optimizer.param_groups:  # also right after a resume: the schedule follows the step
+            group["lr"] = rate
         batch = self.buffer.sample(self.settings.batch_size, window=self.window())
         self.state.losses = train_step(self.model, self.optimizer, batch, self.device)
         self.state.step += 1

@@ -26,7 +26,7 @@ from azjobs.net import read_metadata
 from azjobs.net.model import build_model
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings
-from azjobs.storage.checkpoints import checkpoint_paths
+from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
 from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
 from azjobs.storage.weights import WeightStore, versions_in
@@ -188,6 +188,23 @@ def test_resumes_from_its_checkpoint(redis_client: redis.Redis, run_dir: Path) -
     meta = read_metadata(WeightStore(redis_client, run_dir.name, run_dir).load(5))
     assert meta["samples_trained"] == str(12 * SETTINGS.batch_size)
     assert checkpoint_steps(run_dir)[-1] == 12
+
+
+def test_the_learning_rate_drops_on_schedule_and_after_a_resume(redis_client: redis.Redis, run_dir: Path) -> None:
+    settings = SETTINGS.replace(learning_rate_schedule="4:1e-3,9:1e-4")
+    add_shard(redis_client, run_dir, seed=0)
+
+    def rate_in_checkpoint() -> float:
+        optimizer = torch.optim.AdamW(build_model(GAME, settings).parameters(), lr=0.5)
+        load_latest_checkpoint(run_dir, build_model(GAME, settings), optimizer, log=lambda _: None)
+        return optimizer.param_groups[0]["lr"]
+
+    train(redis_client, run_dir, settings, max_steps=3)  # steps 0-2: learning_rate
+    assert rate_in_checkpoint() == pytest.approx(SETTINGS.learning_rate)
+    train(redis_client, run_dir, settings, max_steps=7)  # resumed; steps 4-6 take the first drop
+    assert rate_in_checkpoint() == pytest.approx(1e-3)
+    train(redis_client, run_dir, settings, max_steps=12)
+    assert rate_in_checkpoint() == pytest.approx(1e-4)
 
 
 def test_lost_checkpoint_never_lowers_the_version(redis_client: redis.Redis, run_dir: Path) -> None:
