@@ -8,6 +8,7 @@ the run reads them back from there, so machines never disagree.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -186,7 +187,8 @@ def _check_opponents(text: str) -> None:
             raise SettingsError(f"setting eval_opponents: {item!r} is a network; name baselines or `previous`")
 
 
-def rate_schedule(text: str) -> list[tuple[int, float]]:
+@functools.cache  # the trainer asks before every step
+def rate_schedule(text: str) -> tuple[tuple[int, float], ...]:
     """The (step, rate) pairs of learning_rate_schedule, steps rising; SettingsError if malformed."""
     pairs = []
     for item in (part.strip() for part in text.split(",")):
@@ -203,7 +205,7 @@ def rate_schedule(text: str) -> list[tuple[int, float]]:
     if any(step < 1 for step in steps) or steps != sorted(set(steps)) or any(rate <= 0 for _, rate in pairs):
         raise SettingsError(f"setting learning_rate_schedule: steps must rise from 1 and rates be above 0, "
                             f"got {text!r}")
-    return pairs
+    return tuple(pairs)
 
 
 def learning_rate_at(settings: Settings, step: int) -> float:
