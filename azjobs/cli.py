@@ -21,7 +21,7 @@ from rich.console import Console
 from azjobs import __version__
 from azjobs.connection import URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
-from azjobs.settings import DOCS, FIELD_TYPES, Settings, SettingsError
+from azjobs.settings import DOCS, FALSE, FIELD_TYPES, TRUE, Settings, SettingsError
 
 
 def say(message: str) -> None:
@@ -75,7 +75,8 @@ def threads_option(f: Callable) -> Callable:
 def settings_options(f: Callable) -> Callable:
     """--config, --game and one option per setting (env AZJOBS_<NAME> works too)."""
     for name in reversed(list(FIELD_TYPES)):
-        kind = FIELD_TYPES[name]
+        # Booleans strictly as the environment spells them: a misspelt one is an error, not false.
+        kind = click.Choice(TRUE + FALSE, case_sensitive=False) if FIELD_TYPES[name] is bool else FIELD_TYPES[name]
         f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name])(f)
     return click.option(
         "--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -439,6 +440,38 @@ def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: boo
     sims = agent.settings.num_simulations if sims is None else sims
     play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo,
               seed=seed)
+
+
+@main.command("settings")
+@redis_url_option
+@run_dir_option(required=False)
+@settings_options
+def settings_cmd(redis_url: str | None, run_dir: Path | None, config: Path | None, **flags: Any) -> None:
+    """Print the effective settings as a TOML file that --config accepts, each line with its meaning.
+
+    Without --run-dir: what a new run gets (defaults < game < --config < AZJOBS_* < flags).
+    With --run-dir: the run's stored settings, from its settings.toml; with --redis-url, from the
+    run's Redis as its processes read them (else its settings.toml).
+    """
+    from azjobs import settings as run_settings
+
+    if run_dir is None:
+        found = run_settings.resolve(config, flags)
+        title = f"azjobs settings for a new {found.game} run; use with `azjobs run --config FILE`."
+    else:
+        given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
+        if config is not None or given:
+            raise click.UsageError(f"a run's settings are fixed at its creation: drop {(given or ['--config'])[0]} "
+                                   f"with --run-dir (docs/settings.md)")
+        if redis_url is None:
+            stored = run_settings.read_file(run_dir)
+        else:
+            stored = run_settings.fetch(connect(redis_url), run_name(run_dir), run_dir)
+        if stored is None:
+            raise AzjobsError(f"no run at {run_dir}: no {run_settings.SETTINGS_FILE} there"
+                              + ("" if redis_url is None else " and no such run in Redis") + "; check --run-dir")
+        found, title = stored, f"azjobs settings of run {run_name(run_dir)} (stored when it was created)."
+    click.echo(run_settings.to_toml(found, title), nl=False)
 
 
 # The games.
