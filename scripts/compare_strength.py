@@ -25,7 +25,7 @@ from rich.console import Console
 
 from azjobs import local
 from azjobs.eval import strength
-from azjobs.settings import FIELD_TYPES, SettingsError, resolve
+from azjobs.settings import FALSE, FIELD_TYPES, TRUE, SettingsError, resolve
 from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
 # Each knob of the README's "Strength per compute" on its own, against the baseline: plain AlphaZero
@@ -44,7 +44,7 @@ KNOBS: dict[str, dict[str, Any]] = {
 }
 VARIANTS: dict[str, dict[str, Any]] = {name: {**OFF, **knobs} for name, knobs in KNOBS.items()} | {"defaults": {}}
 COMMON = {"eval_every_versions": 0}
-BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+BOOLEANS = TRUE + FALSE  # as the settings spell them: a misspelling is an error, not false
 
 
 def parse_pairs(text: str) -> dict[str, str]:
