@@ -193,7 +193,8 @@ class Settings:
         20, "games per evaluation match (half with each colour, from paired random openings)", at_least=2)
     eval_opponents: str = setting(
         "previous,random,oneply,alphabeta:4", "who each evaluated version plays, comma-separated: previous "
-        "(the version evaluated before) and baselines: random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS", text="previous and baseline players, comma-separated")
+        "(the version evaluated before) and baselines: random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS",
+        text="previous and baseline players, comma-separated")
     eval_simulations: int = setting(
         100, "search simulations of network players in evaluation (accuracy also with 0)", at_least=0)
     eval_opening_moves: int = setting(2, "random moves that open each evaluation game", at_least=0)
@@ -244,8 +245,8 @@ class Settings:
         except ValueError:
             values = None
         if not isinstance(values, dict):
-            raise SettingsError("the run's settings stored in Redis are not a JSON object: restore them from the "
-                                "storage root (delete the key; the next process reads <run_dir>/settings.toml)")
+            raise SettingsError("the run's settings stored in Redis are not a JSON object: delete their key, and "
+                                "the next process of the run restores them from <run_dir>/settings.toml")
         return cls.from_mapping(values, source="the run's settings in Redis")
 
     @classmethod
@@ -312,6 +313,7 @@ SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings)}
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 DOCS: dict[str, str] = {name: spec.doc for name, spec in SPECS.items()}  # the CLI's --help says the same
 TRUE, FALSE = ("true", "1"), ("false", "0")  # the spellings of a boolean in the environment and in flags
+TEXT_SOURCES = ("the environment", "the flags")  # where values arrive as text
 
 
 def _bad(name: str, value: Any, source: str | None) -> SettingsError:
@@ -322,8 +324,6 @@ def _bad(name: str, value: Any, source: str | None) -> SettingsError:
     return SettingsError(f"setting {name}{where} must be {allowed} (default {_shown(DEFAULTS[name])}), "
                          f"got {value!r}")
 
-
-TEXT_SOURCES = ("the environment", "the flags")  # where values arrive as text
 
 
 def check_value(name: str, value: Any, source: str | None = None) -> Any:
@@ -490,7 +490,10 @@ def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | N
     """The run's settings from Redis, else from the storage root (restoring Redis); None if no run."""
     raw = redis.get(keys.settings(run))
     if raw is not None:
-        return Settings.from_json(raw)
+        try:
+            return Settings.from_json(raw)
+        except SettingsError as e:
+            raise SettingsError(f"{e} (key {keys.settings(run)})") from None
     stored = read_file(run_dir) if run_dir is not None else None
     if stored is not None:
         redis.set(keys.settings(run), stored.to_json(), nx=True)
