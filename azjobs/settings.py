@@ -552,6 +552,7 @@ reads them from there, so machines never disagree: settings given to a later com
 existing run are ignored, and it says so ("using its stored settings"). The one exception is
 `num_workers`, which each `azjobs run` takes from its own settings. What a process does on its own
 machine (`--device`, `--threads`, `--precision`, `--workers`) is a flag of its command, not a setting.
+Changing a stored setting of an existing run is described in [operations.md](operations.md).
 
 ## The replay window and the train/play ratio
 
