@@ -119,12 +119,11 @@ def run_name(run_dir: Path) -> str:
 
 
 def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
-    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis)."""
-    from azjobs.local import LOCAL_URL_FILE
+    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis), if one is live."""
+    from azjobs.local import read_url_file
 
-    local_url = Path(run_dir) / LOCAL_URL_FILE if run_dir is not None else None
-    if redis_url is None and local_url is not None and local_url.exists():
-        return local_url.read_text().strip()
+    if redis_url is None and run_dir is not None:
+        return read_url_file(run_dir) or None
     return redis_url
 
 
