@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,31 +133,67 @@ def _spawn(role: str, args: list[str], url: str, run_dir: Path, log_dir: Path, t
     return Child(role, process)
 
 
-def _stop(children: list[Child], console: Console) -> None:
-    """Workers first (their job is cut short), then the server, then the trainer (it checkpoints)."""
-    order = ["worker", "gpu-serve", "trainer"]
-    for role in order:
-        group = [c for c in children if c.role.startswith(role)]
-        for child in group:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+class Signals:
+    """Ctrl-C or SIGTERM: the first stops the run in order (as a KeyboardInterrupt); once stopping, any
+    further one sets `urgent`, and whatever still runs is killed at once: nothing is left running headless."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.urgent = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)  # `kill` stops the run as cleanly as Ctrl-C
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+        self.urgent.set()
+
+
+def _stop(children: list[Child], console: Console, urgent: threading.Event) -> None:
+    """Workers first (their job is cut short), then the server, then the trainer (it checkpoints).
+
+    Once `urgent` is set (a second signal), it stops waiting: every child still running is killed now."""
+    for role in ("worker", "gpu-serve", "trainer"):
+        group = [c for c in children if c.role.startswith(role) and c.process.poll() is None]
+        _signal_all(group, signal.SIGTERM)
+        # A worker's first SIGTERM waits for its job; a second one stops it now.
+        if role == "worker" and not urgent.wait(1.1):
+            _signal_all(group, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for child in group:
-            if role == "worker":
-                # A worker's first SIGTERM waits for its job; a second one stops it now.
-                time.sleep(1.1)
-                if child.process.poll() is None:
-                    child.process.send_signal(signal.SIGTERM)
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if not _wait(child, deadline, urgent) and not urgent.is_set():
                 console.print(f"{child.role} did not stop in {STOP_GRACE_S:.0f} s; killing it")
-                child.process.kill()
-                child.process.wait()
+                _kill(child)
+        if urgent.is_set():
+            left = [c for c in children if c.process.poll() is None]
+            console.print(f"second signal: killing {', '.join(c.role for c in left) or 'nothing'} now")
+            for child in left:
+                _kill(child)
+            return
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _signal_all(group: list[Child], sig: signal.Signals) -> None:
+    for child in group:
+        if child.process.poll() is None:
+            child.process.send_signal(sig)
+
+
+def _wait(child: Child, deadline: float, urgent: threading.Event) -> bool:
+    """Wait for `child` until `deadline` or a second signal; True if it exited."""
+    while child.process.poll() is None:
+        if urgent.is_set() or time.monotonic() > deadline:
+            return False
+        urgent.wait(0.1)
+    return True
+
+
+def _kill(child: Child) -> None:
+    if child.process.poll() is None:
+        child.process.kill()
+    child.process.wait()
 
 
 def run(
@@ -174,7 +211,8 @@ def run(
     workers = workers or settings.num_workers or default_workers()
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the run as cleanly as Ctrl-C
+    signals = Signals()
+    signals.install()
     server = embedded.start()
     children: list[Child] = []
     url_file = run_dir / LOCAL_URL_FILE
@@ -195,9 +233,12 @@ def run(
         )
         return _watch(client, run_name, children, minutes, console)
     finally:
-        _stop(children, console)
+        signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
+        _stop(children, console, signals.urgent)
         url_file.unlink(missing_ok=True)
-        server.stop()
+        server.stop(now=signals.urgent.is_set())
+        if signals.urgent.is_set():
+            raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
 
 
 def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float, console: Console) -> status.Snapshot:
