@@ -162,7 +162,10 @@ def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Pa
     Runs again on the same --run-dir (default runs/<game>) resume where it stopped.
     """
     from azjobs import local
+    from azjobs.eval.positions import resolve_positions
 
+    if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
+        resolve_positions(settings.eval_positions)
     local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers)
 
 
@@ -612,8 +615,9 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 
 @bench_group.command("strength")
 @run_dir_option(required=False)
-@click.option("--positions", "positions_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labelled positions, JSON lines (see 'Labelled positions' in the README).")
+@click.option("--positions", "positions_file", required=True, metavar="NAME|FILE",
+              help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
+                   "JSON-lines file (the format: docs/evaluation.md).")
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @player_option
@@ -623,7 +627,7 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 @click.option("--record", is_flag=True,
               help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option
-def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | None, player: str,
+def bench_strength_cmd(run_dir: Path | None, positions_file: str, sims: int | None, player: str,
                        game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
