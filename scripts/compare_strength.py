@@ -7,8 +7,8 @@ same game, seed and minutes and the variant's settings: every knob off (plain Al
 the variant's own, or the game's defaults for `defaults` (evaluation jobs off, so every worker
 second goes to self-play), then `azjobs bench strength --record` on its newest weights: the
 network alone (`--sims 0`) and with search (`--sims N`, the run's own search: Gumbel for the
-Gumbel runs). Prints one JSON line per variant as it finishes, then a Markdown table for the
-README. A variant whose folder already holds weights is only scored again (`--retrain` trains
+Gumbel runs). Prints one JSON line per variant as it finishes, then a Markdown table for
+docs/strength.md. A variant whose folder already holds weights is only scored again (`--retrain` trains
 it afresh). `--variant NAME:key=value,...` adds a variant (e.g. the best combination once the
 single knobs are measured); `--only a,b` runs a subset; `--set key=value` changes every run.
 """
@@ -31,7 +31,7 @@ from azjobs.games import get_game
 from azjobs.settings import FALSE, FIELD_TYPES, TRUE, SettingsError, resolve
 from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
-# Each knob of the README's "Strength per compute" on its own, against the baseline: plain AlphaZero
+# Each knob of strength per compute (docs/strength.md) on its own, against the baseline: plain AlphaZero
 # (every knob off, whatever the game's defaults say). `defaults` is the game's own settings.
 OFF: dict[str, Any] = {"gumbel": False, "full_search_prob": 1.0, "fpu_reduction": 0.0, "forced_playouts": 0.0,
                        "resign_value": -1.0}
