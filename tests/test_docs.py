@@ -167,3 +167,35 @@ def test_bestmove_and_play_hide_the_redis_url_they_ignore() -> None:
         [option] = [p for p in main.commands[name].params if "--redis-url" in getattr(p, "opts", ())]
         assert option.hidden, name
         assert "--redis-url" not in main.commands[name].get_help(click.Context(main.commands[name]))
+
+
+def test_the_design_lists_every_redis_key() -> None:
+    """docs/design.md's key table has a row for each key of azjobs/keys.py (placeholders as `<run>`)
+    and for no other."""
+    import inspect
+
+    from azjobs import keys
+
+    design = (ROOT / "docs" / "design.md").read_text()
+    placeholders = {"run": "<run>", "client_id": "<client>", "version": "<version>", "role": "<role>",
+                    "process_id": "<id>"}
+    named = []
+    for name, function in inspect.getmembers(keys, inspect.isfunction):
+        if function.__module__ != keys.__name__ or name == "prefix":
+            continue
+        args = [placeholders[p] for p in inspect.signature(function).parameters]
+        key = function(*args)
+        named.append(key)
+        assert f"| `{key}` |" in design, f"docs/design.md has no row for {key} (keys.{name})"
+    rows = re.findall(r"^\| `(azjobs:[^`]+)` \|", design, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(named)  # and no row for a key the code no longer has
+
+
+def test_the_design_names_the_format_versions() -> None:
+    from azjobs import wire
+    from azjobs.storage import shards
+
+    design = (ROOT / "docs" / "design.md").read_text()
+    assert f"## Wire format (version {wire.FORMAT_VERSION})" in design
+    assert f"## Replay shards (format {shards.FORMAT_VERSION})" in design
+    assert f"`format_version` ({shards.FORMAT_VERSION})" in design
