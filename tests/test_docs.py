@@ -115,6 +115,46 @@ def test_every_command_and_flag_the_docs_show_exists(page: Path) -> None:
     assert not found, "\n".join(f"{page.relative_to(ROOT)}:{number}: {problem}" for number, problem in found)
 
 
+POSITIONS = re.compile(r"(--(?:eval-)?positions)[ =]+([^\s`\\|;&)\]]+)")
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z_|-]*$|[<>]")  # FILE, NAME|FILE, <file>
+
+
+def positions_problems(text: str) -> list[tuple[int, str]]:
+    """Labelled positions that a command shown cannot find from a fresh clone: neither a bundled set's
+    name nor a file of the repository."""
+    from azjobs.eval.positions import BUNDLED
+
+    found = []
+    for number, code, _ in code_pieces(text):
+        for flag, value in POSITIONS.findall(code):
+            value = value.strip("\"'")
+            if PLACEHOLDER.search(value) or value in BUNDLED or (ROOT / value).is_file():
+                continue
+            found.append((number, f"{flag} {value}: neither a bundled set ({', '.join(BUNDLED)}) "
+                                  "nor a file of the repository"))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_labelled_positions_the_docs_use_are_in_the_repository(page: Path) -> None:
+    found = positions_problems(page.read_text())
+    assert not found, "\n".join(f"{page.relative_to(ROOT)}:{number}: {problem}" for number, problem in found)
+
+
+def test_the_positions_check_finds_what_a_clone_lacks() -> None:
+    text = "\n".join([
+        "`azjobs bench strength --positions connect4` and `--positions FILE`, `--positions NAME|FILE`",
+        "```sh",
+        "python scripts/strength_curve.py --run-dir r --positions c4_public.jsonl --minutes 10",
+        "azjobs run --eval-positions=tests/eval/data/c4_sample.jsonl; azjobs run --eval-positions nope",
+        "```",
+    ])
+    assert positions_problems(text) == [
+        (3, "--positions c4_public.jsonl: neither a bundled set (connect4) nor a file of the repository"),
+        (4, "--eval-positions nope: neither a bundled set (connect4) nor a file of the repository"),
+    ]
+
+
 CHECKED = r"""Run `azjobs run --minutes 5 --net-blocks 8` or `azjobs bench search\|net [--game G \| --seconds S]`;
 `azjobs <command> --help`, `python -m azjobs --version`, `azjobs bestmove --redis-url URL`.
 ```sh
