@@ -5,7 +5,8 @@ One JSON object per line: `"moves"`, the moves played from the start in the game
 per action (Connect Four: per column, left to right): null where the move is illegal, > 0 a win,
 0 a draw, < 0 a loss for the player to move, a larger win score being a quicker win (and a
 larger loss score a slower loss). Other fields (e.g. "best_class", "src") are ignored.
-Sets shipped in azjobs/eval/data/ go by name (`--positions connect4`); data/README.md says where they come from.
+Sets shipped in azjobs/eval/data/ go by name (`--positions connect4`); data/README.md says where
+they come from.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 
 from azjobs.errors import AzjobsError
 from azjobs.games.base import Game
-
 
 DATA_DIR = Path(__file__).with_name("data")
 # Labelled sets shipped with the package, by the name commands accept in place of a path.
