@@ -57,6 +57,12 @@ def redis_url_option(f: Callable) -> Callable:
     )(f)
 
 
+def unused_redis_url_option(f: Callable) -> Callable:
+    """--redis-url for commands that read the storage root alone: accepted (scripts pass it to
+    every command), ignored, and left out of --help so that no one expects it to matter."""
+    return click.option("--redis-url", envvar=URL_ENV, default=None, hidden=True, expose_value=False)(f)
+
+
 def run_dir_option(required: bool) -> Callable:
     return click.option(
         "--run-dir", envvar="AZJOBS_RUN_DIR", show_envvar=True, required=required,
@@ -161,7 +167,10 @@ def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Pa
     Runs again on the same --run-dir (default runs/<game>) resume where it stopped.
     """
     from azjobs import local
+    from azjobs.eval.positions import resolve_positions
 
+    if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
+        resolve_positions(settings.eval_positions)
     local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers)
 
 
@@ -355,17 +364,17 @@ def game_option(f: Callable) -> Callable:
 
 
 @main.command("bestmove")
-@redis_url_option
+@unused_redis_url_option
 @run_dir_option(required=False)
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @player_option
 @game_option
-def bestmove_cmd(redis_url: str | None, run_dir: Path | None, sims: int | None, player: str, game: str | None) -> None:
+def bestmove_cmd(run_dir: Path | None, sims: int | None, player: str, game: str | None) -> None:
     """Read positions (moves so far, one game per line) on stdin; print one move per line.
 
-    Uses the newest weights on the storage root (--redis-url is accepted and unused), or the
-    --player named, e.g. `--player alphabeta:4 --game connect4`.
+    Uses the newest weights on the storage root (no Redis needed), or the --player named,
+    e.g. `--player alphabeta:4 --game connect4`.
     """
     from azjobs import bestmove
     from azjobs.players import load_player
@@ -433,16 +442,16 @@ def plot_cmd(run_dir: Path, out: Path | None) -> None:
 
 
 @main.command("play")
-@redis_url_option
+@unused_redis_url_option
 @run_dir_option(required=True)
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @click.option("--second", is_flag=True, help="Let azjobs move first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
-def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
+def play_cmd(run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
     """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
 
-    Reads the newest weights from the storage root (--redis-url is accepted and unused).
+    Reads the newest weights from the storage root (no Redis needed).
     """
     from azjobs import bestmove, play
 
@@ -497,7 +506,7 @@ def games_cmd() -> None:
                    f"{game.num_symmetries} symmetries  ({type(game).__module__})")
 
 
-# Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
+# Benchmarks: each subcommand prints one JSON object as its last line (figures in docs/benchmarks.md).
 
 @main.group("bench")
 def bench_group() -> None:
@@ -622,8 +631,9 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 
 @bench_group.command("strength")
 @run_dir_option(required=False)
-@click.option("--positions", "positions_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labelled positions, JSON lines (see 'Labelled positions' in the README).")
+@click.option("--positions", "positions_file", required=True, metavar="NAME|FILE",
+              help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
+                   "JSON-lines file (the format: docs/evaluation.md).")
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @player_option
@@ -633,7 +643,7 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 @click.option("--record", is_flag=True,
               help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option
-def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | None, player: str,
+def bench_strength_cmd(run_dir: Path | None, positions_file: str, sims: int | None, player: str,
                        game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 

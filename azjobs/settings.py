@@ -199,8 +199,9 @@ class Settings:
         100, "search simulations of network players in evaluation (accuracy also with 0)", at_least=0)
     eval_opening_moves: int = setting(2, "random moves that open each evaluation game", at_least=0)
     eval_positions: str = setting(
-        "", "labelled positions file (JSON lines) scored for each evaluated version; copied into "
-            "<run_dir>/evals/ when the run is created", text="a file's path, or empty")
+        "", "labelled positions scored for each evaluated version: a bundled set's name (connect4) or a "
+            "JSON-lines file (format: docs/evaluation.md); copied into <run_dir>/evals/ when the run is created",
+        text="a bundled set's name, a file's path, or empty")
     gating: bool = setting(False, "serve a new weights version to self-play only once it beats the served one")
     gating_threshold: float = setting(
         0.55, "share of the points a new version needs against the served one to pass the gate",

@@ -26,7 +26,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
 from azjobs.eval import records
-from azjobs.eval.positions import load_positions
+from azjobs.eval.positions import load_positions, resolve_positions
 from azjobs.curves import record_run
 from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
@@ -167,14 +167,16 @@ class Trainer:
         self.record_evals(curves=False)
 
     def copy_positions(self) -> None:
-        """Copy the eval_positions file into the run (checked first), where every worker finds it."""
-        source = self.settings.eval_positions
+        """Copy the eval_positions set (a bundled set's name or a file; checked first) into the run,
+        where every worker finds it."""
+        setting = self.settings.eval_positions
         target = records.evals_dir(self.run_dir) / records.POSITIONS_FILE
-        if not source or target.exists():
+        if not setting or target.exists():
             return
-        load_positions(Path(source), self.game)  # AzjobsError naming the line if it is not a labelled set
-        write_atomic(target, Path(source).read_bytes())
-        self.log(f"trainer: labelled positions {source} copied to {target}")
+        source = resolve_positions(setting)
+        load_positions(source, self.game)  # AzjobsError naming the line if it is not a labelled set
+        write_atomic(target, source.read_bytes())
+        self.log(f"trainer: labelled positions {setting} copied to {target}")
 
     def settle(self) -> None:
         """Write the owed weights version and checkpoint; on a full disk they stay owed (StorageFullError)."""
