@@ -21,7 +21,8 @@ from rich.console import Console
 from azjobs import __version__
 from azjobs.connection import URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
-from azjobs.settings import DOCS, FALSE, FIELD_TYPES, TRUE, Settings, SettingsError
+from azjobs.settings import (DOCS, ENV_PREFIX, FALSE, FIELD_TYPES, PROCESS_SETTINGS, SPECS, TRUE, Settings,
+                             SettingsError)
 
 
 def say(message: str) -> None:
@@ -83,7 +84,8 @@ def settings_options(f: Callable) -> Callable:
     for name in reversed(list(FIELD_TYPES)):
         # Booleans strictly as the environment spells them: a misspelt one is an error, not false.
         kind = click.Choice(TRUE + FALSE, case_sensitive=False) if FIELD_TYPES[name] is bool else FIELD_TYPES[name]
-        f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name])(f)
+        own = " (a process setting: on an existing run, this process's own value)" if name in PROCESS_SETTINGS else ""
+        f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name] + own)(f)
     return click.option(
         "--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="TOML file of settings (defaults < file < AZJOBS_* environment < flags).",
@@ -91,6 +93,7 @@ def settings_options(f: Callable) -> Callable:
 
 
 def with_settings(f: Callable) -> Callable:
+    """The command gets `settings` for a new run in place of --config and the settings flags."""
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
         from azjobs.settings import resolve
@@ -99,6 +102,43 @@ def with_settings(f: Callable) -> Callable:
         return f(resolve(config, flags), **kwargs)
 
     return wrapper
+
+
+def with_given_settings(f: Callable) -> Callable:
+    """As with_settings, and `given`: the values --config, AZJOBS_* and the flags set, whose process
+    settings are this process's own on an existing run."""
+    @wraps(f)
+    def wrapper(config: Path | None, **kwargs: Any) -> Any:
+        from azjobs.settings import from_given, given
+
+        values = given(config, {name: kwargs.pop(name) for name in FIELD_TYPES})
+        return f(from_given(values), values, **kwargs)
+
+    return wrapper
+
+
+def process_option(name: str) -> Callable:
+    """The flag of process setting `name` (env AZJOBS_<NAME>): this process's own value, else the run's."""
+    _, flag = PROCESS_SETTINGS[name]
+    return click.option(
+        flag, name, envvar=ENV_PREFIX + name.upper(), show_envvar=True, default=None,
+        metavar="N" if FIELD_TYPES[name] is int else "NUMBER",
+        help=f"{DOCS[name]}; {SPECS[name].allowed(FIELD_TYPES[name])}. This process's own value "
+             f"(default: the run's {name}, which stays as stored).",
+    )
+
+
+def own_options(command: str, values: dict[str, str | None]) -> dict[str, Any]:
+    """The process settings given to this command by flag or environment, checked (one-line errors)."""
+    from azjobs import settings as run_settings
+
+    ctx, out = click.get_current_context(), {}
+    for name, value in values.items():
+        if value is not None:
+            from_env = ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
+            source = ENV_PREFIX + name.upper() if from_env else PROCESS_SETTINGS[name][1]
+            out.update(run_settings.own_values(command, {name: value}, source))
+    return out
 
 
 def stop_on_signals() -> threading.Event:
@@ -160,18 +200,20 @@ def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False)
               help="Self-play workers to start (default: cores - 1, at least 1).")
 @run_dir_option(required=False)
 @settings_options
-@with_settings
-def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Path | None) -> None:
+@with_given_settings
+def run_cmd(settings: Settings, given: dict[str, Any], minutes: float, workers: int | None,
+            run_dir: Path | None) -> None:
     """Everything on this machine: embedded Redis, gpu-serve, workers, trainer.
 
-    Runs again on the same --run-dir (default runs/<game>) resume where it stopped.
+    Runs again on the same --run-dir (default runs/<game>) resume where it stopped, with the stored
+    settings; process settings given (e.g. --inference-batch-size) go to gpu-serve and the trainer.
     """
     from azjobs import local
     from azjobs.eval.positions import resolve_positions
 
     if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
         resolve_positions(settings.eval_positions)
-    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers)
+    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers, own=given)
 
 
 @main.command("train")
@@ -181,10 +223,14 @@ def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Pa
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
 @threads_option
 @settings_options
-@with_settings
-def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: str | None,
+@with_given_settings
+def train_cmd(settings: Settings, given: dict[str, Any], redis_url: str | None, run_dir: Path, device: str | None,
               max_steps: int | None, threads: int | None) -> None:
-    """The trainer: creates the run (or resumes it), trains and publishes weights."""
+    """The trainer: creates the run (or resumes it), trains and publishes weights.
+
+    On an existing run the stored settings hold, but for the trainer's process settings given
+    (--publish-every-steps, --eval-every-versions, ...): this process's own.
+    """
     from azjobs import settings as run_settings
     from azjobs.storage import marker
     from azjobs.train import trainer
@@ -192,12 +238,13 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
     set_threads(threads)
     client = connect(redis_url)
     stored = run_settings.publish(client, run_name(run_dir), run_dir, settings)
-    if stored != settings:
+    own = {name: value for name, value in given.items() if name in run_settings.process_settings("train")}
+    if stored.replace(**own) != settings:
         say(f"run {run_name(run_dir)} exists: using its stored settings")
     marker.ensure(client, run_name(run_dir), run_dir)
     note_facts(client, run_dir, stored, cuda=True)
     trainer.run(stored, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(),
-                max_steps=max_steps, log=say)
+                max_steps=max_steps, log=say, own=own)
 
 
 @main.command("gpu-serve")
@@ -212,15 +259,24 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
 @click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option("--compile", "compile_net", is_flag=True,
               help="CUDA: torch.compile the network for fixed batch sizes (compiles on first use of each size).")
+@process_option("inference_batch_size")
+@process_option("inference_wait_ms")
 @threads_option
 def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
-              cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
+              cuda_graphs: bool, compile_net: bool, threads: int | None, inference_batch_size: str | None,
+              inference_wait_ms: str | None) -> None:
     """The inference server: batches requests, runs the network, replies."""
+    from azjobs import settings as run_settings
     from azjobs.inference import server
     from azjobs.inference.runner import RunnerOptions
 
+    own = own_options("gpu-serve", {"inference_batch_size": inference_batch_size,
+                                    "inference_wait_ms": inference_wait_ms})  # before waiting for the run
     set_threads(threads)
-    client, settings = join_run(redis_url, run_dir, cuda=True)
+    client, stored = join_run(redis_url, run_dir, cuda=True)
+    settings = run_settings.for_process(stored, "gpu-serve", own)
+    if settings != stored:
+        say(f"gpu-serve: this process's own {run_settings.overridden(settings, stored)}")
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
                             compile=compile_net)
     server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import redis
 from rich.console import Console, Group
@@ -29,7 +30,7 @@ from rich.progress_bar import ProgressBar
 from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
 from azjobs.errors import AzjobsError
-from azjobs.settings import Settings
+from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
 from azjobs.storage import marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
@@ -196,6 +197,12 @@ def _kill(child: Child) -> None:
     child.process.wait()
 
 
+def own_flags(command: str, own: Mapping[str, Any]) -> list[str]:
+    """The values of `command`'s process settings in `own`, as that command's flags."""
+    return [part for name in process_settings(command) if name in own
+            for part in (PROCESS_SETTINGS[name][1], str(own[name]))]
+
+
 def run(
     settings: Settings,
     run_dir: Path,
@@ -203,8 +210,11 @@ def run(
     minutes: float,
     workers: int | None = None,
     console: Console | None = None,
+    own: Mapping[str, Any] | None = None,
 ) -> status.Snapshot:
-    """Run everything until `minutes` have passed or Ctrl-C; returns the last status snapshot."""
+    """Run everything until `minutes` have passed or Ctrl-C; returns the last status snapshot.
+
+    `own`: values given to this command; its process settings go to the roles that take them."""
     console = console or Console()
     run_dir = Path(run_dir).resolve()
     run_name = run_dir.name
@@ -220,12 +230,18 @@ def run(
         client = connect(server.url)
         stored = run_settings.publish(client, run_name, run_dir, settings)
         marker.ensure(client, run_name, run_dir)
+        own = {name: value for name, value in (own or {}).items() if name in PROCESS_SETTINGS}
         if stored != settings:
             console.print(f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})")
+            changed = run_settings.overridden(stored.replace(**own), stored)
+            if changed:
+                console.print(f"[yellow]this run's own: {changed}")
         write_url_file(run_dir, server.url)
         cores = os.cpu_count() or 2
-        children.append(_spawn("trainer", ["train"], server.url, run_dir, log_dir, threads=1))
-        children.append(_spawn("gpu-serve", ["gpu-serve"], server.url, run_dir, log_dir, threads=max(1, cores // 2)))
+        children.append(_spawn("trainer", ["train", *own_flags("train", own)], server.url, run_dir, log_dir,
+                               threads=1))
+        children.append(_spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
+                               log_dir, threads=max(1, cores // 2)))
         for i in range(workers):
             children.append(_spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
         console.print(
