@@ -131,7 +131,7 @@ def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Pa
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"run", "time", "stats", "trainer", "weights_version", "queues", "processes",
-                         "pending_requests", "ratings", "accuracy"}
+                         "pending_requests", "ratings", "accuracy", "run_settings", "overrides"}
     assert data["run"] == RUN and data["weights_version"] == 3 and data["pending_requests"] == 3
     assert data["queues"][keys.selfplay_queue(RUN)]["queued"] == 2
     assert {p["id"]: p["alive"] for p in data["processes"]}["cpu-11"] == "False"
