@@ -202,13 +202,13 @@ def _ratings_table(table: dict[str, dict[str, float]]) -> Table:
     return out
 
 
-def _own(p: dict[str, str], name: str, stored: dict[str, Any]) -> str:
-    """A process setting as the process runs it, with the run's value beside it where they differ."""
+def _own(p: dict[str, str], name: str, stored: dict[str, Any], unit: str = "") -> str:
+    """A process setting as the process runs it, e.g. `25 steps`, with `(run: 100)` where the run's differs."""
     value = own_values(p).get(name)
     if value is None:
-        return p.get(BEAT_FIELDS[p.get("role", "")][name], "-")
+        return p.get(BEAT_FIELDS[p.get("role", "")][name], "-") + unit
     run = stored.get(name, value)
-    return f"{value:g}" + ("" if value == run else f" (run: {run:g})")
+    return f"{value:g}{unit}" + ("" if value == run else f" (run: {run:g})")
 
 
 def _figures(p: dict[str, str], stored: dict[str, Any]) -> str:
@@ -217,16 +217,16 @@ def _figures(p: dict[str, str], stored: dict[str, Any]) -> str:
         return (
             f"v{p.get('weights_version', '-')} {p.get('device', '')} {p.get('precision', '')}  "
             f"{_num(p.get('batches_per_s'), 1)} batches/s  fill {_num(p.get('batch_fill'), 2)} of "
-            f"{_own(p, 'inference_batch_size', stored)}  wait up to {_own(p, 'inference_wait_ms', stored)} ms  "
+            f"{_own(p, 'inference_batch_size', stored)}  wait up to {_own(p, 'inference_wait_ms', stored, ' ms')}  "
             f"{_num(p.get('evals_per_s'))} evals/s  "
             f"forward {_num(p.get('forward_ms'), 1)} ms  gather {_num(p.get('wait_ms'), 1)} ms  "
             f"queue wait {_num(p.get('queue_wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
         )
     if role == "trainer":
-        cadence = (f"  publish every {_own(p, 'publish_every_steps', stored)} steps, checkpoint every "
-                   f"{_own(p, 'checkpoint_every_steps', stored)}, evaluate every "
-                   f"{_own(p, 'eval_every_versions', stored)} versions, queue {_own(p, 'selfplay_queue_depth', stored)}"
-                   if own_values(p) else "")
+        cadence = (f"  publish every {_own(p, 'publish_every_steps', stored, ' steps')}, checkpoint every "
+                   f"{_own(p, 'checkpoint_every_steps', stored, ' steps')}, evaluate every "
+                   f"{_own(p, 'eval_every_versions', stored, ' versions')}, "
+                   f"queue {_own(p, 'selfplay_queue_depth', stored, ' jobs')}" if own_values(p) else "")
         return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}{cadence}"
     if role == "worker":
         return f"evaluator {p.get('evaluator', '-')}"

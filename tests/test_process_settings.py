@@ -114,8 +114,8 @@ def test_status_marks_a_process_value_that_is_not_the_runs(redis_client: redis.R
     server = next(line for line in lines if " g1 " in line)
     assert "fill - of 512 (run: 64)" in server and "wait up to 2 ms " in server
     trainer = next(line for line in lines if " t1 " in line)
-    assert "publish every 25 (run: 100) steps" in trainer and "checkpoint every 500," in trainer
-    assert "evaluate every 10 versions" in trainer
+    assert "publish every 25 steps (run: 100), checkpoint every 500 steps," in trainer
+    assert "evaluate every 10 versions, queue 4 jobs" in trainer
 
 
 @pytest.mark.parametrize(("args", "env", "named"), [
