@@ -681,7 +681,8 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
     settings = bench_settings(game, games_per_job=games_per_job, games_in_flight=games_in_flight,
                               inference_batch_size=batch_size, num_simulations=sims)
     server_threads = server_threads or max(1, (os.cpu_count() or 2) // 2)
-    flags = ["--precision", precision, "--channels-last", channels_last]
+    flags = ["--precision", precision, "--channels-last", channels_last,  # the run's batch, whatever AZJOBS_* says
+             "--batch-size", str(settings.inference_batch_size), "--wait-ms", str(settings.inference_wait_ms)]
     selfplay.run(settings, seconds, warmup, workers or default_workers(), server_threads, flags)
 
 
