@@ -222,9 +222,12 @@ def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precisio
               cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
     """The inference server: batches requests, runs the network, replies."""
     from azjobs.inference import server
-    from azjobs.inference.runner import RunnerOptions
+    from azjobs.inference.runner import RunnerOptions, require_compile
+    from azjobs.net import device as devices
 
     set_threads(threads)
+    if devices.resolve(device).type == "cuda" and compile_net:
+        require_compile()  # before waiting for the run and its weights: a missing GPU or Triton stops here
     client, settings = join_run(redis_url, run_dir, cuda=True, device=device)
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
                             compile=compile_net)
