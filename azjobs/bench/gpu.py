@@ -232,6 +232,7 @@ def run(settings: Settings, seconds: float, *, compile_all: bool = False, compil
         for variant in chosen:
             verdicts.append(run_variant(device, variant, settings.game, ref, seconds))
             say(verdicts[-1].line())
+            torch.cuda.empty_cache()  # the variant's graphs and buffers are gone: give their memory back
         training = trainer_steps_per_s(device, settings, seconds)
         say(f"      {device} trainer: {training['steps_per_s']} steps/s of {training['batch_size']} "
             f"in {training['precision']}")
