@@ -215,8 +215,8 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
               help="channels_last memory layout; auto: timed at start.")
 @click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option("--compile", "compile_net", is_flag=True,
-              help="CUDA: torch.compile the network for fixed batch sizes up to the inference batch size, all compiled at "
-                   "start (needs Triton; minutes for large networks).")
+              help="CUDA: torch.compile the network for fixed batch sizes up to the inference batch size, "
+                   "all compiled at start (needs Triton; minutes for large networks).")
 @threads_option
 def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
               cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:

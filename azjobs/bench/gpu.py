@@ -70,7 +70,8 @@ class Verdict:
 
     def line(self) -> str:
         rates = ", ".join(f"{k}: {v:,.0f}/s" for k, v in self.positions_per_sec.items())
-        text = f"{self.level:<4}  {self.device:<7} {self.variant:<26} error {self.max_error:.1e} (<= {self.tolerance:.0e})"
+        text = (f"{self.level:<4}  {self.device:<7} {self.variant:<26} "
+                f"error {self.max_error:.1e} (<= {self.tolerance:.0e})")
         return text + (f"  {rates}" if rates else "") + (f"  {self.note}" if self.note else "")
 
 
