@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gpu import cuda
+from cuda_marks import cuda
 
 from azjobs.bench import gpu
 from azjobs.cli import main

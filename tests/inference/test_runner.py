@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gpu import cuda, gpus
+from cuda_marks import cuda, gpus
 
 from azjobs.games.connect4 import CONNECT4
 from azjobs.errors import AzjobsError

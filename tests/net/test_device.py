@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gpu import cuda, gpus
+from cuda_marks import cuda, gpus
 
 from azjobs.errors import AzjobsError
 from azjobs.net import device as devices
