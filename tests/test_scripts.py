@@ -80,9 +80,12 @@ def test_cluster_scripts_twice_each(tmp_path: Path) -> None:
     try:
         side = script_env(state, AZJOBS_REDIS_PASSWORD=password)
         run_dir = tmp_path / "storage" / "sc"
-        for _ in range(2):
+        for _ in range(2):  # gpu-serve placed apart from the trainer (on a two-GPU machine: cuda:1)
             run("start_gpu.sh", ["--redis-url", url, "--run-dir", str(run_dir), "--game", "tictactoe", *TINY_TRAIN],
-                side)
+                {**side, "AZJOBS_SERVE_DEVICE": "cpu"})
+        command = {name: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for name, pid in pids(state).items()
+                   if name in ("trainer.sc", "gpu-serve.sc")}
+        assert b"--device" not in command["trainer.sc"] and command["gpu-serve.sc"][-3:-1] == [b"--device", b"cpu"]
         run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "1"], side)
         more = run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "2"], side)
         assert "worker.sc.1 is already running" in more.stderr and "started worker.sc.2" in more.stderr
