@@ -1,6 +1,6 @@
 """The `azjobs` command: a thin layer over each role's `run()`.
 
-Every command takes --redis-url (env AZJOBS_REDIS_URL) and --run-dir (env AZJOBS_RUN_DIR).
+Commands that use a run's Redis take --redis-url (env AZJOBS_REDIS_URL); those of a run, --run-dir (env AZJOBS_RUN_DIR).
 Errors a user can cause end as one line on stderr and a non-zero exit code.
 """
 
