@@ -91,10 +91,9 @@ def _landed_before(ctx: context.WorkerContext, run: str, path: Path) -> dict[str
             "registered_now": registered_now}
 
 
-def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, created: float,
-                retry_s: float = FULL_DISK_RETRY_S) -> ShardInfo:
+def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, created: float) -> ShardInfo:
     """Write the games as the job's shard; while the disk is full, keep them in memory and try again
-    every `retry_s` seconds (as the trainer does with its checkpoints), saying so once."""
+    every FULL_DISK_RETRY_S seconds (as the trainer does with its checkpoints), saying so once."""
     said = False
     while True:
         try:
@@ -106,7 +105,7 @@ def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, c
                 print(f"worker {ctx.worker_name}: {e}; keeping {records.games} games in memory until then",
                       flush=True)
                 said = True
-            time.sleep(retry_s)
+            time.sleep(FULL_DISK_RETRY_S)
 
 
 def pipeline(ctx: context.WorkerContext) -> AsyncEvaluator:
