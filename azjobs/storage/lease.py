@@ -84,10 +84,13 @@ class Holder:
         return False
 
 
-def busy_message(run: str, holder: Holder | None, where: str) -> str:
+def busy_message(run: str, holder: Holder | None, where: str, *, lease: bool = False) -> str:
     who = f"{holder.host} pid {holder.pid}" if holder else "another process"
-    return (f"run {run!r} already has a trainer: {who} holds {where}; stop that one first (two trainers would "
-            f"overwrite each other's weights), or wait {LEASE_TTL_S:g} s if it died on another machine")
+    message = (f"run {run!r} already has a trainer: {who} holds {where}; stop that one first (two trainers "
+               f"would overwrite each other's weights)")
+    if lease:
+        message += f", or if it died on another machine, start again in {LEASE_TTL_S:g} s when its lease expires"
+    return message
 
 
 def _read_holder(path: Path) -> Holder | None:
@@ -181,7 +184,7 @@ class TrainerLease:
                 self.client.register_script(_RELEASE)(keys=[key], args=[raw])  # its holder is gone
                 continue
             if holder is not None and (holder.host == self.me.host or time.monotonic() > deadline):
-                raise TrainerBusyError(busy_message(self.run, holder, f"its lease in Redis ({key})"))
+                raise TrainerBusyError(busy_message(self.run, holder, f"its lease in Redis ({key})", lease=True))
             if holder is not None and not said:
                 log(f"trainer: run {self.run!r} is leased to {holder.host} pid {holder.pid}; waiting up to "
                     f"{self.ttl_s:g} s for the lease to expire")
