@@ -220,7 +220,9 @@ def rebuild(client: Redis, run: str, run_dir: Path) -> int:
         known = {r.id for r in read(client, run, cls)}
         for record in read_files(run_dir, cls):
             if record.id not in known:
-                added += _append_once(client, run, record, force=True)
+                # Forced only where the set of ids outlived the list: a job recording it meanwhile wins.
+                stale = bool(client.sismember(keys.evals_recorded(run), record.id))
+                added += _append_once(client, run, record, force=stale)
                 known.add(record.id)
     return added
 

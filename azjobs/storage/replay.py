@@ -123,7 +123,8 @@ def rebuild_index(redis: Redis, run: str, run_dir: Path) -> int:
             info = read_shard_info(replay_dir(run_dir) / name)
         except ShardError:
             continue
-        added += register_shard(redis, run, info, force=True)  # the index lacks it, whatever the set says
+        # Forced only where the set of names outlived the list: a worker registering it meanwhile wins.
+        added += register_shard(redis, run, info, force=is_registered(redis, run, name))
     return added
 
 

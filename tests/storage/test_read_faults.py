@@ -15,7 +15,14 @@ import redis
 from azjobs import keys
 from azjobs.games import get_game
 from azjobs.storage import shards
-from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names, unregister_shard
+from azjobs.storage.replay import (
+    ReplayBuffer,
+    list_shards,
+    rebuild_index,
+    register_shard,
+    shard_names,
+    unregister_shard,
+)
 from azjobs.storage.shards import ShardInfo, TransientShardError, read_shard, write_shard
 from synthetic import make_records
 
@@ -138,3 +145,14 @@ def test_a_retried_write_of_the_same_job_keeps_the_first_shard(tmp_path: Path) -
     assert again == first and first.positions == 6
     assert shard_names(tmp_path / "replay") == [first.name]
     assert [p.name for p in (tmp_path / "replay").iterdir()] == [first.name]  # no temporary file left
+
+
+def test_rebuilding_the_index_counts_each_shard_once(redis_client: redis.Redis, tmp_path: Path) -> None:
+    a, b = write(tmp_path, [3, 3], "a"), write(tmp_path, [2, 2, 2], "b")
+    register_shard(redis_client, RUN, a)
+    assert rebuild_index(redis_client, RUN, tmp_path) == 1  # b only
+    assert rebuild_index(redis_client, RUN, tmp_path) == 0
+    assert stats(redis_client) == {"games": 5, "positions": 12, "shards": 2}
+    redis_client.delete(keys.shards(RUN), keys.stats(RUN))  # the list and counters lost, the set of names kept
+    assert rebuild_index(redis_client, RUN, tmp_path) == 2
+    assert stats(redis_client) == {"games": 5, "positions": 12, "shards": 2}
