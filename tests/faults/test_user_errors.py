@@ -99,6 +99,7 @@ def test_disk_fills_under_a_running_system(small_disk: Path, tmp_path: Path, red
         trainer.wait_for("storage root full: no space left on device writing")
         # The trainer pauses; the worker's job plays its games and, finding no room, keeps them in memory.
         queue = selfplay_queue(redis_client, "df")
+        queue.enqueue_call("azjobs.jobs.selfplay.selfplay", args=("df", 10_000))  # one job at least, queued now
         worker.wait_for("games in memory until then")
         assert queue.failed_job_registry.count == 0
         stalled_at = versions_in(run_dir / "weights")[-1]
