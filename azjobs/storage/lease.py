@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import redis as redis_errors
+import redis
 
 from azjobs import keys
 from azjobs.errors import AzjobsError
@@ -205,7 +205,7 @@ class TrainerLease:
                     if self.renew():
                         continue
                     raw = self.client.get(keys.trainer_lease(self.run))
-                except redis_errors.RedisError:
+                except redis.RedisError:
                     continue  # Redis away: nobody else can take the lease meanwhile; try again
                 holder = Holder.parse(raw) if raw is not None else None
                 self.lost = busy_message(self.run, holder, f"the run's lease in Redis, taken while this trainer "
@@ -223,7 +223,7 @@ class TrainerLease:
             self._thread.join(timeout=5)
         try:
             self.client.register_script(_RELEASE)(keys=[keys.trainer_lease(self.run)], args=[self.me.to_json()])
-        except redis_errors.RedisError:
+        except redis.RedisError:
             pass  # it expires by itself
         finally:
             self._unlock()
