@@ -18,7 +18,7 @@ from netns import HEAD_ADDRESS, SCRIPTS, Host, check, env_for
 
 URL = f"redis://{HEAD_ADDRESS}:6379/0"
 
-# What a run's Redis holds that the checks need, printed as one JSON object (run inside the head's namespace).
+# What a run's Redis holds that the checks need (jobs: self-play and evaluation), printed as one JSON object (run inside the head's namespace).
 FACTS = """
 import json, sys
 from rq import Queue
@@ -28,9 +28,10 @@ from azjobs import keys
 from azjobs.connection import connect
 from azjobs.storage.replay import list_shards
 client, run = connect(), sys.argv[1]
-queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
-ids = [*queue.finished_job_registry.get_job_ids(), *queue.failed_job_registry.get_job_ids(),
-       *queue.started_job_registry.get_job_ids(), *queue.get_job_ids()]
+queue, evals = (Queue(name, connection=client, serializer=JSONSerializer)
+                for name in (keys.selfplay_queue(run), keys.eval_queue(run)))
+ids = [i for q in (queue, evals) for i in (*q.finished_job_registry.get_job_ids(), *q.get_job_ids(),
+       *q.failed_job_registry.get_job_ids(), *q.started_job_registry.get_job_ids())]
 jobs = [j for j in Job.fetch_many(ids, connection=client, serializer=JSONSerializer) if j is not None]
 latest = client.get(keys.weights_latest(run))
 print(json.dumps({
@@ -38,7 +39,7 @@ print(json.dumps({
     "stats": {k.decode(): int(v) for k, v in client.hgetall(keys.stats(run)).items()},
     "weights_latest": int(latest) if latest is not None else None,
     "queued": queue.count,
-    "failed": queue.failed_job_registry.count,
+    "failed": queue.failed_job_registry.count + evals.failed_job_registry.count,
     "retried": sorted(j.id for j in jobs if j.retries_left is not None and j.retries_left < 1),
 }))
 """
