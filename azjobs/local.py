@@ -26,7 +26,7 @@ from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import Settings
-from azjobs.storage import marker
+from azjobs.storage import lease, marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
 STOP_GRACE_S = 15.0
@@ -93,6 +93,9 @@ def run(
     run_dir = Path(run_dir).resolve()
     run_name = run_dir.name
     workers = workers or settings.num_workers or default_workers()
+    holder = lease.holder_of(run_dir)  # a second `azjobs run` on this folder would start a second trainer
+    if holder is not None:
+        raise AzjobsError(lease.busy_message(run_name, holder, str(run_dir / lease.LOCK_FILE)))
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the run as cleanly as Ctrl-C

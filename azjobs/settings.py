@@ -390,14 +390,42 @@ def write_file(run_dir: Path, settings: Settings) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def create_file(run_dir: Path, settings: Settings) -> Settings:
+    """Write `<run_dir>/settings.toml` unless it exists; the settings the file holds then (of two
+    creators at once, exactly one writes it, and both return what it wrote)."""
+    from azjobs.storage.atomic import land_new, temp_path
+
+    path = Path(run_dir) / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with writing(path):
+            tmp.write_text(to_toml(settings))
+            land_new(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stored = read_file(run_dir)
+    assert stored is not None  # it landed, ours or the other creator's
+    return stored
+
+
 def publish(redis: "Redis", run: str, run_dir: Path, settings: Settings) -> Settings:
-    """Store a new run's settings; an existing run keeps the settings it was created with."""
+    """Store a new run's settings; an existing run keeps the settings it was created with.
+
+    Atomic against a second creator: the first SET NX in Redis wins, the file is written (once) from
+    the winner, and the file, the run's lasting copy, is what Redis holds in the end and what is returned."""
     stored = read_file(run_dir)
     if stored is None:
-        write_file(run_dir, settings)
-        stored = settings
-    redis.set(keys.settings(run), stored.to_json(), nx=True)
-    return Settings.from_json(redis.get(keys.settings(run)))
+        redis.set(keys.settings(run), settings.to_json(), nx=True)
+        raw = redis.get(keys.settings(run))
+        stored = create_file(run_dir, Settings.from_json(raw) if raw is not None else settings)
+    raw = redis.get(keys.settings(run))
+    if raw is None or Settings.from_json(raw) != stored:
+        redis.set(keys.settings(run), stored.to_json())  # e.g. another Redis' creator wrote the file first
+    from azjobs.storage import marker
+
+    marker.ensure(redis, run, Path(run_dir))  # workers refuse a run folder without the run's marker
+    return stored
 
 
 def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | None:

@@ -21,6 +21,8 @@ from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs import context, reaper
 from azjobs.settings import Settings
+from azjobs.storage import marker
+from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore
 
 EVALUATORS = ("remote", "local")
@@ -129,6 +131,9 @@ def run(
 ) -> None:
     """Take the run's evaluation and self-play jobs until stopped (SIGTERM: finish the job, then stop)."""
     name = name or f"{run}.{heartbeat.process_id()}"
+    # A worker that cannot see the run's folder would write games nobody can read: refuse at once.
+    marker.require(client, run, Path(run_dir), role=f"worker {name}", say=say)
+    sweep_temps(Path(run_dir), say)
     ctx = context.WorkerContext(
         redis=client,
         run=run,

@@ -28,15 +28,18 @@ from azjobs import heartbeat, keys
 from azjobs.eval import records
 from azjobs.eval.positions import load_positions
 from azjobs.curves import record_run
-from azjobs.errors import StorageFullError
+from azjobs.errors import AzjobsError, StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate
+from azjobs.jobs.seeds import new_seed
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
 from azjobs.settings import Settings, learning_rate_at
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
-from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
+from azjobs.storage.lease import TrainerLease
+from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index, unregister_shard
 from azjobs.storage.restore import restore_if_lost
+from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore, write_atomic
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
@@ -128,7 +131,8 @@ class Trainer:
         self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
         self.queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
         self.buffer = ReplayBuffer(
-            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log
+            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log,
+            on_set_aside=lambda name: unregister_shard(client, run, name),  # its games leave the counters
         )
         self.state = TrainerState()
         self.owed: set[str] = set()  # writes a full disk held back: "publish", "checkpoint"
@@ -149,8 +153,10 @@ class Trainer:
             self.state.train_seconds = float(info.extra.get("train_seconds", 0.0))
             self.log(f"trainer: resumed from {info.path.name} (step {info.step}, version {info.version})")
         self.copy_positions()
-        # With gating the newest version may be staged rather than served; numbers only go up.
-        published = max([self.store.latest_version() or 0, *self.store.staged_versions()])
+        # The newest of Redis, the storage root and the staged candidates: a Redis restored from an older
+        # snapshot must not make us publish again (and overwrite) versions that exist. Numbers only go up.
+        sweep_temps(self.run_dir, self.log)
+        published = max([self.store.reconcile() or 0, *self.store.staged_versions()])
         if published < max(self.state.version, 1):
             # Fresh run, or weights newer than any checkpoint were lost: publish what we have.
             self.state.version = max(self.state.version, published + 1, 1)
@@ -220,13 +226,13 @@ class Trainer:
             return 0
         missing = self.settings.selfplay_queue_depth - self.queue.count
         for _ in range(max(0, missing)):
-            seed = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
+            number = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
             self.queue.enqueue_call(
                 SELFPLAY_JOB,
-                args=(self.run_name, seed),
+                args=(self.run_name, new_seed()),  # random, not the counter: a restored Redis resets that
                 timeout=JOB_TIMEOUT_S,
                 result_ttl=RESULT_TTL_S,
-                description=f"selfplay {self.run_name} #{seed}",
+                description=f"selfplay {self.run_name} #{number}",
                 retry=Retry(max=1),
             )
         return max(0, missing)
@@ -355,11 +361,11 @@ class Trainer:
         self.state.train_seconds += now - self._clock
         self._clock = now
 
-    def close(self) -> None:
+    def close(self, write: bool = True) -> None:
         """Checkpoint on exit, with any weights version still owed; a full disk ends in StorageFullError."""
         self.tick()
         try:
-            if self.state.step:
+            if self.state.step and write:
                 self.owed.add("checkpoint")
             self.settle()
         finally:
@@ -387,8 +393,24 @@ def run(
     max_steps: int | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainerState:
-    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all."""
+    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all.
+
+    Only one trainer runs per run (TrainerBusyError naming the other); one that loses the run's lease
+    to another stops without writing more and ends in AzjobsError."""
     stop = stop or threading.Event()
+    lease = TrainerLease.acquire(client, run, Path(run_dir), log=log)
+    try:
+        lease.keep(stop)
+        state = _run(settings, client, run, run_dir, lease, device=device, stop=stop, max_steps=max_steps, log=log)
+    finally:
+        lease.release()
+    if lease.lost:
+        raise AzjobsError(lease.lost)
+    return state
+
+
+def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease: TrainerLease, *,
+         device: str | None, stop: threading.Event, max_steps: int | None, log: Callable[[str], None]) -> TrainerState:
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
     trainer.resume()
     last_refresh = 0.0
@@ -421,7 +443,9 @@ def run(
         with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
             trainer.report(force=True)
         try:
-            trainer.close()
+            if lease.lost:
+                trainer.owed.clear()  # the run is another trainer's now: write nothing more
+            trainer.close(write=not lease.lost)
         finally:
             log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state
