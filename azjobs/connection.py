@@ -36,6 +36,9 @@ RETRIES = 3  # redis-py's own retries of a failed command; the roles wait out lo
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
 )
+# Replies of a server changing role that redis-py gives no class of their own: a blocked client is
+# unblocked when its primary becomes a replica; a replica without its primary refuses to answer.
+OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN")
 
 
 def redact(url: str) -> str:
@@ -88,11 +91,18 @@ def keepalive_options() -> dict[int, int]:
     return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
 
 
+def is_outage(e: BaseException) -> bool:
+    """Whether a Redis error is an outage to wait out, not a fault of the command."""
+    if isinstance(e, OUTAGE_ERRORS):
+        return True
+    return isinstance(e, redis.ResponseError) and any(code in str(e) for code in OUTAGE_CODES)
+
+
 def describe_outage(e: Exception) -> str:
-    """A few words for a role's log line: what kind of outage `e` (one of OUTAGE_ERRORS) is."""
+    """A few words for a role's log line: what kind of outage `e` (`is_outage`) is."""
     if isinstance(e, redis.exceptions.OutOfMemoryError):
         return "Redis is out of memory and refuses writes (maxmemory)"
-    if isinstance(e, redis.exceptions.ReadOnlyError):
+    if isinstance(e, redis.exceptions.ReadOnlyError) or isinstance(e, redis.ResponseError):
         return "Redis is read-only (a replica) and refuses writes"
     return f"lost the connection to Redis ({e.__class__.__name__})"
 

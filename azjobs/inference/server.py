@@ -25,6 +25,7 @@ import torch
 from redis import Redis
 
 from azjobs import heartbeat, keys
+from azjobs.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
@@ -301,14 +302,17 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
 
 
 def _loop(server: _Server, stop: threading.Event, max_batches: int | None) -> None:
-    """Serve until stopped; a lost Redis connection is waited out (clients resend what was lost)."""
+    """Serve until stopped; an outage of Redis (lost, silent, out of memory, read-only) is waited out,
+    said once (clients resend what was lost)."""
     lost = False
     while not stop.is_set() and (max_batches is None or server.batches < max_batches):
         try:
             server.step()
-        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as e:
+        except redis_lib.RedisError as e:
+            if not is_outage(e):
+                raise
             if not lost:
-                server.log(f"lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                server.log(f"{describe_outage(e)}; retrying every second")
                 lost = True
             stop.wait(1.0)
             continue
