@@ -119,12 +119,11 @@ def run_name(run_dir: Path) -> str:
 
 
 def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
-    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis)."""
-    from azjobs.local import LOCAL_URL_FILE
+    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis), if one is live."""
+    from azjobs.local import read_url_file
 
-    local_url = Path(run_dir) / LOCAL_URL_FILE if run_dir is not None else None
-    if redis_url is None and local_url is not None and local_url.exists():
-        return local_url.read_text().strip()
+    if redis_url is None and run_dir is not None:
+        return read_url_file(run_dir) or None
     return redis_url
 
 
@@ -313,20 +312,31 @@ def redis_cmd(bind: tuple[str, ...], port: int, data_dir: Path, password_file: P
 @main.command("dashboard")
 @redis_url_option
 @run_dir_option(required=False)
-@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to serve on (0.0.0.0: the LAN).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.")
 @click.option("--port", type=click.IntRange(1, 65535), default=9181, show_default=True)
-def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: int) -> None:
-    """rq-dashboard on the run's Redis: queues, jobs (JSON) and workers.
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the password every page asks for (user azjobs; default: "
+                   "$AZJOBS_DASHBOARD_PASSWORD, else none, which only loopback allows).")
+@click.option("--allow-actions", is_flag=True,
+              help="Turn on the write actions (delete, requeue, empty, compact); off, they answer 403.")
+def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: int, password_file: Path | None,
+                  allow_actions: bool) -> None:
+    """rq-dashboard on the run's Redis: queues, jobs (JSON, never unpickled) and workers; read-only by default.
 
     With only --run-dir of a running `azjobs run`, it shows that run's embedded Redis.
     """
     from azjobs import dashboard
     from azjobs.connection import effective_url
 
+    password = dashboard.read_password(password_file)
+    dashboard.check_exposure(bind, password)
     url = effective_url(url_for(redis_url, run_dir))
     connect(url)  # a clear one-line error before the web server starts
-    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/", err=True)
-    dashboard.run(url, bind=bind, port=port)
+    actions = "write actions on" if allow_actions else "read-only"
+    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/ ({actions}"
+               f"{', password required' if password else ''})", err=True)
+    dashboard.run(url, bind=bind, port=port, password=password, allow_actions=allow_actions)
 
 
 def player_option(f: Callable) -> Callable:
