@@ -43,7 +43,9 @@ pid_alive() {
   pid=$(<"$file")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  [[ ! -r /proc/$pid/cmdline ]] || grep -qa -e azjobs -e redis-server "/proc/$pid/cmdline"
+  # A daemon forked a moment ago may not have exec'd yet: it still runs this script ($0), on a busy machine
+  # for long enough that a check right after start_daemon would call it dead.
+  [[ ! -r /proc/$pid/cmdline ]] || grep -qa -e azjobs -e redis-server -e "$0" "/proc/$pid/cmdline"
 }
 
 # start_daemon NAME COMMAND...: start COMMAND detached, logging to $LOGS/NAME.log, unless it runs.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -69,9 +70,13 @@ class Cluster:
         check(host.run([str(SCRIPTS / "start_gpu.sh"), "--run-dir", str(run_dir), "--game", "tictactoe", *train],
                        self.env(host)))
 
-    def start_workers(self, host: Host, run_dir: Path, count: int, **env: str) -> None:
-        check(host.run([str(SCRIPTS / "start_worker.sh"), "--run-dir", str(run_dir), "-n", str(count)],
-                       self.env(host, **env)))
+    def start_workers(self, host: Host, run_dir: Path, count: int, **env: str) -> subprocess.CompletedProcess:
+        """scripts/start_worker.sh on `host`; the test fails if the script does (see `worker_script`)."""
+        return check(self.worker_script(host, run_dir, count, **env))
+
+    def worker_script(self, host: Host, run_dir: Path, count: int, **env: str) -> subprocess.CompletedProcess:
+        return host.run([str(SCRIPTS / "start_worker.sh"), "--run-dir", str(run_dir), "-n", str(count)],
+                        self.env(host, **env))
 
     def stop(self, host: Host, *flags: str) -> None:
         check(host.run([str(SCRIPTS / "stop_cluster.sh"), *flags], env_for(host)))

@@ -138,7 +138,8 @@ def test_worker_clock_ahead(tmp_path: Path, storage: Path) -> None:
 
 def test_worker_without_storage_root_refuses(tmp_path: Path, storage: Path) -> None:
     """A worker host on which the storage root is not mounted (the mount point an empty folder): its worker
-    refuses the run's jobs, saying which folder, and nothing it did is registered."""
+    refuses the run's jobs (it exits, and the script says so, or it stays and takes none), saying which
+    folder, and nothing it did is registered."""
     mount_point = tmp_path / "cpu-mnt"
     mount_point.mkdir()  # on the worker host nothing is mounted here
     with make_hosts(tmp_path, "cpu") as (head, cpu):
@@ -147,16 +148,18 @@ def test_worker_without_storage_root_refuses(tmp_path: Path, storage: Path) -> N
         try:
             cluster.start_gpu(head, cluster.run_dir, *TRAIN)
             wait_until(lambda: cluster.facts()["queued"] > 0, "self-play jobs queued", timeout_s=180)
-            cluster.start_workers(cpu, mount_point / "tt", 1)
-            worker = daemon_pid(cpu, "worker.tt.1")
-            deadline = time.monotonic() + 60  # time for a worker that takes jobs to finish several
-            while alive(worker) and time.monotonic() < deadline:
-                time.sleep(2)
+            started = cluster.worker_script(cpu, mount_point / "tt", 1)
+            if started.returncode == 0:  # the worker runs: give it time to take (and finish) several jobs
+                worker = daemon_pid(cpu, "worker.tt.1")
+                deadline = time.monotonic() + 60
+                while alive(worker) and time.monotonic() < deadline:
+                    time.sleep(2)
             facts = cluster.facts()
         finally:
             cluster.stop(cpu)
-        log = (cpu.state / "logs" / "worker.tt.1.log").read_text()
-        assert str(mount_point / "tt") in log, f"the worker did not name the folder it cannot use:\n{log}"
+        log = cpu.state / "logs" / "worker.tt.1.log"
+        said = started.stdout + started.stderr + (log.read_text() if log.exists() else "")
+        assert str(mount_point / "tt") in said, f"the worker did not name the folder it cannot use:\n{said}"
         assert facts["queued"] > 0, "no job was waiting for the worker: the test proves nothing"
         assert facts["index"] == [] and facts["stats"].get("shards", 0) == 0, f"registered: {facts}"
         assert shard_files(mount_point / "tt" / "replay") == [], "the worker wrote shards to its own disk"
