@@ -3,7 +3,6 @@ cabled to a bridge in the head's namespace (a switch), on RFC 5737 addresses tha
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -131,8 +130,3 @@ def check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert done.returncode == 0, f"{done.args}\n{done.stdout}\n{done.stderr}"
     return done
 
-
-def status(host: Host, env: dict[str, str], run_dir: Path) -> dict:
-    """`azjobs status --json` of the run, asked from `host`."""
-    command = [sys.executable, "-m", "azjobs", "status", "--json", "--run-dir", str(run_dir)]
-    return json.loads(check(host.run(command, env)).stdout)
