@@ -779,17 +779,48 @@ def bench_match_cmd(player_a: str, player_b: str, run_dir: Path | None, game: st
 @bench_group.command("soak")
 @click.option("--seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="How long the load runs.")
-@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Client processes, each standing in for one self-play worker.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Client processes, each standing in for one self-play worker (default 8); with --system, "
+                   "real workers (default 3).")
 @click.option("--games", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Games per worker: positions in each of its requests.")
+              help="Games per worker: positions in each of its requests (not with --system).")
+@click.option("--system", is_flag=True,
+              help="The whole system: trainer, gpu-serve and workers, with faults injected on a schedule; "
+                   "checks that nothing is lost or counted twice and that memory stays flat.")
+@click.option("--fault-every", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="With --system: seconds between faults (worker killed, gpu-serve killed, Redis restarted, "
+                   "garbage requests, in turn).")
+@click.option("--keep", is_flag=True, help="With --system: keep the run folder and logs (always kept on a failure).")
 @settings_options
-@with_settings
-def soak_cmd(settings: Settings, seconds: float, workers: int, games: int) -> None:
+def soak_cmd(config: Path | None, seconds: float, workers: int | None, games: int, system: bool, fault_every: float,
+             keep: bool, **flags: Any) -> None:
     """Load one gpu-serve on loopback: request latency percentiles, lost or wrong replies, memory of every process.
 
-    Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the server's run.
+    With --system, the whole system under faults instead; one JSON line of figures and checks, exit code 1
+    if a check failed. Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the run; with
+    --system an unset one takes the soak's tiny tic-tac-toe run (no --config or --game given).
     """
+    from azjobs.settings import resolve
+
+    if system:
+        from azjobs.bench import system_soak
+
+        settings = resolve(config, flags if config else system_soak.tiny_defaults(flags))
+        report = system_soak.run(settings, seconds=seconds, workers=workers or 3, fault_every=fault_every, log=say,
+                                 keep=keep)
+        replay = report["replay"]
+        say(f"soak --system: {report['faults_injected']} faults, {replay['finished_jobs']} jobs finished, "
+            f"{replay['games_counted']} games counted, {replay['games_on_disk']} on disk; weights "
+            f"{report['weights']['first']} -> {report['weights']['last']}; failed checks: "
+            f"{', '.join(report['checks_failed']) or 'none'}")
+        click.echo(json.dumps(report))
+        if report["checks_failed"]:
+            sys.exit(1)
+        return
+    _plain_soak(resolve(config, flags), seconds, workers or 8, games)
+
+
+def _plain_soak(settings: Settings, seconds: float, workers: int, games: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from azjobs.bench import soak

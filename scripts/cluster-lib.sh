@@ -38,12 +38,18 @@ find_azjobs() {
 
 # pid_alive FILE: FILE names a live process that is one of ours (a reused pid is not).
 pid_alive() {
-  local file=$1 pid
+  local file=$1 pid stat cmdline
   [[ -s $file ]] || return 1
   pid=$(<"$file")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  [[ ! -r /proc/$pid/cmdline ]] || grep -qa -e azjobs -e redis-server "/proc/$pid/cmdline"
+  [[ -r /proc/$pid/cmdline ]] || return 0
+  stat=$(<"/proc/$pid/stat") 2>/dev/null || return 1
+  [[ ${stat##*) } != Z* ]] || return 1  # exited, not yet reaped: dead, whatever kill -0 says
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  # A daemon started a moment ago may still run this script ($0: forked, not yet exec'd) or read empty
+  # (inside exec); on a busy machine a check right after start_daemon sees either.
+  [[ -z $cmdline || $cmdline == *azjobs* || $cmdline == *redis-server* || $cmdline == *"$0"* ]]
 }
 
 # start_daemon NAME COMMAND...: start COMMAND detached, logging to $LOGS/NAME.log, unless it runs.

@@ -4,8 +4,9 @@ Loop: block on the request list, keep popping whole requests until the batch hol
 `inference_batch_size` positions or `inference_wait_ms` has passed, decoding each straight into the
 runner's batch buffer (a request that would overflow the batch waits at the head of the next one),
 run the network once, push each reply to its sender's list. Between batches (never mid-batch) it
-hot-swaps to the newest published weights. A malformed request is logged, counted and dropped;
-several servers may drain the same list. Its heartbeat carries batch fill, forward time, the time
+hot-swaps to the newest published weights. A malformed request is logged, counted and dropped; a
+stale one (stamped more than REQUEST_TTL_S ago on Redis' clock: its sender is gone) is counted and
+dropped unserved; several servers may drain the same list. Its heartbeat carries batch fill, forward time, the time
 spent gathering a batch and the time requests waited in the list (`azjobs status` shows them).
 """
 
@@ -25,6 +26,8 @@ import torch
 from redis import Redis
 
 from azjobs import heartbeat, keys
+from azjobs.clock import RedisClock
+from azjobs.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
@@ -34,15 +37,14 @@ from azjobs.inference.runner import NetRunner, RunnerOptions
 from azjobs.net.weights import model_from_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
-from azjobs.wire import Request, WireError, decode_request, encode_reply, now_us
+from azjobs.wire import REQUEST_TTL_S, Request, WireError, decode_request, encode_reply
 
 ROLE = "gpu-serve"
 POP_TIMEOUT_S = 1.0  # longest block on an empty list, so `stop` is seen within a second
 IDLE_POLL_S = 0.0002  # pause between non-blocking pops while a partial batch waits
 MAX_POP = 64  # most requests taken by one LPOP
 VERSION_CHECK_S = 0.5  # how often the newest weights version is looked up
-REPLY_TTL_S = 300  # a reply list nobody reads (its client died) expires after this
-REPLY_TTL_REFRESH_S = 60  # a reply list's expiry is renewed at most this often (one command less per reply)
+REPLY_TTL_S = 300  # a reply list nobody reads (its client died) expires after this; set with every push
 WAIT_POLL_S = 1.0  # poll interval while no weights exist yet
 
 
@@ -69,6 +71,7 @@ class _Window:
     forward_s: float = 0.0
     gather_s: float = 0.0
     queue_wait_s: float = 0.0  # summed over requests
+    stale: int = 0  # requests dropped as stale
 
 
 class _Server:
@@ -81,14 +84,14 @@ class _Server:
         self.batch_size = settings.inference_batch_size
         self.requests_key = keys.requests(run)
         self.channel = ListChannel(client)  # the request and reply lists' own connection
+        self.clock = RedisClock(client)  # the clock requests are stamped on
         self.held: deque[tuple[Request, bytes]] = deque()  # popped, not yet in a batch: (request, message)
-        self.batches = self.positions = self.requests = self.dropped = 0
+        self.batches = self.positions = self.requests = self.dropped = self.stale = 0
         self.forward_s = self.forward_cpu_s = 0.0
         self.window = _Window()
         self.means: dict[str, float] = {}  # batch fill, forward, gather and queue wait of the last busy window
         self.last_beat = self.last_version_check = 0.0
         self.failed_version = -1  # a version that would not load, so it is reported once
-        self.ttl_renewed: dict[str, float] = {}  # reply key -> when its expiry was last set
 
     def step(self) -> None:
         """Serve one batch if a request comes within POP_TIMEOUT_S; swap weights and beat when due."""
@@ -130,7 +133,7 @@ class _Server:
 
     def admit(self, raws: list[bytes]) -> None:
         """Decode popped requests (no copy yet) into the queue of those waiting for a batch."""
-        arrived = now_us()
+        arrived = self.clock.now_us()
         for raw in raws:
             try:
                 request = decode_request(
@@ -140,7 +143,12 @@ class _Server:
                 self.dropped += 1
                 self.log(f"dropped a malformed request ({e}); {self.dropped} dropped so far")
                 continue
-            self.window.queue_wait_s += max(0, arrived - request.sent_us) / 1e6
+            waited_s = max(0, arrived - request.sent_us) / 1e6
+            if waited_s > REQUEST_TTL_S:  # nobody waits for its answer: serving it would delay live ones
+                self.stale += 1
+                self.window.stale += 1
+                continue
+            self.window.queue_wait_s += waited_s
             self.held.append((request, raw))
 
     def fill(self, batch: list[Request], positions: int) -> int:
@@ -166,22 +174,15 @@ class _Server:
         self.forward_s += forward_s
         version = self.runner.version
         replies, expire = [], {}
-        now = time.monotonic()
-        if len(self.ttl_renewed) > 10_000:  # clients come and go: forget them now and then
-            self.ttl_renewed.clear()
         start = 0
         for request in batch:
             end = start + len(request.planes)
             key = keys.reply(self.run, request.client_id)
             replies.append((key, encode_reply(request.request_id, version, logits[start:end], values[start:end])))
-            if now - self.ttl_renewed.get(key, -REPLY_TTL_REFRESH_S) >= REPLY_TTL_REFRESH_S:
-                expire[key] = REPLY_TTL_S
-                self.ttl_renewed[key] = now
+            # With every push: a drained list is deleted, and the next push would create it without expiry.
+            expire[key] = REPLY_TTL_S
             start = end
-        if len(replies) == 1 and not expire:
-            self.channel.rpush(*replies[0])
-        else:
-            self.channel.push_many(replies, expire)
+        self.channel.push_many(replies, expire)
         self.batches += 1
         self.positions += n
         self.requests += len(batch)
@@ -230,6 +231,7 @@ class _Server:
             "positions": self.positions,
             "requests": self.requests,
             "dropped": self.dropped,
+            "stale": self.stale,
             "evals_per_s": round(w.positions / elapsed, 1),
             "batches_per_s": round(w.batches / elapsed, 2),
             **self.means,
@@ -239,6 +241,9 @@ class _Server:
             "backlog": self.client.llen(self.requests_key),
         }
         heartbeat.beat(self.client, self.run, ROLE, self.name, fields)
+        if w.stale:
+            self.log(f"dropped {w.stale} stale requests (stamped over {REQUEST_TTL_S:g} s ago: their senders "
+                     f"are gone); {self.stale} so far")
         self.last_beat, self.window = now, _Window()
 
 
@@ -307,19 +312,24 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
         with contextlib.suppress(redis_lib.RedisError):  # the last figures, if Redis is still there
             server.give_back()
             server.beat()
-        log(f"stopped after {server.batches} batches, {server.positions} positions, {server.dropped} dropped")
+        log(f"stopped after {server.batches} batches, {server.positions} positions, {server.dropped} dropped, "
+            f"{server.stale} stale")
 
 
 def _loop(server: _Server, stop: threading.Event, max_batches: int | None) -> None:
-    """Serve until stopped; a lost Redis connection is waited out (clients resend what was lost)."""
+    """Serve until stopped; an outage of Redis (lost, silent, out of memory, read-only) is waited out,
+    said once (clients resend what was lost)."""
     lost = False
     while not stop.is_set() and (max_batches is None or server.batches < max_batches):
         try:
             server.step()
-        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as e:
+        except redis_lib.RedisError as e:
+            if not is_outage(e):
+                raise
             if not lost:
-                server.log(f"lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                server.log(f"{describe_outage(e)}; retrying every second")
                 lost = True
+            server.clock.forget()  # Redis may come back elsewhere (failover), with another clock
             stop.wait(1.0)
             continue
         if lost:

@@ -25,6 +25,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.connection import describe_outage, is_outage
 from azjobs.eval import records
 from azjobs.eval.positions import load_positions, resolve_positions
 from azjobs.curves import record_run
@@ -459,10 +460,13 @@ def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease
                     trainer.report()
                 stop.wait(FULL_DISK_RETRY_S)
                 continue
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                # The model stays in memory; Redis is waited out (checkpoints and weights are on disk).
+            except redis.RedisError as e:
+                if not is_outage(e):
+                    raise
+                # Lost, silent, out of memory or read-only: the model stays in memory and Redis is
+                # waited out (checkpoints and weights are on disk).
                 if not lost:
-                    log(f"trainer: lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                    log(f"trainer: {describe_outage(e)}; retrying every second")
                 lost = True
                 stop.wait(1.0)
                 last_refresh = 0.0
