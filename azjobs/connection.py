@@ -8,15 +8,37 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from urllib.parse import quote
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from azjobs.errors import AzjobsError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 URL_ENV = "AZJOBS_REDIS_URL"
 PASSWORD_ENV = "AZJOBS_REDIS_PASSWORD"
+
+# A head that lost power or a partitioned LAN leaves TCP connections half-open: without these a
+# blocking read waits about two hours. Every blocking read of azjobs (BLPOP of the inference lists,
+# RQ's dequeue) blocks for at most MAX_BLOCK_S, so a read silent for SOCKET_TIMEOUT_S means a dead peer.
+SOCKET_CONNECT_TIMEOUT_S = 10.0
+SOCKET_TIMEOUT_S = 20.0
+MAX_BLOCK_S = 10.0  # longest server-side block (BLPOP timeout) any azjobs command asks for
+HEALTH_CHECK_INTERVAL_S = 30  # a pooled connection idle for longer is PINGed before use
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3  # an idle dead peer is found in ~25 s
+RETRIES = 3  # redis-py's own retries of a failed command; the roles wait out longer outages themselves
+
+# What an outage looks like to a role: Redis gone, silent, out of memory (maxmemory, noeviction)
+# or read-only (a replica, or a primary demoted by failover). Roles wait these out, saying so once.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+)
+# Replies of a server changing role that redis-py gives no class of their own: a blocked client is
+# unblocked when its primary becomes a replica; a replica without its primary refuses to answer.
+OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN")
 
 
 def redact(url: str) -> str:
@@ -40,16 +62,49 @@ def effective_url(url: str | None = None) -> str:
 def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
     """A client for `effective_url(url)`, checked with a PING."""
     url = effective_url(url)
-    extra: dict[str, object] = {"health_check_interval": 30}
-    if not url.startswith("unix://"):
-        extra["socket_keepalive"] = True
     try:
-        client = redis.Redis.from_url(url, **extra)
+        client = redis.Redis.from_url(url, **connection_options(url))
     except ValueError as e:
         raise AzjobsError(f"bad Redis URL {redact(url)}: {e}; write it as redis://[:PASSWORD@]HOST:PORT/DB") from None
     if check:
         ping(client, url)
     return client
+
+
+def connection_options(url: str) -> dict[str, object]:
+    """The timeouts, keepalive and retries every azjobs connection to `url` is made with."""
+    options: dict[str, object] = {
+        "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), RETRIES),
+    }
+    if not url.startswith("unix://"):
+        options["socket_keepalive"] = True
+        options["socket_keepalive_options"] = keepalive_options()
+    return options
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive probing of idle connections (those the platform knows of)."""
+    wanted = {"TCP_KEEPIDLE": KEEPALIVE_IDLE_S, "TCP_KEEPINTVL": KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": KEEPALIVE_COUNT}
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
+def is_outage(e: BaseException) -> bool:
+    """Whether a Redis error is an outage to wait out, not a fault of the command."""
+    if isinstance(e, OUTAGE_ERRORS):
+        return True
+    return isinstance(e, redis.ResponseError) and any(code in str(e) for code in OUTAGE_CODES)
+
+
+def describe_outage(e: Exception) -> str:
+    """A few words for a role's log line: what kind of outage `e` (`is_outage`) is."""
+    if isinstance(e, redis.exceptions.OutOfMemoryError):
+        return "Redis is out of memory and refuses writes (maxmemory)"
+    if isinstance(e, redis.exceptions.ReadOnlyError) or isinstance(e, redis.ResponseError):
+        return "Redis is read-only (a replica) and refuses writes"
+    return f"lost the connection to Redis ({e.__class__.__name__})"
 
 
 def ping(client: redis.Redis, url: str) -> None:

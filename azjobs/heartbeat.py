@@ -1,6 +1,8 @@
 """Liveness of every process of a run: a hash per process, refreshed every few seconds.
 
-`azjobs status` shows a process whose heartbeat is older than `DEAD_AFTER_S` as dead.
+Each beat also sets the process's `alive` key with an expiry of `DEAD_AFTER_S`: a process is alive
+while that key exists. Redis' clock alone decides, so hosts whose clocks differ (by 15 s, or 30) never
+make each other look dead; the hash's `time` (the writer's clock) is for display only.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import redis
 
@@ -28,23 +30,29 @@ def process_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def beat(client: redis.Redis, run: str, role: str, pid: str, fields: Mapping[str, Any] | None = None) -> None:
-    """Record that `role:pid` is alive now, with its own figures."""
+def beat(client: redis.Redis, run: str, role: str, pid: str, fields: Mapping[str, Any] | None = None,
+         *, clock: Callable[[], float] = time.time) -> None:
+    """Record that `role:pid` is alive now, with its own figures (`clock`: this host's wall clock)."""
     key = keys.heartbeat(run, role, pid)
     values: dict[str, Any] = dict(FACTS)
-    values.update({"time": time.time(), "role": role, "host": socket.gethostname()})
+    values.update({"time": clock(), "role": role, "host": socket.gethostname()})
     values.update(fields or {})
     values["azjobs"] = __version__  # last: a role's own `version` field is its weights version
     pipe = client.pipeline(transaction=False)
     pipe.sadd(keys.processes(run), f"{role}:{pid}")
     pipe.hset(key, mapping={k: str(v) for k, v in values.items()})
     pipe.expire(key, FORGET_AFTER_S)
+    pipe.set(keys.alive(run, role, pid), 1, px=int(DEAD_AFTER_S * 1000))
     pipe.execute()
 
 
+def is_alive(client: redis.Redis, run: str, role: str, pid: str) -> bool:
+    """Whether `role:pid` beat within the last DEAD_AFTER_S, by Redis' clock."""
+    return bool(client.exists(keys.alive(run, role, pid)))
+
+
 def read_all(client: redis.Redis, run: str) -> list[dict[str, str]]:
-    """Every known process of the run, with `alive` computed from its last beat."""
-    now = time.time()
+    """Every known process of the run, with `alive` from its alive key."""
     out = []
     for member in sorted(m.decode() for m in client.smembers(keys.processes(run))):
         role, _, pid = member.partition(":")
@@ -54,6 +62,6 @@ def read_all(client: redis.Redis, run: str) -> list[dict[str, str]]:
             continue
         info = {k.decode(): v.decode() for k, v in raw.items()}
         info["id"] = pid
-        info["alive"] = str(now - float(info.get("time", 0)) < DEAD_AFTER_S)
+        info["alive"] = str(is_alive(client, run, role, pid))
         out.append(info)
     return out

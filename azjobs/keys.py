@@ -89,6 +89,12 @@ def heartbeat(run: str, role: str, process_id: str) -> str:
     return f"{PREFIX}:{run}:heartbeat:{role}:{process_id}"
 
 
+def alive(run: str, role: str, process_id: str) -> str:
+    """string with an expiry of DEAD_AFTER_S, set by every heartbeat: a process is alive while it exists
+    (Redis' own clock decides, never the clock of a host)."""
+    return f"{PREFIX}:{run}:alive:{role}:{process_id}"
+
+
 def selfplay_queue(run: str) -> str:
     """RQ queue name of the run's self-play jobs (RQ's own key: rq:queue:<name>)."""
     return f"{PREFIX}:{run}:selfplay"

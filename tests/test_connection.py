@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import threading
 
 import pytest
 import redis
 
 from azjobs import embedded
-from azjobs.connection import PASSWORD_ENV, URL_ENV, connect, redact
+from azjobs.connection import (
+    KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, MAX_BLOCK_S, PASSWORD_ENV, SOCKET_CONNECT_TIMEOUT_S,
+    SOCKET_TIMEOUT_S, URL_ENV, connect, redact,
+)
+from azjobs.inference.channel import ListChannel
 from azjobs.errors import AzjobsError
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
@@ -115,3 +123,51 @@ def test_password_in_url_wins_over_environment(
 ) -> None:
     monkeypatch.setenv(PASSWORD_ENV, "not-it")
     assert connect(password_server.url).ping() is True
+
+
+def test_every_connection_has_timeouts_and_keepalive(
+    password_server: embedded.EmbeddedRedis, redis_url: str
+) -> None:
+    for url in (password_server.url, redis_url):  # TCP and unix socket
+        kwargs = connect(url).connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == SOCKET_TIMEOUT_S > MAX_BLOCK_S  # a blocking read ends first
+        assert kwargs["socket_connect_timeout"] == SOCKET_CONNECT_TIMEOUT_S
+        assert kwargs["health_check_interval"] > 0
+    client = connect(password_server.url)
+    assert client.connection_pool.connection_kwargs["socket_keepalive"] is True
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.connect()
+        sock = connection._sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE_S
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL_S
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_COUNT
+        assert sock.gettimeout() == SOCKET_TIMEOUT_S
+    finally:
+        client.connection_pool.release(connection)
+
+
+def test_a_blocking_read_on_a_silent_server_is_an_error_not_a_hang() -> None:
+    """A head that stops answering (power lost, LAN partitioned; here: SIGSTOP) ends a BLPOP with an error."""
+    with embedded.start(unix_socket=False) as server:
+        channel = ListChannel(connect(server.url))
+        assert channel.blpop("nothing", 0.01) is None
+        outcome: list[BaseException | None] = []
+
+        def block() -> None:
+            try:
+                outcome.append(channel.blpop("nothing", 3600.0))  # asks for longer than the socket timeout
+            except redis.RedisError as e:
+                outcome.append(e)
+
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            reader = threading.Thread(target=block, daemon=True)
+            reader.start()
+            reader.join(timeout=3 * SOCKET_TIMEOUT_S)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        assert not reader.is_alive(), "the blocking read hung on a silent server"
+        assert len(outcome) == 1 and isinstance(outcome[0], redis.TimeoutError)
+        assert channel.blpop("nothing", 0.01) is None  # it reconnects once the server answers again

@@ -42,6 +42,7 @@ def live_run(redis_client: redis.Redis) -> redis.Redis:
     heartbeat.beat(redis_client, RUN, "worker", "cpu-11", {"evaluator": "local"})
     # cpu-11 last beat long ago: killed without a word.
     redis_client.hset(keys.heartbeat(RUN, "worker", "cpu-11"), "time", time.time() - heartbeat.DEAD_AFTER_S - 5)
+    redis_client.delete(keys.alive(RUN, "worker", "cpu-11"))  # silent for DEAD_AFTER_S, by Redis' clock
     redis_client.sadd(keys.processes(RUN), "worker:gone-1")  # its hash expired: forgotten
     redis_client.hset(keys.stats(RUN), mapping={"games": 1234, "positions": 9876, "shards": 5})
     redis_client.hset(keys.trainer(RUN), mapping={"step": 120, "policy_loss": 1.23456, "value_loss": 0.5,

@@ -10,6 +10,9 @@ Self-play keeps several requests in flight (`planes_buffer`, `submit_buffer`, `r
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,9 +22,21 @@ from redis import Redis
 
 from azjobs import keys
 from azjobs.errors import AzjobsError
-from azjobs.heartbeat import process_id
 from azjobs.inference.channel import ListChannel
-from azjobs.wire import RequestBuffer, WireError, decode_reply, encode_request
+from azjobs.wire import MAX_CLIENT_ID, RequestBuffer, WireError, decode_reply, encode_request
+
+
+def make_client_id(host: str | None = None, pid: int | None = None) -> str:
+    """`host-pid-random`, printable and at most MAX_CLIENT_ID bytes whatever the host name: a long one
+    (a cluster pod's, a fully qualified one) keeps its head, readable, and ends in a digest of the whole."""
+    host = socket.gethostname() if host is None else host
+    host = "".join(c if 0x21 <= ord(c) <= 0x7E and c != ":" else "_" for c in host) or "host"
+    tail = f"-{os.getpid() if pid is None else pid}-{uuid.uuid4().hex[:8]}"
+    room = MAX_CLIENT_ID - len(tail)
+    if len(host) > room:
+        digest = hashlib.sha256(host.encode()).hexdigest()[:8]
+        host = f"{host[: room - len(digest) - 1]}~{digest}"
+    return host + tail
 
 
 @dataclass
@@ -47,7 +62,7 @@ class InferenceClient:
         self.redis = redis
         self.planes_shape = planes_shape  # (C, H, W) of the game: needed by planes_buffer only
         self.run = run
-        self.client_id = client_id or f"{process_id()}-{uuid.uuid4().hex[:8]}"
+        self.client_id = client_id or make_client_id()
         self.resend_after_s = resend_after_s
         self.timeout_s = timeout_s
         self.last_version = -1  # weights version of the last reply; -1 before any

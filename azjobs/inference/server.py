@@ -25,6 +25,7 @@ import torch
 from redis import Redis
 
 from azjobs import heartbeat, keys
+from azjobs.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
@@ -41,8 +42,7 @@ POP_TIMEOUT_S = 1.0  # longest block on an empty list, so `stop` is seen within 
 IDLE_POLL_S = 0.0002  # pause between non-blocking pops while a partial batch waits
 MAX_POP = 64  # most requests taken by one LPOP
 VERSION_CHECK_S = 0.5  # how often the newest weights version is looked up
-REPLY_TTL_S = 300  # a reply list nobody reads (its client died) expires after this
-REPLY_TTL_REFRESH_S = 60  # a reply list's expiry is renewed at most this often (one command less per reply)
+REPLY_TTL_S = 300  # a reply list nobody reads (its client died) expires after this; set with every push
 WAIT_POLL_S = 1.0  # poll interval while no weights exist yet
 
 
@@ -88,7 +88,6 @@ class _Server:
         self.means: dict[str, float] = {}  # batch fill, forward, gather and queue wait of the last busy window
         self.last_beat = self.last_version_check = 0.0
         self.failed_version = -1  # a version that would not load, so it is reported once
-        self.ttl_renewed: dict[str, float] = {}  # reply key -> when its expiry was last set
 
     def step(self) -> None:
         """Serve one batch if a request comes within POP_TIMEOUT_S; swap weights and beat when due."""
@@ -166,22 +165,15 @@ class _Server:
         self.forward_s += forward_s
         version = self.runner.version
         replies, expire = [], {}
-        now = time.monotonic()
-        if len(self.ttl_renewed) > 10_000:  # clients come and go: forget them now and then
-            self.ttl_renewed.clear()
         start = 0
         for request in batch:
             end = start + len(request.planes)
             key = keys.reply(self.run, request.client_id)
             replies.append((key, encode_reply(request.request_id, version, logits[start:end], values[start:end])))
-            if now - self.ttl_renewed.get(key, -REPLY_TTL_REFRESH_S) >= REPLY_TTL_REFRESH_S:
-                expire[key] = REPLY_TTL_S
-                self.ttl_renewed[key] = now
+            # With every push: a drained list is deleted, and the next push would create it without expiry.
+            expire[key] = REPLY_TTL_S
             start = end
-        if len(replies) == 1 and not expire:
-            self.channel.rpush(*replies[0])
-        else:
-            self.channel.push_many(replies, expire)
+        self.channel.push_many(replies, expire)
         self.batches += 1
         self.positions += n
         self.requests += len(batch)
@@ -310,14 +302,17 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
 
 
 def _loop(server: _Server, stop: threading.Event, max_batches: int | None) -> None:
-    """Serve until stopped; a lost Redis connection is waited out (clients resend what was lost)."""
+    """Serve until stopped; an outage of Redis (lost, silent, out of memory, read-only) is waited out,
+    said once (clients resend what was lost)."""
     lost = False
     while not stop.is_set() and (max_batches is None or server.batches < max_batches):
         try:
             server.step()
-        except (redis_lib.ConnectionError, redis_lib.TimeoutError) as e:
+        except redis_lib.RedisError as e:
+            if not is_outage(e):
+                raise
             if not lost:
-                server.log(f"lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                server.log(f"{describe_outage(e)}; retrying every second")
                 lost = True
             stop.wait(1.0)
             continue

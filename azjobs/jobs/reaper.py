@@ -3,12 +3,12 @@
 RQ's SimpleWorker does not refresh a job's lease while it runs it, so RQ alone would notice such a
 job only when its whole timeout (hours) has passed. The run's worker heartbeats say within seconds
 that the worker is gone; the job is then handed to RQ's cleanup as expired, which retries it while it
-has retries left and otherwise moves it to the failed registry (AbandonedJobError).
+has retries left and otherwise moves it to the failed registry (AbandonedJobError). Whether a worker
+beats is the existence of its `alive` key (Redis' clock): no host's clock is compared with another's.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import redis
@@ -20,12 +20,12 @@ from azjobs import heartbeat, keys
 EXPIRED_SCORE = 1  # a lease that ran out in 1970: RQ's cleanup takes every entry scored at most this
 
 
-def worker_alive(client: redis.Redis, run: str, worker_name: str, now: float | None = None) -> bool:
+def worker_alive(client: redis.Redis, run: str, worker_name: str) -> bool:
     """Whether the worker beats: by its azjobs heartbeat, else by RQ's own registration."""
-    now = time.time() if now is None else now
-    beat = client.hget(keys.heartbeat(run, "worker", worker_name), "time")
-    if beat is not None:
-        return now - float(beat) < heartbeat.DEAD_AFTER_S
+    if heartbeat.is_alive(client, run, "worker", worker_name):
+        return True
+    if client.exists(keys.heartbeat(run, "worker", worker_name)):
+        return False  # an `azjobs worker` whose alive key expired: silent for DEAD_AFTER_S by Redis' clock
     # Not an `azjobs worker` (e.g. a plain `rq worker`): its RQ key expires some minutes after it dies.
     return bool(client.exists(BaseWorker.redis_worker_namespace_prefix + worker_name))
 
@@ -35,13 +35,12 @@ def reap(
 ) -> list[str]:
     """Hand the queue's jobs whose worker is dead (or is the worker named `dead`) to RQ's cleanup; their ids."""
     registry = queue.started_job_registry
-    now = time.time()
     abandoned: dict[str, str] = {}  # registry entry -> job id
     for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
         job = queue.fetch_job(job_id)
         if job is None or not job.worker_name:
             continue
-        if job.worker_name != dead and worker_alive(client, run, job.worker_name, now):
+        if job.worker_name != dead and worker_alive(client, run, job.worker_name):
             continue
         abandoned[f"{job_id}:{execution_id}"] = job_id
     if not abandoned:

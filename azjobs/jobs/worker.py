@@ -16,6 +16,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
+from azjobs.connection import MAX_BLOCK_S
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
@@ -25,6 +26,9 @@ from azjobs.storage.weights import WeightStore
 
 EVALUATORS = ("remote", "local")
 MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry cleaning and the reaper
+# RQ blocks in BLPOP for worker_ttl - 15 s between jobs: kept within MAX_BLOCK_S, so the socket timeout
+# (longer) tells a silent Redis from an idle queue.
+WORKER_TTL_S = int(MAX_BLOCK_S) + 15
 
 
 REDIS_LOST = (redis.ConnectionError, redis.TimeoutError)
@@ -149,7 +153,7 @@ def run(
         while True:
             worker = RunWorker(
                 queues, connection=client, serializer=JSONSerializer, name=name,
-                maintenance_interval=MAINTENANCE_EVERY_S,
+                maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
             )
             worker.run_name, worker.say = run, say
             worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")

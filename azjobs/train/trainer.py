@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from azjobs import heartbeat, keys
 from azjobs.eval import records
 from azjobs.eval.positions import load_positions
+from azjobs.connection import describe_outage, is_outage
 from azjobs.curves import record_run
 from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
@@ -406,10 +407,13 @@ def run(
                     trainer.report()
                 stop.wait(FULL_DISK_RETRY_S)
                 continue
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                # The model stays in memory; Redis is waited out (checkpoints and weights are on disk).
+            except redis.RedisError as e:
+                if not is_outage(e):
+                    raise
+                # Lost, silent, out of memory or read-only: the model stays in memory and Redis is
+                # waited out (checkpoints and weights are on disk).
                 if not lost:
-                    log(f"trainer: lost the connection to Redis ({e.__class__.__name__}); retrying every second")
+                    log(f"trainer: {describe_outage(e)}; retrying every second")
                 lost = True
                 stop.wait(1.0)
                 last_refresh = 0.0

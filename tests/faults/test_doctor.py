@@ -68,6 +68,7 @@ def test_doctor_on_a_run(roles: Roles, tmp_path: Path, redis_client: redis.Redis
     # A process gone silent, and one of another azjobs version.
     heartbeat.beat(redis_client, "dr", "worker", "far-away-1", {"evaluator": "remote"})
     redis_client.hset(keys.heartbeat("dr", "worker", "far-away-1"), "time", time.time() - 60)
+    redis_client.delete(keys.alive("dr", "worker", "far-away-1"))  # its alive key expired
     heartbeat.beat(redis_client, "dr", "worker", "old-2")
     redis_client.hset(keys.heartbeat("dr", "worker", "old-2"), "azjobs", "0.0.1")
     code, found = doctor(run_dir, redis_url, "--interval", "0")

@@ -38,3 +38,15 @@ def test_a_lost_connection_raises_and_the_next_command_reconnects(redis_client: 
         channel.rpush("l", b"lost")
     assert channel.rpush("l", b"again") >= 1
     assert redis_client.lrange("l", -1, -1) == [b"again"]
+
+
+def test_an_error_inside_a_pipeline_leaves_the_connection_in_step(redis_client: redis.Redis) -> None:
+    """Every reply of the pipeline is read even when one is an error (OOM, WRONGTYPE): the next command's
+    answer is its own."""
+    channel = ListChannel(redis_client)
+    redis_client.set("s", "not a list")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        channel.push_many([("s", b"x"), ("l", b"1"), ("l", b"2")], {"l": 300})
+    assert channel.rpush("fresh", b"x") == 1
+    assert channel.lpop("fresh", 5) == [b"x"]
+    assert redis_client.lrange("l", 0, -1) == [b"1", b"2"]

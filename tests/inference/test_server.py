@@ -158,6 +158,19 @@ def test_reply_lists_expire(
     assert 0 < ttl <= server.REPLY_TTL_S
 
 
+def test_a_reply_list_drained_and_created_again_keeps_its_expiry(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    client = InferenceClient(redis_client, RUN, client_id="drains")
+    reply_key = keys.reply(RUN, "drains")
+    with serving(redis_url, tmp_path):
+        client.evaluate(_planes(1, seed=1))  # its reply list is drained: Redis deletes the empty list
+        assert not redis_client.exists(reply_key)
+        client.submit(_planes(2, seed=2))  # answered by the same server, moments later; then the client dies
+        _wait_for(lambda: redis_client.exists(reply_key), "the second reply")
+    assert 0 < redis_client.ttl(reply_key) <= server.REPLY_TTL_S  # it goes away by itself
+
+
 def test_malformed_requests_are_dropped_and_counted(
     redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
 ) -> None:
