@@ -531,6 +531,23 @@ def bench_net_cmd(game: str, seconds: float, device: str | None, precision: str,
     net.run(bench_settings(game), seconds, device or default_device(), options, sizes)
 
 
+@bench_group.command("gpu")
+@bench_options(seconds=3.0)
+@click.option("--compile/--no-compile", "compile_net", default=True, show_default=True,
+              help="Include the torch.compile variant (in each device's own precision).")
+@click.option("--compile-all", is_flag=True, help="Compile in every precision (each one compiles every batch size).")
+def bench_gpu_cmd(game: str, seconds: float, compile_net: bool, compile_all: bool) -> None:
+    """Prove a GPU machine: every serving variant on every visible GPU against the CPU in fp32
+    (batches 1-1000, before and after a weights swap), positions/s at batches 256-1024, the trainer's
+    steps/s. --seconds is the timing per variant. Exits 1 if a variant fails; without CUDA it says so
+    and exits 0."""
+    from azjobs.bench import gpu
+
+    result = gpu.run(bench_settings(game), seconds, compile=compile_net, compile_all=compile_all)
+    if not result["ok"]:
+        raise SystemExit(1)
+
+
 @bench_group.command("transport")
 @bench_options(seconds=45.0)
 @click.option("--leaves", type=click.IntRange(min=1), default=64, show_default=True, help="Positions per request.")

@@ -112,16 +112,11 @@ class NetRunner:
         self.source = model.cpu().eval()  # what new weights load into; the runner runs a folded copy
         self.version = version
         self.options = options
-        c, h, w = model.planes_shape
         self.max_batch = max(max_batch, batch_size)
         self.buckets = buckets(batch_size, self.max_batch) if self._fixed_shapes else []
-        # Host buffers; on CUDA pinned, so copies to and from the GPU run asynchronously.
-        self._planes = torch.empty((self.max_batch, c, h, w), dtype=torch.uint8, pin_memory=self.cuda)
-        self.planes = self._planes.numpy()  # [max_batch, C, H, W]: the server decodes requests into it
-        self._logits = torch.empty((self.max_batch, model.num_actions), dtype=torch.float32, pin_memory=self.cuda)
-        self._values = torch.empty(self.max_batch, dtype=torch.float32, pin_memory=self.cuda)
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        with self._on_device():
+        with self._on_device():  # also for pinning: it would otherwise open a context on GPU 0
+            self._allocate(model.planes_shape, model.num_actions)
             self.choice = self._choose(batch_size)
             self.model = _prepared(fold_batch_norms(self.source), self.choice, self.device)
             self._compiled = self._compile() if self._fixed_shapes and options.compile else None
@@ -132,7 +127,17 @@ class NetRunner:
             + (f", TF32 {'on' if self.choice.tf32 else 'off'}" if self.cuda else "")
             + (f" (chosen by timing {self._timings_text()})" if self.choice.timings_ms else "")
             + (", CUDA graphs" if self._graphs else "") + (", torch.compile" if self._compiled else "")
-            + (f" for batch sizes {', '.join(map(str, self.buckets))}" if self.buckets else ""))
+            + (f" for batch sizes {', '.join(map(str, self.buckets))}" if self.buckets else "")
+            + (" (--cuda-graphs and --compile apply on CUDA only)"
+               if not self.cuda and (options.cuda_graphs or options.compile) else ""))
+
+    def _allocate(self, planes_shape: tuple[int, int, int], num_actions: int) -> None:
+        """Host buffers; on CUDA pinned, so copies to and from the GPU run asynchronously."""
+        pin = self.cuda
+        self._planes = torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin)
+        self.planes = self._planes.numpy()  # [max_batch, C, H, W]: the server decodes requests into it
+        self._logits = torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin)
+        self._values = torch.empty(self.max_batch, dtype=torch.float32, pin_memory=pin)
 
     @property
     def _fixed_shapes(self) -> bool:
