@@ -129,21 +129,23 @@ def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
     return redis_url
 
 
-def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False):  # type: ignore[no-untyped-def]
+def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False,  # type: ignore[no-untyped-def]
+             device: str | None = None):
     """Connect and wait (saying so) until the run exists; then (client, settings)."""
     from azjobs import settings as run_settings
 
     client = connect(redis_url)
     found = run_settings.wait(client, run_name(run_dir), run_dir, say)
-    note_facts(client, run_dir, found, cuda=cuda)
+    note_facts(client, run_dir, found, cuda=cuda, device=device)
     return client, found
 
 
-def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False) -> None:  # type: ignore[no-untyped-def]
+def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False,  # type: ignore[no-untyped-def]
+               device: str | None = None) -> None:
     """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
     from azjobs import doctor, heartbeat
 
-    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda))
+    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda, device=device))
 
 
 # The roles.
@@ -187,7 +189,7 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
     if stored != settings:
         say(f"run {run_name(run_dir)} exists: using its stored settings")
     marker.ensure(client, run_name(run_dir), run_dir)
-    note_facts(client, run_dir, stored, cuda=True)
+    note_facts(client, run_dir, stored, cuda=True, device=device)
     trainer.run(stored, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(),
                 max_steps=max_steps, log=say)
 
@@ -196,14 +198,17 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
 @redis_url_option
 @run_dir_option(required=True)
 @click.option("--device", default=None, help="torch device (default: cuda if present, else cpu).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="Autocast precision of the forward pass; auto: on CPU the faster of fp32 and bf16, timed at start; "
-                   "on CUDA bf16 where supported, else fp16.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]), default="auto",
+              show_default=True,
+              help="Precision the network is held and run in; auto: on CUDA by the device's compute capability "
+                   "(bf16 from 8.0, fp16 below), on CPU the faster of fp32 and bf16, timed at start. fp32 keeps "
+                   "TF32 off (answers as the CPU's); tf32 turns it on (Ampere and later).")
 @click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="channels_last memory layout; auto: timed at start.")
 @click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option("--compile", "compile_net", is_flag=True,
-              help="CUDA: torch.compile the network for fixed batch sizes (compiles on first use of each size).")
+              help="CUDA: torch.compile the network for fixed batch sizes up to the inference batch size, all compiled at "
+                   "start (needs Triton; minutes for large networks).")
 @threads_option
 def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
               cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
@@ -212,7 +217,7 @@ def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precisio
     from azjobs.inference.runner import RunnerOptions
 
     set_threads(threads)
-    client, settings = join_run(redis_url, run_dir, cuda=True)
+    client, settings = join_run(redis_url, run_dir, cuda=True, device=device)
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
                             compile=compile_net)
     server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),
@@ -513,7 +518,7 @@ def bench_settings(game: str, **flags: Any) -> Settings:
 
 
 def serve_flag_options(f: Callable) -> Callable:
-    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+    f = click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]), default="auto",
                      show_default=True, help="As gpu-serve's --precision.")(f)
     return click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
                         show_default=True, help="As gpu-serve's --channels-last.")(f)
@@ -562,6 +567,23 @@ def bench_net_cmd(game: str, seconds: float, device: str | None, precision: str,
         raise click.BadParameter("a comma-separated list of integers", param_hint="--batch-sizes") from None
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs)
     net.run(bench_settings(game), seconds, device or default_device(), options, sizes)
+
+
+@bench_group.command("gpu")
+@bench_options(seconds=3.0)
+@click.option("--compile/--no-compile", "compile_net", default=True, show_default=True,
+              help="Include the torch.compile variant (in each device's own precision).")
+@click.option("--compile-all", is_flag=True, help="Compile in every precision (each one compiles every batch size).")
+def bench_gpu_cmd(game: str, seconds: float, compile_net: bool, compile_all: bool) -> None:
+    """Prove a GPU machine: every serving variant on every visible GPU against the CPU in fp32
+    (batches 1-1000, before and after a weights swap), positions/s at batches 256-1024, the trainer's
+    steps/s. --seconds is the timing per variant. Exits 1 if a variant fails; without CUDA it says so
+    and exits 0."""
+    from azjobs.bench import gpu
+
+    result = gpu.run(bench_settings(game), seconds, compile=compile_net, compile_all=compile_all)
+    if not result["ok"]:
+        raise SystemExit(1)
 
 
 @bench_group.command("transport")

@@ -32,6 +32,7 @@ from azjobs.curves import record_run
 from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate
+from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
 from azjobs.settings import Settings, learning_rate_at
@@ -39,6 +40,7 @@ from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
 from azjobs.storage.restore import restore_if_lost
 from azjobs.storage.weights import WeightStore, write_atomic
+from azjobs.train.precision import MixedPrecision, adamw
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
@@ -60,10 +62,11 @@ class TrainerState:
     selfplay_paused: str = ""  # why self-play is not being queued (min_train_per_position)
 
 
+LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl")  # the order of train_step's losses
+
+
 def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return devices.resolve(requested)
 
 
 def train_step(
@@ -71,32 +74,28 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     batch: tuple[np.ndarray, ...],
     device: torch.device,
-) -> dict[str, float]:
+    precision: MixedPrecision | None = None,
+) -> torch.Tensor:
     """One minibatch (planes, policy, value[, policy_weight]): policy cross-entropy against the search
-    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all."""
+    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all.
+
+    Returns the losses `[4]` (LOSS_NAMES) on the device, detached: reading them would wait for the GPU,
+    so the caller sums them there and reads them only when it logs."""
+    precision = precision or MixedPrecision(device)
     planes, policy, value, *rest = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
     weight = rest[0] if rest else torch.ones_like(value)  # [B]
     model.train()
-    amp = device.type == "cuda"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    with precision.autocast():
         logits, predicted = model(planes)
     logits, predicted = logits.float(), predicted.float()
     targets = weight.sum().clamp_min(1.0)  # a batch without policy targets trains the value alone
     policy_loss = -(weight * (policy * F.log_softmax(logits, dim=1)).sum(dim=1)).sum() / targets
     value_loss = F.mse_loss(predicted, value)
     loss = policy_loss + value_loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    precision.step(loss, optimizer)
     # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
     entropy = -(weight * (policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1)).sum() / targets
-    # .item(): float() of a tensor that requires grad raises a UserWarning in recent torch.
-    return {
-        "loss": loss.item(),
-        "policy_loss": policy_loss.item(),
-        "value_loss": value_loss.item(),
-        "policy_kl": (policy_loss - entropy).item(),
-    }
+    return torch.stack([loss, policy_loss, value_loss, policy_loss - entropy]).detach()
 
 
 def weights_bytes(model: PolicyValueNet, game: Game, settings: Settings, state: TrainerState) -> bytes:
@@ -123,9 +122,13 @@ class Trainer:
         self.device = pick_device(device)
         torch.manual_seed(settings.seed)
         self.model = build_model(self.game, settings).to(self.device)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-        )
+        self.precision = MixedPrecision(self.device)
+        self.optimizer = adamw(self.model.parameters(), self.device, settings.learning_rate,
+                                             settings.weight_decay)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every step has the same batch shape
+        self._loss_sum: torch.Tensor | None = None  # [4] on the device, since the losses were last read
+        self._loss_steps = 0
         self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
         self.queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
         self.buffer = ReplayBuffer(
@@ -261,7 +264,9 @@ class Trainer:
         s = self.settings
         if self.buffer.size < s.min_replay_positions:
             return f"waiting for {s.min_replay_positions} positions (have {self.buffer.size})"
-        budget = s.max_train_per_position * max(self.positions_available(), self.buffer.total_added)
+        # The count read at the last refresh, not Redis on every step: it only grows, so a stale one
+        # errs on the side of waiting, and a wait refreshes on the next pass.
+        budget = s.max_train_per_position * max(self.positions_total, self.buffer.total_added)
         if self.state.samples_trained + s.batch_size > budget:
             return f"trained each position {s.max_train_per_position:g} times on average; waiting for new games"
         return ""
@@ -271,7 +276,9 @@ class Trainer:
         for group in self.optimizer.param_groups:  # also right after a resume: the schedule follows the step
             group["lr"] = rate
         batch = self.buffer.sample(self.settings.batch_size, window=self.window())
-        self.state.losses = train_step(self.model, self.optimizer, batch, self.device)
+        losses = train_step(self.model, self.optimizer, batch, self.device, self.precision)
+        self._loss_sum = losses if self._loss_sum is None else self._loss_sum + losses
+        self._loss_steps += 1
         self.state.step += 1
         self.state.samples_trained += self.settings.batch_size
         s = self.settings
@@ -284,9 +291,18 @@ class Trainer:
         if self.state.step % 10 == 0:
             self.record_curves()
 
+    def read_losses(self) -> None:
+        """The mean losses since the last read into `state.losses`: one wait for the GPU per read."""
+        if self._loss_sum is None:
+            return
+        means = (self._loss_sum / self._loss_steps).tolist()
+        self.state.losses = dict(zip(LOSS_NAMES, means))
+        self._loss_sum, self._loss_steps = None, 0
+
     def record_curves(self) -> None:
         if self.writer is None:
             return
+        self.read_losses()
         for name, value in self.state.losses.items():
             self.writer.add_scalar(f"loss/{name}", value, self.state.step)
         self.writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.state.step)
@@ -332,6 +348,7 @@ class Trainer:
         if not force and now - self._last_beat < heartbeat.INTERVAL_S:
             return
         elapsed = now - self._last_beat if self._last_beat else 0.0
+        self.read_losses()
         steps_per_s = (self.state.step - self._steps_at_beat) / elapsed if elapsed else 0.0
         self._last_beat, self._steps_at_beat = now, self.state.step
         fields = {
@@ -345,6 +362,7 @@ class Trainer:
             "waiting": self.state.waiting,
             "selfplay_paused": self.state.selfplay_paused,
             "device": str(self.device),
+            "precision": self.precision.name,
             **{k: round(v, 4) for k, v in self.state.losses.items()},
         }
         self.client.hset(keys.trainer(self.run_name), mapping={k: str(v) for k, v in fields.items()})

@@ -264,6 +264,7 @@ def test_policy_loss_falls_on_a_fixed_dataset(redis_client: redis.Redis, run_dir
     losses = []
     for _ in range(100):
         t.step()
+        t.read_losses()  # the losses stay on the device until read (no wait for the GPU per step)
         assert all(math.isfinite(v) for v in t.state.losses.values())
         losses.append(t.state.losses["policy_loss"])
     t.close()
@@ -419,7 +420,7 @@ def _one_step(batch: tuple[np.ndarray, ...]) -> tuple[dict[str, torch.Tensor], d
     model = build_model(GAME, SETTINGS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
     losses = trainer.train_step(model, optimizer, batch, torch.device("cpu"))
-    return {k: v.clone() for k, v in model.state_dict().items()}, losses
+    return {k: v.clone() for k, v in model.state_dict().items()}, dict(zip(trainer.LOSS_NAMES, losses.tolist()))
 
 
 def test_positions_without_a_policy_target_train_the_value_alone() -> None:
