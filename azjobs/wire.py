@@ -1,12 +1,15 @@
 """The binary messages between search clients and inference servers: a versioned header plus raw arrays.
 
 Request: header `<4sBBQIHHHBQ>` (magic, format version, kind=1, request id, K, C, H, W, id length,
-send time in microseconds since the epoch by the sender's clock), then the client id (printable
+send time in microseconds since the epoch on Redis' clock, `azjobs.clock`), then the client id (printable
 ASCII, at most MAX_CLIENT_ID bytes), then planes `[K, C, H, W]` uint8. Reply: header `<4sBBQqII2x>`
 (magic, format version, kind=2, request id, weights version, K, A, padding to 32 bytes so the floats
 are aligned), then logits `[K, A]` and values `[K]`, float32 little-endian. Nothing is ever pickled;
 a malformed message raises `WireError` with a short reason. Version 2 added the send time (for the
-servers' queue-wait figure); a version 1 message is refused with a message to update everywhere.
+servers' queue-wait figure); version 3 takes it on Redis' clock, where version 2 took the sender's,
+and servers drop a request whose send time is older than REQUEST_TTL_S (its sender re-stamps the
+copy waiting in the list every resend period, so only a gone sender's requests grow that old). A
+message of an older version is refused with a message to update everywhere.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"AZJW"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 KIND_REQUEST = 1
 KIND_REPLY = 2
 MAX_CLIENT_ID = 64  # bytes; the id becomes part of a Redis key name
+REQUEST_TTL_S = 60.0  # a request stamped longer ago (Redis' clock) is stale; senders re-stamp well within it
 
 _PREFIX = struct.Struct("<4sBB")  # magic, format version, kind
 _REQUEST = struct.Struct("<4sBBQIHHHBQ")  # ... request id, K, C, H, W, client id length, send time (us)
+_SENT_AT = _REQUEST.size - 8  # offset of the request header's send time
 _REPLY = struct.Struct("<4sBBQqII2x")  # ... request id, weights version, K, A (32 bytes)
 _FLOAT32 = np.dtype("<f4")
 _PRINTABLE = re.compile(rb"[\x21-\x7e]+")  # printable ASCII, no spaces (checked per request: a regex, not a loop)
@@ -41,7 +46,7 @@ class Request:
     request_id: int
     client_id: str
     planes: np.ndarray  # [K, C, H, W] uint8, a read-only view of the message bytes
-    sent_us: int  # when the sender pushed it, microseconds since the epoch (the sender's clock)
+    sent_us: int  # when the sender last (re)stamped it, microseconds since the epoch on Redis' clock
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,16 @@ def _check_client_id(client_id: str) -> bytes:
 
 
 def now_us() -> int:
+    """This host's wall clock, the default stamp: Redis' clock only on Redis' own host (tests, benches)."""
     return time.time_ns() // 1000
+
+
+def restamped(message: bytes | memoryview, sent_us: int) -> bytes:
+    """A copy of a request with another send time (a re-stamped copy of a waiting request)."""
+    data = bytearray(message)
+    _check_prefix(data, KIND_REQUEST, _REQUEST)
+    struct.pack_into("<Q", data, _SENT_AT, sent_us)
+    return bytes(data)
 
 
 def encode_request(request_id: int, client_id: str, planes: np.ndarray, sent_us: int | None = None) -> bytes:

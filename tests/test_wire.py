@@ -57,9 +57,22 @@ def test_request_buffer_refuses_sizes_it_does_not_hold(k: int) -> None:
         buffer.message(1, k)
 
 
-def test_a_message_of_the_first_format_is_refused_with_the_fix() -> None:
-    with pytest.raises(WireError, match="format version 1, expected 2: update azjobs everywhere"):
-        _decode(_header_with(GOOD, 4, "<B", 1))
+@pytest.mark.parametrize("old", [1, 2])
+def test_a_message_of_an_older_format_is_refused_with_the_fix(old: int) -> None:
+    # Version 2 stamped requests with the sender's clock, which servers on other hosts cannot compare.
+    with pytest.raises(WireError, match=f"format version {old}, expected 3: update azjobs everywhere"):
+        _decode(_header_with(GOOD, 4, "<B", old))
+
+
+def test_a_restamped_request_differs_in_its_send_time_only() -> None:
+    message = encode_request(9, "c", _planes(2), sent_us=5)
+    again = wire.restamped(memoryview(message), 1_800_000_000_000_000)
+    first, second = _decode(message), _decode(again)
+    assert (second.request_id, second.client_id, second.sent_us) == (9, "c", 1_800_000_000_000_000)
+    np.testing.assert_array_equal(first.planes, second.planes)
+    assert len(again) == len(message) and first.sent_us == 5
+    with pytest.raises(WireError):
+        wire.restamped(b"junk", 1)
 
 
 def test_request_planes_are_not_copied() -> None:

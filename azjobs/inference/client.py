@@ -1,29 +1,55 @@
 """The remote evaluator: sends planes to the run's inference servers through Redis and waits for the reply.
 
-Each client owns a reply list (`keys.reply(run, client_id)`). A request whose reply does not come
-within `resend_after_s` (a server died holding it) is pushed again under the same id, so workers
-stall while no server runs and resume by themselves; a reply whose id is not pending (the answer to
-an earlier copy of a resent request) is dropped, so each request is answered once, to its sender.
+Each client owns a reply list (`keys.reply(run, client_id)`). Requests are stamped on Redis' clock.
+A request whose reply does not come within `resend_after_s` is looked for in the request list: a copy
+still waiting there (no server runs) is re-stamped in place, one that was taken (a server died
+holding it) is pushed again under the same id. So the list holds at most one copy of each request
+however long no server runs, workers resume by themselves, and servers drop the requests of senders
+that are gone (stamped over REQUEST_TTL_S ago). A reply whose id is not pending (the answer to an
+earlier copy of a resent request) is dropped, so each request is answered once, to its sender. An
+outage of Redis (lost, restarted, silent, refusing writes) is waited out with backoff; once Redis
+answers, every outstanding request is refreshed or pushed again the same way.
 Self-play keeps several requests in flight (`planes_buffer`, `submit_buffer`, `receive_reply`: the
 `AsyncEvaluator` of `azjobs.search.selfplay`), each built in place in a buffer of its own slot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import redis as redis_lib
 from redis import Redis
 
 from azjobs import keys
+from azjobs.clock import RedisClock
+from azjobs.connection import is_outage
 from azjobs.errors import AzjobsError
 from azjobs.inference.channel import ListChannel
-from azjobs.wire import MAX_CLIENT_ID, RequestBuffer, WireError, decode_reply, encode_request
+from azjobs.wire import (
+    MAX_CLIENT_ID, REQUEST_TTL_S, RequestBuffer, WireError, decode_reply, encode_request, restamped,
+)
+
+# KEYS[1]: the request list; ARGV[1]: the copy pushed last; ARGV[2]: the same request stamped now.
+# A copy still waiting is replaced in place (its place in the line kept); a taken one is pushed again.
+REFRESH_OR_PUSH = """
+local at = redis.call('LPOS', KEYS[1], ARGV[1])
+if at then
+  redis.call('LSET', KEYS[1], at, ARGV[2])
+  return 0
+end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+"""
+BACKOFF_S = (0.05, 2.0)  # first and longest wait between tries while Redis is away
+NEVER = float("-inf")  # `sent_at` of a request to (re)send at the first chance
 
 
 def make_client_id(host: str | None = None, pid: int | None = None) -> str:
@@ -43,7 +69,7 @@ def make_client_id(host: str | None = None, pid: int | None = None) -> str:
 class _Pending:
     message: bytes | memoryview  # a view of the slot's RequestBuffer, unchanged until the reply comes
     positions: int
-    sent_at: float  # time.monotonic() of the last push
+    sent_at: float  # time.monotonic() of the last push or re-stamp; NEVER: not in Redis for sure
 
 
 class InferenceClient:
@@ -59,6 +85,8 @@ class InferenceClient:
         timeout_s: float | None = None,
         planes_shape: tuple[int, int, int] | None = None,
     ) -> None:
+        if not 0 < resend_after_s < REQUEST_TTL_S / 2:
+            raise ValueError(f"resend_after_s must be in (0, {REQUEST_TTL_S / 2:g}): servers drop older requests")
         self.redis = redis
         self.planes_shape = planes_shape  # (C, H, W) of the game: needed by planes_buffer only
         self.run = run
@@ -66,8 +94,11 @@ class InferenceClient:
         self.resend_after_s = resend_after_s
         self.timeout_s = timeout_s
         self.last_version = -1  # weights version of the last reply; -1 before any
-        self.resent = 0  # requests pushed again after resend_after_s
+        self.resent = 0  # requests pushed again after resend_after_s (the previous copy was taken)
+        self.refreshed = 0  # waiting copies re-stamped in place (no server took them)
         self.dropped = 0  # replies discarded: stale duplicates or malformed
+        self.outages = 0  # times Redis went away (or refused writes) and was waited out
+        self._backoff_s = 0.0  # the next wait while Redis is away; 0 while it answers
         # Ids grow with time, so a restarted client reusing its id never mistakes an old reply for a new one.
         self._next_id = time.time_ns()
         self._pending: dict[int, _Pending] = {}
@@ -76,6 +107,8 @@ class InferenceClient:
         self._reply_key = keys.reply(run, self.client_id)
         self._requests_key = keys.requests(run)
         self._channel = ListChannel(redis)  # the request and reply lists' own connection
+        self._clock = RedisClock(redis)
+        self._refresh_or_push = redis.register_script(REFRESH_OR_PUSH)
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """planes `[K, C, H, W]` uint8 -> (logits `[K, A]` float32, values `[K]` float32)."""
@@ -86,7 +119,8 @@ class InferenceClient:
     def submit(self, planes: np.ndarray) -> int:
         """Send one request without waiting; its id, for `receive`."""
         request_id = self._take_id()
-        return self._push(request_id, encode_request(request_id, self.client_id, planes), len(planes))
+        return self._push(request_id, lambda sent_us: encode_request(request_id, self.client_id, planes, sent_us),
+                          len(planes))
 
     def planes_buffer(self, slot: int, count: int) -> np.ndarray:
         """Where to encode the planes `[count, C, H, W]` of slot's next request (part of the message)."""
@@ -100,16 +134,26 @@ class InferenceClient:
     def submit_buffer(self, slot: int, count: int) -> int:
         """Send the first `count` planes written into slot's buffer; the request's id."""
         request_id = self._take_id()
-        return self._push(request_id, self._buffers[slot].message(request_id, count), count)
+        buffer = self._buffers[slot]
+        return self._push(request_id, lambda sent_us: buffer.message(request_id, count, sent_us), count)
 
     def _take_id(self) -> int:
         request_id = self._next_id
         self._next_id += 1
         return request_id
 
-    def _push(self, request_id: int, message: bytes | memoryview, positions: int) -> int:
-        self._pending[request_id] = _Pending(message, positions, time.monotonic())
-        self._channel.rpush(self._requests_key, message)
+    def _push(self, request_id: int, encode: Callable[[int], bytes | memoryview], positions: int) -> int:
+        """Stamp and push a new request; while Redis is away it is kept, to be pushed once it is back."""
+        try:
+            message = encode(self._clock.now_us())
+            self._pending[request_id] = _Pending(message, positions, time.monotonic())
+            self._channel.rpush(self._requests_key, message)
+        except redis_lib.RedisError as e:
+            if not is_outage(e):
+                raise
+            if request_id not in self._pending:
+                self._pending[request_id] = _Pending(encode(0), positions, NEVER)
+            self._went_away()
         return request_id
 
     def receive(self, request_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +169,16 @@ class InferenceClient:
             raise ValueError(f"request {request_id} was not submitted by this client or was already received")
         give_up = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while True:
-            self._resend_overdue()
-            raw = self._channel.blpop(self._reply_key, self._wait_s(give_up))
+            try:
+                self._resend_overdue()
+                raw = self._channel.blpop(self._reply_key, self._wait_s(give_up))
+            except redis_lib.RedisError as e:
+                if not is_outage(e):
+                    raise
+                self._went_away()
+                self._wait_for_redis(give_up, e)
+                continue
+            self._backoff_s = 0.0
             if raw is not None:
                 self._accept(raw)
                 if request_id in self._arrived:
@@ -146,12 +198,36 @@ class InferenceClient:
         return max(0.01, until - now)
 
     def _resend_overdue(self) -> None:
+        """Re-stamp each overdue request's waiting copy in place, or push it again if it was taken."""
         now = time.monotonic()
         for pending in self._pending.values():
             if now - pending.sent_at >= self.resend_after_s:
-                self._channel.rpush(self._requests_key, pending.message)
-                pending.sent_at = now
-                self.resent += 1
+                fresh = restamped(pending.message, self._clock.now_us())
+                pushed = self._refresh_or_push(keys=[self._requests_key], args=[bytes(pending.message), fresh])
+                pending.message, pending.sent_at = fresh, now
+                if pushed:
+                    self.resent += 1
+                else:
+                    self.refreshed += 1
+
+    def _went_away(self) -> None:
+        """Redis failed a command: once it answers, every outstanding request is looked for again
+        (a restarted Redis lost them), on a clock measured again (it may run elsewhere after a failover)."""
+        if not self._backoff_s:
+            self.outages += 1
+            self._backoff_s = BACKOFF_S[0]
+        for pending in self._pending.values():
+            pending.sent_at = NEVER
+        self._clock.forget()
+
+    def _wait_for_redis(self, give_up: float | None, error: Exception) -> None:
+        if give_up is not None and time.monotonic() + self._backoff_s >= give_up:
+            raise AzjobsError(
+                f"Redis did not come back within {self.timeout_s:g} s ({error.__class__.__name__}): "
+                f"is the run's Redis running and reachable?"
+            )
+        time.sleep(self._backoff_s)
+        self._backoff_s = min(2 * self._backoff_s, BACKOFF_S[1])
 
     def _accept(self, message: bytes) -> None:
         if not isinstance(message, bytes):
@@ -180,7 +256,8 @@ class InferenceClient:
         """Forget pending requests and delete the reply list."""
         self._pending.clear()
         self._arrived.clear()
-        self.redis.delete(self._reply_key)
+        with contextlib.suppress(redis_lib.RedisError):  # Redis away: the list expires by itself
+            self.redis.delete(self._reply_key)
         self._channel.close()
 
     def __enter__(self) -> InferenceClient:

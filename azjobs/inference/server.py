@@ -9,9 +9,10 @@ network on each filled buffer in turn, waiting on an event rather than spinning,
 published weights between batches (never mid-batch). The sender encodes each batch's replies and pushes them,
 one pipelined round trip per batch. So while a batch runs, the next is collected and the last one's replies go
 out. The collector and the sender each have their own Redis connection. A malformed request is logged, counted
-and dropped; several servers may drain the same list; on stop, requests popped but not run go back to the head
-of the list. Its heartbeat carries batch fill, forward time, the time spent gathering a batch, the time requests
-waited in the list and how long the forward thread waited for work (`azjobs status` shows them).
+and dropped; a stale one (stamped more than REQUEST_TTL_S ago on Redis' clock: its sender is gone) is counted
+and dropped unserved; several servers may drain the same list; on stop, requests popped but not run go back to
+the head of the list. Its heartbeat carries batch fill, forward time, the time spent gathering a batch, the
+time requests waited in the list and how long the forward thread waited for work (`azjobs status` shows them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from redis import Redis
 
 from azjobs import heartbeat, keys
+from azjobs.clock import RedisClock
 from azjobs.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
@@ -41,7 +43,7 @@ from azjobs.inference.runner import NetRunner, RunnerOptions
 from azjobs.net.weights import model_from_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
-from azjobs.wire import Request, WireError, decode_request, now_us, reply_parts
+from azjobs.wire import REQUEST_TTL_S, Request, WireError, decode_request, reply_parts
 
 ROLE = "gpu-serve"
 SLOTS = 3  # batch buffers: one being filled, one in the forward pass, one whose replies are being sent
@@ -93,6 +95,7 @@ class _Window:
     idle_s: float = 0.0  # the forward thread waiting for a collected batch
     send_s: float = 0.0
     queue_wait_s: float = 0.0  # summed over requests
+    stale: int = 0  # requests dropped as stale
 
 
 class _Outage:
@@ -131,6 +134,7 @@ class _Server:
         self.requests_key = keys.requests(run)
         self.collect_channel = ListChannel(client)  # each thread with Redis work has its own connection
         self.send_channel = ListChannel(client)
+        self.clock = RedisClock(client)  # the clock requests are stamped on (the collector's alone)
         self.held: deque[tuple[Request, bytes]] = deque()  # popped, not yet in a batch: (request, message)
         self.filling: _Batch | None = None  # the collector's batch in progress
         self.request_positions = 1  # positions of the last request popped, for the next LPOP's count
@@ -142,7 +146,7 @@ class _Server:
         self.halt = threading.Event()  # the collector stops; set when serving ends
         self.failure: BaseException | None = None  # an error of the collector or the sender, raised by serve
         self.outage = _Outage(log)
-        self.batches = self.positions = self.requests = self.dropped = 0
+        self.batches = self.positions = self.requests = self.dropped = self.stale = 0
         self.forward_s = self.forward_cpu_s = 0.0
         self.window = _Window()
         self.means: dict[str, float] = {}  # batch fill, forward, gather and queue wait of the last busy window
@@ -226,6 +230,7 @@ class _Server:
                     if not is_outage(e):
                         raise
                     self.outage.lost("collector", e)
+                    self.clock.forget()  # Redis may come back elsewhere (failover), with another clock
                     self.halt.wait(1.0)
                     continue
                 self.outage.passed("collector")
@@ -278,7 +283,7 @@ class _Server:
 
     def admit(self, raws: list[bytes]) -> None:
         """Decode popped requests (no copy yet) into the queue of those waiting for a batch."""
-        arrived = now_us()
+        arrived = self.clock.now_us()
         for raw in raws:
             try:
                 request = decode_request(
@@ -288,7 +293,12 @@ class _Server:
                 self.dropped += 1
                 self.log(f"dropped a malformed request ({e}); {self.dropped} dropped so far")
                 continue
-            self.window.queue_wait_s += max(0, arrived - request.sent_us) / 1e6
+            waited_s = max(0, arrived - request.sent_us) / 1e6
+            if waited_s > REQUEST_TTL_S:  # nobody waits for its answer: serving it would delay live ones
+                self.stale += 1
+                self.window.stale += 1
+                continue
+            self.window.queue_wait_s += waited_s
             self.request_positions = len(request.planes)
             self.held.append((request, raw))
 
@@ -387,6 +397,7 @@ class _Server:
             "positions": self.positions,
             "requests": self.requests,
             "dropped": self.dropped,
+            "stale": self.stale,
             "evals_per_s": round(w.positions / elapsed, 1),
             "batches_per_s": round(w.batches / elapsed, 2),
             "forward_busy": round(min(1.0, w.forward_s / elapsed), 3),
@@ -397,6 +408,9 @@ class _Server:
             "backlog": self.client.llen(self.requests_key),
         }
         heartbeat.beat(self.client, self.run, ROLE, self.name, fields)
+        if w.stale:
+            self.log(f"dropped {w.stale} stale requests (stamped over {REQUEST_TTL_S:g} s ago: their senders "
+                     f"are gone); {self.stale} so far")
         self.last_beat, self.window = now, _Window()
 
 
@@ -466,7 +480,8 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
         server.finish()
         with contextlib.suppress(redis_lib.RedisError):  # the last figures, if Redis is still there
             server.beat()
-        log(f"stopped after {server.batches} batches, {server.positions} positions, {server.dropped} dropped")
+        log(f"stopped after {server.batches} batches, {server.positions} positions, {server.dropped} dropped, "
+            f"{server.stale} stale")
 
 
 def _loop(server: _Server, stop: threading.Event, max_batches: int | None) -> None:

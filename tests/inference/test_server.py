@@ -14,6 +14,7 @@ import redis
 import torch
 
 from azjobs import heartbeat, keys, wire
+from azjobs.clock import RedisClock
 from azjobs.errors import AzjobsError
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference import server
@@ -245,6 +246,53 @@ def test_a_lost_request_is_resent_and_answered_once(
         client.receive(doubled_id)  # already received
 
 
+def test_while_no_server_runs_each_request_waits_once_and_a_late_server_answers_live_ones_only(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    requests = keys.requests(RUN)
+    # A sender that is gone: its request was stamped two minutes ago on Redis' clock and never again.
+    gone = RedisClock(redis_client).now_us() - 120_000_000
+    redis_client.rpush(requests, encode_request(1, "gone", _planes(2, seed=1), sent_us=gone))
+    client = InferenceClient(redis.Redis.from_url(redis_url), RUN, client_id="live", resend_after_s=0.05)
+    planes = [_planes(k, seed=50 + k) for k in (1, 2, 3)]
+    ids = [client.submit(p) for p in planes]
+    answers: list[tuple[np.ndarray, np.ndarray]] = []
+    waiting = threading.Thread(target=lambda: answers.extend(client.receive(i) for i in ids), daemon=True)
+    waiting.start()
+    _wait_for(lambda: client.refreshed >= 3 * 20, "twenty resend periods without a server")
+    assert redis_client.llen(requests) == 1 + 3  # one copy of each request, however long nobody serves
+    assert client.resent == 0
+    client.resend_after_s = 10.0  # from now on a server answers well within a resend period
+    with serving(redis_url, tmp_path) as lines:
+        waiting.join(timeout=20)
+        assert not waiting.is_alive()
+        _wait_for(lambda: any(b.get("stale") == "1" for b in heartbeat.read_all(redis_client, RUN)),
+                  "the stale request counted")
+    for got, p in zip(answers, planes):
+        _assert_same(got, oracle.evaluate(p))
+    beat = _gpu_serve_beat(redis_client)
+    assert (beat["requests"], beat["stale"]) == ("3", "1")
+    assert not redis_client.exists(keys.reply(RUN, "gone"))  # nothing answered to nobody
+    assert any("dropped 1 stale request" in line for line in lines)
+    assert client.dropped == 0 and redis_client.llen(requests) == 0
+
+
+def test_a_skewed_host_clock_does_not_make_requests_stale(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests are stamped on Redis' clock: a host whose wall clock is ten minutes behind is served."""
+    true_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: true_ns() - 600 * 10**9)
+    monkeypatch.setattr(time, "time", lambda: time.time_ns() / 1e9)
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    client = InferenceClient(redis_client, RUN, timeout_s=20)
+    planes = _planes(2, seed=61)
+    with serving(redis_url, tmp_path):
+        _assert_same(client.evaluate(planes), oracle.evaluate(planes))
+    assert _gpu_serve_beat(redis_client)["stale"] == "0"
+
+
 def test_pipelined_requests_are_received_in_any_order(
     redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
 ) -> None:
@@ -274,7 +322,8 @@ def test_no_server_is_a_clear_timeout(redis_client: redis.Redis) -> None:
     client = InferenceClient(redis_client, RUN, timeout_s=0.2, resend_after_s=0.1)
     with pytest.raises(AzjobsError, match="gpu-serve"):
         client.evaluate(_planes(1, seed=8))
-    assert client.resent >= 1
+    # Its copy waited in the list all along: re-stamped in place, never pushed twice.
+    assert client.refreshed >= 1 and client.resent == 0 and redis_client.llen(keys.requests(RUN)) == 1
 
 
 def _wait_for(condition, what: str, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
