@@ -1,4 +1,4 @@
-"""Every Redis key and RQ queue name of a run, from one place (listed in the README)."""
+"""Every Redis key and RQ queue name of a run, from one place (listed in docs/design.md)."""
 
 from __future__ import annotations
 

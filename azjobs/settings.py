@@ -2,7 +2,8 @@
 
 The process that creates a run (`azjobs train` or `azjobs run`) resolves the settings
 once and stores them in Redis and in `<run_dir>/settings.toml`; every other process of
-the run reads them back from there, so machines never disagree.
+the run reads them back from there, so machines never disagree (a role may run with its own
+values of the few PROCESS_SETTINGS, which leaves the run's as stored).
 """
 
 from __future__ import annotations
@@ -199,8 +200,9 @@ class Settings:
         100, "search simulations of network players in evaluation (accuracy also with 0)", at_least=0)
     eval_opening_moves: int = setting(2, "random moves that open each evaluation game", at_least=0)
     eval_positions: str = setting(
-        "", "labelled positions file (JSON lines) scored for each evaluated version; copied into "
-            "<run_dir>/evals/ when the run is created", text="a file's path, or empty")
+        "", "labelled positions scored for each evaluated version: a bundled set's name (connect4) or a "
+            "JSON-lines file (format: docs/evaluation.md); copied into <run_dir>/evals/ when the run is created",
+        text="a bundled set's name, a file's path, or empty")
     gating: bool = setting(False, "serve a new weights version to self-play only once it beats the served one")
     gating_threshold: float = setting(
         0.55, "share of the points a new version needs against the served one to pass the gate",
@@ -403,6 +405,23 @@ def resolve(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Settings for a new run: defaults < game defaults < file < environment < flags."""
+    return from_given(given(config_file, flags, environ))
+
+
+def from_given(merged: Mapping[str, Any]) -> Settings:
+    """Settings for a new run from the values `given` found: the game's defaults below them."""
+    game = merged.get("game", Settings.game)
+    values = _coerce(game_defaults(game), f"defaults of game {game}")
+    values.update(merged)
+    return Settings(**values)
+
+
+def given(
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The values the file, the environment and the flags set, each checked, later layers winning."""
     environ = os.environ if environ is None else environ
     layers: list[dict[str, Any]] = []
     if config_file is not None:
@@ -415,10 +434,47 @@ def resolve(
     merged: dict[str, Any] = {}
     for layer in layers:
         merged.update(layer)
-    game = merged.get("game", Settings.game)
-    values = _coerce(game_defaults(game), f"defaults of game {game}")
-    values.update(merged)
-    return Settings(**values)
+    return merged
+
+
+# Settings of a process, not of the run: how one role works on its machine, not what the run learns.
+# A role started with its own value (its command's flag or AZJOBS_<NAME>) uses it for itself; the
+# run's stored value stays as it was. Setting -> (the command that takes it, the flag).
+PROCESS_SETTINGS: dict[str, tuple[str, str]] = {
+    "selfplay_queue_depth": ("train", "--selfplay-queue-depth"),
+    "num_workers": ("run", "--workers"),
+    "inference_batch_size": ("gpu-serve", "--batch-size"),
+    "inference_wait_ms": ("gpu-serve", "--wait-ms"),
+    "publish_every_steps": ("train", "--publish-every-steps"),
+    "checkpoint_every_steps": ("train", "--checkpoint-every-steps"),
+    "eval_every_versions": ("train", "--eval-every-versions"),
+}
+
+
+def process_settings(command: str) -> list[str]:
+    """The process settings `azjobs <command>` takes for itself."""
+    return [name for name, (owner, _) in PROCESS_SETTINGS.items() if owner == command]
+
+
+def own_values(command: str, values: Mapping[str, Any], source: str = "the flags") -> dict[str, Any]:
+    """`values` (text parsed as the flags' is) checked as `command`'s own: SettingsError for a value out
+    of range, or for a setting that is the run's (fixed when the run is created) or another role's."""
+    for name in values:
+        if name in FIELD_TYPES and name not in process_settings(command):
+            raise SettingsError(f"setting {name} is not one `azjobs {command}` takes for itself: "
+                                f"it is fixed when the run is created (docs/settings.md)")
+    return _coerce(values, source, text=True)
+
+
+def for_process(settings: Settings, command: str, values: Mapping[str, Any], source: str = "the flags") -> Settings:
+    """The run's settings with this process's own values of its process settings (the run's stay as stored)."""
+    return settings.replace(**own_values(command, values, source))
+
+
+def overridden(own: Settings, run: Settings) -> str:
+    """The process settings `own` holds other than the run's, e.g. `inference_batch_size 8 (the run's: 64)`."""
+    return ", ".join(f"{name} {_shown(getattr(own, name))} (the run's: {_shown(getattr(run, name))})"
+                     for name in PROCESS_SETTINGS if getattr(own, name) != getattr(run, name))
 
 
 def _load_toml(path: Path, what: str) -> dict[str, Any]:
@@ -549,10 +605,30 @@ The process that creates a run (`azjobs train` or `azjobs run` on a `--run-dir` 
 resolves the settings once and stores them in Redis and in `<run_dir>/settings.toml`. Every other
 process of the run (gpu-serve, workers, `eval`, `play`, `bestmove`, later `train` and `run`)
 reads them from there, so machines never disagree: settings given to a later command on an
-existing run are ignored, and it says so ("using its stored settings"). The one exception is
-`num_workers`, which each `azjobs run` takes from its own settings. What a process does on its own
-machine (`--device`, `--threads`, `--precision`, `--workers`) is a flag of its command, not a setting.
+existing run are ignored, and it says so ("using its stored settings"). The exceptions are the
+few [settings of a process](#settings-of-a-process). What a process does on its own machine
+(`--device`, `--threads`, `--precision`) is a flag of its command, not a setting.
 Changing a stored setting of an existing run is described in [operations.md](operations.md).
+
+## Settings of a process
+
+A few settings say how one process works, not what the run learns: how many positions gpu-serve
+gathers into a batch and how long it waits for them, how often the trainer publishes, checkpoints
+and evaluates and how many self-play jobs it keeps queued, how many workers `azjobs run` starts.
+The run stores a value of each like any other, and every process uses it unless it was started
+with its own: the command's flag below, or the setting's `AZJOBS_<NAME>` variable, checked against
+the same values as the setting. That value holds for this process as long as it runs; the run's
+stored value stays as it was, and the next process started without one uses the run's again.
+`azjobs run` hands its own values to the gpu-serve and trainer it starts. `azjobs status` shows
+each process's values, marked `(run: X)` where they differ from the run's (`status --json`: under
+`overrides`, with the run's under `run_settings`). Given for another command (say
+`azjobs gpu-serve` with `AZJOBS_PUBLISH_EVERY_STEPS`), a process setting is not used.
+
+{process_table}
+A GPU server is the usual case: a run created with a CPU's batch of 64 is served on a GPU with
+`azjobs gpu-serve --batch-size 512` (the workers' requests stay as they were). A batch fills only
+while that many positions wait at once, about workers x `games_in_flight` / 2; with fewer, each
+batch waits the full `--wait-ms`.
 
 ## The replay window and the train/play ratio
 
@@ -579,22 +655,34 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _process_table() -> str:
+    lines = ["| setting | taken by | flag | environment |\n", "|---|---|---|---|\n"]
+    for name, (command, flag) in PROCESS_SETTINGS.items():
+        lines.append(f"| `{name}` | `azjobs {command}` | `{flag}` | `{ENV_PREFIX}{name.upper()}` |\n")
+    return "".join(lines)
+
+
 def _settings_tables() -> list[str]:
     lines = ["## Every setting\n"]
     for name in FIELD_TYPES:
         if name in SECTIONS:
             lines += [f"\n### {SECTIONS[name]}\n\n", "| setting | default | values | meaning |\n",
                       "|---|---|---|---|\n"]
-        spec = SPECS[name]
+        spec, doc = SPECS[name], SPECS[name].doc
+        if name in PROCESS_SETTINGS:
+            command, flag = PROCESS_SETTINGS[name]
+            doc += f"; *a process setting: `azjobs {command} {flag}`*"
         lines.append(f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {_cell(spec.allowed(FIELD_TYPES[name]))} | "
-                     f"{_cell(spec.doc)} |\n")
+                     f"{_cell(doc)} |\n")
     return lines
 
 
 def _games_table() -> list[str]:
     from azjobs.games import BUILTIN_MODULES, load_games
 
-    games = {name: game for name, game in load_games().items() if type(game).__module__ in BUILTIN_MODULES}
+    builtin = [(name, game) for name, game in load_games().items() if type(game).__module__ in BUILTIN_MODULES]
+    # In BUILTIN_MODULES' order, not in the order a process happened to import the games.
+    games = dict(sorted(builtin, key=lambda item: BUILTIN_MODULES.index(type(item[1]).__module__)))
     changed = [name for name in FIELD_TYPES if any(name in game.default_settings for game in games.values())]
     lines = ["\n## Per-game defaults\n\n",
              "The settings a game shipped with azjobs sets for itself (layer 2); an empty cell keeps the default.\n\n",
@@ -608,4 +696,5 @@ def _games_table() -> list[str]:
 
 def markdown() -> str:
     """docs/settings.md: the layers, the run's settings, the replay window, every setting, the games' own."""
-    return _DOC_INTRO.format(command=DOC_COMMAND) + "\n" + "".join(_settings_tables() + _games_table())
+    intro = _DOC_INTRO.format(command=DOC_COMMAND, process_table=_process_table())
+    return intro + "\n" + "".join(_settings_tables() + _games_table())

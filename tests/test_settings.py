@@ -279,3 +279,42 @@ def test_the_docs_page_shows_every_games_own_defaults() -> None:
     for heading in ("## Where a setting comes from", "## Settings belong to the run",
                     "## The replay window and the train/play ratio"):
         assert heading in text
+
+
+# Process settings: a role's own values, never the run's.
+
+def test_a_process_takes_its_own_values_of_its_process_settings_only() -> None:
+    run = S.Settings(inference_batch_size=64)
+    own = S.for_process(run, "gpu-serve", {"inference_batch_size": "512", "inference_wait_ms": 4})
+    assert (own.inference_batch_size, own.inference_wait_ms) == (512, 4.0) and run.inference_batch_size == 64
+    assert own.replace(inference_batch_size=64, inference_wait_ms=run.inference_wait_ms) == run
+    assert S.overridden(own, run) == "inference_batch_size 512 (the run's: 64), inference_wait_ms 4.0 (the run's: 2.0)"
+    with pytest.raises(S.SettingsError, match="publish_every_steps is not one `azjobs gpu-serve` takes for itself"):
+        S.for_process(run, "gpu-serve", {"publish_every_steps": 5})
+    with pytest.raises(S.SettingsError, match="net_blocks is not one `azjobs train` takes for itself: it is fixed"):
+        S.for_process(run, "train", {"net_blocks": 2})
+    with pytest.raises(S.SettingsError, match=r"inference_wait_ms in --wait-ms must be a number in \[0, 1000\]"):
+        S.own_values("gpu-serve", {"inference_wait_ms": "2000"}, "--wait-ms")
+
+
+def test_every_process_setting_is_a_setting_of_a_role_with_that_flag() -> None:
+    from click.testing import CliRunner
+
+    from azjobs.cli import main
+
+    assert set(S.PROCESS_SETTINGS) <= set(S.FIELD_TYPES)
+    for name, (command, flag) in S.PROCESS_SETTINGS.items():
+        text = CliRunner().invoke(main, [command, "--help"], terminal_width=200).stdout
+        assert f"{flag} " in text, (command, flag)
+    serve = CliRunner().invoke(main, ["gpu-serve", "--help"], terminal_width=200).stdout
+    assert "AZJOBS_INFERENCE_BATCH_SIZE" in serve and "AZJOBS_INFERENCE_WAIT_MS" in serve
+
+
+def test_the_docs_mark_the_process_settings() -> None:
+    text = DOCS_PAGE.read_text()
+    table = text[text.index("## Every setting"):text.index("## Per-game defaults")]
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]* \| [^|]* \| (.*) \|$", table, flags=re.MULTILINE))
+    for name in S.FIELD_TYPES:
+        marked = "*a process setting: `azjobs " in rows[name]
+        assert marked == (name in S.PROCESS_SETTINGS), name
+    assert "## Settings of a process" in text

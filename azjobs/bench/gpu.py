@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from azjobs.bench import emit, say
+from azjobs.bench import WINDOWS, emit, median, say
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.inference.runner import NetRunner, RunnerOptions
@@ -70,7 +70,8 @@ class Verdict:
 
     def line(self) -> str:
         rates = ", ".join(f"{k}: {v:,.0f}/s" for k, v in self.positions_per_sec.items())
-        text = f"{self.level:<4}  {self.device:<7} {self.variant:<26} error {self.max_error:.1e} (<= {self.tolerance:.0e})"
+        text = (f"{self.level:<4}  {self.device:<7} {self.variant:<26} "
+                f"error {self.max_error:.1e} (<= {self.tolerance:.0e})")
         return text + (f"  {rates}" if rates else "") + (f"  {self.note}" if self.note else "")
 
 
@@ -149,16 +150,20 @@ def check(runner: NetRunner, ref: Reference, tolerance: float) -> tuple[float, s
 
 
 def time_batches(runner: NetRunner, seconds: float) -> dict[str, float]:
-    """Positions per second of back-to-back forward passes at each timed size."""
+    """Positions per second of back-to-back forward passes at each timed size: the median of WINDOWS windows."""
     runner.planes[:] = np.random.default_rng(0).integers(0, 2, size=runner.planes.shape, dtype=np.uint8)
+    window_s = seconds / len(TIMED_SIZES) / WINDOWS
     rates = {}
     for size in TIMED_SIZES:
         runner.forward(size)
-        passes, started = 0, time.perf_counter()
-        while passes < 3 or time.perf_counter() - started < seconds / len(TIMED_SIZES):
-            runner.forward(size)
-            passes += 1
-        rates[str(size)] = round(passes * size / (time.perf_counter() - started))
+        windows = []
+        for _ in range(WINDOWS):
+            passes, started = 0, time.perf_counter()
+            while passes < 3 or time.perf_counter() - started < window_s:
+                runner.forward(size)
+                passes += 1
+            windows.append(passes * size / (time.perf_counter() - started))
+        rates[str(size)] = median(windows, 0)
     return rates
 
 
@@ -228,6 +233,7 @@ def run(settings: Settings, seconds: float, *, compile_all: bool = False, compil
         for variant in chosen:
             verdicts.append(run_variant(device, variant, settings.game, ref, seconds))
             say(verdicts[-1].line())
+            torch.cuda.empty_cache()  # the variant's graphs and buffers are gone: give their memory back
         training = trainer_steps_per_s(device, settings, seconds)
         say(f"      {device} trainer: {training['steps_per_s']} steps/s of {training['batch_size']} "
             f"in {training['precision']}")

@@ -203,9 +203,7 @@ class NetRunner:
 
     def _compile(self) -> nn.Module:
         """torch.compile for the fixed sizes, each specialised (dynamic=False) and all built at start."""
-        if not _has_triton():
-            raise AzjobsError("--compile needs Triton for this GPU (torch.utils._triton.has_triton() is False): "
-                              "pip install the triton that matches torch, or serve without --compile")
+        require_compile()
         import torch._dynamo
 
         # One specialisation per fixed size, deliberately: past the recompile limit (8 by default) dynamo
@@ -277,6 +275,13 @@ class NetRunner:
                 if i >= 2:
                     times.append(1000 * (time.perf_counter() - started))
         return float(np.median(times))
+
+
+def require_compile() -> None:
+    """AzjobsError, at start rather than mid-serving, when torch.compile cannot build GPU code here."""
+    if not _has_triton():
+        raise AzjobsError("--compile needs Triton for this GPU (torch.utils._triton.has_triton() is False): "
+                          "pip install the triton that matches torch, or serve without --compile")
 
 
 def _has_triton() -> bool:

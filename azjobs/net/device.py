@@ -93,7 +93,8 @@ def facts(device: torch.device) -> dict[str, str]:
     if device.type != "cuda":
         return {"cuda_device": str(device)}
     major, minor = capability(device) or (0, 0)
-    return {"cuda_device": str(device), "cuda": torch.cuda.get_device_name(device), "cuda_capability": f"{major}.{minor}"}
+    return {"cuda_device": str(device), "cuda": torch.cuda.get_device_name(device),
+            "cuda_capability": f"{major}.{minor}"}
 
 
 def where(device: torch.device) -> str:

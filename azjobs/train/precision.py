@@ -5,6 +5,7 @@ gradient scaler below it, fp32 on a CPU (the choice is `azjobs.net.device`'s, as
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 import torch
 
@@ -39,6 +40,7 @@ class MixedPrecision:
         self.scaler.update()
 
 
-def adamw(params, device: torch.device, lr: float, weight_decay: float) -> torch.optim.AdamW:  # type: ignore[no-untyped-def]
+def adamw(params: Iterable[torch.nn.Parameter], device: torch.device, lr: float,
+          weight_decay: float) -> torch.optim.AdamW:
     """AdamW; on CUDA the fused kernel (one launch for all parameters instead of several per tensor)."""
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")

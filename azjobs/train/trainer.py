@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import redis
@@ -26,8 +26,8 @@ from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
 from azjobs.eval import records
-from azjobs.eval.positions import load_positions
 from azjobs.connection import describe_outage, is_outage
+from azjobs.eval.positions import load_positions, resolve_positions
 from azjobs.curves import record_run
 from azjobs.errors import StorageFullError
 from azjobs.games import Game, get_game
@@ -35,7 +35,7 @@ from azjobs.jobs import evaluate
 from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
-from azjobs.settings import Settings, learning_rate_at
+from azjobs.settings import Settings, for_process, learning_rate_at, overridden, process_settings
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
 from azjobs.storage.restore import restore_if_lost
@@ -116,8 +116,14 @@ class Trainer:
         *,
         device: str | None = None,
         log: Callable[[str], None] = print,
+        own: Mapping[str, Any] | None = None,
     ) -> None:
-        self.settings, self.client, self.run_name, self.run_dir, self.log = settings, client, run, Path(run_dir), log
+        self.client, self.run_name, self.run_dir, self.log = client, run, Path(run_dir), log
+        # This process's own cadence (`own`: process settings of `azjobs train`); the run's settings
+        # as stored go into checkpoints and back into a Redis that lost them.
+        self.run_settings, self.settings = settings, for_process(settings, "train", own or {})
+        if self.settings != settings:
+            log(f"trainer: this process's own {overridden(self.settings, settings)}")
         self.game = get_game(settings.game)
         self.device = pick_device(device)
         torch.manual_seed(settings.seed)
@@ -171,14 +177,16 @@ class Trainer:
         self.record_evals(curves=False)
 
     def copy_positions(self) -> None:
-        """Copy the eval_positions file into the run (checked first), where every worker finds it."""
-        source = self.settings.eval_positions
+        """Copy the eval_positions set (a bundled set's name or a file; checked first) into the run,
+        where every worker finds it."""
+        setting = self.settings.eval_positions
         target = records.evals_dir(self.run_dir) / records.POSITIONS_FILE
-        if not source or target.exists():
+        if not setting or target.exists():
             return
-        load_positions(Path(source), self.game)  # AzjobsError naming the line if it is not a labelled set
-        write_atomic(target, Path(source).read_bytes())
-        self.log(f"trainer: labelled positions {source} copied to {target}")
+        source = resolve_positions(setting)
+        load_positions(source, self.game)  # AzjobsError naming the line if it is not a labelled set
+        write_atomic(target, source.read_bytes())
+        self.log(f"trainer: labelled positions {setting} copied to {target}")
 
     def settle(self) -> None:
         """Write the owed weights version and checkpoint; on a full disk they stay owed (StorageFullError)."""
@@ -211,7 +219,7 @@ class Trainer:
             optimizer=self.optimizer,
             step=self.state.step,
             version=self.state.version,
-            settings=self.settings,
+            settings=self.run_settings,
             extra={"samples_trained": self.state.samples_trained, "train_seconds": round(self.state.train_seconds, 1)},
         )
 
@@ -364,6 +372,7 @@ class Trainer:
             "device": str(self.device),
             "precision": self.precision.name,
             **{k: round(v, 4) for k, v in self.state.losses.items()},
+            **{name: getattr(self.settings, name) for name in process_settings("train")},  # for `azjobs status`
         }
         self.client.hset(keys.trainer(self.run_name), mapping={k: str(v) for k, v in fields.items()})
         heartbeat.beat(self.client, self.run_name, "trainer", self.pid, fields)
@@ -405,10 +414,12 @@ def run(
     stop: threading.Event | None = None,
     max_steps: int | None = None,
     log: Callable[[str], None] = print,
+    own: Mapping[str, Any] | None = None,
 ) -> TrainerState:
-    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all."""
+    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all; `own`: this
+    process's own values of its process settings (publish_every_steps, ...), the run's kept as stored."""
     stop = stop or threading.Event()
-    trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
+    trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
     trainer.resume()
     last_refresh = 0.0
     lost = False
@@ -457,7 +468,8 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.tick()
     if time.monotonic() - last_refresh > REFRESH_EVERY_S:
         # A Redis that restarted empty gets the run back from the storage root first.
-        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.settings, trainer.store, trainer.log)
+        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.run_settings, trainer.store,
+                        trainer.log)
         trainer.refresh()
         last_refresh = time.monotonic()
     trainer.state.waiting = trainer.why_wait()

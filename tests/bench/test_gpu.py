@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gpu import cuda
+from cuda_marks import cuda
 
 from azjobs.bench import gpu
 from azjobs.cli import main
@@ -71,6 +71,16 @@ def test_every_precision_and_mode_is_a_variant() -> None:
 def test_the_trainer_rate_is_measured_where_it_runs() -> None:
     figures = gpu.trainer_steps_per_s(torch.device("cpu"), SETTINGS, seconds=0.2)
     assert figures["precision"] == "fp32" and figures["finite_losses"] and figures["steps_per_s"] > 0
+
+
+def test_a_variant_is_checked_then_timed(ref: gpu.Reference) -> None:
+    """The whole path of one variant, on the CPU (where graphs and compile do not apply)."""
+    verdict = gpu.run_variant(torch.device("cpu"), gpu.Variant("fp32", "graphs"), "tictactoe", ref, seconds=0.3)
+    assert verdict.level == "ok" and verdict.max_error <= verdict.tolerance == gpu.TOLERANCES["fp32"]
+    assert set(verdict.positions_per_sec) == {"256", "512", "1024"} and min(verdict.positions_per_sec.values()) > 0
+    assert verdict.line().startswith("ok    cpu     fp32 graphs")
+    refused = gpu.run_variant(torch.device("cpu"), gpu.Variant("fp16", "eager"), "tictactoe", ref, seconds=0.3)
+    assert refused.level == "skip" and "fp16 runs on CUDA only" in refused.note
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA says")

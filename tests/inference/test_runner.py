@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gpu import cuda, gpus
+from cuda_marks import cuda, gpus
 
 from azjobs.games.connect4 import CONNECT4
 from azjobs.errors import AzjobsError
@@ -122,7 +122,8 @@ def test_fp16_on_a_cpu_is_refused_with_the_fix() -> None:
 TOLERANCE = {"fp32": 1e-4, "tf32": 0.02, "bf16": 0.05, "fp16": 0.02}
 
 
-def agrees_before_and_after_a_swap(runner: NetRunner, tolerance: float, sizes=(1, 7, 8, 9, 64, 100)) -> None:  # type: ignore[no-untyped-def]
+def agrees_before_and_after_a_swap(runner: NetRunner, tolerance: float,
+                                   sizes: tuple[int, ...] = (1, 7, 8, 9, 64, 100)) -> None:
     for version, seed in ((1, 1), (2, 2)):  # the second after a weights swap: graphs see the new weights
         if version == 2:
             runner.load(to_bytes(model(2), {"version": 2}), version=2)

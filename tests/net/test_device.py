@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gpu import cuda, gpus
+from cuda_marks import cuda, gpus
 
 from azjobs.errors import AzjobsError
 from azjobs.net import device as devices
@@ -80,3 +80,14 @@ def test_fp32_turns_tf32_off_and_tf32_on() -> None:
 def test_capability_is_that_of_the_device_asked() -> None:
     for index in range(torch.cuda.device_count()):
         assert devices.capability(torch.device("cuda", index)) == torch.cuda.get_device_capability(index)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_serve_on_a_missing_gpu_stops_before_waiting_for_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from azjobs.cli import main
+
+    result = CliRunner().invoke(main, ["gpu-serve", "--run-dir", str(tmp_path / "r"), "--device", "cuda:1",
+                                       "--redis-url", "redis://127.0.0.1:1/0"])
+    assert result.exit_code == 1 and "--device cuda:1: CUDA is not visible here" in result.output

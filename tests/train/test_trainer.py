@@ -25,7 +25,7 @@ from azjobs.inference.local import LocalEvaluator
 from azjobs.net import read_metadata
 from azjobs.net.model import build_model
 from azjobs.search.selfplay import play_games
-from azjobs.settings import Settings
+from azjobs.settings import Settings, SettingsError, read_file
 from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
 from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
@@ -462,3 +462,35 @@ def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
     planes, policy, value, weight = buffer.sample(500)
     assert set(np.unique(weight)) == {0.0, 1.0}
     assert abs(weight.mean() - records.policy_weight.mean()) < 0.1
+
+
+def test_a_trainer_started_with_its_own_cadence_keeps_the_runs_settings(
+    redis_client: redis.Redis, redis_url: str, run_dir: Path, keep_signal_handlers: None
+) -> None:
+    from azjobs import status
+
+    add_shard(redis_client, run_dir, seed=0)
+    flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",
+             "--net-channels", "8", "--batch-size", "16", "--min-replay-positions", "100"]
+    first = CliRunner().invoke(main, [*flags, "--publish-every-steps", "2", "--max-steps", "4"])
+    assert first.exit_code == 0, first.output
+    # On the existing run: its own publishing and checkpoint cadence; --batch-size 32 stays the run's 16.
+    again = CliRunner().invoke(main, [*flags, "--batch-size", "32", "--publish-every-steps", "3",
+                                      "--checkpoint-every-steps", "7", "--max-steps", "10"])
+    assert again.exit_code == 0, again.output
+    assert "using its stored settings" in again.stderr
+    assert ("trainer: this process's own publish_every_steps 3 (the run's: 2), checkpoint_every_steps 7 "
+            "(the run's: 200)") in again.stderr
+    assert published_steps(redis_client, run_dir) == {1: 0, 2: 2, 3: 4, 4: 6, 5: 9}
+    assert checkpoint_steps(run_dir) == [4, 7, 10]
+    for stored in (Settings.from_json(redis_client.get(keys.settings("tr"))), read_file(run_dir)):  # tictactoe: 200
+        assert (stored.publish_every_steps, stored.checkpoint_every_steps, stored.batch_size) == (2, 200, 16)
+    (beat,) = [p for p in status.collect(redis_client, "tr").processes if p["role"] == "trainer"]
+    assert (beat["publish_every_steps"], beat["checkpoint_every_steps"], beat["eval_every_versions"]) == ("3", "7", "10")
+    assert status.collect(redis_client, "tr").overrides == {
+        f"trainer:{beat['id']}": {"publish_every_steps": 3, "checkpoint_every_steps": 7}}
+
+
+def test_a_trainer_refuses_a_run_setting_as_its_own(redis_client: redis.Redis, run_dir: Path) -> None:
+    with pytest.raises(SettingsError, match="batch_size is not one `azjobs train` takes for itself"):
+        train(redis_client, run_dir, own={"batch_size": 32})

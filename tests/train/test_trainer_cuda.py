@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import redis
 import torch
-from gpu import cuda
+from cuda_marks import cuda
 from test_trainer import GAME, SETTINGS, add_shard, checkpoint_steps
 
 from azjobs import keys
