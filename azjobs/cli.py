@@ -667,19 +667,33 @@ def bench_gpu_cmd(game: str, seconds: float, compile_net: bool, compile_all: boo
 @bench_group.command("transport")
 @bench_options(seconds=45.0)
 @click.option("--leaves", type=click.IntRange(min=1), default=64, show_default=True, help="Positions per request.")
-@click.option("--redis-url", envvar=None, default=None,
-              help="A Redis to use (default: an embedded one on a unix socket, as `azjobs run` uses).")
+@click.option("--clients", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Client processes, two requests in flight each (split over the shards).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="The servers' inference_batch_size (default: --leaves, one request per batch).")
+@click.option("--forward-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="The null network sleeps this long per batch, as a GPU's forward pass would.")
+@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Embedded Redis servers, each with its own null server (ignored with --redis-url).")
+@click.option("--redis-url", "redis_urls", envvar=None, multiple=True,
+              help="A Redis to use, one shard each when given more than once (default: embedded ones on unix "
+                   "sockets, as `azjobs run` uses).")
 @click.option("--tcp", is_flag=True, help="The embedded Redis on a loopback TCP port instead of a unix socket.")
-def bench_transport_cmd(game: str, seconds: float, leaves: int, redis_url: str | None, tcp: bool) -> None:
+def bench_transport_cmd(game: str, seconds: float, leaves: int, clients: int, batch_size: int | None,
+                        forward_ms: float, shards: int, redis_urls: tuple[str, ...], tcp: bool) -> None:
     """Round trips worker -> Redis -> server with a null network: CPU us per leaf on each side."""
+    import contextlib
+
     from azjobs import embedded
     from azjobs.bench import transport
 
-    if redis_url is not None:
-        transport.run(bench_settings(game), redis_url, seconds, leaves)
+    shape = transport.Shape(leaves=leaves, clients=clients, batch_size=batch_size or leaves, forward_ms=forward_ms)
+    if redis_urls:
+        transport.run(bench_settings(game), list(redis_urls), seconds, shape)
         return
-    with embedded.start(unix_socket=not tcp) as server:
-        transport.run(bench_settings(game), server.url, seconds, leaves)
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(embedded.start(unix_socket=not tcp)).url for _ in range(shards)]
+        transport.run(bench_settings(game), urls, seconds, shape)
 
 
 @bench_group.command("selfplay")

@@ -36,9 +36,10 @@ RETRIES = 3  # redis-py's own retries of a failed command; the roles wait out lo
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
 )
-# Replies of a server changing role that redis-py gives no class of their own: a blocked client is
-# unblocked when its primary becomes a replica; a replica without its primary refuses to answer.
-OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN")
+# Outages in replies that redis-py gives no class of their own: a blocked client is unblocked when its
+# primary becomes a replica; a replica without its primary refuses to answer; and OOM or READONLY
+# inside a script's error ("Error running script ...: -OOM command not allowed ...").
+OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN", "OOM command not allowed", "READONLY")
 
 
 def redact(url: str) -> str:
@@ -100,7 +101,7 @@ def is_outage(e: BaseException) -> bool:
 
 def describe_outage(e: Exception) -> str:
     """A few words for a role's log line: what kind of outage `e` (`is_outage`) is."""
-    if isinstance(e, redis.exceptions.OutOfMemoryError):
+    if isinstance(e, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in str(e):
         return "Redis is out of memory and refuses writes (maxmemory)"
     if isinstance(e, redis.exceptions.ReadOnlyError) or isinstance(e, redis.ResponseError):
         return "Redis is read-only (a replica) and refuses writes"

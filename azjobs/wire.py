@@ -15,6 +15,7 @@ message of an older version is refused with a message to update everywhere.
 from __future__ import annotations
 
 import math
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ _REQUEST = struct.Struct("<4sBBQIHHHBQ")  # ... request id, K, C, H, W, client i
 _SENT_AT = _REQUEST.size - 8  # offset of the request header's send time
 _REPLY = struct.Struct("<4sBBQqII2x")  # ... request id, weights version, K, A (32 bytes)
 _FLOAT32 = np.dtype("<f4")
+_PRINTABLE = re.compile(rb"[\x21-\x7e]+")  # printable ASCII, no spaces (checked per request: a regex, not a loop)
 
 
 class WireError(ValueError):
@@ -59,7 +61,7 @@ def _check_client_id(client_id: str) -> bytes:
     raw = client_id.encode("ascii", errors="replace")
     if not raw or len(raw) > MAX_CLIENT_ID:
         raise WireError(f"client id must be 1 to {MAX_CLIENT_ID} bytes, got {len(raw)}")
-    if not client_id.isascii() or not all(0x21 <= b <= 0x7E for b in raw):
+    if not client_id.isascii() or _PRINTABLE.fullmatch(raw) is None:
         raise WireError("client id must be printable ASCII without spaces")
     return raw
 
@@ -180,13 +182,20 @@ def decode_request(data: bytes, *, max_positions: int, planes_shape: tuple[int, 
 
 def encode_reply(request_id: int, version: int, logits: np.ndarray, values: np.ndarray) -> bytes:
     """The reply to one request: logits `[K, A]` and values `[K]` (stored as float32)."""
+    return b"".join(reply_parts(request_id, version, logits, values))
+
+
+def reply_parts(request_id: int, version: int, logits: np.ndarray,
+                values: np.ndarray) -> tuple[bytes, memoryview, memoryview]:
+    """The reply as its three consecutive parts (header, logits, values), the arrays not copied when they
+    are already contiguous float32: a sender can write them to a socket without joining them first."""
     if logits.ndim != 2 or values.shape != (len(logits),):
         raise WireError(f"logits must be [K, A] and values [K], got {logits.shape} and {values.shape}")
     k, a = logits.shape
     header = _pack(_REPLY, KIND_REPLY, request_id, version, k, a)
     logits = np.ascontiguousarray(logits, dtype=_FLOAT32)
     values = np.ascontiguousarray(values, dtype=_FLOAT32)
-    return b"".join((header, memoryview(logits).cast("B"), memoryview(values).cast("B")))
+    return header, memoryview(logits).cast("B"), memoryview(values).cast("B")
 
 
 def decode_reply(data: bytes) -> Reply:

@@ -13,7 +13,7 @@ import redis
 from azjobs import embedded
 from azjobs.connection import (
     KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, MAX_BLOCK_S, PASSWORD_ENV, SOCKET_CONNECT_TIMEOUT_S,
-    SOCKET_TIMEOUT_S, URL_ENV, connect, redact,
+    SOCKET_TIMEOUT_S, URL_ENV, connect, describe_outage, is_outage, redact,
 )
 from azjobs.inference.channel import ListChannel
 from azjobs.errors import AzjobsError
@@ -171,3 +171,23 @@ def test_a_blocking_read_on_a_silent_server_is_an_error_not_a_hang() -> None:
         assert not reader.is_alive(), "the blocking read hung on a silent server"
         assert len(outcome) == 1 and isinstance(outcome[0], redis.TimeoutError)
         assert channel.blpop("nothing", 0.01) is None  # it reconnects once the server answers again
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (redis.ConnectionError("Connection refused"), True),
+        (redis.TimeoutError("Timeout reading"), True),
+        (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+        (redis.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"), True),
+        (redis.ResponseError("Error running script (call to f_1): @user_script:7: -OOM command not allowed when "
+                             "used memory > 'maxmemory'."), True),
+        (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        (redis.ResponseError("ERR unknown command"), False),
+    ],
+)
+def test_outages_are_told_from_faults_of_the_command(error: redis.RedisError, outage: bool) -> None:
+    assert is_outage(error) is outage
+    if outage:
+        assert "\n" not in describe_outage(error) and "Redis" in describe_outage(error)

@@ -105,7 +105,7 @@ class NetRunner:
     chosen (when "auto") by timing batches of `batch_size`."""
 
     def __init__(self, model: PolicyValueNet, device: str | torch.device, batch_size: int, max_batch: int,
-                 options: RunnerOptions = RunnerOptions(), *, version: int = 0,
+                 options: RunnerOptions = RunnerOptions(), *, version: int = 0, slots: int = 1,
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.device = devices.resolve(device)
         self.cuda = self.device.type == "cuda"
@@ -116,7 +116,7 @@ class NetRunner:
         self.buckets = buckets(batch_size, self.max_batch) if self._fixed_shapes else []
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         with self._on_device():  # also for pinning: it would otherwise open a context on GPU 0
-            self._allocate(model.planes_shape, model.num_actions)
+            self._allocate(model.planes_shape, model.num_actions, slots)
             self.choice = self._choose(batch_size)
             self.model = _prepared(fold_batch_norms(self.source), self.choice, self.device)
             self._compiled = self._compile() if self._fixed_shapes and options.compile else None
@@ -131,13 +131,17 @@ class NetRunner:
             + (" (--cuda-graphs and --compile apply on CUDA only)"
                if not self.cuda and (options.cuda_graphs or options.compile) else ""))
 
-    def _allocate(self, planes_shape: tuple[int, int, int], num_actions: int) -> None:
-        """Host buffers; on CUDA pinned, so copies to and from the GPU run asynchronously."""
+    def _allocate(self, planes_shape: tuple[int, int, int], num_actions: int, slots: int) -> None:
+        """Host buffers, one set per slot; on CUDA pinned, so copies to and from the GPU run asynchronously."""
         pin = self.cuda
-        self._planes = torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin)
-        self.planes = self._planes.numpy()  # [max_batch, C, H, W]: the server decodes requests into it
-        self._logits = torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin)
-        self._values = torch.empty(self.max_batch, dtype=torch.float32, pin_memory=pin)
+        self._planes = [torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin)
+                        for _ in range(slots)]
+        # [max_batch, C, H, W] each: the server decodes the next batch into one while another runs.
+        self.buffers = [planes.numpy() for planes in self._planes]
+        self.planes = self.buffers[0]
+        self._logits = [torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin)
+                        for _ in range(slots)]
+        self._values = [torch.empty(self.max_batch, dtype=torch.float32, pin_memory=pin) for _ in range(slots)]
 
     @property
     def _fixed_shapes(self) -> bool:
@@ -158,26 +162,28 @@ class NetRunner:
             self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
         self.version = version
 
-    def forward(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(logits [n, A], values [n]) float32 of planes[:n]; views valid until the next forward."""
+    def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [n, A], values [n]) float32 of buffers[slot][:n]; views of the slot's output buffers,
+        valid until its next forward. On CUDA it waits on an event (sleeping, the GIL released)."""
+        planes, out_logits, out_values = self._planes[slot], self._logits[slot], self._values[slot]
         if not self.cuda:
             with torch.inference_mode():
-                logits, values = self._run(self.model, self._planes[:n])
-                self._logits[:n].copy_(logits)
-                self._values[:n].copy_(values)
-            return self._logits.numpy()[:n], self._values.numpy()[:n]
+                logits, values = self._run(self.model, planes[:n])
+                out_logits[:n].copy_(logits)
+                out_values[:n].copy_(values)
+            return out_logits.numpy()[:n], out_values.numpy()[:n]
         with self._on_device():
             if self._graphs and n <= self.buckets[-1]:
-                self._replay(n)
+                self._replay(n, slot)
             else:
                 with torch.inference_mode():
                     size = self._bucket(n)
-                    logits, values = self._forward_fn(size)(self._planes[:size])
-                    self._logits[:n].copy_(logits[:n], non_blocking=True)
-                    self._values[:n].copy_(values[:n], non_blocking=True)
+                    logits, values = self._forward_fn(size)(planes[:size])
+                    out_logits[:n].copy_(logits[:n], non_blocking=True)
+                    out_values[:n].copy_(values[:n], non_blocking=True)
             self._done.record()
             self._done.synchronize()
-        return self._logits.numpy()[:n], self._values.numpy()[:n]
+        return out_logits.numpy()[:n], out_values.numpy()[:n]
 
     def _bucket(self, n: int) -> int:
         """The fixed size a batch of n is padded to; n itself past the largest (or without fixed sizes)."""
@@ -233,12 +239,12 @@ class NetRunner:
         torch.cuda.synchronize(self.device)
         log(f"built {len(order)} fixed batch sizes in {time.perf_counter() - started:.1f} s")
 
-    def _replay(self, n: int) -> None:
+    def _replay(self, n: int, slot: int) -> None:
         graph, static_in, static_logits, static_values = self._graphs[self._bucket(n)]
-        static_in[:n].copy_(self._planes[:n], non_blocking=True)  # rows beyond n: stale, ignored
+        static_in[:n].copy_(self._planes[slot][:n], non_blocking=True)  # rows beyond n: stale, ignored
         graph.replay()
-        self._logits[:n].copy_(static_logits[:n], non_blocking=True)
-        self._values[:n].copy_(static_values[:n], non_blocking=True)
+        self._logits[slot][:n].copy_(static_logits[:n], non_blocking=True)
+        self._values[slot][:n].copy_(static_values[:n], non_blocking=True)
 
     def _choose(self, batch: int) -> Choice:
         """The options as given, or the fastest of the candidates at `batch`, timed here."""
@@ -289,18 +295,24 @@ def _has_triton() -> bool:
 
 
 class NullRunner:
-    """The network's stand-in for `azjobs bench transport`: answers zeros, so only transport costs."""
+    """The network's stand-in for `azjobs bench transport`: answers zeros, so only transport costs; with
+    `forward_s`, each pass sleeps that long, as a forward on a GPU does while the CPU waits on its event."""
 
-    def __init__(self, planes_shape: tuple[int, int, int], num_actions: int, max_batch: int) -> None:
+    def __init__(self, planes_shape: tuple[int, int, int], num_actions: int, max_batch: int, *, slots: int = 1,
+                 forward_s: float = 0.0) -> None:
         self.device = torch.device("cpu")
         self.version = 0
         self.choice = Choice("none", False)
-        self.planes = np.zeros((max_batch, *planes_shape), np.uint8)
-        self._logits = np.zeros((max_batch, num_actions), np.float32)
+        self.forward_s = forward_s
+        self.buffers = [np.zeros((max_batch, *planes_shape), np.uint8) for _ in range(slots)]
+        self.planes = self.buffers[0]
+        self._logits = np.zeros((max_batch, num_actions), np.float32)  # read only: one set serves every slot
         self._values = np.zeros(max_batch, np.float32)
 
     def load(self, data: bytes, version: int) -> None:
         self.version = version
 
-    def forward(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        if self.forward_s > 0:
+            time.sleep(self.forward_s)
         return self._logits[:n], self._values[:n]

@@ -1,18 +1,24 @@
-"""The inference server (`azjobs gpu-serve`): drains the run's request list in batches, one forward pass each.
+"""The inference server (`azjobs gpu-serve`): drains the run's request list in batches, one forward pass each,
+with the CPU's work on one batch overlapped with the network's on another.
 
-Loop: block on the request list, keep popping whole requests until the batch holds
-`inference_batch_size` positions or `inference_wait_ms` has passed, decoding each straight into the
-runner's batch buffer (a request that would overflow the batch waits at the head of the next one),
-run the network once, push each reply to its sender's list. Between batches (never mid-batch) it
-hot-swaps to the newest published weights. A malformed request is logged, counted and dropped; a
-stale one (stamped more than REQUEST_TTL_S ago on Redis' clock: its sender is gone) is counted and
-dropped unserved; several servers may drain the same list. Its heartbeat carries batch fill, forward time, the time
-spent gathering a batch and the time requests waited in the list (`azjobs status` shows them).
+Three threads pass batches along through queues. The collector blocks on the request list and pops whole
+requests (several per LPOP) until the batch holds `inference_batch_size` positions or `inference_wait_ms` has
+passed, decoding each straight into a free one of the runner's batch buffers (pinned memory on CUDA); a request
+that would overflow the batch waits at the head of the next one. The forward thread (the caller's) runs the
+network on each filled buffer in turn, waiting on an event rather than spinning, and hot-swaps to the newest
+published weights between batches (never mid-batch). The sender encodes each batch's replies and pushes them,
+one pipelined round trip per batch. So while a batch runs, the next is collected and the last one's replies go
+out. The collector and the sender each have their own Redis connection. A malformed request is logged, counted
+and dropped; a stale one (stamped more than REQUEST_TTL_S ago on Redis' clock: its sender is gone) is counted
+and dropped unserved; several servers may drain the same list; on stop, requests popped but not run go back to
+the head of the list. Its heartbeat carries batch fill, forward time, the time spent gathering a batch, the
+time requests waited in the list and how long the forward thread waited for work (`azjobs status` shows them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from collections import deque
@@ -37,15 +43,18 @@ from azjobs.inference.runner import NetRunner, RunnerOptions
 from azjobs.net.weights import model_from_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
-from azjobs.wire import REQUEST_TTL_S, Request, WireError, decode_request, encode_reply
+from azjobs.wire import REQUEST_TTL_S, Request, WireError, decode_request, reply_parts
 
 ROLE = "gpu-serve"
+SLOTS = 3  # batch buffers: one being filled, one in the forward pass, one whose replies are being sent
 POP_TIMEOUT_S = 1.0  # longest block on an empty list, so `stop` is seen within a second
 IDLE_POLL_S = 0.0002  # pause between non-blocking pops while a partial batch waits
+HANDOFF_WAIT_S = 0.1  # longest wait for another thread's batch, so swaps, beats and stops are not held up
 MAX_POP = 64  # most requests taken by one LPOP
 VERSION_CHECK_S = 0.5  # how often the newest weights version is looked up
 REPLY_TTL_S = 300  # a reply list nobody reads (its client died) expires after this; set with every push
 WAIT_POLL_S = 1.0  # poll interval while no weights exist yet
+JOIN_S = 10.0  # longest wait for the collector or the sender to finish when stopping
 
 
 class Runner(Protocol):
@@ -53,11 +62,24 @@ class Runner(Protocol):
 
     device: torch.device
     version: int
-    planes: np.ndarray  # [max_batch, C, H, W] uint8, the batch buffer requests are decoded into
+    buffers: list[np.ndarray]  # [max_batch, C, H, W] uint8 each: the batch buffers requests are decoded into
 
-    def forward(self, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def forward(self, n: int, slot: int) -> tuple[np.ndarray, np.ndarray]: ...
 
     def load(self, data: bytes, version: int) -> None: ...
+
+
+@dataclass
+class _Batch:
+    """Whole requests decoded into one slot's buffer; after the forward pass, its outputs."""
+
+    slot: int
+    requests: list[Request] = field(default_factory=list)
+    raws: list[bytes] = field(default_factory=list)  # the messages, given back if the batch never runs
+    positions: int = 0
+    version: int = -1  # weights version of the outputs
+    logits: np.ndarray | None = None  # [positions, A], a view of the slot's output buffer
+    values: np.ndarray | None = None  # [positions]
 
 
 @dataclass
@@ -70,12 +92,39 @@ class _Window:
     requests: int = 0
     forward_s: float = 0.0
     gather_s: float = 0.0
+    idle_s: float = 0.0  # the forward thread waiting for a collected batch
+    send_s: float = 0.0
     queue_wait_s: float = 0.0  # summed over requests
     stale: int = 0  # requests dropped as stale
 
 
+class _Outage:
+    """Redis outages seen by the server's threads, said once when the first thread meets one and once when
+    the last of them gets through again (a thread that still succeeds, say popping from a Redis that
+    refuses writes, neither starts nor ends it)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.lock = threading.Lock()
+        self.threads: set[str] = set()
+
+    def lost(self, thread: str, e: Exception) -> None:
+        with self.lock:
+            if not self.threads:
+                self.log(f"{describe_outage(e)}; retrying every second")
+            self.threads.add(thread)
+
+    def passed(self, thread: str) -> None:
+        if thread not in self.threads:  # the common case, without the lock
+            return
+        with self.lock:
+            self.threads.discard(thread)
+            if not self.threads:
+                self.log("Redis is back; serving again")
+
+
 class _Server:
-    """One server's state: the runner with its batch buffer, requests held over, and its figures."""
+    """One server's state: the runner with its batch buffers, the batches between threads, and its figures."""
 
     def __init__(self, settings: Settings, client: Redis, run: str, store: WeightStore, runner: Runner,
                  game: Game, log: Callable[[str], None], name: str) -> None:
@@ -83,21 +132,43 @@ class _Server:
         self.runner, self.game, self.log, self.name = runner, game, log, name
         self.batch_size = settings.inference_batch_size
         self.requests_key = keys.requests(run)
-        self.channel = ListChannel(client)  # the request and reply lists' own connection
-        self.clock = RedisClock(client)  # the clock requests are stamped on
+        self.collect_channel = ListChannel(client)  # each thread with Redis work has its own connection
+        self.send_channel = ListChannel(client)
+        self.clock = RedisClock(client)  # the clock requests are stamped on (the collector's alone)
         self.held: deque[tuple[Request, bytes]] = deque()  # popped, not yet in a batch: (request, message)
+        self.filling: _Batch | None = None  # the collector's batch in progress
+        self.request_positions = 1  # positions of the last request popped, for the next LPOP's count
+        self.free: queue.SimpleQueue[int] = queue.SimpleQueue()  # slots whose buffers nobody uses
+        for slot in range(len(runner.buffers)):
+            self.free.put(slot)
+        self.ready: queue.SimpleQueue[_Batch] = queue.SimpleQueue()  # collected, waiting for the forward thread
+        self.done: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()  # run, waiting for the sender; None: finish
+        self.halt = threading.Event()  # the collector stops; set when serving ends
+        self.failure: BaseException | None = None  # an error of the collector or the sender, raised by serve
+        self.outage = _Outage(log)
         self.batches = self.positions = self.requests = self.dropped = self.stale = 0
         self.forward_s = self.forward_cpu_s = 0.0
         self.window = _Window()
         self.means: dict[str, float] = {}  # batch fill, forward, gather and queue wait of the last busy window
         self.last_beat = self.last_version_check = 0.0
         self.failed_version = -1  # a version that would not load, so it is reported once
+        self.collector = threading.Thread(target=self.collect_loop, name=f"{ROLE}-collector", daemon=True)
+        self.sender = threading.Thread(target=self.send_loop, name=f"{ROLE}-sender", daemon=True)
+
+    # The forward thread (the caller's).
 
     def step(self) -> None:
-        """Serve one batch if a request comes within POP_TIMEOUT_S; swap weights and beat when due."""
-        batch = self.collect()
-        if batch:
-            self.serve(batch)
+        """Run one collected batch if one comes within HANDOFF_WAIT_S; swap weights and beat when due."""
+        if self.failure is not None:
+            raise self.failure
+        started = time.monotonic()
+        try:
+            batch = self.ready.get(timeout=HANDOFF_WAIT_S)
+        except queue.Empty:
+            batch = None
+        self.window.idle_s += time.monotonic() - started
+        if batch is not None:
+            self.forward(batch)
         now = time.monotonic()
         if now - self.last_version_check >= VERSION_CHECK_S:
             self.last_version_check = now
@@ -105,31 +176,110 @@ class _Server:
         if now - self.last_beat >= heartbeat.INTERVAL_S:
             self.beat()
 
-    def collect(self) -> list[Request]:
-        """Whole requests, decoded into the batch buffer, until the batch is full or the wait is over."""
-        batch: list[Request] = []
-        if not self.held:
-            first = self.channel.blpop(self.requests_key, POP_TIMEOUT_S)
-            if first is None:
-                return []
-            self.admit([first])
+    def forward(self, batch: _Batch) -> None:
+        """One forward pass over the batch's buffer; the outputs go on to the sender."""
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        batch.logits, batch.values = self.runner.forward(batch.positions, batch.slot)  # [n, A], [n]
+        forward_s = time.perf_counter() - started
+        self.forward_cpu_s += time.thread_time() - cpu_started
+        batch.version = self.runner.version
+        self.done.put(batch)
+        self.forward_s += forward_s
+        self.batches += 1
+        self.positions += batch.positions
+        self.requests += len(batch.requests)
+        w = self.window
+        w.batches, w.positions, w.requests, w.forward_s = w.batches + 1, w.positions + batch.positions, \
+            w.requests + len(batch.requests), w.forward_s + forward_s
+
+    def start(self) -> None:
+        self.collector.start()
+        self.sender.start()
+
+    def finish(self) -> None:
+        """Stop collecting, give back what was popped but not run, and let the sender push what was run."""
+        self.halt.set()
+        self.collector.join(timeout=JOIN_S)
+        with contextlib.suppress(redis_lib.RedisError):  # if Redis is gone, clients resend them
+            self.give_back()
+        self.done.put(None)
+        self.sender.join(timeout=JOIN_S)
+
+    def give_back(self) -> None:
+        """Requests popped but not run go back to the head of the list, in their order, for another server."""
+        raws: list[bytes] = []
+        while not self.ready.empty():
+            raws += self.ready.get_nowait().raws
+        if self.filling is not None:
+            raws += self.filling.raws
+            self.filling = None
+        raws += [raw for _, raw in self.held]
+        self.held.clear()
+        if raws:
+            self.client.lpush(self.requests_key, *reversed(raws))
+
+    # The collector thread.
+
+    def collect_loop(self) -> None:
+        """Collect batches until halted; an outage is waited out, any other error handed to the forward thread."""
+        try:
+            while not self.halt.is_set():
+                try:
+                    self.collect_step()
+                except redis_lib.RedisError as e:
+                    if not is_outage(e):
+                        raise
+                    self.outage.lost("collector", e)
+                    self.clock.forget()  # Redis may come back elsewhere (failover), with another clock
+                    self.halt.wait(1.0)
+                    continue
+                self.outage.passed("collector")
+        except BaseException as e:  # raised again in the forward thread, which logs and stops
+            self.failure = e
+        finally:
+            self.collect_channel.close()
+
+    def collect_step(self) -> None:
+        """Fill a free slot's buffer; pass it on once it holds requests and is full or the wait is over."""
+        if self.filling is None:
+            try:
+                self.filling = _Batch(self.free.get(timeout=HANDOFF_WAIT_S))
+            except queue.Empty:
+                return
+        if self.collect(self.filling):
+            self.ready.put(self.filling)
+            self.filling = None
+
+    def collect(self, batch: _Batch) -> bool:
+        """Whole requests into the batch until it is full or the wait, which starts with its first request, is
+        over; whether it holds any. LPOP first: under load the list is rarely empty, and a BLPOP costs a round
+        trip more."""
+        self.fill(batch)
         started = time.monotonic()
         deadline = started + self.settings.inference_wait_ms / 1000.0
-        positions = self.fill(batch, 0)
-        while positions < self.batch_size and not self.held:
-            # Pop about as many requests as should fill the batch, judging by those seen so far.
-            per_request = positions / len(batch) if batch else self.batch_size
-            count = min(MAX_POP, max(1, int(np.ceil((self.batch_size - positions) / max(per_request, 1.0)))))
-            raws = self.channel.lpop(self.requests_key, count)
+        while batch.positions < self.batch_size and not self.held and not self.halt.is_set():
+            raws = self.collect_channel.lpop(self.requests_key, self.pop_count(batch))
+            if not raws and not batch.requests:
+                first = self.collect_channel.blpop(self.requests_key, POP_TIMEOUT_S)
+                if first is None:
+                    return False
+                raws = [first]
+                started = time.monotonic()
+                deadline = started + self.settings.inference_wait_ms / 1000.0
             if raws:
                 self.admit(raws)
-                positions = self.fill(batch, positions)
+                self.fill(batch)
             if time.monotonic() >= deadline:
                 break
-            if not raws:
+            if not raws:  # a poll, not a BLPOP: Redis ends a blocking pop's timeout only at its 10 Hz tick
                 time.sleep(IDLE_POLL_S)
         self.window.gather_s += time.monotonic() - started
-        return batch
+        return bool(batch.requests)
+
+    def pop_count(self, batch: _Batch) -> int:
+        """About as many requests as should fill the batch, judging by the size of the last ones seen."""
+        left = self.batch_size - batch.positions
+        return min(MAX_POP, max(1, int(np.ceil(left / max(self.request_positions, 1.0)))))
 
     def admit(self, raws: list[bytes]) -> None:
         """Decode popped requests (no copy yet) into the queue of those waiting for a batch."""
@@ -149,52 +299,67 @@ class _Server:
                 self.window.stale += 1
                 continue
             self.window.queue_wait_s += waited_s
+            self.request_positions = len(request.planes)
             self.held.append((request, raw))
 
-    def fill(self, batch: list[Request], positions: int) -> int:
-        """Move waiting requests into the batch buffer while they fit (the first one always does)."""
-        buffer = self.runner.planes
+    def fill(self, batch: _Batch) -> None:
+        """Move waiting requests into the batch's buffer while they fit (the first one always does)."""
+        buffer = self.runner.buffers[batch.slot]
+        limit = min(self.batch_size, len(buffer))
         while self.held:
             k = len(self.held[0][0].planes)
-            if batch and positions + k > min(self.batch_size, len(buffer)):
+            if batch.requests and batch.positions + k > limit:
                 break
-            request, _ = self.held.popleft()
-            buffer[positions : positions + k] = request.planes  # [k, C, H, W], the only copy
-            batch.append(request)
-            positions += k
-        return positions
+            request, raw = self.held.popleft()
+            buffer[batch.positions : batch.positions + k] = request.planes  # [k, C, H, W], the only copy
+            batch.requests.append(request)
+            batch.raws.append(raw)
+            batch.positions += k
 
-    def serve(self, batch: list[Request]) -> None:
-        """One forward pass over the batch; each sender gets the rows of its own request."""
-        n = sum(len(r.planes) for r in batch)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        logits, values = self.runner.forward(n)  # [n, A], [n]
-        forward_s = time.perf_counter() - started
-        self.forward_cpu_s += time.process_time() - cpu_started
-        self.forward_s += forward_s
-        version = self.runner.version
-        replies, expire = [], {}
+    # The sender thread.
+
+    def send_loop(self) -> None:
+        """Push each run batch's replies until told to finish; replies an outage loses are resent for by clients."""
+        try:
+            while True:
+                try:
+                    batch = self.done.get(timeout=HANDOFF_WAIT_S)
+                except queue.Empty:
+                    continue
+                if batch is None:
+                    return
+                try:
+                    self.send(batch)
+                except redis_lib.RedisError as e:
+                    if not is_outage(e):
+                        raise
+                    self.outage.lost("sender", e)
+                    continue
+                finally:
+                    self.free.put(batch.slot)
+                self.outage.passed("sender")
+        except BaseException as e:  # raised again in the forward thread, which logs and stops
+            self.failure = e
+        finally:
+            self.send_channel.close()
+
+    def send(self, batch: _Batch) -> None:
+        """Each sender gets the rows of its own request; one pipelined round trip for the batch."""
+        started = time.monotonic()
+        assert batch.logits is not None and batch.values is not None
+        logits, values, version = batch.logits, batch.values, batch.version
+        replies: list[tuple[str, tuple[bytes, memoryview, memoryview]]] = []
         start = 0
-        for request in batch:
+        for request in batch.requests:
             end = start + len(request.planes)
             key = keys.reply(self.run, request.client_id)
-            replies.append((key, encode_reply(request.request_id, version, logits[start:end], values[start:end])))
-            # With every push: a drained list is deleted, and the next push would create it without expiry.
-            expire[key] = REPLY_TTL_S
+            replies.append((key, reply_parts(request.request_id, version, logits[start:end], values[start:end])))
             start = end
-        self.channel.push_many(replies, expire)
-        self.batches += 1
-        self.positions += n
-        self.requests += len(batch)
-        w = self.window
-        w.batches, w.positions, w.requests, w.forward_s = w.batches + 1, w.positions + n, w.requests + len(batch), \
-            w.forward_s + forward_s
+        # EXPIRE with every push: a drained list is deleted, and the next push would create it without expiry.
+        self.send_channel.push_many(replies, {key: REPLY_TTL_S for key, _ in replies})
+        self.window.send_s += time.monotonic() - started
 
-    def give_back(self) -> None:
-        """Requests popped but not served go back to the head of the list, for another server."""
-        if self.held:
-            self.client.lpush(self.requests_key, *[raw for _, raw in reversed(self.held)])
-            self.held.clear()
+    # Between batches, in the forward thread.
 
     def maybe_swap(self) -> None:
         """Load the newest published weights if they are newer than those served."""
@@ -219,6 +384,8 @@ class _Server:
                 "forward_ms": round(1000 * w.forward_s / w.batches, 3),
                 "wait_ms": round(1000 * w.gather_s / w.batches, 3),
                 "queue_wait_ms": round(1000 * w.queue_wait_s / max(w.requests, 1), 3),
+                "idle_ms": round(1000 * w.idle_s / w.batches, 3),
+                "send_ms": round(1000 * w.send_s / w.batches, 3),
             }
         choice = getattr(self.runner, "choice", None)
         fields = {
@@ -234,6 +401,7 @@ class _Server:
             "stale": self.stale,
             "evals_per_s": round(w.positions / elapsed, 1),
             "batches_per_s": round(w.batches / elapsed, 2),
+            "forward_busy": round(min(1.0, w.forward_s / elapsed), 3),
             **self.means,
             "forward_s": round(self.forward_s, 4),
             "forward_cpu_s": round(self.forward_cpu_s, 4),
@@ -290,7 +458,7 @@ def run(
     if torch.device(device).type == "cuda":
         log(f"device {device}: {torch.cuda.get_device_name(torch.device(device))}")
     runner = NetRunner(model, device, settings.inference_batch_size, batch_capacity(settings), options,
-                       version=version, log=log)
+                       version=version, slots=SLOTS, log=log)
     log(f"serving run {run!r} on {device} with weights version {version}")
     serve(settings, client, run, store, runner, stop=stop, max_batches=max_batches, log=log, name=name)
 
@@ -306,11 +474,12 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
     """The serving loop with a runner of the caller's (`azjobs bench transport` gives a null one)."""
     server = _Server(settings, client, run, store, runner, get_game(settings.game), log,
                      name or heartbeat.process_id())
+    server.start()
     try:
         _loop(server, stop, max_batches)
     finally:
+        server.finish()
         with contextlib.suppress(redis_lib.RedisError):  # the last figures, if Redis is still there
-            server.give_back()
             server.beat()
         log(f"stopped after {server.batches} batches, {server.positions} positions, {server.dropped} dropped, "
             f"{server.stale} stale")
@@ -319,19 +488,13 @@ def serve(settings: Settings, client: Redis, run: str, store: WeightStore, runne
 def _loop(server: _Server, stop: threading.Event, max_batches: int | None) -> None:
     """Serve until stopped; an outage of Redis (lost, silent, out of memory, read-only) is waited out,
     said once (clients resend what was lost)."""
-    lost = False
     while not stop.is_set() and (max_batches is None or server.batches < max_batches):
         try:
             server.step()
         except redis_lib.RedisError as e:
             if not is_outage(e):
                 raise
-            if not lost:
-                server.log(f"{describe_outage(e)}; retrying every second")
-                lost = True
-            server.clock.forget()  # Redis may come back elsewhere (failover), with another clock
+            server.outage.lost("forward", e)
             stop.wait(1.0)
             continue
-        if lost:
-            server.log("Redis is back; serving again")
-            lost = False
+        server.outage.passed("forward")

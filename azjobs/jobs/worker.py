@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
-from azjobs.connection import MAX_BLOCK_S
+from azjobs.connection import MAX_BLOCK_S, is_outage
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
@@ -32,9 +32,6 @@ MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry clea
 # RQ blocks in BLPOP for worker_ttl - 15 s between jobs: kept within MAX_BLOCK_S, so the socket timeout
 # (longer) tells a silent Redis from an idle queue.
 WORKER_TTL_S = int(MAX_BLOCK_S) + 15
-
-
-REDIS_LOST = (redis.ConnectionError, redis.TimeoutError)
 
 # The only functions a worker runs: RQ would import whatever a job names, so anyone able to write to
 # the run's Redis could run code on every worker. Anything else fails, unimported, in the failed registry.
@@ -90,30 +87,44 @@ def allowing(functions: frozenset[str]) -> type[AzjobsJob]:
 
 class RunWorker(SimpleWorker):
     """A SimpleWorker that, in its maintenance between jobs, also hands back the jobs of dead workers,
-    and that notes when it quit because Redis went away (RQ quits its loop then), so it can be restarted."""
+    and that notes when it quit because of an outage of Redis (gone, silent, out of memory, read-only:
+    RQ quits its loop then), so it can be restarted."""
 
     run_name = ""
     say: Callable[[str], None] = print
     lost_redis = False
 
+    def _note(self, e: redis.RedisError) -> None:
+        if is_outage(e):
+            self.lost_redis = True
+
     def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
         try:
             super().execute_job(job, queue)
-        except REDIS_LOST:
-            self.lost_redis = True
+        except redis.RedisError as e:
+            self._note(e)
+            raise
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
+        try:  # RQ retries a lost connection here itself, but not a refused write (its heartbeat)
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except redis.RedisError as e:
+            self._note(e)
             raise
 
     def run_maintenance_tasks(self) -> None:
         try:
             super().run_maintenance_tasks()
-        except REDIS_LOST:
-            self.lost_redis = True
+        except redis.RedisError as e:
+            self._note(e)
             raise
 
     def teardown(self) -> None:
         try:
             super().teardown()
-        except REDIS_LOST:
+        except redis.RedisError as e:
+            if not is_outage(e):
+                raise
             self.lost_redis = True
 
     @property
@@ -216,10 +227,15 @@ def run(
                 maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
             )
             worker.run_name, worker.say = run, say
-            worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+            try:
+                worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+            except redis.RedisError as e:  # refused while RQ registers the worker, before its loop
+                if not is_outage(e):
+                    raise
+                worker.lost_redis = True
             if not worker.lost_redis or worker.stopping:
                 break
-            say(f"worker {name}: lost the connection to Redis; taking jobs again once it is back")
+            say(f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
             if not _wait_for_redis(client, worker):
                 break
             # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
@@ -237,12 +253,15 @@ def run(
 
 
 def _wait_for_redis(client: redis.Redis, worker: RunWorker, poll_s: float = 1.0) -> bool:
-    """Ping every second until Redis answers (True) or a signal asks the worker to stop (False)."""
+    """Try every second until Redis takes a write (True) or a signal asks the worker to stop (False)."""
     while not worker.stopping:
-        try:
-            client.ping()
+        try:  # a write, as a PING passes while Redis is out of memory or read-only; and the RQ worker of
+            # that name is marked dead, so that the next one may register (its own teardown could not)
+            worker.register_death()
             return True
-        except REDIS_LOST:
+        except redis.RedisError as e:
+            if not is_outage(e):
+                raise
             threading.Event().wait(poll_s)
     return False
 

@@ -47,8 +47,18 @@ def test_bench_net() -> None:
 
 def test_bench_transport() -> None:
     figures = bench("transport", "--game", "tictactoe", "--seconds", "1.5", "--leaves", "8")
-    assert figures["leaves_per_request"] == 8
+    assert figures["leaves_per_request"] == 8 and figures["clients"] == 1 and figures["batch_size"] == 8
     positive(figures, "worker_cpu_us_per_leaf", "server_cpu_us_per_leaf", "round_trips_per_sec", "leaves_per_sec")
+    assert figures["shards"] == 1 and "batch_wall_over_forward" not in figures
+
+
+def test_bench_transport_with_clients_batches_a_fixed_forward_and_two_shards() -> None:
+    figures = bench("transport", "--game", "tictactoe", "--seconds", "1.5", "--leaves", "4", "--clients", "3",
+                    "--batch-size", "8", "--forward-ms", "5", "--shards", "2")
+    assert (figures["clients"], figures["batch_size"], figures["forward_ms"], figures["shards"]) == (3, 8, 5.0, 2)
+    positive(figures, "server_cpu_us_per_leaf", "redis_cpu_us_per_leaf", "leaves_per_sec", "ms_per_batch",
+             "batch_wall_over_forward", "shard0_leaves_per_sec", "shard1_leaves_per_sec", "redis_core_leaves_per_sec")
+    assert 0 < figures["batch_fill"] <= 1
 
 
 def test_bench_selfplay() -> None:

@@ -20,7 +20,7 @@ from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference import server
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
-from azjobs.inference.runner import RunnerOptions
+from azjobs.inference.runner import NullRunner, RunnerOptions
 from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
@@ -401,3 +401,128 @@ def test_precision_and_layout_are_chosen_by_timing_and_logged(
     np.testing.assert_allclose(logits, want_logits, rtol=0.05, atol=0.05)
     np.testing.assert_allclose(values, want_values, rtol=0.05, atol=0.05)
     assert _gpu_serve_beat(redis_client)["precision"] in chosen
+
+
+def test_many_clients_over_many_batches_get_each_answer_once(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    """The collector, the forward thread and the sender each hold a batch at times: every request is still
+    answered exactly once, with its own rows."""
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    settings = SETTINGS.replace(inference_batch_size=8, inference_wait_ms=1.0)
+    clients = [InferenceClient(redis.Redis.from_url(redis_url), RUN, client_id=f"m{i}") for i in range(4)]
+    planes = {(i, j): _planes(1 + (i + j) % 4, seed=1000 + 10 * i + j) for i in range(4) for j in range(12)}
+    with serving(redis_url, tmp_path, settings):
+        ids = {key: clients[key[0]].submit(p) for key, p in planes.items()}  # all in flight at once
+        for key, request_id in ids.items():
+            _assert_same(clients[key[0]].receive(request_id), oracle.evaluate(planes[key]))
+    beat = _gpu_serve_beat(redis_client)
+    assert beat["requests"] == str(len(planes)) and int(beat["batches"]) > 1
+    for c in clients:
+        assert c.dropped == 0 and c.resent == 0 and redis_client.llen(keys.reply(RUN, c.client_id)) == 0
+        c.close()
+        c.redis.close()
+
+
+class GatedRunner(NullRunner):
+    """A stand-in network whose first forward pass lasts until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__(TICTACTOE.planes_shape, TICTACTOE.num_actions, 8, slots=server.SLOTS)
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self.forwards: list[int] = []  # the slot of each pass, in order
+
+    def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        self.entered.set()
+        assert self.gate.wait(timeout=30), "the test never opened the gate"
+        self.forwards.append(slot)
+        return super().forward(n, slot)
+
+
+@contextmanager
+def serving_with(url: str, store: WeightStore, runner: GatedRunner, settings: Settings) -> Iterator[threading.Event]:
+    stop, errors = threading.Event(), []
+    client = redis.Redis.from_url(url)
+
+    def target() -> None:
+        try:
+            server.serve(settings, client, RUN, store, runner, stop=stop, log=lambda line: None, name="gated")
+        except BaseException as e:  # handed to the test thread below
+            errors.append(e)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        runner.gate.set()
+        thread.join(timeout=10)
+        client.close()
+    assert not thread.is_alive() and not errors, errors
+
+
+def _request_ids(raws: list[bytes]) -> list[int]:
+    return [wire.decode_request(raw, max_positions=64, planes_shape=TICTACTOE.planes_shape).request_id for raw in raws]
+
+
+def test_the_next_batches_are_collected_while_a_forward_pass_runs(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore
+) -> None:
+    runner = GatedRunner()
+    settings = SETTINGS.replace(inference_batch_size=2, inference_wait_ms=0.0)
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(2, seed=60 + i) for i in range(3)]  # one batch each
+    with serving_with(redis_url, store, runner, settings):
+        ids = [client.submit(p) for p in planes]
+        assert runner.entered.wait(timeout=20)
+        # The first pass has not ended, yet the other two requests are off the list, decoded into the other
+        # two batch buffers.
+        _wait_for(lambda: redis_client.llen(keys.requests(RUN)) == 0, "the collector to take the next batches")
+        for p in planes[1:]:
+            _wait_for(lambda p=p: any(np.array_equal(b[:2], p) for b in runner.buffers), "a collected batch")
+        assert runner.forwards == []
+        runner.gate.set()
+        for request_id, p in zip(ids, planes):
+            logits, values = client.receive(request_id)
+            assert logits.shape == (2, TICTACTOE.num_actions) and values.shape == (2,)
+        _wait_for(lambda: len(runner.forwards) == 3, "three forward passes")
+    assert sorted(runner.forwards) == [0, 1, 2]  # each batch in a buffer of its own
+    assert client.dropped == 0 and client.resent == 0
+    beat = _gpu_serve_beat(redis_client)
+    assert beat["batches"] == "3" and {"idle_ms", "send_ms", "forward_busy"} <= beat.keys()
+
+
+def test_stopping_gives_back_collected_batches_in_order(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore
+) -> None:
+    runner = GatedRunner()
+    settings = SETTINGS.replace(inference_batch_size=2, inference_wait_ms=0.0)
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(2, seed=70 + i) for i in range(5)]
+    with serving_with(redis_url, store, runner, settings) as stop:
+        ids = [client.submit(p) for p in planes]
+        assert runner.entered.wait(timeout=20)
+        # One batch in the forward pass, two collected in the other buffers; the rest wait in the list.
+        _wait_for(lambda: redis_client.llen(keys.requests(RUN)) == 2, "the collector to fill every buffer")
+        stop.set()
+        runner.gate.set()
+        logits, _ = client.receive(ids[0])  # the batch that was running is still answered
+        assert logits.shape == (2, TICTACTOE.num_actions)
+    assert runner.forwards == [runner.forwards[0]]  # nothing else ran
+    left = redis_client.lrange(keys.requests(RUN), 0, -1)
+    assert _request_ids(left) == ids[1:]  # given back at the head of the list, in their order
+
+
+def test_outages_are_said_once_across_threads() -> None:
+    lines: list[str] = []
+    outage = server._Outage(lines.append)
+    refused = redis.exceptions.OutOfMemoryError("OOM command not allowed")
+    outage.passed("collector")  # nothing was lost: nothing to say
+    outage.lost("sender", refused)
+    outage.lost("forward", refused)
+    outage.passed("collector")  # a thread that still gets through (pops) ends nothing
+    outage.passed("sender")
+    assert len(lines) == 1 and "out of memory" in lines[0]
+    outage.passed("forward")
+    assert lines[1:] == ["Redis is back; serving again"]
