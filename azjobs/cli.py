@@ -21,7 +21,8 @@ from rich.console import Console
 from azjobs import __version__
 from azjobs.connection import URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
-from azjobs.settings import DOCS, FIELD_TYPES, Settings, SettingsError
+from azjobs.settings import (DOCS, ENV_PREFIX, FALSE, FIELD_TYPES, PROCESS_SETTINGS, SPECS, TRUE, Settings,
+                             SettingsError)
 
 
 def say(message: str) -> None:
@@ -57,6 +58,12 @@ def redis_url_option(f: Callable) -> Callable:
     )(f)
 
 
+def unused_redis_url_option(f: Callable) -> Callable:
+    """--redis-url for commands that read the storage root alone: accepted (scripts pass it to
+    every command), ignored, and left out of --help so that no one expects it to matter."""
+    return click.option("--redis-url", envvar=URL_ENV, default=None, hidden=True, expose_value=False)(f)
+
+
 def run_dir_option(required: bool) -> Callable:
     return click.option(
         "--run-dir", envvar="AZJOBS_RUN_DIR", show_envvar=True, required=required,
@@ -75,8 +82,10 @@ def threads_option(f: Callable) -> Callable:
 def settings_options(f: Callable) -> Callable:
     """--config, --game and one option per setting (env AZJOBS_<NAME> works too)."""
     for name in reversed(list(FIELD_TYPES)):
-        kind = FIELD_TYPES[name]
-        f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name])(f)
+        # Booleans strictly as the environment spells them: a misspelt one is an error, not false.
+        kind = click.Choice(TRUE + FALSE, case_sensitive=False) if FIELD_TYPES[name] is bool else FIELD_TYPES[name]
+        own = " (a process setting: on an existing run, this process's own value)" if name in PROCESS_SETTINGS else ""
+        f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name] + own)(f)
     return click.option(
         "--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="TOML file of settings (defaults < file < AZJOBS_* environment < flags).",
@@ -84,6 +93,7 @@ def settings_options(f: Callable) -> Callable:
 
 
 def with_settings(f: Callable) -> Callable:
+    """The command gets `settings` for a new run in place of --config and the settings flags."""
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
         from azjobs.settings import resolve
@@ -92,6 +102,43 @@ def with_settings(f: Callable) -> Callable:
         return f(resolve(config, flags), **kwargs)
 
     return wrapper
+
+
+def with_given_settings(f: Callable) -> Callable:
+    """As with_settings, and `given`: the values --config, AZJOBS_* and the flags set, whose process
+    settings are this process's own on an existing run."""
+    @wraps(f)
+    def wrapper(config: Path | None, **kwargs: Any) -> Any:
+        from azjobs.settings import from_given, given
+
+        values = given(config, {name: kwargs.pop(name) for name in FIELD_TYPES})
+        return f(from_given(values), values, **kwargs)
+
+    return wrapper
+
+
+def process_option(name: str) -> Callable:
+    """The flag of process setting `name` (env AZJOBS_<NAME>): this process's own value, else the run's."""
+    _, flag = PROCESS_SETTINGS[name]
+    return click.option(
+        flag, name, envvar=ENV_PREFIX + name.upper(), show_envvar=True, default=None,
+        metavar="N" if FIELD_TYPES[name] is int else "NUMBER",
+        help=f"{DOCS[name]}; {SPECS[name].allowed(FIELD_TYPES[name])}. This process's own value "
+             f"(default: the run's {name}, which stays as stored).",
+    )
+
+
+def own_options(command: str, values: dict[str, str | None]) -> dict[str, Any]:
+    """The process settings given to this command by flag or environment, checked (one-line errors)."""
+    from azjobs import settings as run_settings
+
+    ctx, out = click.get_current_context(), {}
+    for name, value in values.items():
+        if value is not None:
+            from_env = ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
+            source = ENV_PREFIX + name.upper() if from_env else PROCESS_SETTINGS[name][1]
+            out.update(run_settings.own_values(command, {name: value}, source))
+    return out
 
 
 def stop_on_signals() -> threading.Event:
@@ -119,30 +166,31 @@ def run_name(run_dir: Path) -> str:
 
 
 def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
-    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis)."""
-    from azjobs.local import LOCAL_URL_FILE
+    """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis), if one is live."""
+    from azjobs.local import read_url_file
 
-    local_url = Path(run_dir) / LOCAL_URL_FILE if run_dir is not None else None
-    if redis_url is None and local_url is not None and local_url.exists():
-        return local_url.read_text().strip()
+    if redis_url is None and run_dir is not None:
+        return read_url_file(run_dir) or None
     return redis_url
 
 
-def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False):  # type: ignore[no-untyped-def]
+def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False,  # type: ignore[no-untyped-def]
+             device: str | None = None):
     """Connect and wait (saying so) until the run exists; then (client, settings)."""
     from azjobs import settings as run_settings
 
     client = connect(redis_url)
     found = run_settings.wait(client, run_name(run_dir), run_dir, say)
-    note_facts(client, run_dir, found, cuda=cuda)
+    note_facts(client, run_dir, found, cuda=cuda, device=device)
     return client, found
 
 
-def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False) -> None:  # type: ignore[no-untyped-def]
+def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False,  # type: ignore[no-untyped-def]
+               device: str | None = None) -> None:
     """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
     from azjobs import doctor, heartbeat
 
-    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda))
+    heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda, device=device))
 
 
 # The roles.
@@ -154,15 +202,20 @@ def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False)
               help="Self-play workers to start (default: cores - 1, at least 1).")
 @run_dir_option(required=False)
 @settings_options
-@with_settings
-def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Path | None) -> None:
+@with_given_settings
+def run_cmd(settings: Settings, given: dict[str, Any], minutes: float, workers: int | None,
+            run_dir: Path | None) -> None:
     """Everything on this machine: embedded Redis, gpu-serve, workers, trainer.
 
-    Runs again on the same --run-dir (default runs/<game>) resume where it stopped.
+    Runs again on the same --run-dir (default runs/<game>) resume where it stopped, with the stored
+    settings; process settings given (e.g. --inference-batch-size) go to gpu-serve and the trainer.
     """
     from azjobs import local
+    from azjobs.eval.positions import resolve_positions
 
-    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers)
+    if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
+        resolve_positions(settings.eval_positions)
+    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers, own=given)
 
 
 @main.command("train")
@@ -172,10 +225,14 @@ def run_cmd(settings: Settings, minutes: float, workers: int | None, run_dir: Pa
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
 @threads_option
 @settings_options
-@with_settings
-def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: str | None,
+@with_given_settings
+def train_cmd(settings: Settings, given: dict[str, Any], redis_url: str | None, run_dir: Path, device: str | None,
               max_steps: int | None, threads: int | None) -> None:
-    """The trainer: creates the run (or resumes it), trains and publishes weights."""
+    """The trainer: creates the run (or resumes it), trains and publishes weights.
+
+    On an existing run the stored settings hold, but for the trainer's process settings given
+    (--publish-every-steps, --eval-every-versions, ...): this process's own.
+    """
     from azjobs import settings as run_settings
     from azjobs.storage import marker
     from azjobs.train import trainer
@@ -183,35 +240,51 @@ def train_cmd(settings: Settings, redis_url: str | None, run_dir: Path, device: 
     set_threads(threads)
     client = connect(redis_url)
     stored = run_settings.publish(client, run_name(run_dir), run_dir, settings)
-    if stored != settings:
+    own = {name: value for name, value in given.items() if name in run_settings.process_settings("train")}
+    if stored.replace(**own) != settings:
         say(f"run {run_name(run_dir)} exists: using its stored settings")
     marker.ensure(client, run_name(run_dir), run_dir)
-    note_facts(client, run_dir, stored, cuda=True)
+    note_facts(client, run_dir, stored, cuda=True, device=device)
     trainer.run(stored, client, run_name(run_dir), run_dir, device=device, stop=stop_on_signals(),
-                max_steps=max_steps, log=say)
+                max_steps=max_steps, log=say, own=own)
 
 
 @main.command("gpu-serve")
 @redis_url_option
 @run_dir_option(required=True)
 @click.option("--device", default=None, help="torch device (default: cuda if present, else cpu).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="Autocast precision of the forward pass; auto: on CPU the faster of fp32 and bf16, timed at start; "
-                   "on CUDA bf16 where supported, else fp16.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]), default="auto",
+              show_default=True,
+              help="Precision the network is held and run in; auto: on CUDA by the device's compute capability "
+                   "(bf16 from 8.0, fp16 below), on CPU the faster of fp32 and bf16, timed at start. fp32 keeps "
+                   "TF32 off (answers as the CPU's); tf32 turns it on (Ampere and later).")
 @click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="channels_last memory layout; auto: timed at start.")
 @click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option("--compile", "compile_net", is_flag=True,
-              help="CUDA: torch.compile the network for fixed batch sizes (compiles on first use of each size).")
+              help="CUDA: torch.compile the network for fixed batch sizes up to the inference batch size, "
+                   "all compiled at start (needs Triton; minutes for large networks).")
+@process_option("inference_batch_size")
+@process_option("inference_wait_ms")
 @threads_option
 def serve_cmd(redis_url: str | None, run_dir: Path, device: str | None, precision: str, channels_last: str,
-              cuda_graphs: bool, compile_net: bool, threads: int | None) -> None:
+              cuda_graphs: bool, compile_net: bool, threads: int | None, inference_batch_size: str | None,
+              inference_wait_ms: str | None) -> None:
     """The inference server: batches requests, runs the network, replies."""
+    from azjobs import settings as run_settings
     from azjobs.inference import server
-    from azjobs.inference.runner import RunnerOptions
+    from azjobs.inference.runner import RunnerOptions, require_compile
+    from azjobs.net import device as devices
 
+    own = own_options("gpu-serve", {"inference_batch_size": inference_batch_size,
+                                    "inference_wait_ms": inference_wait_ms})  # before waiting for the run
     set_threads(threads)
-    client, settings = join_run(redis_url, run_dir, cuda=True)
+    if devices.resolve(device).type == "cuda" and compile_net:
+        require_compile()  # before waiting for the run and its weights: a missing GPU or Triton stops here
+    client, stored = join_run(redis_url, run_dir, cuda=True, device=device)
+    settings = run_settings.for_process(stored, "gpu-serve", own)
+    if settings != stored:
+        say(f"gpu-serve: this process's own {run_settings.overridden(settings, stored)}")
     options = RunnerOptions(precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
                             compile=compile_net)
     server.run(settings, client, run_name(run_dir), run_dir, device=device, options=options, stop=stop_on_signals(),
@@ -313,20 +386,31 @@ def redis_cmd(bind: tuple[str, ...], port: int, data_dir: Path, password_file: P
 @main.command("dashboard")
 @redis_url_option
 @run_dir_option(required=False)
-@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to serve on (0.0.0.0: the LAN).")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.")
 @click.option("--port", type=click.IntRange(1, 65535), default=9181, show_default=True)
-def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: int) -> None:
-    """rq-dashboard on the run's Redis: queues, jobs (JSON) and workers.
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding the password every page asks for (user azjobs; default: "
+                   "$AZJOBS_DASHBOARD_PASSWORD, else none, which only loopback allows).")
+@click.option("--allow-actions", is_flag=True,
+              help="Turn on the write actions (delete, requeue, empty, compact); off, they answer 403.")
+def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: int, password_file: Path | None,
+                  allow_actions: bool) -> None:
+    """rq-dashboard on the run's Redis: queues, jobs (JSON, never unpickled) and workers; read-only by default.
 
     With only --run-dir of a running `azjobs run`, it shows that run's embedded Redis.
     """
     from azjobs import dashboard
     from azjobs.connection import effective_url
 
+    password = dashboard.read_password(password_file)
+    dashboard.check_exposure(bind, password)
     url = effective_url(url_for(redis_url, run_dir))
     connect(url)  # a clear one-line error before the web server starts
-    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/", err=True)
-    dashboard.run(url, bind=bind, port=port)
+    actions = "write actions on" if allow_actions else "read-only"
+    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/ ({actions}"
+               f"{', password required' if password else ''})", err=True)
+    dashboard.run(url, bind=bind, port=port, password=password, allow_actions=allow_actions)
 
 
 def player_option(f: Callable) -> Callable:
@@ -344,17 +428,17 @@ def game_option(f: Callable) -> Callable:
 
 
 @main.command("bestmove")
-@redis_url_option
+@unused_redis_url_option
 @run_dir_option(required=False)
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @player_option
 @game_option
-def bestmove_cmd(redis_url: str | None, run_dir: Path | None, sims: int | None, player: str, game: str | None) -> None:
+def bestmove_cmd(run_dir: Path | None, sims: int | None, player: str, game: str | None) -> None:
     """Read positions (moves so far, one game per line) on stdin; print one move per line.
 
-    Uses the newest weights on the storage root (--redis-url is accepted and unused), or the
-    --player named, e.g. `--player alphabeta:4 --game connect4`.
+    Uses the newest weights on the storage root (no Redis needed), or the --player named,
+    e.g. `--player alphabeta:4 --game connect4`.
     """
     from azjobs import bestmove
     from azjobs.players import load_player
@@ -422,16 +506,16 @@ def plot_cmd(run_dir: Path, out: Path | None) -> None:
 
 
 @main.command("play")
-@redis_url_option
+@unused_redis_url_option
 @run_dir_option(required=True)
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @click.option("--second", is_flag=True, help="Let azjobs move first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
-def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
+def play_cmd(run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
     """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
 
-    Reads the newest weights from the storage root (--redis-url is accepted and unused).
+    Reads the newest weights from the storage root (no Redis needed).
     """
     from azjobs import bestmove, play
 
@@ -439,6 +523,38 @@ def play_cmd(redis_url: str | None, run_dir: Path, sims: int | None, second: boo
     sims = agent.settings.num_simulations if sims is None else sims
     play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo,
               seed=seed)
+
+
+@main.command("settings")
+@redis_url_option
+@run_dir_option(required=False)
+@settings_options
+def settings_cmd(redis_url: str | None, run_dir: Path | None, config: Path | None, **flags: Any) -> None:
+    """Print the effective settings as a TOML file that --config accepts, each line with its meaning.
+
+    Without --run-dir: what a new run gets (defaults < game < --config < AZJOBS_* < flags).
+    With --run-dir: the run's stored settings, from its settings.toml; with --redis-url, from the
+    run's Redis as its processes read them (else its settings.toml).
+    """
+    from azjobs import settings as run_settings
+
+    if run_dir is None:
+        found = run_settings.resolve(config, flags)
+        title = f"azjobs settings for a new {found.game} run; use with `azjobs run --config FILE`."
+    else:
+        given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
+        if config is not None or given:
+            raise click.UsageError(f"a run's settings are fixed at its creation: drop {(given or ['--config'])[0]} "
+                                   f"with --run-dir (docs/settings.md)")
+        if redis_url is None:
+            stored = run_settings.read_file(run_dir)
+        else:
+            stored = run_settings.fetch(connect(redis_url), run_name(run_dir), run_dir)
+        if stored is None:
+            raise AzjobsError(f"no run at {run_dir}: no {run_settings.SETTINGS_FILE} there"
+                              + ("" if redis_url is None else " and no such run in Redis") + "; check --run-dir")
+        found, title = stored, f"azjobs settings of run {run_name(run_dir)} (stored when it was created)."
+    click.echo(run_settings.to_toml(found, title), nl=False)
 
 
 # The games.
@@ -454,7 +570,7 @@ def games_cmd() -> None:
                    f"{game.num_symmetries} symmetries  ({type(game).__module__})")
 
 
-# Benchmarks: each subcommand prints one JSON object as its last line (figures in the README).
+# Benchmarks: each subcommand prints one JSON object as its last line (figures in docs/benchmarks.md).
 
 @main.group("bench")
 def bench_group() -> None:
@@ -480,7 +596,7 @@ def bench_settings(game: str, **flags: Any) -> Settings:
 
 
 def serve_flag_options(f: Callable) -> Callable:
-    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+    f = click.option("--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16", "fp16"]), default="auto",
                      show_default=True, help="As gpu-serve's --precision.")(f)
     return click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
                         show_default=True, help="As gpu-serve's --channels-last.")(f)
@@ -531,6 +647,23 @@ def bench_net_cmd(game: str, seconds: float, device: str | None, precision: str,
     net.run(bench_settings(game), seconds, device or default_device(), options, sizes)
 
 
+@bench_group.command("gpu")
+@bench_options(seconds=3.0)
+@click.option("--compile/--no-compile", "compile_net", default=True, show_default=True,
+              help="Include the torch.compile variant (in each device's own precision).")
+@click.option("--compile-all", is_flag=True, help="Compile in every precision (each one compiles every batch size).")
+def bench_gpu_cmd(game: str, seconds: float, compile_net: bool, compile_all: bool) -> None:
+    """Prove a GPU machine: every serving variant on every visible GPU against the CPU in fp32
+    (batches 1-1000, before and after a weights swap), positions/s at batches 256-1024, the trainer's
+    steps/s. --seconds is the timing per variant. Exits 1 if a variant fails; without CUDA it says so
+    and exits 0."""
+    from azjobs.bench import gpu
+
+    result = gpu.run(bench_settings(game), seconds, compile=compile_net, compile_all=compile_all)
+    if not result["ok"]:
+        raise SystemExit(1)
+
+
 @bench_group.command("transport")
 @bench_options(seconds=45.0)
 @click.option("--leaves", type=click.IntRange(min=1), default=64, show_default=True, help="Positions per request.")
@@ -573,14 +706,16 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
     settings = bench_settings(game, games_per_job=games_per_job, games_in_flight=games_in_flight,
                               inference_batch_size=batch_size, num_simulations=sims)
     server_threads = server_threads or max(1, (os.cpu_count() or 2) // 2)
-    flags = ["--precision", precision, "--channels-last", channels_last]
+    flags = ["--precision", precision, "--channels-last", channels_last,  # the run's batch, whatever AZJOBS_* says
+             "--batch-size", str(settings.inference_batch_size), "--wait-ms", str(settings.inference_wait_ms)]
     selfplay.run(settings, seconds, warmup, workers or default_workers(), server_threads, flags)
 
 
 @bench_group.command("strength")
 @run_dir_option(required=False)
-@click.option("--positions", "positions_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labelled positions, JSON lines (see 'Labelled positions' in the README).")
+@click.option("--positions", "positions_file", required=True, metavar="NAME|FILE",
+              help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
+                   "JSON-lines file (the format: docs/evaluation.md).")
 @click.option("--sims", type=click.IntRange(min=0), default=None,
               help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
 @player_option
@@ -590,7 +725,7 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 @click.option("--record", is_flag=True,
               help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option
-def bench_strength_cmd(run_dir: Path | None, positions_file: Path, sims: int | None, player: str,
+def bench_strength_cmd(run_dir: Path | None, positions_file: str, sims: int | None, player: str,
                        game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
@@ -644,17 +779,48 @@ def bench_match_cmd(player_a: str, player_b: str, run_dir: Path | None, game: st
 @bench_group.command("soak")
 @click.option("--seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="How long the load runs.")
-@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Client processes, each standing in for one self-play worker.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Client processes, each standing in for one self-play worker (default 8); with --system, "
+                   "real workers (default 3).")
 @click.option("--games", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Games per worker: positions in each of its requests.")
+              help="Games per worker: positions in each of its requests (not with --system).")
+@click.option("--system", is_flag=True,
+              help="The whole system: trainer, gpu-serve and workers, with faults injected on a schedule; "
+                   "checks that nothing is lost or counted twice and that memory stays flat.")
+@click.option("--fault-every", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="With --system: seconds between faults (worker killed, gpu-serve killed, Redis restarted, "
+                   "garbage requests, in turn).")
+@click.option("--keep", is_flag=True, help="With --system: keep the run folder and logs (always kept on a failure).")
 @settings_options
-@with_settings
-def soak_cmd(settings: Settings, seconds: float, workers: int, games: int) -> None:
+def soak_cmd(config: Path | None, seconds: float, workers: int | None, games: int, system: bool, fault_every: float,
+             keep: bool, **flags: Any) -> None:
     """Load one gpu-serve on loopback: request latency percentiles, lost or wrong replies, memory of every process.
 
-    Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the server's run.
+    With --system, the whole system under faults instead; one JSON line of figures and checks, exit code 1
+    if a check failed. Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the run; with
+    --system an unset one takes the soak's tiny tic-tac-toe run (no --config or --game given).
     """
+    from azjobs.settings import resolve
+
+    if system:
+        from azjobs.bench import system_soak
+
+        settings = resolve(config, flags if config else system_soak.tiny_defaults(flags))
+        report = system_soak.run(settings, seconds=seconds, workers=workers or 3, fault_every=fault_every, log=say,
+                                 keep=keep)
+        replay = report["replay"]
+        say(f"soak --system: {report['faults_injected']} faults, {replay['finished_jobs']} jobs finished, "
+            f"{replay['games_counted']} games counted, {replay['games_on_disk']} on disk; weights "
+            f"{report['weights']['first']} -> {report['weights']['last']}; failed checks: "
+            f"{', '.join(report['checks_failed']) or 'none'}")
+        click.echo(json.dumps(report))
+        if report["checks_failed"]:
+            sys.exit(1)
+        return
+    _plain_soak(resolve(config, flags), seconds, workers or 8, games)
+
+
+def _plain_soak(settings: Settings, seconds: float, workers: int, games: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from azjobs.bench import soak

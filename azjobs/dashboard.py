@@ -1,44 +1,119 @@
-"""`azjobs dashboard`: rq-dashboard on the run's Redis, set up for azjobs' JSON jobs.
+"""`azjobs dashboard`: rq-dashboard on the run's Redis, read-only and pickle-free unless told otherwise.
 
-rq-dashboard's `--json` reads jobs with the JSON serializer, but its workers view (0.9.0)
-lists workers with RQ's default serializer, so a worker busy with a JSON job breaks the
-page. We hand it a Worker class that lists workers with the JSON serializer.
+rq-dashboard (0.9.0) fetches some jobs, registries and workers without a serializer, so RQ would
+pickle-load what it finds in Redis: whoever can write there could run code in the dashboard. This
+process makes JSON RQ's default and pickle's `loads` a refusal. Write actions (delete, requeue, empty,
+compact) answer 403 unless allowed, and a password (HTTP basic auth) guards every page when given.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
-import rq
-from flask import Flask
+import rq.serializers
+from flask import Flask, Response, request
 from rq.serializers import JSONSerializer
 
+from azjobs.errors import AzjobsError
 
-class JsonWorker(rq.Worker):
-    """rq's Worker, listed with the serializer azjobs' jobs use."""
+USER = "azjobs"  # the basic-auth user name; only the password is checked
+PASSWORD_ENV = "AZJOBS_DASHBOARD_PASSWORD"
+# rq-dashboard's routes that change Redis; requeue_all answers GET too.
+WRITE_ENDPOINTS = frozenset({
+    "rq_dashboard.delete_job_view", "rq_dashboard.requeue_job_view", "rq_dashboard.requeue_all",
+    "rq_dashboard.empty_queue", "rq_dashboard.compact_queue",
+})
 
-    @classmethod
-    def all(cls, *args: Any, **kwargs: Any) -> list:  # type: ignore[override]
-        kwargs.setdefault("serializer", JSONSerializer)
-        return super().all(*args, **kwargs)
+
+class UnpicklingRefused(Exception):
+    """Something in this process tried to unpickle data read from Redis."""
 
 
-def make_app(redis_url: str) -> Flask:
-    """The rq-dashboard web app on `redis_url`, reading jobs and workers as JSON."""
+def _refuse_pickle(data: bytes, /) -> Any:
+    raise UnpicklingRefused("azjobs dashboard never unpickles data from Redis (azjobs' jobs are JSON)")
+
+
+def refuse_pickle() -> None:
+    """In this process, RQ objects made without a serializer read JSON, and pickle's loads refuses.
+
+    RQ resolves a missing serializer to `rq.serializers.PickleSerializer` at each call, so every Job,
+    Queue, registry, Result and Worker that rq-dashboard makes without one reads JSON; any code that
+    names `DefaultSerializer` itself gets a `loads` that raises (RQ then shows the field as unreadable).
+    """
+    rq.serializers.DefaultSerializer.loads = staticmethod(_refuse_pickle)  # type: ignore[assignment]
+    rq.serializers.PickleSerializer = JSONSerializer  # type: ignore[misc]
+    rq.serializers.SERIALIZER_ALIASES["pickle"] = JSONSerializer
+
+
+def is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def read_password(password_file: Path | None) -> str | None:
+    """The dashboard's password: the file's first line, else $AZJOBS_DASHBOARD_PASSWORD, else none."""
+    if password_file is None:
+        return os.environ.get(PASSWORD_ENV) or None
+    try:
+        found = Path(password_file).read_text().strip()
+    except OSError as e:
+        raise AzjobsError(f"cannot read the dashboard's password file {password_file}: {e.strerror}") from None
+    if not found:
+        raise AzjobsError(f"the dashboard's password file {password_file} is empty: put the password in it")
+    return found
+
+
+def check_exposure(bind: str, password: str | None) -> None:
+    """Refuse to serve beyond loopback without a password."""
+    if not password and not is_loopback(bind):
+        raise AzjobsError(
+            f"refusing to serve the dashboard on {bind} without a password: pass --password-file FILE or set "
+            f"${PASSWORD_ENV} (or keep --bind 127.0.0.1 and reach it with ssh -L)"
+        )
+
+
+def make_app(redis_url: str, *, password: str | None = None, allow_actions: bool = False) -> Flask:
+    """The rq-dashboard web app on `redis_url`: JSON only, write actions off unless `allow_actions`,
+    every request wanting `password` (user `azjobs`) when one is given."""
     from rq_dashboard import cli as dashboard_cli
     from rq_dashboard import web
 
-    web.Worker = JsonWorker
+    refuse_pickle()
     web.config.serializer = JSONSerializer
     app = dashboard_cli.make_flask_app(None, None, None, "")
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     app.config["DEPRECATED_OPTIONS"] = []
+    app.config["RQ_DASHBOARD_DISABLE_DELETE"] = not allow_actions  # hides the buttons too
     web.setup_rq_connection(app)
+    app.before_request(lambda: _guard(password, allow_actions))
     return app
 
 
-def run(redis_url: str, *, bind: str = "127.0.0.1", port: int = 9181) -> None:
+def _guard(password: str | None, allow_actions: bool) -> Response | None:
+    """Runs before every request: basic auth when a password is set, then no write action unless allowed."""
+    if password:
+        auth = request.authorization
+        given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
+        if not hmac.compare_digest(given.encode(), password.encode()):
+            return Response("azjobs dashboard: password required\n", 401,
+                            {"WWW-Authenticate": 'Basic realm="azjobs dashboard"'})
+    if not allow_actions and (request.endpoint in WRITE_ENDPOINTS or request.method not in ("GET", "HEAD")):
+        return Response("azjobs dashboard: write actions are off (start it with --allow-actions)\n", 403)
+    return None
+
+
+def run(redis_url: str, *, bind: str = "127.0.0.1", port: int = 9181, password: str | None = None,
+        allow_actions: bool = False) -> None:
     """Serve rq-dashboard until interrupted (the URL stays in-process: no password on a command line)."""
+    check_exposure(bind, password)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    make_app(redis_url).run(host=bind, port=port)
+    make_app(redis_url, password=password, allow_actions=allow_actions).run(host=bind, port=port)

@@ -1,7 +1,7 @@
 """`azjobs doctor`: checks of a run's Redis, storage root, processes and queues, one verdict line each.
 
 Each process of a run sends with its heartbeat what it found when it joined (`facts`: azjobs version,
-settings digest, storage marker verdict, CUDA), so the doctor, run on any machine, compares them all.
+settings digest, storage marker verdict, the GPU it uses), so the doctor, run on any machine, compares them all.
 """
 
 from __future__ import annotations
@@ -49,14 +49,29 @@ def settings_digest(settings: Settings) -> str:
     return hashlib.sha256(settings.to_json().encode()).hexdigest()[:12]
 
 
-def facts(client: redis.Redis, run: str, run_dir: Path, settings: Settings, *, cuda: bool = False) -> dict[str, str]:
-    """What a process found when it joined the run; `cuda` for the roles that want a GPU."""
+def facts(client: redis.Redis, run: str, run_dir: Path, settings: Settings, *, cuda: bool = False,
+          device: str | None = None) -> dict[str, str]:
+    """What a process found when it joined the run; `cuda` for the roles that want a GPU, `device` the
+    one they were given (default: the first GPU, else the CPU): its name and compute capability."""
     found = {"settings": settings_digest(settings), "storage": marker.check(client, run, run_dir)}
     if cuda:
-        import torch
-
-        found["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not visible"
+        found.update(_gpu_facts(device))
     return found
+
+
+def _gpu_facts(device: str | None) -> dict[str, str]:
+    import torch
+
+    from azjobs.net import device as devices
+
+    if not torch.cuda.is_available():
+        return {"cuda": "not visible"}
+    try:
+        used = devices.resolve(device)
+    except AzjobsError:  # the role itself stops with this message
+        return {"cuda": torch.cuda.get_device_name()}
+    # On the CPU: the GPU it could have used, so the doctor can say that one is visible.
+    return devices.facts(used) if used.type == "cuda" else {"cuda": torch.cuda.get_device_name()}
 
 
 def diagnose(url: str | None, run_dir: Path, *, interval_s: float = 3.0) -> list[Verdict]:
@@ -204,11 +219,14 @@ def _agreement(client: redis.Redis, run: str, run_dir: Path, settings: Settings,
 
 def _cuda(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
           snap: status.Snapshot) -> list[Verdict]:
+    """The device each GPU role actually runs on, with the card's name, capability and precision."""
     out = []
-    for p in _alive(snap, "gpu-serve"):
+    for p in [*_alive(snap, "trainer"), *_alive(snap, "gpu-serve")]:
         cuda = p.get("cuda", "")
         if p.get("device", "").startswith("cuda"):
-            out.append(Verdict(OK, "cuda", f"{_where(p)} runs on {p['device']} ({cuda or 'a GPU'})"))
+            card = ", ".join(part for part in (cuda or "a GPU", p.get("cuda_capability") and
+                                               f"capability {p['cuda_capability']}", p.get("precision")) if part)
+            out.append(Verdict(OK, "cuda", f"{_where(p)} runs on {p['device']} ({card})"))
         elif cuda and cuda != "not visible":
             out.append(Verdict(WARN, "cuda", f"{_where(p)} runs on {p.get('device')} though {cuda} is visible",
                                "restart it without --device cpu"))

@@ -48,9 +48,13 @@ class EmbeddedRedis:
     workdir: Path
     _owns_workdir: bool
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
+        """SIGTERM and wait (SIGKILL after 10 s); `now`: SIGKILL at once."""
         if self.process.poll() is None:
-            self.process.terminate()
+            if now:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -99,6 +103,15 @@ def start(
         args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
     server = EmbeddedRedis(process, url, workdir, _owns_workdir=True)
+    try:
+        return _wait_until_it_answers(server, url, timeout_s)
+    except BaseException:
+        server.stop()  # a Ctrl-C while it starts must not leave it running in its own session
+        raise
+
+
+def _wait_until_it_answers(server: EmbeddedRedis, url: str, timeout_s: float) -> EmbeddedRedis:
+    process, workdir = server.process, server.workdir
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -106,7 +119,7 @@ def start(
             return server
         except redis.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
                 tail = (workdir / "redis.log").read_text(errors="replace")[-300:] if workdir.exists() else ""
+                server.stop()
                 raise AzjobsError(f"the embedded redis-server did not start: {tail.strip() or 'no output'}") from None
             time.sleep(0.05)

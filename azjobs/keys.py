@@ -1,4 +1,4 @@
-"""Every Redis key and RQ queue name of a run, from one place (listed in the README)."""
+"""Every Redis key and RQ queue name of a run, from one place (listed in docs/design.md)."""
 
 from __future__ import annotations
 
@@ -54,9 +54,19 @@ def shards(run: str) -> str:
     return f"{PREFIX}:{run}:shards"
 
 
+def shards_registered(run: str) -> str:
+    """set: names of the shards in the index, so a shard (a retried job's, or one rebuilt from disk) counts once."""
+    return f"{PREFIX}:{run}:shards:registered"
+
+
 def stats(run: str) -> str:
     """hash: run-wide counters (games, positions, shards, jobs, leaf evaluations)."""
     return f"{PREFIX}:{run}:stats"
+
+
+def trainer_lease(run: str) -> str:
+    """string with expiry: JSON {host, pid, token} of the one trainer allowed on the run, renewed while it runs."""
+    return f"{PREFIX}:{run}:trainer:lease"
 
 
 def trainer(run: str) -> str:
@@ -67,6 +77,11 @@ def trainer(run: str) -> str:
 def matches(run: str) -> str:
     """list: one JSON record per finished evaluation match (players, games, results), oldest first."""
     return f"{PREFIX}:{run}:matches"
+
+
+def evals_recorded(run: str) -> str:
+    """set: ids of the evaluation records in `matches` and `accuracy`, so a retried job's record counts once."""
+    return f"{PREFIX}:{run}:evals:recorded"
 
 
 def accuracy(run: str) -> str:

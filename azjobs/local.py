@@ -9,13 +9,18 @@ it again on the same folder resumes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import redis
 from rich.console import Console, Group
@@ -25,11 +30,87 @@ from rich.progress_bar import ProgressBar
 from azjobs import embedded, settings as run_settings, status
 from azjobs.connection import connect
 from azjobs.errors import AzjobsError
-from azjobs.settings import Settings
-from azjobs.storage import marker
+from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
+from azjobs.storage import lease, marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
 STOP_GRACE_S = 15.0
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[19]  # starttime, field 22 of proc(5); a reused pid has another
+
+
+def write_url_file(run_dir: Path, url: str, pid: int | None = None) -> Path:
+    """Say where this `azjobs run`'s Redis is: its URL with the pid, host and start time of its owner, mode 0600."""
+    pid = pid or os.getpid()
+    text = json.dumps({"url": url, "pid": pid, "host": socket.gethostname(), "started": _process_start(pid)})
+    path = Path(run_dir) / LOCAL_URL_FILE
+    tmp = path.with_name(f"{LOCAL_URL_FILE}.tmp.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_url_file(run_dir: Path) -> str | None:
+    """The Redis URL of the `azjobs run` live on `run_dir`; None if there is none (no file, or its owner ended).
+
+    The file is honoured only if it is yours, readable by you alone, names a unix socket of yours and a
+    live process of this host: a planted or copied file must not send the CLI (and the password) elsewhere.
+    """
+    path = Path(run_dir) / LOCAL_URL_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _untrusted(path, f"it cannot be opened as a plain file ({e.strerror})") from None
+    with os.fdopen(fd) as f:
+        info, text = os.fstat(f.fileno()), f.read()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise _untrusted(path, "it is not yours alone (owner or mode other than 0600)")
+    try:
+        found = json.loads(text)
+        url, pid, host = str(found["url"]), int(found["pid"]), str(found["host"])
+    except (ValueError, KeyError, TypeError):
+        raise _untrusted(path, "it is not what `azjobs run` writes") from None
+    if host != socket.gethostname() or not _alive(pid, found.get("started")):
+        return None  # its `azjobs run` has ended (or runs on another host): a stale file, not a server
+    _check_socket(path, url)
+    return url
+
+
+def _alive(pid: int, started: object) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process: not the `azjobs run` that wrote a file of ours
+    return started is None or _process_start(pid) in (None, started)
+
+
+def _check_socket(path: Path, url: str) -> None:
+    if not url.startswith("unix://"):
+        raise _untrusted(path, "it names a network address, and `azjobs run` serves only a unix socket")
+    sock = Path(url[len("unix://"):].split("?", 1)[0])
+    try:
+        info = sock.lstat()
+    except OSError:
+        raise _untrusted(path, f"its socket {sock} does not exist") from None
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+        raise _untrusted(path, f"{sock} is not a unix socket of yours")
+
+
+def _untrusted(path: Path, why: str) -> AzjobsError:
+    return AzjobsError(f"refusing {path}: {why}; delete it, or pass --redis-url")
 
 
 def default_workers() -> int:
@@ -53,31 +134,73 @@ def _spawn(role: str, args: list[str], url: str, run_dir: Path, log_dir: Path, t
     return Child(role, process)
 
 
-def _stop(children: list[Child], console: Console) -> None:
-    """Workers first (their job is cut short), then the server, then the trainer (it checkpoints)."""
-    order = ["worker", "gpu-serve", "trainer"]
-    for role in order:
-        group = [c for c in children if c.role.startswith(role)]
-        for child in group:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+class Signals:
+    """Ctrl-C or SIGTERM: the first stops the run in order (as a KeyboardInterrupt); once stopping, any
+    further one sets `urgent`, and whatever still runs is killed at once: nothing is left running headless."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.urgent = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self)
+        signal.signal(signal.SIGTERM, self)  # `kill` stops the run as cleanly as Ctrl-C
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+        self.urgent.set()
+
+
+def _stop(children: list[Child], console: Console, urgent: threading.Event) -> None:
+    """Workers first (their job is cut short), then the server, then the trainer (it checkpoints).
+
+    Once `urgent` is set (a second signal), it stops waiting: every child still running is killed now."""
+    for role in ("worker", "gpu-serve", "trainer"):
+        group = [c for c in children if c.role.startswith(role) and c.process.poll() is None]
+        _signal_all(group, signal.SIGTERM)
+        # A worker's first SIGTERM waits for its job; a second one stops it now.
+        if role == "worker" and not urgent.wait(1.1):
+            _signal_all(group, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for child in group:
-            if role == "worker":
-                # A worker's first SIGTERM waits for its job; a second one stops it now.
-                time.sleep(1.1)
-                if child.process.poll() is None:
-                    child.process.send_signal(signal.SIGTERM)
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if not _wait(child, deadline, urgent) and not urgent.is_set():
                 console.print(f"{child.role} did not stop in {STOP_GRACE_S:.0f} s; killing it")
-                child.process.kill()
-                child.process.wait()
+                _kill(child)
+        if urgent.is_set():
+            left = [c for c in children if c.process.poll() is None]
+            console.print(f"second signal: killing {', '.join(c.role for c in left) or 'nothing'} now")
+            for child in left:
+                _kill(child)
+            return
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _signal_all(group: list[Child], sig: signal.Signals) -> None:
+    for child in group:
+        if child.process.poll() is None:
+            child.process.send_signal(sig)
+
+
+def _wait(child: Child, deadline: float, urgent: threading.Event) -> bool:
+    """Wait for `child` until `deadline` or a second signal; True if it exited."""
+    while child.process.poll() is None:
+        if urgent.is_set() or time.monotonic() > deadline:
+            return False
+        urgent.wait(0.1)
+    return True
+
+
+def _kill(child: Child) -> None:
+    if child.process.poll() is None:
+        child.process.kill()
+    child.process.wait()
+
+
+def own_flags(command: str, own: Mapping[str, Any]) -> list[str]:
+    """The values of `command`'s process settings in `own`, as that command's flags."""
+    return [part for name in process_settings(command) if name in own
+            for part in (PROCESS_SETTINGS[name][1], str(own[name]))]
 
 
 def run(
@@ -87,15 +210,22 @@ def run(
     minutes: float,
     workers: int | None = None,
     console: Console | None = None,
+    own: Mapping[str, Any] | None = None,
 ) -> status.Snapshot:
-    """Run everything until `minutes` have passed or Ctrl-C; returns the last status snapshot."""
+    """Run everything until `minutes` have passed or Ctrl-C; returns the last status snapshot.
+
+    `own`: values given to this command; its process settings go to the roles that take them."""
     console = console or Console()
     run_dir = Path(run_dir).resolve()
     run_name = run_dir.name
     workers = workers or settings.num_workers or default_workers()
+    holder = lease.holder_of(run_dir)  # a second `azjobs run` on this folder would start a second trainer
+    if holder is not None:
+        raise AzjobsError(lease.busy_message(run_name, holder, str(run_dir / lease.LOCK_FILE)))
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the run as cleanly as Ctrl-C
+    signals = Signals()
+    signals.install()
     server = embedded.start()
     children: list[Child] = []
     url_file = run_dir / LOCAL_URL_FILE
@@ -103,12 +233,18 @@ def run(
         client = connect(server.url)
         stored = run_settings.publish(client, run_name, run_dir, settings)
         marker.ensure(client, run_name, run_dir)
+        own = {name: value for name, value in (own or {}).items() if name in PROCESS_SETTINGS}
         if stored != settings:
             console.print(f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})")
-        url_file.write_text(server.url)
+            changed = run_settings.overridden(stored.replace(**own), stored)
+            if changed:
+                console.print(f"[yellow]this run's own: {changed}")
+        write_url_file(run_dir, server.url)
         cores = os.cpu_count() or 2
-        children.append(_spawn("trainer", ["train"], server.url, run_dir, log_dir, threads=1))
-        children.append(_spawn("gpu-serve", ["gpu-serve"], server.url, run_dir, log_dir, threads=max(1, cores // 2)))
+        children.append(_spawn("trainer", ["train", *own_flags("train", own)], server.url, run_dir, log_dir,
+                               threads=1))
+        children.append(_spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
+                               log_dir, threads=max(1, cores // 2)))
         for i in range(workers):
             children.append(_spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
         console.print(
@@ -116,9 +252,12 @@ def run(
         )
         return _watch(client, run_name, children, minutes, console)
     finally:
-        _stop(children, console)
+        signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
+        _stop(children, console, signals.urgent)
         url_file.unlink(missing_ok=True)
-        server.stop()
+        server.stop(now=signals.urgent.is_set())
+        if signals.urgent.is_set():
+            raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
 
 
 def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float, console: Console) -> status.Snapshot:

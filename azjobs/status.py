@@ -15,6 +15,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
 from azjobs.eval import records
+from azjobs.settings import FIELD_TYPES, PROCESS_SETTINGS, Settings, SettingsError, process_settings
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Snapshot:
     pending_requests: int
     ratings: dict[str, dict[str, float]] = field(default_factory=dict)  # player -> elo, se, games; best first
     accuracy: list[dict[str, Any]] = field(default_factory=list)  # the newest version's scores (one per sims)
+    run_settings: dict[str, Any] = field(default_factory=dict)  # the run's stored value of each process setting
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # "role:id" -> its own values, where not the run's
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -49,6 +52,8 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
             "failed": q.failed_job_registry.count,
         }
     latest = client.get(keys.weights_latest(run))
+    processes = heartbeat.read_all(client, run)
+    stored = _run_values(client, run)
     return Snapshot(
         run=run,
         time=time.time(),
@@ -56,11 +61,50 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
         trainer=_decode(client.hgetall(keys.trainer(run))),
         weights_version=int(latest) if latest is not None else None,
         queues=queues,
-        processes=heartbeat.read_all(client, run),
+        processes=processes,
         pending_requests=int(client.llen(keys.requests(run))),
         ratings=records.read_ratings(client, run),
         accuracy=_newest_accuracy(client, run),
+        run_settings=stored,
+        overrides=_overrides(processes, stored),
     )
+
+
+# The heartbeat field of each process setting a role beats (gpu-serve has always beaten its batch size).
+BEAT_FIELDS: dict[str, dict[str, str]] = {
+    "gpu-serve": {"inference_batch_size": "batch_size", "inference_wait_ms": "inference_wait_ms"},
+    "trainer": {name: name for name in process_settings("train")},
+}
+
+
+def _run_values(client: redis.Redis, run: str) -> dict[str, Any]:
+    """The run's stored value of each process setting; {} while Redis holds no (readable) settings."""
+    raw = client.get(keys.settings(run))
+    try:
+        stored = Settings.from_json(raw) if raw is not None else None
+    except SettingsError:  # `azjobs doctor` names damaged settings; status shows the rest
+        stored = None
+    return {name: getattr(stored, name) for name in PROCESS_SETTINGS} if stored is not None else {}
+
+
+def own_values(process: dict[str, str]) -> dict[str, Any]:
+    """The process settings a process runs with, from its heartbeat (none from one that beats none)."""
+    out = {}
+    for name, beat_field in BEAT_FIELDS.get(process.get("role", ""), {}).items():
+        try:
+            out[name] = FIELD_TYPES[name](process[beat_field])
+        except (KeyError, ValueError):  # an older azjobs, or a server still waiting for weights
+            continue
+    return out
+
+
+def _overrides(processes: list[dict[str, str]], stored: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for p in processes:
+        own = {name: value for name, value in own_values(p).items() if name in stored and value != stored[name]}
+        if own:
+            out[f"{p.get('role')}:{p['id']}"] = own
+    return out
 
 
 def _newest_accuracy(client: redis.Redis, run: str) -> list[dict[str, Any]]:
@@ -123,7 +167,7 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
     procs = Table("role", "id", "state", "figures", title="processes", title_justify="left")
     for p in snap.processes:
         state = Text("alive", style="green") if p["alive"] == "True" else Text("dead", style="red")
-        procs.add_row(p.get("role", "?"), p["id"], state, _figures(p))
+        procs.add_row(p.get("role", "?"), p["id"], state, _figures(p, snap.run_settings))
     head = Text(title or f"azjobs run {snap.run}", style="bold")
     parts = [head, summary]
     for line in _strength_lines(snap):
@@ -158,18 +202,32 @@ def _ratings_table(table: dict[str, dict[str, float]]) -> Table:
     return out
 
 
-def _figures(p: dict[str, str]) -> str:
+def _own(p: dict[str, str], name: str, stored: dict[str, Any], unit: str = "") -> str:
+    """A process setting as the process runs it, e.g. `25 steps`, with `(run: 100)` where the run's differs."""
+    value = own_values(p).get(name)
+    if value is None:
+        return p.get(BEAT_FIELDS[p.get("role", "")][name], "-") + unit
+    run = stored.get(name, value)
+    return f"{value:g}{unit}" + ("" if value == run else f" (run: {run:g})")
+
+
+def _figures(p: dict[str, str], stored: dict[str, Any]) -> str:
     role = p.get("role")
     if role == "gpu-serve":
         return (
             f"v{p.get('weights_version', '-')} {p.get('device', '')} {p.get('precision', '')}  "
             f"{_num(p.get('batches_per_s'), 1)} batches/s  fill {_num(p.get('batch_fill'), 2)} of "
-            f"{p.get('batch_size', '-')}  {_num(p.get('evals_per_s'))} evals/s  "
+            f"{_own(p, 'inference_batch_size', stored)}  wait up to {_own(p, 'inference_wait_ms', stored, ' ms')}  "
+            f"{_num(p.get('evals_per_s'))} evals/s  "
             f"forward {_num(p.get('forward_ms'), 1)} ms  gather {_num(p.get('wait_ms'), 1)} ms  "
             f"queue wait {_num(p.get('queue_wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
         )
     if role == "trainer":
-        return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}"
+        cadence = (f"  publish every {_own(p, 'publish_every_steps', stored, ' steps')}, checkpoint every "
+                   f"{_own(p, 'checkpoint_every_steps', stored, ' steps')}, evaluate every "
+                   f"{_own(p, 'eval_every_versions', stored, ' versions')}, "
+                   f"queue {_own(p, 'selfplay_queue_depth', stored, ' jobs')}" if own_values(p) else "")
+        return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}{cadence}"
     if role == "worker":
         return f"evaluator {p.get('evaluator', '-')}"
     return ""

@@ -1,14 +1,14 @@
 """Strength per compute: one training run per search variant for the same minutes, each scored on a labelled set.
 
-    python scripts/compare_strength.py --positions c4_public.jsonl --minutes 30 --out runs/compare
+    python scripts/compare_strength.py --positions connect4 --minutes 30 --out runs/compare
 
 Each variant is `azjobs run` (azjobs.local.run, in this process) on a fresh run folder with the
 same game, seed and minutes and the variant's settings: every knob off (plain AlphaZero) but
 the variant's own, or the game's defaults for `defaults` (evaluation jobs off, so every worker
 second goes to self-play), then `azjobs bench strength --record` on its newest weights: the
 network alone (`--sims 0`) and with search (`--sims N`, the run's own search: Gumbel for the
-Gumbel runs). Prints one JSON line per variant as it finishes, then a Markdown table for the
-README. A variant whose folder already holds weights is only scored again (`--retrain` trains
+Gumbel runs). Prints one JSON line per variant as it finishes, then a Markdown table for
+docs/strength.md. A variant whose folder already holds weights is only scored again (`--retrain` trains
 it afresh). `--variant NAME:key=value,...` adds a variant (e.g. the best combination once the
 single knobs are measured); `--only a,b` runs a subset; `--set key=value` changes every run.
 """
@@ -24,11 +24,14 @@ import click
 from rich.console import Console
 
 from azjobs import local
+from azjobs.errors import AzjobsError
 from azjobs.eval import strength
-from azjobs.settings import FIELD_TYPES, SettingsError, resolve
+from azjobs.eval.positions import load_positions
+from azjobs.games import get_game
+from azjobs.settings import FALSE, FIELD_TYPES, TRUE, SettingsError, resolve
 from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
-# Each knob of the README's "Strength per compute" on its own, against the baseline: plain AlphaZero
+# Each knob of strength per compute (docs/strength.md) on its own, against the baseline: plain AlphaZero
 # (every knob off, whatever the game's defaults say). `defaults` is the game's own settings.
 OFF: dict[str, Any] = {"gumbel": False, "full_search_prob": 1.0, "fpu_reduction": 0.0, "forced_playouts": 0.0,
                        "resign_value": -1.0}
@@ -44,7 +47,7 @@ KNOBS: dict[str, dict[str, Any]] = {
 }
 VARIANTS: dict[str, dict[str, Any]] = {name: {**OFF, **knobs} for name, knobs in KNOBS.items()} | {"defaults": {}}
 COMMON = {"eval_every_versions": 0}
-BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+BOOLEANS = TRUE + FALSE  # as the settings spell them: a misspelling is an error, not false
 
 
 def parse_pairs(text: str) -> dict[str, str]:
@@ -69,7 +72,7 @@ def train(name: str, flags: dict[str, Any], run_dir: Path, minutes: float) -> di
     return counters
 
 
-def score(run_dir: Path, positions: Path, sims: int) -> dict[str, Any]:
+def score(run_dir: Path, positions: str, sims: int) -> dict[str, Any]:
     result = strength.bench(positions, "net", run_dir=run_dir, game=None, sims=sims, record=True).to_dict()
     return {k: result[k] for k in ("weak_accuracy", "strong_accuracy", "weights_version", "seconds")}
 
@@ -111,8 +114,8 @@ def markdown(rows: list[dict[str, Any]], minutes: float) -> str:
 
 
 @click.command()
-@click.option("--positions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Labelled positions (e.g. c4_public.jsonl).")
+@click.option("--positions", required=True, metavar="NAME|FILE",
+              help="Labelled positions: a bundled set (connect4) or a JSON-lines file.")
 @click.option("--minutes", default=30.0, show_default=True, help="Training minutes of each variant.")
 @click.option("--out", "out_dir", default=Path("runs/compare"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder of the variants' runs.")
@@ -122,7 +125,7 @@ def markdown(rows: list[dict[str, Any]], minutes: float) -> str:
 @click.option("--variant", "extra", multiple=True, help="NAME:key=value,... adds a variant.")
 @click.option("--set", "common", default="", help="key=value,... for every variant (e.g. seed=1).")
 @click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
-def main(positions: Path, minutes: float, out_dir: Path, game: str, sims: int, only: str, extra: tuple[str, ...],
+def main(positions: str, minutes: float, out_dir: Path, game: str, sims: int, only: str, extra: tuple[str, ...],
          common: str, retrain: bool) -> None:
     variants = dict(VARIANTS)
     for spec in extra:
@@ -132,6 +135,10 @@ def main(positions: Path, minutes: float, out_dir: Path, game: str, sims: int, o
     unknown = [v for v in chosen if v not in variants]
     if unknown:
         raise click.BadParameter(f"unknown variants {unknown}; known: {', '.join(variants)}", param_hint="--only")
+    try:  # the labelled set too, before hours of training
+        load_positions(positions, get_game(game))
+    except AzjobsError as e:
+        raise click.ClickException(str(e)) from None
     shared = {"game": game, **COMMON, **parse_pairs(common)}
     for name in chosen:  # every variant's settings checked before hours of training start
         try:

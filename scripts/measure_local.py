@@ -19,11 +19,11 @@ import click
 
 from azjobs import status
 from azjobs.connection import connect
-from azjobs.local import LOCAL_URL_FILE
+from azjobs.local import read_url_file
 
 
 def sample(run_dir: Path) -> status.Snapshot:
-    client = connect((run_dir / LOCAL_URL_FILE).read_text().strip())
+    client = connect(read_url_file(run_dir))
     return status.collect(client, run_dir.name)
 
 

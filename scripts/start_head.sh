@@ -7,7 +7,9 @@
 #                         [--dashboard-bind 127.0.0.1] [--no-dashboard]
 #
 # The password: $AZJOBS_REDIS_PASSWORD if set, else the one in $AZJOBS_STATE_DIR/redis.password
-# (made on the first run, readable by you alone). Copy it to the other machines; it is never printed.
+# (made on the first run, readable by you alone). Copy that file to the same place on the other machines,
+# where the scripts read it by default; it is never printed. A dashboard bound beyond loopback asks for it.
+# Each daemon started is checked alive after $AZJOBS_START_CHECK_S s (8); a dead one's log tail is printed.
 set -euo pipefail
 # shellcheck source=scripts/cluster-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
@@ -21,14 +23,15 @@ while (($#)); do
     --dashboard-port) dash_port=$2; shift 2 ;;
     --dashboard-bind) dash_bind=$2; shift 2 ;;
     --no-dashboard) dashboard=0; shift ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 
+find_azjobs
 mkdir -p "$AZJOBS_STATE_DIR"
 chmod 700 "$AZJOBS_STATE_DIR"
-password_file="$AZJOBS_STATE_DIR/redis.password"
+password_file=$PASSWORD_FILE
 if [[ -n ${AZJOBS_REDIS_PASSWORD:-} ]]; then
   (umask 077 && printf '%s\n' "$AZJOBS_REDIS_PASSWORD" >"$password_file.tmp" && mv -f "$password_file.tmp" "$password_file")
 elif [[ ! -s $password_file ]]; then
@@ -61,14 +64,20 @@ redis_answers "$probe" "$port" || die "Redis does not answer on $probe:$port: se
 
 url="redis://$address:$port/0"
 if ((dashboard)); then
+  dash_password=()
+  case $dash_bind in
+    127.* | ::1 | localhost) ;;
+    *) dash_password=(--password-file "$password_file") ;;  # beyond loopback: the Redis password guards it
+  esac
   AZJOBS_REDIS_URL="redis://$probe:$port/0" start_daemon dashboard \
-    "${AZJOBS[@]}" dashboard --bind "$dash_bind" --port "$dash_port"
+    "${AZJOBS[@]}" dashboard --bind "$dash_bind" --port "$dash_port" "${dash_password[@]}"
 fi
+check_started
 cat <<TEXT
 head: Redis at $url (password required: in $password_file)
-on every machine of the run:
+on every machine of the run: copy $password_file to the same place (mode 600); the scripts read it there
   export AZJOBS_REDIS_URL=$url
-  export AZJOBS_REDIS_PASSWORD="\$(cat $password_file)"   # copy that file over first
+  export AZJOBS_REDIS_PASSWORD="\$(cat $password_file)"   # for azjobs status, doctor and the roles by hand
 workers here:  scripts/start_worker.sh --run-dir DIR
 GPU machine:   scripts/start_gpu.sh --run-dir DIR --game connect4
 TEXT
@@ -76,6 +85,6 @@ if ((dashboard)); then
   if [[ $dash_bind == 127.0.0.1 ]]; then
     echo "dashboard: http://127.0.0.1:$dash_port/ (from another machine: ssh -L $dash_port:127.0.0.1:$dash_port $address)"
   else
-    echo "dashboard: http://$address:$dash_port/"
+    echo "dashboard: http://$address:$dash_port/ (user azjobs, the Redis password)"
   fi
 fi

@@ -5,8 +5,11 @@
 #   scripts/start_worker.sh --run-dir DIR [--redis-url URL] [-n WORKERS] [--evaluator remote|local]
 #                           [--password-file FILE]
 #
-# --redis-url defaults to $AZJOBS_REDIS_URL; the password comes from $AZJOBS_REDIS_PASSWORD or
-# --password-file. -n defaults to the cores less one.
+# --redis-url defaults to $AZJOBS_REDIS_URL; the password comes from $AZJOBS_REDIS_PASSWORD, else
+# --password-file, else $AZJOBS_STATE_DIR/redis.password (the head's file, copied). Each daemon started is
+# checked alive after $AZJOBS_START_CHECK_S s (8): a dead one's log tail is printed and the script fails.
+# azjobs: $AZJOBS_VENV/bin/azjobs if set, else the one on PATH, else this checkout's .venv.
+# -n defaults to the cores less one.
 set -euo pipefail
 # shellcheck source=scripts/cluster-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster-lib.sh"
@@ -19,13 +22,14 @@ while (($#)); do
     -n | --workers) workers=$2; shift 2 ;;
     --evaluator) evaluator=$2; shift 2 ;;
     --password-file) password_file=$2; shift 2 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 [[ -n $run_dir ]] || die "--run-dir is required: the run's folder on the shared storage root"
 [[ -n $url ]] || die "give the head's Redis: --redis-url redis://HEAD:6379/0 or \$AZJOBS_REDIS_URL"
 [[ $url != *@* ]] || die "keep the password out of the URL (it would show in ps): use \$AZJOBS_REDIS_PASSWORD"
+find_azjobs
 load_password "$password_file"
 read -r host port < <(url_host_port "$url")
 redis_answers "$host" "$port" || die "no Redis answers at $host:$port: start scripts/start_head.sh there first"
@@ -35,4 +39,5 @@ export AZJOBS_REDIS_URL=$url OMP_NUM_THREADS=1
 for ((i = 1; i <= workers; i++)); do
   start_daemon "worker.$run.$i" "${AZJOBS[@]}" worker --run-dir "$run_dir" --evaluator "$evaluator" --threads 1
 done
+check_started
 say "$workers worker(s) of run $run on this machine; stop them with scripts/stop_cluster.sh"

@@ -177,3 +177,14 @@ def test_version_at_picks_the_newest_published_by_then(tmp_path: Path) -> None:
     assert version_at(tmp_path, 0) == (1, 0.0)
     assert version_at(tmp_path, 5) == (3, 250.0) and version_at(tmp_path, 2) == (2, 100.0)
     assert version_at(tmp_path / "nothing", 10) is None
+
+
+def test_redis_url_is_accepted_unused_and_hidden(run_dir: Path) -> None:
+    """Scripts pass --redis-url to every command: bestmove takes it (nothing listens there) and
+    leaves it out of --help, since it reads the storage root alone."""
+    lines = [line for line, _ in LINES]
+    result = CliRunner().invoke(main, ["bestmove", "--run-dir", str(run_dir), "--redis-url", "redis://127.0.0.1:1/0"],
+                                input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    check_answers(lines, result.stdout.splitlines())
+    assert "--redis-url" not in CliRunner().invoke(main, ["bestmove", "--help"]).stdout

@@ -154,14 +154,14 @@ def test_unknown_setting_in_config_file(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text('game = "tictactoe"\nbatch_sise = 64\n')
     line = one_line_error(invoke(["train", "--run-dir", str(tmp_path / "r"), "--config", str(config)]))
-    assert "unknown setting 'batch_sise'" in line and str(config) in line and "README" in line
+    assert "unknown setting 'batch_sise'" in line and str(config) in line and "docs/settings.md" in line
 
 
 def test_badly_typed_setting_in_config_file(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text("num_simulations = 2.5\n")
     line = one_line_error(invoke(["train", "--run-dir", str(tmp_path / "r"), "--config", str(config)]))
-    assert "num_simulations" in line and "must be int" in line
+    assert "num_simulations" in line and "must be an integer" in line
 
 
 def test_invalid_toml(tmp_path: Path) -> None:

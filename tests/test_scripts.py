@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import redis
@@ -24,7 +25,7 @@ def script_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
     # `azjobs` of this interpreter first on PATH, as in an activated virtual environment.
     env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", AZJOBS_STATE_DIR=str(state),
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", AZJOBS_START_CHECK_S="3")
     env.update(extra)
     return env
 
@@ -79,9 +80,12 @@ def test_cluster_scripts_twice_each(tmp_path: Path) -> None:
     try:
         side = script_env(state, AZJOBS_REDIS_PASSWORD=password)
         run_dir = tmp_path / "storage" / "sc"
-        for _ in range(2):
+        for _ in range(2):  # gpu-serve placed apart from the trainer (on a two-GPU machine: cuda:1)
             run("start_gpu.sh", ["--redis-url", url, "--run-dir", str(run_dir), "--game", "tictactoe", *TINY_TRAIN],
-                side)
+                {**side, "AZJOBS_SERVE_DEVICE": "cpu"})
+        command = {name: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for name, pid in pids(state).items()
+                   if name in ("trainer.sc", "gpu-serve.sc")}
+        assert b"--device" not in command["trainer.sc"] and command["gpu-serve.sc"][-3:-1] == [b"--device", b"cpu"]
         run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "1"], side)
         more = run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "2"], side)
         assert "worker.sc.1 is already running" in more.stderr and "started worker.sc.2" in more.stderr
@@ -132,3 +136,55 @@ def test_run_distributed_on_one_machine(tmp_path: Path) -> None:
         running = pids(state)
         run("stop_cluster.sh", [], env)
     assert not any(alive(pid) for pid in running.values())
+
+
+def write_password(state: Path, password: str) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "redis.password").write_text(password + "\n")
+    (state / "redis.password").chmod(0o600)
+
+
+def test_a_daemon_that_dies_at_once_is_reported_with_its_log(tmp_path: Path, password_server) -> None:
+    """A wrong password in the state folder's file: the worker dies at once; the script says so, shows the
+    worker's last log lines and fails. With the right one there (no flag, no variable) it starts."""
+    state = tmp_path / "state"
+    write_password(state, "not-the-password")
+    server = urlparse(password_server.url)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    run_dir = str(tmp_path / "storage" / "dd")
+    env = script_env(state, AZJOBS_START_CHECK_S="120")  # a dead worker ends the wait at once
+    dead = subprocess.run([str(SCRIPTS / "start_worker.sh"), "--redis-url", url, "--run-dir", run_dir, "-n", "1"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert dead.returncode == 1, dead.stderr
+    assert "error: worker.dd.1 exited right after it started; the last lines of" in dead.stderr
+    assert "refused the password" in dead.stderr  # the worker's own words, from its log: the file was read
+    assert "not-the-password" not in dead.stdout + dead.stderr
+    assert pids(state) == {}
+
+    write_password(state, str(server.password))
+    venv = Path(sys.executable).parent.parent
+    if (venv / "bin" / "azjobs").exists():
+        env["AZJOBS_VENV"] = str(venv)  # named, as over ssh
+    env["AZJOBS_START_CHECK_S"] = "3"
+    try:
+        started = run("start_worker.sh", ["--redis-url", url, "--run-dir", run_dir, "-n", "1"], env)
+        assert "started worker.dd.1" in started.stderr and "error" not in started.stderr
+        log = state / "logs" / "worker.dd.1.log"
+        deadline = time.monotonic() + 120
+        while "waiting for run 'dd' to be created" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        assert "refused the password" in log.read_text()  # the first start's lines stay in the log
+    finally:
+        running = pids(state)
+        run("stop_cluster.sh", [], env)
+    assert not any(alive(pid) for pid in running.values())
+
+
+def test_a_named_virtual_environment_without_azjobs_is_refused(tmp_path: Path) -> None:
+    env = script_env(tmp_path / "state", AZJOBS_VENV=str(tmp_path / "no-venv"), AZJOBS_REDIS_PASSWORD="x")
+    done = subprocess.run([str(SCRIPTS / "start_gpu.sh"), "--redis-url", "redis://127.0.0.1:1/0", "--run-dir",
+                           str(tmp_path / "r")], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"no azjobs in the virtual environment {tmp_path / 'no-venv'} (AZJOBS_VENV)" in done.stderr
+    assert not (tmp_path / "state" / "pids").exists()

@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys, status
 from azjobs.cli import main
-from azjobs.local import LOCAL_URL_FILE
+from azjobs.local import write_url_file
 from azjobs.settings import ENV_PREFIX
 
 RUN = "st"
@@ -132,7 +132,7 @@ def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Pa
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"run", "time", "stats", "trainer", "weights_version", "queues", "processes",
-                         "pending_requests", "ratings", "accuracy"}
+                         "pending_requests", "ratings", "accuracy", "run_settings", "overrides"}
     assert data["run"] == RUN and data["weights_version"] == 3 and data["pending_requests"] == 3
     assert data["queues"][keys.selfplay_queue(RUN)]["queued"] == 2
     assert {p["id"]: p["alive"] for p in data["processes"]}["cpu-11"] == "False"
@@ -147,7 +147,7 @@ def test_status_table_command(live_run: redis.Redis, redis_url: str, tmp_path: P
 def test_status_finds_a_running_local_mode(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     run_dir = tmp_path / RUN
     run_dir.mkdir()
-    (run_dir / LOCAL_URL_FILE).write_text(redis_url + "\n")
+    write_url_file(run_dir, redis_url)  # as a live `azjobs run` (this process) writes it
     result = CliRunner().invoke(main, ["status", "--json", "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["weights_version"] == 3

@@ -1,4 +1,4 @@
-"""`azjobs bench`: throughput benchmarks, each ending in one JSON line (the README's table comes from them).
+"""`azjobs bench`: throughput benchmarks, each ending in one JSON line (docs/benchmarks.md's tables come from them).
 
 Every benchmark measures in three windows and reports the median (the spread in `windows`), so a
 busy machine shows as spread rather than as a wrong number; CPU figures come from process CPU time.

@@ -26,7 +26,10 @@ def run(settings: Settings, seconds: float, device: str, options: RunnerOptions,
     game = get_game(settings.game)
     torch.manual_seed(settings.seed)
     model = build_model(game, settings)
-    runner = NetRunner(model, device, settings.inference_batch_size, max(batch_sizes), options, log=say)
+    # Fixed sizes (graphs, compile) stop at the batch size: here every measured size is one.
+    fixed = options.cuda_graphs or options.compile
+    batch = max(batch_sizes) if fixed else settings.inference_batch_size
+    runner = NetRunner(model, device, batch, max(batch_sizes), options, log=say)
     runner.planes[:] = np.random.default_rng(0).integers(0, 2, size=runner.planes.shape, dtype=np.uint8)
     say(f"bench net: {game.name} {settings.net_blocks}x{settings.net_channels} on {device} "
         f"({runner.choice.describe()}, {torch.get_num_threads()} threads), {seconds:.0f} s over {len(batch_sizes)} "

@@ -5,6 +5,8 @@ One JSON object per line: `"moves"`, the moves played from the start in the game
 per action (Connect Four: per column, left to right): null where the move is illegal, > 0 a win,
 0 a draw, < 0 a loss for the player to move, a larger win score being a quicker win (and a
 larger loss score a slower loss). Other fields (e.g. "best_class", "src") are ignored.
+Sets shipped in azjobs/eval/data/ go by name (`--positions connect4`); data/README.md says where
+they come from.
 """
 
 from __future__ import annotations
@@ -17,6 +19,31 @@ import numpy as np
 
 from azjobs.errors import AzjobsError
 from azjobs.games.base import Game
+
+DATA_DIR = Path(__file__).with_name("data")
+# Labelled sets shipped with the package, by the name commands accept in place of a path.
+BUNDLED: dict[str, str] = {"connect4": "connect4.jsonl"}
+
+
+def resolve_positions(spec: str | Path) -> Path:
+    """The file of a bundled set named `spec` (e.g. "connect4"), else `spec` as a path.
+
+    AzjobsError naming the cause and the fix when it is neither. Settings keep the name, not this
+    path, so each machine finds the set in its own install.
+    """
+    text = str(spec)
+    if text in BUNDLED:
+        return DATA_DIR / BUNDLED[text]
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    names = ", ".join(sorted(BUNDLED))
+    if path.exists():
+        raise AzjobsError(f"labelled positions {text} is not a file: give a JSON-lines file or a bundled set ({names})")
+    if path.suffix or len(path.parts) > 1:
+        raise AzjobsError(f"labelled positions file {text} not found: check the path, "
+                          f"or name a bundled set ({names})")
+    raise AzjobsError(f"unknown labelled set {text!r}: name a bundled set ({names}) or give a JSON-lines file's path")
 
 
 @dataclass(frozen=True)
@@ -36,8 +63,10 @@ class LabelledPositions:
         return np.nanmax(self.scores, axis=1)
 
 
-def load_positions(path: Path, game: Game) -> LabelledPositions:
-    """Read and check a labelled set; AzjobsError naming the file, the line and what is wrong."""
+def load_positions(path: str | Path, game: Game) -> LabelledPositions:
+    """Read and check a labelled set (a bundled set's name or a file); AzjobsError naming the file,
+    the line and what is wrong."""
+    path = resolve_positions(path)
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -49,12 +78,12 @@ def load_positions(path: Path, game: Game) -> LabelledPositions:
         try:
             state, row, count = _parse_line(line, game)
         except ValueError as e:
-            raise AzjobsError(f"{path} line {number}: {e} (see 'Labelled positions' in the README)") from None
+            raise AzjobsError(f"{path} line {number}: {e} (the format: docs/evaluation.md)") from None
         states.append(state)
         scores.append(row)
         played.append(count)
     if not states:
-        raise AzjobsError(f"{path} holds no positions: write one JSON object per line (see the README)")
+        raise AzjobsError(f"{path} holds no positions: write one JSON object per line (the format: docs/evaluation.md)")
     return LabelledPositions(np.stack(states), np.stack(scores), np.array(played, np.int32))
 
 

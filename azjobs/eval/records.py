@@ -142,14 +142,49 @@ def _list_key(cls: type, run: str) -> str:
     return keys.matches(run) if cls is MatchRecord else keys.accuracy(run)
 
 
+# KEYS: recorded ids, the kind's list. ARGV: id, record JSON, force. An id is appended once (unless
+# forced: the caller saw it missing from the list).
+_APPEND_ONCE = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 or ARGV[3] == '1' then
+    redis.call('RPUSH', KEYS[2], ARGV[2])
+    return 1
+end
+return 0
+"""
+
+
+def _append_once(client: Redis, run: str, record: MatchRecord | AccuracyRecord, force: bool = False) -> bool:
+    script = client.register_script(_APPEND_ONCE)
+    args = [record.id, to_json(record), "1" if force else "0"]
+    return bool(script(keys=[keys.evals_recorded(run), _list_key(type(record), run)], args=args))
+
+
+def landed(run_dir: Path, cls: type[Record], id: str) -> Record | None:
+    """The record of this id on the storage root (an earlier run of the same job saved it), or None."""
+    folder = evals_dir(run_dir)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(f"-{id}.json"))
+    except FileNotFoundError:
+        return None
+    for name in names:
+        try:
+            return from_json(cls, (folder / name).read_bytes())
+        except (OSError, ValueError, TypeError):
+            continue
+    return None
+
+
 def save(client: Redis | None, run: str, run_dir: Path, record: MatchRecord | AccuracyRecord) -> Path:
     """Write the record's file (atomically), then append it to the run's list in Redis (if given;
-    without, the trainer puts it there when it next starts)."""
-    text = to_json(record)
+    without, the trainer puts it there when it next starts). Once per id: a record whose id is on
+    the storage root already is not written again, and an id already in Redis is not appended again."""
+    earlier = landed(run_dir, type(record), record.id)
+    record = earlier or record
     path = evals_dir(run_dir) / f"{record.kind}-{int(record.time * 1000):015d}-{record.id}.json"
-    write_atomic(path, text.encode())
+    if earlier is None:
+        write_atomic(path, to_json(record).encode())
     if client is not None:
-        client.rpush(_list_key(type(record), run), text)
+        _append_once(client, run, record)
     return path
 
 
@@ -183,10 +218,12 @@ def rebuild(client: Redis, run: str, run_dir: Path) -> int:
     added = 0
     for cls in (MatchRecord, AccuracyRecord):
         known = {r.id for r in read(client, run, cls)}
-        missing = [r for r in read_files(run_dir, cls) if r.id not in known]
-        if missing:
-            client.rpush(_list_key(cls, run), *(to_json(r) for r in missing))
-            added += len(missing)
+        for record in read_files(run_dir, cls):
+            if record.id not in known:
+                # Forced only where the set of ids outlived the list: a job recording it meanwhile wins.
+                stale = bool(client.sismember(keys.evals_recorded(run), record.id))
+                added += _append_once(client, run, record, force=stale)
+                known.add(record.id)
     return added
 
 

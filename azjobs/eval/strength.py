@@ -94,10 +94,11 @@ def measure(labels: LabelledPositions, player: Any, rng: np.random.Generator,
     return score(labels, chosen, time.monotonic() - started, {"player": player.name, **(extra or {})})
 
 
-def bench(positions_file: Path, spec: str, *, run_dir: Path | None, game: str | None, sims: int | None,
+def bench(positions_file: str | Path, spec: str, *, run_dir: Path | None, game: str | None, sims: int | None,
           seed: int = 0, device: str = "cpu", record: bool = False) -> StrengthResult:
     """`azjobs bench strength`: load the player and the labelled set, and measure. With `record`,
-    a network player's result is also saved under `<run_dir>/evals/` (for `azjobs plot`)."""
+    a network player's result is also saved under `<run_dir>/evals/` (for `azjobs plot`).
+    `positions_file`: a bundled set's name (connect4) or a path; the result keeps it as given."""
     from azjobs.errors import AzjobsError
     from azjobs.players import NetPlayer, load_player
 

@@ -62,7 +62,7 @@ class ConnectFour(Game):
         "dirichlet_alpha": 1.0,
         "temperature_moves": 10,
         "publish_every_steps": 50,
-        # The winners of the README's strength-per-compute comparison (7-minute runs on 2 cores):
+        # The winners of the strength-per-compute comparison (docs/strength.md; 7-minute runs on 2 cores):
         # playout cap randomization, FPU reduction, forced playouts, resignation.
         "full_search_prob": 0.25,
         "fpu_reduction": 0.2,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet
 from azjobs.net.weights import load_into, model_from_bytes, weights_version
 
@@ -20,11 +21,11 @@ def default_device() -> str:
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (bf16 where the GPU has it, else fp16); full precision on CPU."""
+    """Mixed precision on CUDA (bf16 from compute capability 8.0 of this device, else fp16); fp32 on CPU."""
     if device.type != "cuda":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    precision = devices.auto_cuda_precision(devices.capability(device) or (0, 0))
+    return torch.autocast("cuda", dtype=devices.DTYPES[precision])
 
 
 class LocalEvaluator:

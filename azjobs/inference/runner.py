@@ -2,12 +2,14 @@
 
 The server decodes requests straight into `NetRunner.planes` (pinned host memory on CUDA, so the
 copy to the GPU is asynchronous) and calls `forward(n)`. The network runs with its batch norms
-folded into the convolutions before them (inference only: a fifth less work). Precision and memory layout are chosen at
-start: on CPU by timing fp32 and bf16 autocast, each with and without channels_last, at the
-server's batch size (bf16 pays only on CPUs with bf16 instructions); on CUDA mixed precision (bf16
-where supported, else fp16) with channels_last timed. Optionally, on CUDA, every batch is padded to
-a few fixed sizes that run as captured CUDA graphs or through `torch.compile`, which removes the
-per-layer launch cost that dominates small networks. The choice and its timings are logged.
+folded into the convolutions before them (inference only: a fifth less work), held in its serving
+precision: weights are cast once, when they are loaded, and the uint8 planes become that dtype in one
+step on the device. The precision comes from `azjobs.net.device`: on CUDA by the runner's own device's
+compute capability (bf16 from 8.0, fp16 below; fp32 with TF32 off, or tf32, on request); on CPU by
+timing fp32 and bf16, each with and without channels_last, at the server's batch size. Optionally, on
+CUDA, every batch is padded to a few fixed sizes (powers of two up to the batch size) that run as CUDA
+graphs captured on a side stream of the runner's device into one shared memory pool, or through
+`torch.compile` with every size compiled at start. The choice and its timings are logged.
 """
 
 from __future__ import annotations
@@ -23,20 +25,23 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from azjobs.errors import AzjobsError
+from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet
 from azjobs.net.weights import load_into
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = devices.PRECISIONS
 LAYOUTS = ("auto", "on", "off")
 MIN_BUCKET = 8  # smallest fixed batch size for CUDA graphs / torch.compile
 TIMING_RUNS = 5  # timed forward passes per candidate when choosing (after 2 warm-up passes)
+WARMUP_PASSES = 2  # passes per fixed size before capture (cuDNN picks its kernels, compile builds its code)
 
 
 @dataclass(frozen=True)
 class RunnerOptions:
     """How gpu-serve runs the network; "auto" measures at start."""
 
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast dtype; fp16 only on CUDA)
+    precision: str = "auto"  # auto | fp32 (TF32 off) | tf32 | bf16 | fp16 (fp16 on CUDA only)
     channels_last: str = "auto"  # auto | on | off
     cuda_graphs: bool = False  # CUDA: replay captured graphs for fixed batch sizes
     compile: bool = False  # CUDA: torch.compile the network for fixed batch sizes
@@ -44,21 +49,21 @@ class RunnerOptions:
 
 @dataclass(frozen=True)
 class Choice:
-    precision: str  # fp32 | bf16 | fp16
+    precision: str  # fp32 | tf32 | bf16 | fp16
     channels_last: bool
     timings_ms: dict[str, float] = field(default_factory=dict)  # candidate -> ms per batch, when measured
+    tf32: bool = False  # TF32 tensor cores used for fp32 work (CUDA, capability >= 8.0, precision tf32)
 
     def describe(self) -> str:
         return self.precision + ("+channels_last" if self.channels_last else "")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return devices.DTYPES[self.precision]
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    # No cache of cast weights: each weight is used once per pass anyway, and a CUDA graph must not
-    # capture casts whose results the cache frees when the context ends.
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=False)
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
 def fold_batch_norms(model: PolicyValueNet) -> PolicyValueNet:
@@ -80,11 +85,19 @@ def fold_batch_norms(model: PolicyValueNet) -> PolicyValueNet:
     return folded
 
 
-def _buckets(max_batch: int) -> list[int]:
+def buckets(batch_size: int, max_batch: int) -> list[int]:
+    """The fixed batch sizes graphs and compile are built for: powers of two from MIN_BUCKET below the
+    batch size, then the batch size itself (a full batch is not padded). Only a single request bigger
+    than a batch (up to `max_batch`) goes past them; it runs eagerly."""
+    top = max(MIN_BUCKET, min(batch_size, max_batch))
     sizes = [MIN_BUCKET]
-    while sizes[-1] < max_batch:
+    while sizes[-1] * 2 < top:
         sizes.append(sizes[-1] * 2)
-    return sizes
+    return sizes if sizes[-1] == top else [*sizes, top]
+
+
+def _prepared(model: nn.Module, choice: Choice, device: torch.device) -> nn.Module:
+    return model.to(device=device, dtype=choice.dtype, memory_format=choice.memory_format)
 
 
 class NetRunner:
@@ -94,92 +107,131 @@ class NetRunner:
     def __init__(self, model: PolicyValueNet, device: str | torch.device, batch_size: int, max_batch: int,
                  options: RunnerOptions = RunnerOptions(), *, version: int = 0,
                  log: Callable[[str], None] = lambda line: None) -> None:
-        self.device = torch.device(device)
+        self.device = devices.resolve(device)
         self.cuda = self.device.type == "cuda"
         self.source = model.cpu().eval()  # what new weights load into; the runner runs a folded copy
-        self.model = fold_batch_norms(self.source).to(self.device)
         self.version = version
         self.options = options
-        c, h, w = model.planes_shape
-        self.max_batch = max_batch if not self._fixed_shapes else _buckets(max_batch)[-1]
-        # Host buffers; on CUDA pinned, so copies to and from the GPU run asynchronously.
-        self._planes = torch.empty((self.max_batch, c, h, w), dtype=torch.uint8, pin_memory=self.cuda)
-        self.planes = self._planes.numpy()  # [max_batch, C, H, W]: the server decodes requests into it
-        self._logits = torch.empty((self.max_batch, model.num_actions), dtype=torch.float32, pin_memory=self.cuda)
-        self._values = torch.empty(self.max_batch, dtype=torch.float32, pin_memory=self.cuda)
-        self.choice = self._choose(batch_size)
-        if self.choice.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self._forward_fn = self._compiled() if self._fixed_shapes else self._eager
+        self.max_batch = max(max_batch, batch_size)
+        self.buckets = buckets(batch_size, self.max_batch) if self._fixed_shapes else []
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        if self.cuda and options.cuda_graphs:
-            self._capture_graphs()
-        log(f"network on {self.device}: {self.choice.describe()}"
+        with self._on_device():  # also for pinning: it would otherwise open a context on GPU 0
+            self._allocate(model.planes_shape, model.num_actions)
+            self.choice = self._choose(batch_size)
+            self.model = _prepared(fold_batch_norms(self.source), self.choice, self.device)
+            self._compiled = self._compile() if self._fixed_shapes and options.compile else None
+            self._build_fixed_shapes(log)
+        if self.cuda:
+            self._done = torch.cuda.Event(blocking=True)  # its synchronize() sleeps instead of spinning
+        log(f"network on {devices.where(self.device)}: {self.choice.describe()}"
+            + (f", TF32 {'on' if self.choice.tf32 else 'off'}" if self.cuda else "")
             + (f" (chosen by timing {self._timings_text()})" if self.choice.timings_ms else "")
-            + (", CUDA graphs" if self._graphs else "") + (", torch.compile" if options.compile else ""))
+            + (", CUDA graphs" if self._graphs else "") + (", torch.compile" if self._compiled else "")
+            + (f" for batch sizes {', '.join(map(str, self.buckets))}" if self.buckets else "")
+            + (" (--cuda-graphs and --compile apply on CUDA only)"
+               if not self.cuda and (options.cuda_graphs or options.compile) else ""))
+
+    def _allocate(self, planes_shape: tuple[int, int, int], num_actions: int) -> None:
+        """Host buffers; on CUDA pinned, so copies to and from the GPU run asynchronously."""
+        pin = self.cuda
+        self._planes = torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin)
+        self.planes = self._planes.numpy()  # [max_batch, C, H, W]: the server decodes requests into it
+        self._logits = torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin)
+        self._values = torch.empty(self.max_batch, dtype=torch.float32, pin_memory=pin)
 
     @property
     def _fixed_shapes(self) -> bool:
         return self.cuda and (self.options.cuda_graphs or self.options.compile)
 
+    def _on_device(self) -> contextlib.AbstractContextManager:
+        """The runner's GPU made current: streams, captures and compiled code then belong to it, not GPU 0."""
+        return torch.cuda.device(self.device) if self.cuda else contextlib.nullcontext()
+
     def _timings_text(self) -> str:
         return ", ".join(f"{name} {ms:.2f} ms" for name, ms in self.choice.timings_ms.items())
 
     def load(self, data: bytes, version: int) -> None:
-        """Swap in other weights of the same architecture; they are copied into the same tensors,
-        so captured graphs and compiled code stay valid."""
+        """Swap in other weights of the same architecture; they are cast to the serving precision and
+        copied into the same tensors, so captured graphs and compiled code stay valid."""
         load_into(self.source, data)
-        self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
+        with self._on_device(), torch.no_grad():
+            self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
         self.version = version
 
     def forward(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(logits [n, A], values [n]) float32 of planes[:n]; views valid until the next forward."""
-        if self._graphs:
-            self._replay(n)
-        else:
+        if not self.cuda:
             with torch.inference_mode():
-                size = self._bucket(n) if self._fixed_shapes else n
-                logits, values = self._forward_fn(self._planes[:size])
-                self._logits[:n].copy_(logits[:n], non_blocking=self.cuda)
-                self._values[:n].copy_(values[:n], non_blocking=self.cuda)
-        if self.cuda:
-            torch.cuda.current_stream(self.device).synchronize()
+                logits, values = self._run(self.model, self._planes[:n])
+                self._logits[:n].copy_(logits)
+                self._values[:n].copy_(values)
+            return self._logits.numpy()[:n], self._values.numpy()[:n]
+        with self._on_device():
+            if self._graphs and n <= self.buckets[-1]:
+                self._replay(n)
+            else:
+                with torch.inference_mode():
+                    size = self._bucket(n)
+                    logits, values = self._forward_fn(size)(self._planes[:size])
+                    self._logits[:n].copy_(logits[:n], non_blocking=True)
+                    self._values[:n].copy_(values[:n], non_blocking=True)
+            self._done.record()
+            self._done.synchronize()
         return self._logits.numpy()[:n], self._values.numpy()[:n]
 
     def _bucket(self, n: int) -> int:
-        return next(size for size in _buckets(self.max_batch) if size >= n)
+        """The fixed size a batch of n is padded to; n itself past the largest (or without fixed sizes)."""
+        return next((size for size in self.buckets if size >= n), n)
 
-    def _eager(self, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._run(self.model, planes, self.choice)
+    def _forward_fn(self, size: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        if self._compiled is not None and size in self.buckets:
+            return lambda planes: self._run(self._compiled, planes)
+        return lambda planes: self._run(self.model, planes)
 
-    def _run(self, model: torch.nn.Module, planes: torch.Tensor, choice: Choice) -> tuple[torch.Tensor, torch.Tensor]:
-        x = planes.to(self.device, non_blocking=True).float()
-        if choice.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, choice.precision):
-            logits, values = model(x)
+    def _run(self, model: nn.Module, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The uint8 planes (host or device) through `model`, converted once, to the serving dtype and layout."""
+        x = planes.to(self.device, non_blocking=True)  # bytes cross to the GPU: 4x less than floats
+        x = x.to(dtype=self.choice.dtype, memory_format=self.choice.memory_format)
+        logits, values = model(x)
         return logits.float(), values.float()
 
-    def _compiled(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        if not self.options.compile:
-            return self._eager
-        compiled = torch.compile(self.model, dynamic=False)
-        return lambda planes: self._run(compiled, planes, self.choice)
+    def _compile(self) -> nn.Module:
+        """torch.compile for the fixed sizes, each specialised (dynamic=False) and all built at start."""
+        require_compile()
+        import torch._dynamo
 
-    def _capture_graphs(self) -> None:
-        """One CUDA graph per bucket size: device input, the whole forward, device outputs."""
-        stream = torch.cuda.Stream(self.device)
-        for size in _buckets(self.max_batch):
-            static_in = torch.zeros((size, *self.model.planes_shape), dtype=torch.uint8, device=self.device)
+        # One specialisation per fixed size, deliberately: past the recompile limit (8 by default) dynamo
+        # would silently run the largest sizes eagerly.
+        limit = len(self.buckets) + 2
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
+        return torch.compile(self.model, dynamic=False)
+
+    def _build_fixed_shapes(self, log: Callable[[str], None]) -> None:
+        """Warm every fixed size (compile builds it now, not mid-serving) and capture its graph."""
+        if not self.buckets:
+            return
+        started = time.perf_counter()
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's timed kernel choice pays off
+        # Largest first: the smaller captures then reuse the shared pool's blocks.
+        order = sorted(self.buckets, reverse=True)
+        stream, pool = torch.cuda.Stream(self.device), None
+        if self.options.cuda_graphs:
+            pool = torch.cuda.graph_pool_handle()
+        for size in order:
+            static_in = torch.zeros((size, *self.source.planes_shape), dtype=torch.uint8, device=self.device)
+            run = self._forward_fn(size)
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream), torch.inference_mode():
-                for _ in range(2):  # warm-up outside the graph (cuDNN picks its kernels)
-                    self._forward_fn(static_in)
+                for _ in range(WARMUP_PASSES):
+                    run(static_in)
             torch.cuda.current_stream(self.device).wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(graph):
-                static_logits, static_values = self._forward_fn(static_in)
-            self._graphs[size] = (graph, static_in, static_logits, static_values)
+            if pool is not None:
+                graph = torch.cuda.CUDAGraph()
+                with torch.inference_mode(), torch.cuda.graph(graph, pool=pool, stream=stream):
+                    static_logits, static_values = run(static_in)
+                self._graphs[size] = (graph, static_in, static_logits, static_values)
+        torch.cuda.synchronize(self.device)
+        log(f"built {len(order)} fixed batch sizes in {time.perf_counter() - started:.1f} s")
 
     def _replay(self, n: int) -> None:
         graph, static_in, static_logits, static_values = self._graphs[self._bucket(n)]
@@ -190,34 +242,50 @@ class NetRunner:
 
     def _choose(self, batch: int) -> Choice:
         """The options as given, or the fastest of the candidates at `batch`, timed here."""
-        precisions = [self.options.precision]
-        if self.options.precision == "auto":
-            if self.cuda:
-                precisions = ["bf16" if torch.cuda.is_bf16_supported() else "fp16"]
-            else:
-                precisions = ["fp32", "bf16"]
+        precisions = devices.serving_candidates(self.options.precision, self.device.type,
+                                                devices.capability(self.device))
         layouts = {"on": [True], "off": [False], "auto": [False, True]}[self.options.channels_last]
         candidates = [Choice(p, c) for p in precisions for c in layouts]
-        if len(candidates) == 1:
-            return candidates[0]
-        timings = {c.describe(): self._time(c, batch) for c in candidates}
-        best = min(candidates, key=lambda c: timings[c.describe()])
-        return Choice(best.precision, best.channels_last, timings)
+        if len(candidates) > 1:
+            timings = {c.describe(): self._time(c, batch) for c in candidates}
+            best = min(candidates, key=lambda c: timings[c.describe()])
+            candidates = [Choice(best.precision, best.channels_last, timings)]
+        chosen = candidates[0]
+        tf32 = devices.set_tf32(self.device, chosen.precision)
+        return Choice(chosen.precision, chosen.channels_last, chosen.timings_ms, tf32)
 
     def _time(self, choice: Choice, batch: int) -> float:
         """Median ms of a forward pass of `batch` random positions with `choice`."""
-        model = self.model.to(memory_format=torch.channels_last if choice.channels_last else torch.contiguous_format)
-        planes = torch.randint(0, 2, (batch, *self.model.planes_shape), dtype=torch.uint8)
+        devices.set_tf32(self.device, choice.precision)
+        model = _prepared(fold_batch_norms(self.source), choice, self.device)
+        planes = torch.randint(0, 2, (batch, *self.source.planes_shape), dtype=torch.uint8)
         times = []
         with torch.inference_mode():
             for i in range(2 + TIMING_RUNS):
                 started = time.perf_counter()
-                logits, _ = self._run(model, planes, choice)
-                logits.cpu()  # waits for the GPU
+                x = planes.to(self.device).to(dtype=choice.dtype, memory_format=choice.memory_format)
+                logits, _ = model(x)
+                logits.float().cpu()  # waits for the GPU
                 if i >= 2:
                     times.append(1000 * (time.perf_counter() - started))
-        self.model = model.to(memory_format=torch.contiguous_format)
         return float(np.median(times))
+
+
+def require_compile() -> None:
+    """AzjobsError, at start rather than mid-serving, when torch.compile cannot build GPU code here."""
+    if not _has_triton():
+        raise AzjobsError("--compile needs Triton for this GPU (torch.utils._triton.has_triton() is False): "
+                          "pip install the triton that matches torch, or serve without --compile")
+
+
+def _has_triton() -> bool:
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:  # a torch without the helper: look for the package itself
+        import importlib.util
+
+        return importlib.util.find_spec("triton") is not None
+    return bool(has_triton())
 
 
 class NullRunner:

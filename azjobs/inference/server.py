@@ -226,6 +226,7 @@ class _Server:
             "precision": choice.describe() if choice is not None else "",
             "weights_version": self.runner.version,
             "batch_size": self.batch_size,
+            "inference_wait_ms": self.settings.inference_wait_ms,  # with batch_size: this process's own, if given
             "batches": self.batches,
             "positions": self.positions,
             "requests": self.requests,

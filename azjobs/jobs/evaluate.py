@@ -26,6 +26,7 @@ from azjobs.eval.match import play_match
 from azjobs.eval.positions import load_positions
 from azjobs.eval.strength import measure
 from azjobs.games import Game, get_game
+from azjobs.jobs.seeds import new_seed
 from azjobs.net.weights import read_metadata
 from azjobs.players import NetPlayer, Player, PlayerSpec, make_player, weights_from_store
 from azjobs.search import SearchConfig
@@ -107,9 +108,19 @@ def _summary(record: records.MatchRecord | records.AccuracyRecord) -> dict[str, 
 
 # What the jobs do, callable without RQ.
 
+def _saved_before(ctx: EvalContext, cls: type[records.Record], id: str | None) -> records.Record | None:
+    """The record an earlier run of this job saved (put into Redis if it is not yet there), or None.
+
+    A retried job (same id) then plays nothing again and its result is counted once."""
+    earlier = records.landed(ctx.run_dir, cls, id) if id else None
+    if earlier is not None:
+        records.save(ctx.redis, ctx.run, ctx.run_dir, earlier)
+    return earlier
+
+
 def run_match(ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: str = "manual",
               id: str | None = None) -> records.MatchRecord:
-    record = _play(ctx, a, b, games, seed, purpose=purpose, id=id)
+    record = _saved_before(ctx, records.MatchRecord, id) or _play(ctx, a, b, games, seed, purpose=purpose, id=id)
     records.save(ctx.redis, ctx.run, ctx.run_dir, record)
     return record
 
@@ -126,6 +137,9 @@ def _play(ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: s
 
 def run_accuracy(ctx: EvalContext, player: str, sims: int, seed: int, *,
                  id: str | None = None) -> records.AccuracyRecord:
+    earlier = _saved_before(ctx, records.AccuracyRecord, id)
+    if earlier is not None:
+        return earlier
     labels = load_positions(records.evals_dir(ctx.run_dir) / records.POSITIONS_FILE, ctx.game)
     chosen = ctx.player(player, sims)
     strength = measure(labels, chosen, np.random.default_rng([ctx.settings.seed, seed]))
@@ -138,6 +152,11 @@ def run_accuracy(ctx: EvalContext, player: str, sims: int, seed: int, *,
 def run_gate(ctx: EvalContext, candidate: int, seed: int, *, id: str | None = None) -> records.MatchRecord | None:
     """Play the staged `candidate` against the served version; promote it if it scores
     `gating_threshold` of the points. None (nothing played) if a version as new is served already."""
+    earlier = _saved_before(ctx, records.MatchRecord, id)
+    if earlier is not None:
+        if earlier.promoted:
+            ctx.store.promote(candidate)  # in case the earlier run stopped between saving and promoting
+        return earlier
     served = ctx.store.latest_version() or 0
     if candidate <= served:
         return None
@@ -161,7 +180,8 @@ def _enqueue(queue: Queue, function: str, args: tuple, description: str) -> Job:
 
 
 def _seed(client: redis.Redis, run: str) -> int:
-    return int(client.hincrby(keys.stats(run), "evals_enqueued", 1))
+    """A seed no other job of the run had, even after a Redis restore (`azjobs.jobs.seeds`)."""
+    return new_seed()
 
 
 def enqueue_match(client: redis.Redis, run: str, a: str, b: str, games: int, purpose: str = "manual") -> Job:

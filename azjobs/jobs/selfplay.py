@@ -7,23 +7,36 @@ leaves are at the inference server, the worker searches the other.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rq import get_current_job
 
-from azjobs import keys
+from azjobs.errors import StorageFullError
 from azjobs.jobs import context
+from azjobs.records import GameRecords
 from azjobs.search.selfplay import AsyncEvaluator, ResignCounts, SyncEvaluator, play_pipelined
-from azjobs.storage.replay import register_shard
-from azjobs.storage.shards import write_shard
+from azjobs.storage import marker
+from azjobs.storage.replay import REPLAY_DIR, register_shard
+from azjobs.storage.shards import ShardError, ShardInfo, read_shard_info, shard_name, write_shard
+
+FULL_DISK_RETRY_S = 5.0  # how often games held back by a full disk are tried again
 
 
 def selfplay(run: str, seed: int) -> dict[str, Any]:
-    """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played."""
+    """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played.
+
+    Idempotent by job: the shard's name comes from the job (its id and creation time), so a retried
+    job whose shard landed already registers that one (if it is not yet) and plays nothing again.
+    """
     ctx = context.current(run)
     job = get_current_job()
     job_id = job.id if job is not None else f"local-{seed}"
+    created = job.created_at.timestamp() if job is not None and job.created_at is not None else time.time()
+    landed = _landed_before(ctx, run, ctx.run_dir / REPLAY_DIR / shard_name(created, job_id))
+    if landed is not None:
+        return landed
     maybe_sync_weights(ctx)
     started = time.monotonic()
     leaf_evals = 0
@@ -38,25 +51,14 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
     resign = ResignCounts()
     records = play_pipelined(ctx.game, ctx.settings, pipeline(ctx), ctx.settings.games_per_job, rng,
                              games_in_flight=ctx.settings.games_in_flight, on_step=on_step, resign=resign)
-    shard = write_shard(
-        ctx.run_dir / "replay",
-        records,
-        game=ctx.game.name,
-        job_id=job_id,
-        worker=ctx.worker_name,
-        planes_shape=ctx.game.planes_shape,
-        num_actions=ctx.game.num_actions,
-    )
-    register_shard(ctx.redis, run, shard)
-    ctx.games_since_weight_check += records.games
-    pipe = ctx.redis.pipeline()
-    pipe.hincrby(keys.stats(run), "jobs", 1)
-    pipe.hincrby(keys.stats(run), "leaf_evals", leaf_evals)
+    # The folder may have gone away while the games were played (an unmounted storage root).
+    marker.require(ctx.redis, run, ctx.run_dir, role=f"self-play job {job_id}")
+    shard = store_games(ctx, records, job_id, created)
+    counters = {"jobs": 1, "leaf_evals": leaf_evals}
     if ctx.settings.resign_value > -1:
-        pipe.hincrby(keys.stats(run), "resigned", resign.resigned)
-        pipe.hincrby(keys.stats(run), "resign_checked", resign.checked)
-        pipe.hincrby(keys.stats(run), "false_resigns", resign.false)
-    pipe.execute()
+        counters.update(resigned=resign.resigned, resign_checked=resign.checked, false_resigns=resign.false)
+    register_shard(ctx.redis, run, shard, counters)  # once: a shard registered before stays counted once
+    ctx.games_since_weight_check += records.games
     versions = np.unique(records.weights_version)
     return {
         "shard": shard.name,
@@ -73,6 +75,37 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
         "leaf_evals": int(leaf_evals),
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _landed_before(ctx: context.WorkerContext, run: str, path: Path) -> dict[str, Any] | None:
+    """The summary of this job's shard if an earlier run of the job landed it (registered now if it
+    was not: the failure came between landing and registering); None if the job must play."""
+    if not path.exists():
+        return None
+    try:
+        info = read_shard_info(path)
+    except ShardError:
+        return None  # unreadable: the trainer sets it aside; playing again is the way to get the games
+    registered_now = register_shard(ctx.redis, run, info, {"jobs": 1})
+    return {"shard": info.name, "games": info.games, "positions": info.positions, "landed_before": True,
+            "registered_now": registered_now}
+
+
+def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, created: float) -> ShardInfo:
+    """Write the games as the job's shard; while the disk is full, keep them in memory and try again
+    every FULL_DISK_RETRY_S seconds (as the trainer does with its checkpoints), saying so once."""
+    said = False
+    while True:
+        try:
+            return write_shard(ctx.run_dir / REPLAY_DIR, records, game=ctx.game.name, job_id=job_id,
+                               worker=ctx.worker_name, planes_shape=ctx.game.planes_shape,
+                               num_actions=ctx.game.num_actions, created=created)
+        except StorageFullError as e:
+            if not said:
+                print(f"worker {ctx.worker_name}: {e}; keeping {records.games} games in memory until then",
+                      flush=True)
+                said = True
+            time.sleep(FULL_DISK_RETRY_S)
 
 
 def pipeline(ctx: context.WorkerContext) -> AsyncEvaluator:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
@@ -22,6 +23,8 @@ from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs import context, reaper
 from azjobs.settings import Settings
+from azjobs.storage import marker
+from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore
 
 EVALUATORS = ("remote", "local")
@@ -29,6 +32,58 @@ MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry clea
 # RQ blocks in BLPOP for worker_ttl - 15 s between jobs: kept within MAX_BLOCK_S, so the socket timeout
 # (longer) tells a silent Redis from an idle queue.
 WORKER_TTL_S = int(MAX_BLOCK_S) + 15
+
+
+# The only functions a worker runs: RQ would import whatever a job names, so anyone able to write to
+# the run's Redis could run code on every worker. Anything else fails, unimported, in the failed registry.
+JOB_FUNCTIONS = frozenset({
+    "azjobs.jobs.selfplay.selfplay",
+    "azjobs.jobs.evaluate.match",
+    "azjobs.jobs.evaluate.accuracy",
+    "azjobs.jobs.evaluate.gate",
+})
+
+
+class RefusedJob(Exception):
+    """A job naming a function (or callback, or webhook) that azjobs does not run."""
+
+
+class AzjobsJob(Job):
+    """An RQ job that resolves its function only from `allowed`, and never imports a callback or calls a webhook."""
+
+    allowed: frozenset[str] = JOB_FUNCTIONS
+    _extras: tuple[str, ...] = ()
+
+    def restore(self, raw_data):  # type: ignore[no-untyped-def]
+        super().restore(raw_data)
+        # azjobs enqueues no callbacks and no webhooks: a job that names one was not enqueued by azjobs.
+        names = {"on_success": self._success_callback_name, "on_failure": self._failure_callback_name,
+                 "on_stopped": self._stopped_callback_name, "webhooks": self.webhooks}
+        self._extras = tuple(k for k, v in names.items() if v)
+        self._success_callback_name = self._failure_callback_name = self._stopped_callback_name = None
+        self.webhooks = []
+
+    @property
+    def func(self):  # type: ignore[no-untyped-def]
+        name, why = self.func_name, ""
+        if not isinstance(name, str) or name not in self.allowed:
+            why = "it is not one of azjobs' job functions"
+        elif self.instance is not None:
+            why = "it names an instance to call it on"
+        elif self._extras:
+            why = f"it names {' and '.join(self._extras)}, which azjobs never enqueues"
+        if why:
+            self.retries_left = 0  # a refusal is final: retrying cannot make the job acceptable
+            raise RefusedJob(
+                f"refused job {self.id}: function {name!r} was not imported or run, because {why} "
+                f"({', '.join(sorted(self.allowed))}); only azjobs' trainer and CLI enqueue on a run's queues"
+            )
+        return super().func
+
+
+def allowing(functions: frozenset[str]) -> type[AzjobsJob]:
+    """An `AzjobsJob` class that also runs `functions` (tests add their own jobs this way)."""
+    return type("AzjobsJob", (AzjobsJob,), {"allowed": JOB_FUNCTIONS | functions})
 
 
 class RunWorker(SimpleWorker):
@@ -141,9 +196,15 @@ def run(
     burst: bool = False,
     max_jobs: int | None = None,
     say: Callable[[str], None] = print,
+    job_class: type[AzjobsJob] = AzjobsJob,
 ) -> None:
-    """Take the run's evaluation and self-play jobs until stopped (SIGTERM: finish the job, then stop)."""
+    """Take the run's evaluation and self-play jobs until stopped (SIGTERM: finish the job, then stop).
+
+    Only the functions `job_class` allows run (JOB_FUNCTIONS); any other job fails unimported."""
     name = name or f"{run}.{heartbeat.process_id()}"
+    # A worker that cannot see the run's folder would write games nobody can read: refuse at once.
+    marker.require(client, run, Path(run_dir), role=f"worker {name}", say=say)
+    sweep_temps(Path(run_dir), say)
     ctx = context.WorkerContext(
         redis=client,
         run=run,
@@ -156,14 +217,14 @@ def run(
     context.install(ctx)
     # Evaluation jobs first: they are few and someone is waiting for their results.
     names = [keys.eval_queue(run), keys.selfplay_queue(run)]
-    queues = [Queue(n, connection=client, serializer=JSONSerializer) for n in names]
+    queues = [Queue(n, connection=client, serializer=JSONSerializer, job_class=job_class) for n in names]
     beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
     try:
         while True:
             worker = RunWorker(
-                queues, connection=client, serializer=JSONSerializer, name=name,
+                queues, connection=client, serializer=JSONSerializer, name=name, job_class=job_class,
                 maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
             )
             worker.run_name, worker.say = run, say

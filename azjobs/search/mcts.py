@@ -37,8 +37,8 @@ __all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Search", 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """The search knobs, with AlphaZero's published defaults; the others off (see the README's
-    "Strength per compute").
+    """The search knobs, with AlphaZero's published defaults; the others off (docs/search.md says
+    what each does, docs/strength.md what it bought).
 
     `num_simulations` is the visits a search gives the root's children in all: with `reuse_tree`,
     the visits the kept subtree brings along count toward it, so a move needs fewer new evaluations.

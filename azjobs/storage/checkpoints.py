@@ -28,6 +28,7 @@ FORMAT = "azjobs-checkpoint-1"
 FILE_PATTERN = re.compile(r"^ckpt-(\d+)\.safetensors$")
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
+IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable")  # optimizer options that are no training state
 # Non-tensor optimizer state values, stored as 0-d tensors and turned back into these.
 _SCALAR_TYPES: dict[str, Callable[[Any], Any]] = {
     "int": int,
@@ -196,4 +197,6 @@ def _unflatten_optimizer(
         for key, value in saved.items():
             if isinstance(live.get(key), tuple) and isinstance(value, list):
                 saved[key] = tuple(value)
+        # How the update is computed (fused on CUDA) belongs to this process, not to the checkpoint's.
+        saved.update({key: live[key] for key in IMPLEMENTATION_KEYS if key in live})
     return {"state": state, "param_groups": groups}

@@ -4,10 +4,12 @@ that the folder it was given is the run's own folder on the shared storage root,
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from azjobs import keys
+from azjobs.errors import AzjobsError
 from azjobs.storage.weights import write_atomic
 
 if TYPE_CHECKING:
@@ -46,3 +48,28 @@ def check(client: Redis, run: str, run_dir: Path) -> str:
     if found != stored.decode():
         return f"{run_dir} belongs to another run of the same name: not the shared storage root"
     return "ok"
+
+
+class StorageMismatchError(AzjobsError):
+    """This machine's `--run-dir` is not the run's folder on the shared storage root."""
+
+
+def require(client: Redis, run: str, run_dir: Path, *, role: str = "worker",
+            say: Callable[[str], None] | None = None, poll_s: float = 1.0) -> None:
+    """Return once `run_dir` holds the run's marker; StorageMismatchError naming the folder, the marker
+    expected and the fix otherwise. With `say`, first wait (saying so once) for the run to have a marker."""
+    said = False
+    while say is not None and client.get(keys.marker(run)) is None and read(run_dir) is None:
+        if not said:
+            say(f"{role}: waiting for run {run!r} to get its storage marker (the trainer makes it)")
+            said = True
+        time.sleep(poll_s)
+    problem = check(client, run, run_dir)
+    if problem == "ok":
+        return
+    stored = client.get(keys.marker(run))
+    expected = f"marker {stored.decode()}" if stored is not None else "a marker file"
+    raise StorageMismatchError(
+        f"{role} refuses to use {Path(run_dir).resolve()}: {problem} (expected {expected} in {MARKER_FILE}); "
+        f"mount the storage root on this machine or pass the run's folder on it as --run-dir"
+    )

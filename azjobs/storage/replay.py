@@ -3,20 +3,68 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
 from azjobs import keys
 from azjobs.games.base import Game
-from azjobs.storage.shards import ShardError, ShardInfo, is_shard_name, read_shard, read_shard_info
+from azjobs.records import GameRecords
+from azjobs.storage.shards import (
+    ShardError,
+    ShardInfo,
+    TransientShardError,
+    is_shard_name,
+    read_shard,
+    read_shard_info,
+)
 
 if TYPE_CHECKING:
     from redis import Redis
 
 REPLAY_DIR = "replay"
 BAD_DIR = "bad"  # <run_dir>/replay/bad/: shards that failed validation, kept for a look
+READ_BACKOFF_S = (0.2, 0.5, 1.0)  # waits between the tries of a read that failed for a transient reason
+TRANSIENT_REFRESHES = 5  # refreshes a shard may fail transiently (after its retries) before it is set aside
+
+# KEYS: registered set, index list, stats hash. ARGV: name, record JSON, games, positions, force, then
+# counter/increment pairs. A name registers once (unless forced: the caller saw it missing from the
+# index): the index entry and every counter move together.
+_REGISTER = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 and ARGV[5] ~= '1' then
+    return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'games', ARGV[3])
+redis.call('HINCRBY', KEYS[3], 'positions', ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'shards', 1)
+for i = 6, #ARGV, 2 do
+    redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+
+# Same KEYS; ARGV: name. Takes a set-aside shard out of the index and the counters; 1 if it was in.
+_UNREGISTER = """
+local needle = '"name": ' .. cjson.encode(ARGV[1])
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    if string.find(raw, needle, 1, true) then
+        local info = cjson.decode(raw)
+        if info['name'] == ARGV[1] then
+            redis.call('LREM', KEYS[2], 1, raw)
+            redis.call('SREM', KEYS[1], ARGV[1])
+            redis.call('HINCRBY', KEYS[3], 'games', -info['games'])
+            redis.call('HINCRBY', KEYS[3], 'positions', -info['positions'])
+            redis.call('HINCRBY', KEYS[3], 'shards', -1)
+            redis.call('HINCRBY', KEYS[3], 'shards_set_aside', 1)
+            return 1
+        end
+    end
+end
+return 0
+"""
 
 
 def replay_dir(run_dir: Path) -> Path:
@@ -31,14 +79,27 @@ def shard_names(directory: Path) -> list[str]:
         return []
 
 
-def register_shard(redis: Redis, run: str, info: ShardInfo) -> None:
-    """Add a written shard to the run's index and counters, all or nothing."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.rpush(keys.shards(run), info.to_json())
-    pipe.hincrby(keys.stats(run), "games", info.games)
-    pipe.hincrby(keys.stats(run), "positions", info.positions)
-    pipe.hincrby(keys.stats(run), "shards", 1)
-    pipe.execute()
+def _index_keys(run: str) -> list[str]:
+    return [keys.shards_registered(run), keys.shards(run), keys.stats(run)]
+
+
+def register_shard(redis: Redis, run: str, info: ShardInfo, counters: Mapping[str, int] | None = None, *,
+                   force: bool = False) -> bool:
+    """Add a written shard to the run's index and counters (plus `counters`), all or nothing, once:
+    False (and nothing changed) if a shard of that name is registered already, unless `force`."""
+    extra = [str(x) for name, value in (counters or {}).items() for x in (name, int(value))]
+    script = redis.register_script(_REGISTER)
+    args = [info.name, info.to_json(), info.games, info.positions, "1" if force else "0", *extra]
+    return bool(script(keys=_index_keys(run), args=args))
+
+
+def is_registered(redis: Redis, run: str, name: str) -> bool:
+    return bool(redis.sismember(keys.shards_registered(run), name))
+
+
+def unregister_shard(redis: Redis, run: str, name: str) -> bool:
+    """Take a shard out of the index and its games and positions out of the counters; whether it was in."""
+    return bool(redis.register_script(_UNREGISTER)(keys=_index_keys(run), args=[name]))
 
 
 def list_shards(redis: Redis, run: str) -> list[ShardInfo]:
@@ -62,8 +123,8 @@ def rebuild_index(redis: Redis, run: str, run_dir: Path) -> int:
             info = read_shard_info(replay_dir(run_dir) / name)
         except ShardError:
             continue
-        register_shard(redis, run, info)
-        added += 1
+        # Forced only where the set of names outlived the list: a worker registering it meanwhile wins.
+        added += register_shard(redis, run, info, force=is_registered(redis, run, name))
     return added
 
 
@@ -91,7 +152,11 @@ class ReplayBuffer:
         capacity: int,
         rng: np.random.Generator,
         log: Callable[[str], None] = print,
+        on_set_aside: Callable[[str], object] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
+        """`on_set_aside(name)` runs before a bad shard is moved aside (the trainer takes it out of the
+        counters there); if it raises, the shard stays, to be tried again."""
         if capacity < 1:
             raise ValueError(f"replay capacity must be at least 1, got {capacity}")
         self.dir = replay_dir(run_dir)
@@ -107,6 +172,9 @@ class ReplayBuffer:
         self.total_added = 0  # positions ever added, including those since pushed out
         self._next = 0  # ring row the next position goes to
         self._seen: set[str] = set()  # shard names loaded, set aside, or skipped as too old
+        self._transient: dict[str, int] = {}  # shard name -> refreshes it failed to read for a transient reason
+        self.on_set_aside = on_set_aside
+        self.sleep = sleep
 
     def refresh(self) -> int:
         """Load the shards not seen yet, oldest first; the number of positions added.
@@ -139,16 +207,43 @@ class ReplayBuffer:
         """Append one shard's positions; a bad shard is moved to replay/bad/ with a warning (False)."""
         path = Path(path)
         self._seen.add(path.name)
-        game = self.game
         try:
-            records = read_shard(path, game=game.name, planes_shape=game.planes_shape, num_actions=game.num_actions)
+            records = self._read(path)
+        except TransientShardError as e:
+            failures = self._transient[path.name] = self._transient.get(path.name, 0) + 1
+            if failures < TRANSIENT_REFRESHES:
+                self._seen.discard(path.name)  # not bad, perhaps: the next refresh tries it again
+                self.log(f"warning: {e}; trying it again later")
+                return False
+            self._set_aside(path, e)
+            return False
         except ShardError as e:
             self._set_aside(path, e)
             return False
+        self._transient.pop(path.name, None)
         self._append(records.planes, records.policy, records.value, records.policy_weight)
         return True
 
+    def _read(self, path: Path) -> GameRecords:
+        """Read a shard, trying again after a short wait while the error is a transient one."""
+        game = self.game
+        for wait in (*READ_BACKOFF_S, None):
+            try:
+                return read_shard(path, game=game.name, planes_shape=game.planes_shape, num_actions=game.num_actions)
+            except TransientShardError:
+                if wait is None:
+                    raise
+                self.sleep(wait)
+        raise AssertionError("unreachable")
+
     def _set_aside(self, path: Path, error: ShardError) -> None:
+        if self.on_set_aside is not None:
+            try:
+                self.on_set_aside(path.name)
+            except BaseException:
+                self._seen.discard(path.name)
+                raise
+        self._transient.pop(path.name, None)
         bad_dir = path.parent / BAD_DIR
         try:
             bad_dir.mkdir(exist_ok=True)

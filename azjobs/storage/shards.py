@@ -6,11 +6,10 @@ file is written under a temporary name that readers ignore, then renamed into pl
 
 from __future__ import annotations
 
+import errno
 import json
-import os
 import re
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,11 +20,11 @@ import numpy as np
 
 from azjobs.errors import AzjobsError, writing
 from azjobs.records import GameRecords
+from azjobs.storage.atomic import land_new, temp_path
 
 FORMAT_VERSION = 2  # 2 added policy_weight_N (playout cap randomization)
 READABLE_VERSIONS = (1, 2)  # a version 1 shard has policy targets at every position
 SUFFIX = ".h5"
-TMP_PREFIX = ".tmp-"  # any name starting with "." is a write in progress: readers skip it
 GZIP_LEVEL = 4  # planes are 0/1 bytes: cheap gzip already shrinks them several times
 CHUNK_ROWS = 1024  # positions per HDF5 chunk
 POLICY_SUM_TOLERANCE = 1e-3
@@ -44,8 +43,36 @@ ADDED_IN = {"policy_weight_N": 2}  # datasets a shard of an older format lacks (
 COMPRESSED = {"planes_NCHW", "policy_NA"}
 
 
+# Read errors that say nothing about the file (a stale NFS handle, a lock or a server that did not
+# answer in time): the read is tried again before the shard counts as bad.
+TRANSIENT_ERRNOS = frozenset({errno.ESTALE, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.EIO, errno.ETIMEDOUT,
+                              errno.ENOLCK})
+_TRANSIENT_WORDS = ("stale file handle", "unable to lock file", "resource temporarily unavailable",
+                    "no locks available", "input/output error", "timed out")
+
+
 class ShardError(AzjobsError):
     """A replay shard that cannot be used: unreadable, truncated, or inconsistent."""
+
+
+class TransientShardError(ShardError):
+    """A shard that could not be read for a reason that may pass (see TRANSIENT_ERRNOS): try it again."""
+
+
+def _read_failed(path: Path, what: str, error: Exception) -> ShardError:
+    """The ShardError for a failed read: transient when the OS error is one that may pass."""
+    message = f"bad replay shard {path}: {what} ({error})"
+    if isinstance(error, OSError) and (
+        error.errno in TRANSIENT_ERRNOS or any(w in str(error).lower() for w in _TRANSIENT_WORDS)
+    ):
+        return TransientShardError(message)
+    return ShardError(message)
+
+
+def open_for_reading(path: Path) -> h5py.File:
+    """Open a finished shard without HDF5's file locks: shards never change once landed, and mounts
+    without lock support (some NFS setups) would otherwise refuse every read."""
+    return h5py.File(path, "r", locking=False)
 
 
 @dataclass(frozen=True)
@@ -87,16 +114,22 @@ def write_shard(
     worker: str,
     planes_shape: tuple[int, int, int],
     num_actions: int,
+    created: float | None = None,
 ) -> ShardInfo:
-    """Write `records` as one new shard in `replay_dir` (atomically) and describe it."""
+    """Write `records` as one new shard in `replay_dir` (atomically) and describe it.
+
+    The name comes from `created` (default: now) and the job id, so a retried job that passes its
+    job's creation time writes the same name: if a shard of that name landed already, it stays, and
+    its description is returned instead (a job's games land once).
+    """
     problem = check_records(records, tuple(planes_shape), num_actions)
     if problem:
         raise ShardError(f"refusing to write a replay shard for job {job_id}: {problem}")
     replay_dir = Path(replay_dir)
     replay_dir.mkdir(parents=True, exist_ok=True)
-    created = time.time()
+    created = time.time() if created is None else created
     name = shard_name(created, job_id)
-    tmp = replay_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}"
+    tmp = temp_path(replay_dir / name)
     try:
         with writing(replay_dir / name), h5py.File(tmp, "w") as f:
             for dataset, (field, dtype) in DATASETS.items():
@@ -112,10 +145,13 @@ def write_shard(
                 "games": records.games,
             }
             f.attrs.update(attrs)
-        os.replace(tmp, replay_dir / name)
+        with writing(replay_dir / name):
+            landed = land_new(tmp, replay_dir / name)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if not landed:
+        return read_shard_info(replay_dir / name)
     return ShardInfo(name=name, positions=records.positions, games=records.games, created=created)
 
 
@@ -131,7 +167,7 @@ def read_shard_info(path: Path) -> ShardInfo:
     """The index record of a shard from its attributes alone (no arrays read)."""
     path = Path(path)
     try:
-        with h5py.File(path, "r") as f:
+        with open_for_reading(path) as f:
             return ShardInfo(
                 name=path.name,
                 positions=int(f.attrs["positions"]),
@@ -139,20 +175,20 @@ def read_shard_info(path: Path) -> ShardInfo:
                 created=float(f.attrs["created"]),
             )
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise ShardError(f"bad replay shard {path}: cannot read its attributes ({e})") from None
+        raise _read_failed(path, "cannot read its attributes", e) from None
 
 
 def read_shard(path: Path, *, game: str, planes_shape: tuple[int, int, int], num_actions: int) -> GameRecords:
     """Read and validate one shard; ShardError naming the file and the problem otherwise."""
     path = Path(path)
     try:
-        with h5py.File(path, "r") as f:
+        with open_for_reading(path) as f:
             problem = _check_attrs(f, game)
             if problem:
                 raise ShardError(f"bad replay shard {path}: {problem}")
             records = _read_arrays(f, path, tuple(planes_shape), num_actions)
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        raise ShardError(f"bad replay shard {path}: unreadable or truncated ({e})") from None
+        raise _read_failed(path, "unreadable or truncated", e) from None
     problem = check_records(records, tuple(planes_shape), num_actions)
     if problem:
         raise ShardError(f"bad replay shard {path}: {problem}")

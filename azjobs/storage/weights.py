@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from azjobs import keys
 from azjobs.errors import AzjobsError, writing
+from azjobs.storage.atomic import temp_path
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -38,7 +38,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary name in the same folder, synced, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
+    tmp = temp_path(path)
     try:
         with writing(path), open(tmp, "wb") as f:
             f.write(data)
@@ -137,6 +137,18 @@ class WeightStore:
         version = on_disk[-1]
         self._hold(version, self._read_file(version))
         return version
+
+    def reconcile(self) -> int | None:
+        """Bring Redis' latest version up to the newest file on the storage root (a Redis restored from
+        an older snapshot lags behind it); the newest served version, None if there is none."""
+        raw = self.redis.get(keys.weights_latest(self.run))
+        in_redis = None if raw is None else int(raw)
+        on_disk = self.versions_on_disk()
+        if on_disk and (in_redis is None or on_disk[-1] > in_redis):
+            if self._hold(on_disk[-1], self._read_file(on_disk[-1])):
+                self.redis.publish(keys.weights_channel(self.run), str(on_disk[-1]))
+            return on_disk[-1]
+        return in_redis
 
     def versions_on_disk(self) -> list[int]:
         """Every version stored on the storage root, oldest first."""

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import redis
@@ -25,20 +25,25 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from azjobs import heartbeat, keys
-from azjobs.eval import records
-from azjobs.eval.positions import load_positions
 from azjobs.connection import describe_outage, is_outage
+from azjobs.eval import records
+from azjobs.eval.positions import load_positions, resolve_positions
 from azjobs.curves import record_run
-from azjobs.errors import StorageFullError
+from azjobs.errors import AzjobsError, StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate
+from azjobs.jobs.seeds import new_seed
+from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import to_bytes
-from azjobs.settings import Settings, learning_rate_at
+from azjobs.settings import Settings, for_process, learning_rate_at, overridden, process_settings
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
-from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index
+from azjobs.storage.lease import TrainerLease
+from azjobs.storage.replay import ReplayBuffer, powerlaw_window, rebuild_index, unregister_shard
 from azjobs.storage.restore import restore_if_lost
+from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore, write_atomic
+from azjobs.train.precision import MixedPrecision, adamw
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
@@ -60,10 +65,11 @@ class TrainerState:
     selfplay_paused: str = ""  # why self-play is not being queued (min_train_per_position)
 
 
+LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl")  # the order of train_step's losses
+
+
 def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return devices.resolve(requested)
 
 
 def train_step(
@@ -71,32 +77,28 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     batch: tuple[np.ndarray, ...],
     device: torch.device,
-) -> dict[str, float]:
+    precision: MixedPrecision | None = None,
+) -> torch.Tensor:
     """One minibatch (planes, policy, value[, policy_weight]): policy cross-entropy against the search
-    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all."""
+    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all.
+
+    Returns the losses `[4]` (LOSS_NAMES) on the device, detached: reading them would wait for the GPU,
+    so the caller sums them there and reads them only when it logs."""
+    precision = precision or MixedPrecision(device)
     planes, policy, value, *rest = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
     weight = rest[0] if rest else torch.ones_like(value)  # [B]
     model.train()
-    amp = device.type == "cuda"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    with precision.autocast():
         logits, predicted = model(planes)
     logits, predicted = logits.float(), predicted.float()
     targets = weight.sum().clamp_min(1.0)  # a batch without policy targets trains the value alone
     policy_loss = -(weight * (policy * F.log_softmax(logits, dim=1)).sum(dim=1)).sum() / targets
     value_loss = F.mse_loss(predicted, value)
     loss = policy_loss + value_loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    precision.step(loss, optimizer)
     # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
     entropy = -(weight * (policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1)).sum() / targets
-    # .item(): float() of a tensor that requires grad raises a UserWarning in recent torch.
-    return {
-        "loss": loss.item(),
-        "policy_loss": policy_loss.item(),
-        "value_loss": value_loss.item(),
-        "policy_kl": (policy_loss - entropy).item(),
-    }
+    return torch.stack([loss, policy_loss, value_loss, policy_loss - entropy]).detach()
 
 
 def weights_bytes(model: PolicyValueNet, game: Game, settings: Settings, state: TrainerState) -> bytes:
@@ -117,19 +119,30 @@ class Trainer:
         *,
         device: str | None = None,
         log: Callable[[str], None] = print,
+        own: Mapping[str, Any] | None = None,
     ) -> None:
-        self.settings, self.client, self.run_name, self.run_dir, self.log = settings, client, run, Path(run_dir), log
+        self.client, self.run_name, self.run_dir, self.log = client, run, Path(run_dir), log
+        # This process's own cadence (`own`: process settings of `azjobs train`); the run's settings
+        # as stored go into checkpoints and back into a Redis that lost them.
+        self.run_settings, self.settings = settings, for_process(settings, "train", own or {})
+        if self.settings != settings:
+            log(f"trainer: this process's own {overridden(self.settings, settings)}")
         self.game = get_game(settings.game)
         self.device = pick_device(device)
         torch.manual_seed(settings.seed)
         self.model = build_model(self.game, settings).to(self.device)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-        )
+        self.precision = MixedPrecision(self.device)
+        self.optimizer = adamw(self.model.parameters(), self.device, settings.learning_rate,
+                                             settings.weight_decay)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every step has the same batch shape
+        self._loss_sum: torch.Tensor | None = None  # [4] on the device, since the losses were last read
+        self._loss_steps = 0
         self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
         self.queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
         self.buffer = ReplayBuffer(
-            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log
+            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log,
+            on_set_aside=lambda name: unregister_shard(client, run, name),  # its games leave the counters
         )
         self.state = TrainerState()
         self.owed: set[str] = set()  # writes a full disk held back: "publish", "checkpoint"
@@ -150,8 +163,10 @@ class Trainer:
             self.state.train_seconds = float(info.extra.get("train_seconds", 0.0))
             self.log(f"trainer: resumed from {info.path.name} (step {info.step}, version {info.version})")
         self.copy_positions()
-        # With gating the newest version may be staged rather than served; numbers only go up.
-        published = max([self.store.latest_version() or 0, *self.store.staged_versions()])
+        # The newest of Redis, the storage root and the staged candidates: a Redis restored from an older
+        # snapshot must not make us publish again (and overwrite) versions that exist. Numbers only go up.
+        sweep_temps(self.run_dir, self.log)
+        published = max([self.store.reconcile() or 0, *self.store.staged_versions()])
         if published < max(self.state.version, 1):
             # Fresh run, or weights newer than any checkpoint were lost: publish what we have.
             self.state.version = max(self.state.version, published + 1, 1)
@@ -168,14 +183,16 @@ class Trainer:
         self.record_evals(curves=False)
 
     def copy_positions(self) -> None:
-        """Copy the eval_positions file into the run (checked first), where every worker finds it."""
-        source = self.settings.eval_positions
+        """Copy the eval_positions set (a bundled set's name or a file; checked first) into the run,
+        where every worker finds it."""
+        setting = self.settings.eval_positions
         target = records.evals_dir(self.run_dir) / records.POSITIONS_FILE
-        if not source or target.exists():
+        if not setting or target.exists():
             return
-        load_positions(Path(source), self.game)  # AzjobsError naming the line if it is not a labelled set
-        write_atomic(target, Path(source).read_bytes())
-        self.log(f"trainer: labelled positions {source} copied to {target}")
+        source = resolve_positions(setting)
+        load_positions(source, self.game)  # AzjobsError naming the line if it is not a labelled set
+        write_atomic(target, source.read_bytes())
+        self.log(f"trainer: labelled positions {setting} copied to {target}")
 
     def settle(self) -> None:
         """Write the owed weights version and checkpoint; on a full disk they stay owed (StorageFullError)."""
@@ -208,7 +225,7 @@ class Trainer:
             optimizer=self.optimizer,
             step=self.state.step,
             version=self.state.version,
-            settings=self.settings,
+            settings=self.run_settings,
             extra={"samples_trained": self.state.samples_trained, "train_seconds": round(self.state.train_seconds, 1)},
         )
 
@@ -221,13 +238,13 @@ class Trainer:
             return 0
         missing = self.settings.selfplay_queue_depth - self.queue.count
         for _ in range(max(0, missing)):
-            seed = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
+            number = int(self.client.hincrby(keys.stats(self.run_name), "jobs_enqueued", 1))
             self.queue.enqueue_call(
                 SELFPLAY_JOB,
-                args=(self.run_name, seed),
+                args=(self.run_name, new_seed()),  # random, not the counter: a restored Redis resets that
                 timeout=JOB_TIMEOUT_S,
                 result_ttl=RESULT_TTL_S,
-                description=f"selfplay {self.run_name} #{seed}",
+                description=f"selfplay {self.run_name} #{number}",
                 retry=Retry(max=1),
             )
         return max(0, missing)
@@ -261,7 +278,9 @@ class Trainer:
         s = self.settings
         if self.buffer.size < s.min_replay_positions:
             return f"waiting for {s.min_replay_positions} positions (have {self.buffer.size})"
-        budget = s.max_train_per_position * max(self.positions_available(), self.buffer.total_added)
+        # The count read at the last refresh, not Redis on every step: it only grows, so a stale one
+        # errs on the side of waiting, and a wait refreshes on the next pass.
+        budget = s.max_train_per_position * max(self.positions_total, self.buffer.total_added)
         if self.state.samples_trained + s.batch_size > budget:
             return f"trained each position {s.max_train_per_position:g} times on average; waiting for new games"
         return ""
@@ -271,7 +290,9 @@ class Trainer:
         for group in self.optimizer.param_groups:  # also right after a resume: the schedule follows the step
             group["lr"] = rate
         batch = self.buffer.sample(self.settings.batch_size, window=self.window())
-        self.state.losses = train_step(self.model, self.optimizer, batch, self.device)
+        losses = train_step(self.model, self.optimizer, batch, self.device, self.precision)
+        self._loss_sum = losses if self._loss_sum is None else self._loss_sum + losses
+        self._loss_steps += 1
         self.state.step += 1
         self.state.samples_trained += self.settings.batch_size
         s = self.settings
@@ -284,9 +305,18 @@ class Trainer:
         if self.state.step % 10 == 0:
             self.record_curves()
 
+    def read_losses(self) -> None:
+        """The mean losses since the last read into `state.losses`: one wait for the GPU per read."""
+        if self._loss_sum is None:
+            return
+        means = (self._loss_sum / self._loss_steps).tolist()
+        self.state.losses = dict(zip(LOSS_NAMES, means))
+        self._loss_sum, self._loss_steps = None, 0
+
     def record_curves(self) -> None:
         if self.writer is None:
             return
+        self.read_losses()
         for name, value in self.state.losses.items():
             self.writer.add_scalar(f"loss/{name}", value, self.state.step)
         self.writer.add_scalar("train/learning_rate", self.optimizer.param_groups[0]["lr"], self.state.step)
@@ -332,6 +362,7 @@ class Trainer:
         if not force and now - self._last_beat < heartbeat.INTERVAL_S:
             return
         elapsed = now - self._last_beat if self._last_beat else 0.0
+        self.read_losses()
         steps_per_s = (self.state.step - self._steps_at_beat) / elapsed if elapsed else 0.0
         self._last_beat, self._steps_at_beat = now, self.state.step
         fields = {
@@ -345,7 +376,9 @@ class Trainer:
             "waiting": self.state.waiting,
             "selfplay_paused": self.state.selfplay_paused,
             "device": str(self.device),
+            "precision": self.precision.name,
             **{k: round(v, 4) for k, v in self.state.losses.items()},
+            **{name: getattr(self.settings, name) for name in process_settings("train")},  # for `azjobs status`
         }
         self.client.hset(keys.trainer(self.run_name), mapping={k: str(v) for k, v in fields.items()})
         heartbeat.beat(self.client, self.run_name, "trainer", self.pid, fields)
@@ -356,11 +389,11 @@ class Trainer:
         self.state.train_seconds += now - self._clock
         self._clock = now
 
-    def close(self) -> None:
+    def close(self, write: bool = True) -> None:
         """Checkpoint on exit, with any weights version still owed; a full disk ends in StorageFullError."""
         self.tick()
         try:
-            if self.state.step:
+            if self.state.step and write:
                 self.owed.add("checkpoint")
             self.settle()
         finally:
@@ -387,10 +420,30 @@ def run(
     stop: threading.Event | None = None,
     max_steps: int | None = None,
     log: Callable[[str], None] = print,
+    own: Mapping[str, Any] | None = None,
 ) -> TrainerState:
-    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all."""
+    """The trainer loop, until `stop` is set or `max_steps` steps have been taken in all; `own`: this
+    process's own values of its process settings (publish_every_steps, ...), the run's kept as stored.
+
+    Only one trainer runs per run (TrainerBusyError naming the other); one that loses the run's lease
+    to another stops without writing more and ends in AzjobsError."""
     stop = stop or threading.Event()
-    trainer = Trainer(settings, client, run, run_dir, device=device, log=log)
+    lease = TrainerLease.acquire(client, run, Path(run_dir), log=log)
+    try:
+        lease.keep(stop)
+        state = _run(settings, client, run, run_dir, lease, device=device, stop=stop, max_steps=max_steps, log=log,
+                     own=own)
+    finally:
+        lease.release()
+    if lease.lost:
+        raise AzjobsError(lease.lost)
+    return state
+
+
+def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease: TrainerLease, *,
+         device: str | None, stop: threading.Event, max_steps: int | None, log: Callable[[str], None],
+         own: Mapping[str, Any] | None) -> TrainerState:
+    trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
     trainer.resume()
     last_refresh = 0.0
     lost = False
@@ -425,7 +478,9 @@ def run(
         with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
             trainer.report(force=True)
         try:
-            trainer.close()
+            if lease.lost:
+                trainer.owed.clear()  # the run is another trainer's now: write nothing more
+            trainer.close(write=not lease.lost)
         finally:
             log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
     return trainer.state
@@ -439,7 +494,8 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.tick()
     if time.monotonic() - last_refresh > REFRESH_EVERY_S:
         # A Redis that restarted empty gets the run back from the storage root first.
-        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.settings, trainer.store, trainer.log)
+        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.run_settings, trainer.store,
+                        trainer.log)
         trainer.refresh()
         last_refresh = time.monotonic()
     trainer.state.waiting = trainer.why_wait()

@@ -114,8 +114,11 @@ def test_bad_files_name_the_line(tmp_path: Path, line: str, error: str) -> None:
 
 
 def test_missing_and_empty_files(tmp_path: Path) -> None:
-    with pytest.raises(AzjobsError, match="cannot read labelled positions"):
+    with pytest.raises(AzjobsError, match="labelled positions file .*nope.jsonl not found"):
         load_positions(tmp_path / "nope.jsonl", TTT)
+    (tmp_path / "unreadable.jsonl").mkdir()
+    with pytest.raises(AzjobsError, match="unreadable.jsonl is not a file"):
+        load_positions(tmp_path / "unreadable.jsonl", TTT)
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(AzjobsError, match="holds no positions"):
         load_positions(tmp_path / "empty.jsonl", TTT)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import redis
+import torch
 from click.testing import CliRunner
 from harness import NEVER_TRAINS, TINY, Roles, wait_until
 
@@ -63,7 +64,23 @@ def test_doctor_on_a_run(roles: Roles, tmp_path: Path, redis_client: redis.Redis
     fails = [v for vs in found.values() for v in vs if v["level"] == "FAIL"]
     assert code == 0 and not fails, fails
     assert levels(found, "versions") == {"ok"} and levels(found, "shared") == {"ok"}
-    assert levels(found, "cuda") == {"warn"}  # no GPU here: gpu-serve runs on the CPU, and says so
+    # The trainer and gpu-serve each name the device they run on: a GPU where one is visible, else the
+    # CPU, which is a warning.
+    assert len(found["cuda"]) == 2
+    if torch.cuda.is_available():
+        assert levels(found, "cuda") == {"ok"}
+        assert all(torch.cuda.get_device_name() in v["found"] and "capability" in v["found"] for v in found["cuda"])
+    else:
+        assert levels(found, "cuda") == {"warn"} and all("CUDA is not visible" in v["found"] for v in found["cuda"])
+
+    # A gpu-serve on another GPU machine: its card, capability and precision are shown.
+    heartbeat.beat(redis_client, "dr", "gpu-serve", "gpu-box-1", {"device": "cuda:1", "cuda": "NVIDIA A100",
+                                                                   "cuda_capability": "8.0", "precision": "bf16"})
+    code, found = doctor(run_dir, redis_url, "--interval", "0")
+    assert any(v["level"] == "ok" and v["found"].endswith("runs on cuda:1 (NVIDIA A100, capability 8.0, bf16)")
+               for v in found["cuda"]), found["cuda"]
+    redis_client.delete(keys.heartbeat("dr", "gpu-serve", "gpu-box-1"))
+    redis_client.srem(keys.processes("dr"), "gpu-serve:gpu-box-1")
 
     # A process gone silent, and one of another azjobs version.
     heartbeat.beat(redis_client, "dr", "worker", "far-away-1", {"evaluator": "remote"})

@@ -117,3 +117,19 @@ def test_no_checkpoint_and_wrong_network(tmp_path: Path) -> None:
     wider = tiny_model(0, hidden=16)
     with pytest.raises(AzjobsError, match="does not fit this network"):
         load_latest_checkpoint(tmp_path, wider, optimizer_for(wider))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_optimizer_keeps_this_machines_kernel(tmp_path: Path, fused: bool) -> None:
+    """A checkpoint of a CPU trainer resumed on a GPU (fused AdamW there) and back: the learning rate
+    comes from the checkpoint, the choice of kernel from the process that resumes."""
+    first = tiny_model(0)
+    first_opt = torch.optim.AdamW(first.parameters(), lr=1e-2, fused=not fused)
+    train_step(first, first_opt, 1)
+    save(tmp_path, first, first_opt, step=1)
+    resumed = tiny_model(1)
+    resumed_opt = torch.optim.AdamW(resumed.parameters(), lr=0.5, fused=fused)
+    load_latest_checkpoint(tmp_path, resumed, resumed_opt)
+    assert resumed_opt.param_groups[0]["fused"] is fused and resumed_opt.param_groups[0]["lr"] == 3e-3
+    train_step(resumed, resumed_opt, 2)  # steps with the state it was given
+    assert all(torch.isfinite(p).all() for p in resumed.parameters())

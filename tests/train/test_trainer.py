@@ -25,7 +25,7 @@ from azjobs.inference.local import LocalEvaluator
 from azjobs.net import read_metadata
 from azjobs.net.model import build_model
 from azjobs.search.selfplay import play_games
-from azjobs.settings import Settings
+from azjobs.settings import Settings, SettingsError, read_file
 from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
 from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
@@ -118,7 +118,9 @@ def test_publishes_checkpoints_and_queues_on_schedule(redis_client: redis.Redis,
     assert LocalEvaluator.from_bytes(GAME, WeightStore(redis_client, run_dir.name, run_dir).load(4)).version == 4
     # The self-play queue was topped up with JSON jobs, each with its own seed.
     run = run_dir.name
-    assert queued_jobs(redis_client, run) == [[SELFPLAY_JOB, None, [run, seed], {}] for seed in (1, 2, 3)]
+    queued = queued_jobs(redis_client, run)
+    assert [(job[0], job[2][0]) for job in queued] == [(SELFPLAY_JOB, run)] * 3
+    assert len({job[2][1] for job in queued}) == 3
     # Progress for `azjobs status`.
     progress = {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.trainer(run)).items()}
     assert (progress["step"], progress["version"], progress["waiting"]) == ("10", "4", "")
@@ -135,7 +137,8 @@ def test_queue_is_topped_up_not_overfilled(redis_client: redis.Redis, run_dir: P
     add_shard(redis_client, run_dir, seed=0)
     train(redis_client, run_dir, max_steps=2)
     train(redis_client, run_dir, max_steps=4)
-    assert [job[2][1] for job in queued_jobs(redis_client, run_dir.name)] == [1, 2, 3]
+    assert len(queued_jobs(redis_client, run_dir.name)) == 3
+    assert redis_client.hget(keys.stats(run_dir.name), "jobs_enqueued") == b"3"
 
 
 @pytest.mark.parametrize("shards", [0, 1])
@@ -264,6 +267,7 @@ def test_policy_loss_falls_on_a_fixed_dataset(redis_client: redis.Redis, run_dir
     losses = []
     for _ in range(100):
         t.step()
+        t.read_losses()  # the losses stay on the device until read (no wait for the GPU per step)
         assert all(math.isfinite(v) for v in t.state.losses.values())
         losses.append(t.state.losses["policy_loss"])
     t.close()
@@ -419,7 +423,7 @@ def _one_step(batch: tuple[np.ndarray, ...]) -> tuple[dict[str, torch.Tensor], d
     model = build_model(GAME, SETTINGS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
     losses = trainer.train_step(model, optimizer, batch, torch.device("cpu"))
-    return {k: v.clone() for k, v in model.state_dict().items()}, losses
+    return {k: v.clone() for k, v in model.state_dict().items()}, dict(zip(trainer.LOSS_NAMES, losses.tolist()))
 
 
 def test_positions_without_a_policy_target_train_the_value_alone() -> None:
@@ -461,3 +465,35 @@ def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
     planes, policy, value, weight = buffer.sample(500)
     assert set(np.unique(weight)) == {0.0, 1.0}
     assert abs(weight.mean() - records.policy_weight.mean()) < 0.1
+
+
+def test_a_trainer_started_with_its_own_cadence_keeps_the_runs_settings(
+    redis_client: redis.Redis, redis_url: str, run_dir: Path, keep_signal_handlers: None
+) -> None:
+    from azjobs import status
+
+    add_shard(redis_client, run_dir, seed=0)
+    flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",
+             "--net-channels", "8", "--batch-size", "16", "--min-replay-positions", "100"]
+    first = CliRunner().invoke(main, [*flags, "--publish-every-steps", "2", "--max-steps", "4"])
+    assert first.exit_code == 0, first.output
+    # On the existing run: its own publishing and checkpoint cadence; --batch-size 32 stays the run's 16.
+    again = CliRunner().invoke(main, [*flags, "--batch-size", "32", "--publish-every-steps", "3",
+                                      "--checkpoint-every-steps", "7", "--max-steps", "10"])
+    assert again.exit_code == 0, again.output
+    assert "using its stored settings" in again.stderr
+    assert ("trainer: this process's own publish_every_steps 3 (the run's: 2), checkpoint_every_steps 7 "
+            "(the run's: 200)") in again.stderr
+    assert published_steps(redis_client, run_dir) == {1: 0, 2: 2, 3: 4, 4: 6, 5: 9}
+    assert checkpoint_steps(run_dir) == [4, 7, 10]
+    for stored in (Settings.from_json(redis_client.get(keys.settings("tr"))), read_file(run_dir)):  # tictactoe: 200
+        assert (stored.publish_every_steps, stored.checkpoint_every_steps, stored.batch_size) == (2, 200, 16)
+    (beat,) = [p for p in status.collect(redis_client, "tr").processes if p["role"] == "trainer"]
+    assert (beat["publish_every_steps"], beat["checkpoint_every_steps"], beat["eval_every_versions"]) == ("3", "7", "10")
+    assert status.collect(redis_client, "tr").overrides == {
+        f"trainer:{beat['id']}": {"publish_every_steps": 3, "checkpoint_every_steps": 7}}
+
+
+def test_a_trainer_refuses_a_run_setting_as_its_own(redis_client: redis.Redis, run_dir: Path) -> None:
+    with pytest.raises(SettingsError, match="batch_size is not one `azjobs train` takes for itself"):
+        train(redis_client, run_dir, own={"batch_size": 32})

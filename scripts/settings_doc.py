@@ -1,0 +1,10 @@
+"""Render docs/settings.md from azjobs/settings.py: `python scripts/settings_doc.py` from the repository root."""
+
+from pathlib import Path
+
+from azjobs.settings import markdown
+
+if __name__ == "__main__":
+    path = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+    path.write_text(markdown())
+    print(f"wrote {path}")
