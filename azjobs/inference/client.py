@@ -221,6 +221,7 @@ class InferenceClient:
         self._clock.forget()
 
     def _wait_for_redis(self, give_up: float | None, error: Exception) -> None:
+        """Sleep the backoff (doubling up to its cap), or give up if the time limit would pass first."""
         if give_up is not None and time.monotonic() + self._backoff_s >= give_up:
             raise AzjobsError(
                 f"Redis did not come back within {self.timeout_s:g} s ({error.__class__.__name__}): "

@@ -33,6 +33,7 @@ MAINTENANCE_EVERY_S = 10  # between jobs, at most this often: RQ's registry clea
 # (longer) tells a silent Redis from an idle queue.
 WORKER_TTL_S = int(MAX_BLOCK_S) + 15
 
+
 # The only functions a worker runs: RQ would import whatever a job names, so anyone able to write to
 # the run's Redis could run code on every worker. Anything else fails, unimported, in the failed registry.
 JOB_FUNCTIONS = frozenset({

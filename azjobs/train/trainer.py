@@ -451,6 +451,8 @@ def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
             try:
                 last_refresh = _one_pass(trainer, stop, last_refresh)
+                if lost:  # a pass may only read: Redis is back once it takes a write again
+                    trainer.report(force=True)
             except StorageFullError as e:
                 # Nothing is lost: the model stays in memory and the write is retried; no training meanwhile.
                 if trainer.state.waiting != str(e):
