@@ -160,3 +160,13 @@ def role_beat(client: redis.Redis, run: str, role: str) -> dict[str, str]:
             raw = client.hgetall(keys.heartbeat(run, role, pid))
             beats.append({k.decode(): v.decode() for k, v in raw.items()})
     return max(beats, key=lambda b: float(b.get("time", 0)), default={})
+
+
+def started_by(client: redis.Redis, run: str, name: str) -> str | None:
+    """The id of the self-play job the RQ worker `name` is running, if any."""
+    queue = selfplay_queue(client, run)
+    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
+        job = queue.fetch_job(job_id)
+        if job is not None and job.worker_name == name:
+            return job_id
+    return None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import redis
 import torch
-from harness import Roles, selfplay_queue, wait_until
+import faketime
+from harness import Roles, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
 from rq.job import JobStatus
 
@@ -19,28 +19,18 @@ from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
-FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 SETTINGS = Settings(game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4, games_per_job=4,
                     temperature_moves=2)
 
 
-def skewed(offset: str) -> dict[str, str]:
-    """The environment of a process whose wall clock is `offset` ("+30s") off; its monotonic clock is true."""
-    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+def skewed(offset_s: int) -> dict[str, str]:
+    """The environment of a process whose wall clock is `offset_s` seconds off; its monotonic clock is true."""
+    return faketime.skewed_env(offset_s)
 
 
-def started_by(client: redis.Redis, run: str, name: str) -> str | None:
-    queue = selfplay_queue(client, run)
-    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
-        job = queue.fetch_job(job_id)
-        if job is not None and job.worker_name == name:
-            return job_id
-    return None
-
-
-@pytest.mark.skipif(not FAKETIME.exists(), reason="libfaketime is not installed (apt install faketime)")
 def test_skewed_worker_clocks_never_requeue_running_jobs(roles: Roles, tmp_path: Path,
                                                          redis_client: redis.Redis) -> None:
+    behind_env, ahead_env = skewed(-30), skewed(+30)  # skips here, before anything starts, if none works
     run_dir = tmp_path / "storage" / "sk"
     run_settings.publish(redis_client, "sk", run_dir, SETTINGS)
     game = get_game("tictactoe")
@@ -54,12 +44,12 @@ def test_skewed_worker_clocks_never_requeue_running_jobs(roles: Roles, tmp_path:
     dead = roles.start("worker-dead", ["worker", *common])
     dead_job = wait_until(lambda: started_by(redis_client, "sk", rq_name("sk", dead)), "the first job to start")
     dead.kill()
-    behind = roles.start("worker-behind", ["worker", *common], **skewed("-30s"))
+    behind = roles.start("worker-behind", ["worker", *common], **behind_env)
     normal = roles.start("worker-normal", ["worker", *common])
     held = {role.name: wait_until(lambda r=role: started_by(redis_client, "sk", rq_name("sk", r)),
                                   f"{role.name} to start a job") for role in (behind, normal)}
     # Idle (no job left): its maintenance reaps every 10 s, on a clock 30 s ahead.
-    ahead = roles.start("worker-ahead", ["worker", *common], **skewed("+30s"))
+    ahead = roles.start("worker-ahead", ["worker", *common], **ahead_env)
     ahead.wait_for(dead_job, timeout_s=120)  # it handed back the dead worker's job
     assert reaper.reap(redis_client, "sk", queue, lambda line: None) == []  # and nothing else, on any clock
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import redis
-from harness import NEVER_TRAINS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
+from harness import NEVER_TRAINS, TINY, Roles, assert_replay_consistent, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
 from test_redis_restarted import RestartableRedis, restartable  # noqa: F401 (a fixture)
 
@@ -15,15 +15,6 @@ from azjobs import keys
 from azjobs.storage.replay import shard_names
 
 LONG_JOBS = ["--games-per-job", "48", "--num-simulations", "16"]  # a job that is surely still searching
-
-
-def started_by(client: redis.Redis, run: str, name: str) -> str | None:
-    queue = selfplay_queue(client, run)
-    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
-        job = queue.fetch_job(job_id)
-        if job is not None and job.worker_name == name:
-            return job_id
-    return None
 
 
 def test_a_job_in_flight_rides_out_a_redis_restart(restartable: RestartableRedis, tmp_path: Path) -> None:

@@ -10,17 +10,8 @@ from pathlib import Path
 import redis
 from rq.job import JobStatus
 
-from harness import NEVER_TRAINS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
+from harness import NEVER_TRAINS, TINY, Roles, assert_replay_consistent, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
-
-
-def started_by(client: redis.Redis, run: str, name: str) -> str | None:
-    queue = selfplay_queue(client, run)
-    for job_id in queue.started_job_registry.get_job_ids(cleanup=False):
-        job = queue.fetch_job(job_id)
-        if job is not None and job.worker_name == name:
-            return job_id
-    return None
 
 
 def test_worker_killed_mid_job(roles: Roles, tmp_path: Path, redis_client: redis.Redis) -> None:

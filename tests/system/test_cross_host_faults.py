@@ -5,13 +5,12 @@ ahead, and a worker host whose storage root is not mounted. Each skips, saying w
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import faketime
 import pytest
 from crosshost import Cluster, alive, assert_counted_once, daemon_pid, shard_files, wait_until
 from netns import TRAIN, cut, heal, make_hosts
@@ -72,35 +71,9 @@ def test_gpu_host_partitioned_while_redis_restarts(tmp_path: Path, storage: Path
         cluster.stop(head)
 
 
-def libfaketime_candidates() -> list[Path]:
-    """The libfaketime that the `libfaketime` test dependency ships (found without importing it), then Debian's."""
-    spec = importlib.util.find_spec("libfaketime")
-    shipped = [Path(p) / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
-               for p in (spec.submodule_search_locations or [])] if spec else []
-    return [*shipped, Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")]
-
-
 def faked_clock_env() -> dict[str, str]:
-    """libfaketime on the worker processes alone: their wall clock (CLOCK_REALTIME) runs AHEAD_S ahead,
-    their monotonic clock is left true. A time namespace cannot shift CLOCK_REALTIME, so this is how.
-    Each candidate is probed first: a build that breaks time.sleep would kill the worker, not test it."""
-    probe = "import time; t = time.time(); time.sleep(0.05); print(t)"
-    tried = []
-    for library in libfaketime_candidates():
-        if not library.exists():
-            continue
-        env = {"LD_PRELOAD": str(library), "FAKETIME": f"+{AHEAD_S}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-        try:
-            done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True,
-                                  text=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            tried.append(f"{library} (time.sleep hangs)")
-            continue
-        if done.returncode == 0 and float(done.stdout) - time.time() > AHEAD_S - 10:
-            return env
-        tried.append(f"{library} ({(done.stderr.strip().splitlines() or ['clock not ahead'])[-1]})")
-    pytest.skip("needs a libfaketime that runs Python (pip install libfaketime) to run a worker's clock ahead; "
-                f"tried: {'; '.join(tried) or 'none found'}")
+    """libfaketime on the worker processes alone: their wall clock runs AHEAD_S ahead."""
+    return faketime.skewed_env(AHEAD_S)
 
 
 def test_worker_clock_ahead(tmp_path: Path, storage: Path) -> None:
