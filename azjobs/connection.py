@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from pathlib import Path
 from urllib.parse import quote
 
 import redis
@@ -40,6 +41,19 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
 # primary becomes a replica; a replica without its primary refuses to answer; and OOM or READONLY
 # inside a script's error ("Error running script ...: -OOM command not allowed ...").
 OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN", "OOM command not allowed", "READONLY")
+
+
+def read_password(password_file: Path | None, *, env: str = PASSWORD_ENV, what: str = "the password file") -> str | None:
+    """A password: the file's content (whitespace stripped), else $`env`, else none."""
+    if password_file is None:
+        return os.environ.get(env) or None
+    try:
+        found = Path(password_file).read_text().strip()
+    except OSError as e:
+        raise AzjobsError(f"cannot read {what} {password_file}: {e.strerror}") from None
+    if not found:
+        raise AzjobsError(f"{what} {password_file} is empty: put the password in it")
+    return found
 
 
 def redact(url: str) -> str:

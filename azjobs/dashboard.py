@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import rq.serializers
 from flask import Flask, Response, request
 from rq.serializers import JSONSerializer
 
+from azjobs import connection
 from azjobs.errors import AzjobsError
 
 USER = "azjobs"  # the basic-auth user name; only the password is checked
@@ -61,15 +61,7 @@ def is_loopback(bind: str) -> bool:
 
 def read_password(password_file: Path | None) -> str | None:
     """The dashboard's password: the file's first line, else $AZJOBS_DASHBOARD_PASSWORD, else none."""
-    if password_file is None:
-        return os.environ.get(PASSWORD_ENV) or None
-    try:
-        found = Path(password_file).read_text().strip()
-    except OSError as e:
-        raise AzjobsError(f"cannot read the dashboard's password file {password_file}: {e.strerror}") from None
-    if not found:
-        raise AzjobsError(f"the dashboard's password file {password_file} is empty: put the password in it")
-    return found
+    return connection.read_password(password_file, env=PASSWORD_ENV, what="the dashboard's password file")
 
 
 def check_exposure(bind: str, password: str | None) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from azjobs.connection import PASSWORD_ENV
+from azjobs.connection import PASSWORD_ENV, read_password
 from azjobs.embedded import redis_server_binary
 from azjobs.errors import AzjobsError
 
@@ -41,18 +41,6 @@ def config(*, bind: list[str], port: int, data_dir: Path, password: str | None) 
     if password:
         lines.append(f"requirepass {quote(password)}")
     return "\n".join(lines) + "\n"
-
-
-def read_password(password_file: Path | None) -> str | None:
-    if password_file is not None:
-        try:
-            found = Path(password_file).read_text().strip()
-        except OSError as e:
-            raise AzjobsError(f"cannot read the password file {password_file}: {e.strerror}") from None
-        if not found:
-            raise AzjobsError(f"the password file {password_file} is empty: put the password in it")
-        return found
-    return os.environ.get(PASSWORD_ENV) or None
 
 
 def exec_server(

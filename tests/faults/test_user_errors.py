@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from disks import small_tmpfs
 import redis
 from harness import AZJOBS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
 
@@ -50,17 +51,8 @@ def test_unreachable_redis(role: list[str], tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 8 MiB tmpfs: a disk that really fills (ENOSPC), mounted for the test (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("a disk that fills needs a tmpfs mount, which needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", 8) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(disk: Path) -> Path:

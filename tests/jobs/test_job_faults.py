@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from disks import small_tmpfs
 import redis
 from rq import Retry
 from rq.job import Job
@@ -157,17 +157,8 @@ def test_a_full_disk_holds_the_games_until_there_is_room(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs: a disk that really fills (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("a disk that fills needs a tmpfs mount, which needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", 4) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_really_full_disk_holds_the_games(redis_client: redis.Redis, small_disk: Path,
