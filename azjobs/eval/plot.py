@@ -12,7 +12,7 @@ from typing import Any
 
 from azjobs.errors import AzjobsError
 from azjobs.eval import ratings
-from azjobs.eval.records import PLOT_FILE, AccuracyRecord, MatchRecord, evals_dir, read_files
+from azjobs.eval.records import PLOT_FILE, AccuracyRecord, MatchRecord, evals_dir, read_files, stored_ratings
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ def summarize(run_dir: Path) -> Summary:
     for a in scored:
         if a.version:
             versions[a.player] = a.version
-    return Summary(ratings.fit(m.result() for m in matches), versions, scored)
+    fitted = ratings.fit_versions((m.result() for m in matches), known=stored_ratings(run_dir))
+    return Summary(fitted, versions, scored)
 
 
 def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:

@@ -228,8 +228,11 @@ def rebuild(client: Redis, run: str, run_dir: Path) -> int:
 
 
 def refit(client: Redis | None, run: str, run_dir: Path, matches: list[MatchRecord]) -> dict[str, ratings.Rating]:
-    """Fit the ratings over `matches`; store them in Redis (when given) and in evals/ratings.json."""
-    fitted = ratings.fit(r.result() for r in matches)
+    """Fit the ratings over `matches`; store them in Redis (when given) and in evals/ratings.json.
+
+    Versions older than the newest `ratings.RATED_WINDOW` keep the rating ratings.json gave them, so a
+    long run's refit costs the same as a short one's."""
+    fitted = ratings.fit_versions((r.result() for r in matches), known=stored_ratings(run_dir))
     table = {player: rating.to_dict() for player, rating in fitted.items()}
     if client is not None:
         pipe = client.pipeline(transaction=True)
@@ -240,6 +243,15 @@ def refit(client: Redis | None, run: str, run_dir: Path, matches: list[MatchReco
     text = json.dumps({"time": time.time(), "ratings": table}, indent=1)
     write_atomic(evals_dir(run_dir) / RATINGS_FILE, text.encode())
     return fitted
+
+
+def stored_ratings(run_dir: Path) -> dict[str, ratings.Rating]:
+    """The ratings of the last fit, from evals/ratings.json ({} without one, or a file that is not JSON)."""
+    try:
+        table = json.loads((evals_dir(run_dir) / RATINGS_FILE).read_text())["ratings"]
+        return {p: ratings.Rating(float(v["elo"]), float(v["se"]), int(v["games"])) for p, v in table.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def read_ratings(client: Redis, run: str) -> dict[str, dict[str, float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from azjobs.eval.ratings import Result, fit
+from azjobs.eval.ratings import Rating, Result, fit, fit_versions
 
 TRUE = {"random": 0.0, "oneply": 250.0, "net:1": 500.0, "net:11": 900.0, "alphabeta:4": 1200.0}
 
@@ -60,3 +60,54 @@ def test_only_players_linked_to_the_anchor_are_rated() -> None:
     assert set(ratings) == {"random", "a"}
     assert fit([Result("b", "c", 5, 0, 5)]) == {}
     assert fit([]) == {}
+
+
+def chain(versions: int, seed: int = 0) -> list[Result]:
+    """A run's schedule: every version plays random, oneply and the version before it."""
+    rng = np.random.default_rng(seed)
+    out = [Result("oneply", "random", 15, 2, 3)]
+    for v in range(1, versions + 1):
+        out.append(Result(f"net:{v}", "random", 18, 1, 1))
+        out.append(Result(f"net:{v}", "oneply", int(rng.integers(8, 14)), 3, 5))
+        if v > 1:
+            out.append(Result(f"net:{v}", f"net:{v - 1}", int(rng.integers(5, 15)), 2, 3))
+    return out
+
+
+def test_fit_versions_within_its_window_is_the_fit() -> None:
+    results = chain(30)
+    whole, windowed = fit(results), fit_versions(results, window=30)
+    assert set(whole) == set(windowed)
+    for name in whole:
+        assert windowed[name] == whole[name]
+
+
+def test_older_versions_keep_the_rating_they_were_given() -> None:
+    results = chain(30)
+    known = {f"net:{v}": Rating(100.0 + v, 7.0, 0) for v in range(1, 21)}
+    fitted = fit_versions(results, known=known, window=10)
+    for v in range(1, 21):
+        assert (fitted[f"net:{v}"].elo, fitted[f"net:{v}"].se) == (100.0 + v, 7.0)
+        assert fitted[f"net:{v}"].games == sum(r.a_wins + r.draws + r.b_wins for r in results
+                                               if f"net:{v}" in (r.a, r.b))
+    newest = fit(results, fixed=known)
+    for v in range(21, 31):
+        assert fitted[f"net:{v}"] == newest[f"net:{v}"]
+        assert fitted[f"net:{v}"].se > 0
+
+
+def test_versions_without_a_rating_are_fitted_oldest_first_in_windows() -> None:
+    results = chain(40, seed=3)
+    whole, windowed = fit(results), fit_versions(results, window=10)
+    assert set(whole) == set(windowed)
+    # Held versions only see the games of their own window and before it: close to the whole fit.
+    for name in whole:
+        assert windowed[name].elo == pytest.approx(whole[name].elo, abs=3 * whole[name].se + 1e-9), name
+
+
+def test_a_held_player_anchors_the_players_fitted_against_it() -> None:
+    held = {"strong": Rating(800.0, 20.0, 0)}
+    fitted = fit([Result("random", "weak", 9, 0, 1), Result("strong", "new", 5, 0, 5)], fixed=held)
+    assert fitted["new"].elo == pytest.approx(800.0, abs=1e-6)  # even with the held player
+    assert fitted["strong"].elo == 800.0 and fitted["strong"].games == 10
+    assert fitted["weak"].elo < 0
