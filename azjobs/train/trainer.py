@@ -291,51 +291,25 @@ def run(
     return state
 
 
+@dataclass
+class _Passes:
+    """What the loop keeps between its passes."""
+
+    last_refresh: float = 0.0  # time.monotonic() of the last refresh; 0.0: refresh on the next pass
+    redis_lost: bool = False  # Redis was out; it is back once a pass writes to it again
+
+
 def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease: TrainerLease, *,
          device: str | None, stop: threading.Event, max_steps: int | None, log: Callable[[str], None],
          own: Mapping[str, Any] | None) -> TrainerState:
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
     trainer.resume()
-    last_refresh = 0.0
-    lost = False
+    passes = _Passes()
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
-            try:
-                last_refresh = _one_pass(trainer, stop, last_refresh)
-                if lost:  # a pass may only read: Redis is back once it takes a write again
-                    trainer.report(force=True)
-            except StorageFullError as e:
-                # Nothing is lost: the model stays in memory and the write is retried; no training meanwhile.
-                if trainer.state.waiting != str(e):
-                    log(f"trainer: {e}")
-                trainer.state.waiting = str(e)
-                with contextlib.suppress(redis.RedisError):
-                    trainer.report()
-                stop.wait(FULL_DISK_RETRY_S)
-                continue
-            except redis.RedisError as e:
-                if not is_outage(e):
-                    raise
-                # Lost, silent, out of memory or read-only: the model stays in memory and Redis is
-                # waited out (checkpoints and weights are on disk).
-                if not lost:
-                    log(f"trainer: {describe_outage(e)}; retrying every second")
-                lost = True
-                stop.wait(1.0)
-                last_refresh = 0.0
-                continue
-            if lost:
-                log("trainer: Redis is back; training again")
-                lost = False
+            _ride_out_faults(trainer, stop, passes)
     finally:
-        with contextlib.suppress(redis.RedisError):  # the last figures, if Redis is still there
-            trainer.report(force=True)
-        try:
-            if lease.lost:
-                trainer.owed.clear()  # the run is another trainer's now: write nothing more
-            trainer.close(write=not lease.lost)
-        finally:
-            log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
+        _finish(trainer, lease)
     return trainer.state
 
 
@@ -359,3 +333,45 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.step()
     trainer.report()
     return last_refresh
+
+
+def _ride_out_faults(trainer: Trainer, stop: threading.Event, passes: _Passes) -> None:
+    """One pass; a full storage root or a Redis outage holds training until it is over. Nothing is lost
+    meanwhile: the model stays in memory, checkpoints and weights are on disk, owed writes are retried."""
+    try:
+        passes.last_refresh = _one_pass(trainer, stop, passes.last_refresh)
+        if passes.redis_lost:  # a pass may only read: Redis is back once it takes a write again
+            trainer.report(force=True)
+    except StorageFullError as e:
+        if trainer.state.waiting != str(e):
+            trainer.log(f"trainer: {e}")
+        trainer.state.waiting = str(e)
+        with contextlib.suppress(redis.RedisError):
+            trainer.report()
+        stop.wait(FULL_DISK_RETRY_S)
+        return
+    except redis.RedisError as e:
+        if not is_outage(e):
+            raise
+        # Lost, silent, out of memory or read-only: waited out, saying so once.
+        if not passes.redis_lost:
+            trainer.log(f"trainer: {describe_outage(e)}; retrying every second")
+        passes.redis_lost = True
+        stop.wait(1.0)
+        passes.last_refresh = 0.0
+        return
+    if passes.redis_lost:
+        trainer.log("trainer: Redis is back; training again")
+        passes.redis_lost = False
+
+
+def _finish(trainer: Trainer, lease: TrainerLease) -> None:
+    """The last figures, if Redis is still there, and the checkpoint on exit unless the run is another's."""
+    with contextlib.suppress(redis.RedisError):
+        trainer.report(force=True)
+    try:
+        if lease.lost:
+            trainer.owed.clear()  # the run is another trainer's now: write nothing more
+        trainer.close(write=not lease.lost)
+    finally:
+        trainer.log(f"trainer: stopped at step {trainer.state.step}, version {trainer.state.version}")
