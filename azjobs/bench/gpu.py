@@ -22,8 +22,8 @@ from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import model_from_bytes, to_bytes
 from azjobs.settings import Settings
+from azjobs.train.learner import train_step
 from azjobs.train.precision import MixedPrecision, adamw
-from azjobs.train.trainer import train_step
 
 CHECK_SIZES = (1, 7, 64, 100, 257, 1000)  # odd sizes on purpose: padding to a bucket must not leak
 TIMED_SIZES = (256, 512, 1024)

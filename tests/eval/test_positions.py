@@ -19,7 +19,7 @@ from azjobs.eval import records
 from azjobs.eval.positions import BUNDLED, DATA_DIR, load_positions, resolve_positions
 from azjobs.games import get_game
 from azjobs.settings import resolve
-from azjobs.train.trainer import Trainer
+from azjobs.train.schedule import copy_positions
 from labels import labelled_lines
 
 C4 = get_game("connect4")
@@ -89,7 +89,7 @@ def test_the_stored_setting_keeps_the_name(redis_client: redis.Redis, tmp_path: 
     assert run_settings.fetch(redis_client, run_dir.name, run_dir).eval_positions == "connect4"
     assert run_settings.fetch(redis_client, run_dir.name).eval_positions == "connect4"
     logs: list[str] = []
-    Trainer(settings, redis_client, run_dir.name, run_dir, device="cpu", log=logs.append).copy_positions()
+    copy_positions(settings, C4, run_dir, logs.append)
     copied = records.evals_dir(run_dir) / records.POSITIONS_FILE
     assert copied.read_bytes() == (DATA_DIR / "connect4.jsonl").read_bytes()
     assert logs == [f"trainer: labelled positions connect4 copied to {copied}"]

@@ -30,8 +30,9 @@ from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
 from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
 from azjobs.storage.weights import WeightStore, versions_in
-from azjobs.train import trainer
-from azjobs.train.trainer import SELFPLAY_JOB, Trainer, TrainerState
+from azjobs.train import learner, trainer
+from azjobs.train.schedule import SELFPLAY_JOB
+from azjobs.train.trainer import Trainer, TrainerState
 
 GAME = get_game("tictactoe")
 SETTINGS = Settings(
@@ -247,9 +248,9 @@ def _full_data_losses(t: Trainer) -> tuple[float, float]:
     n = t.buffer.size
     planes = torch.from_numpy(t.buffer.planes[:n])  # [N, 2, 3, 3]
     target = torch.from_numpy(t.buffer.policy[:n])  # [N, 9]
-    t.model.eval()
+    t.learner.model.eval()
     with torch.no_grad():
-        logits, _ = t.model(planes)
+        logits, _ = t.learner.model(planes)
     occupied = planes.reshape(n, 2, 9).sum(dim=1) > 0  # [N, 9]
     probs = F.softmax(logits, dim=1)
     cross_entropy = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -422,8 +423,8 @@ def _one_step(batch: tuple[np.ndarray, ...]) -> tuple[dict[str, torch.Tensor], d
     torch.manual_seed(0)
     model = build_model(GAME, SETTINGS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-4)
-    losses = trainer.train_step(model, optimizer, batch, torch.device("cpu"))
-    return {k: v.clone() for k, v in model.state_dict().items()}, dict(zip(trainer.LOSS_NAMES, losses.tolist()))
+    losses = learner.train_step(model, optimizer, batch, torch.device("cpu"))
+    return {k: v.clone() for k, v in model.state_dict().items()}, dict(zip(learner.LOSS_NAMES, losses.tolist()))
 
 
 def test_positions_without_a_policy_target_train_the_value_alone() -> None:

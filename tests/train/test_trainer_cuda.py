@@ -15,7 +15,7 @@ from test_trainer import GAME, SETTINGS, add_shard, checkpoint_steps
 from azjobs import keys
 from azjobs.net import device as devices
 from azjobs.net.model import build_model
-from azjobs.train import trainer
+from azjobs.train import learner, trainer
 from azjobs.train.precision import MixedPrecision, adamw
 
 
@@ -34,7 +34,7 @@ def test_the_trainer_on_cuda_resumes_from_its_checkpoint(redis_client: redis.Red
     state, logs = train_on(redis_client, run_dir, "cuda", 12)
     assert "trainer: resumed from ckpt-000000007.safetensors (step 7, version 3)" in logs
     assert (state.step, state.version) == (12, 5)
-    assert all(math.isfinite(v) for v in state.losses.values()) and set(state.losses) == set(trainer.LOSS_NAMES)
+    assert all(math.isfinite(v) for v in state.losses.values()) and set(state.losses) == set(learner.LOSS_NAMES)
     beat = {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.trainer(run_dir.name)).items()}
     device = devices.resolve("cuda")
     assert beat["device"] == str(device)
@@ -60,7 +60,7 @@ def test_fp16_training_scales_the_loss_and_learns() -> None:
     optimizer = adamw(model.parameters(), device, 1e-2, 1e-4)
     assert mixed.scaler is not None and optimizer.param_groups[0]["fused"]
     batch = fixed_batch()
-    losses = [trainer.train_step(model, optimizer, batch, device, mixed) for _ in range(60)]
+    losses = [learner.train_step(model, optimizer, batch, device, mixed) for _ in range(60)]
     first, last = losses[0].tolist(), losses[-1].tolist()
     assert all(math.isfinite(v) for v in last) and last[0] < first[0] - 0.3, (first, last)
     assert mixed.scaler.get_scale() > 1  # the scale is live (halved on overflow, grown otherwise)

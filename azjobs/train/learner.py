@@ -1,0 +1,80 @@
+"""The network in training: one minibatch step (policy cross-entropy plus value MSE) under the trainer's
+mixed precision with AdamW, the losses summed on the device until they are read."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from azjobs.games import Game
+from azjobs.net.model import PolicyValueNet, build_model
+from azjobs.settings import Settings
+from azjobs.train.precision import MixedPrecision, adamw
+
+LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl")  # the order of train_step's losses
+
+
+def train_step(
+    model: PolicyValueNet,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[np.ndarray, ...],
+    device: torch.device,
+    precision: MixedPrecision | None = None,
+) -> torch.Tensor:
+    """One minibatch (planes, policy, value[, policy_weight]): policy cross-entropy against the search
+    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all.
+
+    Returns the losses `[4]` (LOSS_NAMES) on the device, detached: reading them would wait for the GPU,
+    so the caller sums them there and reads them only when it logs."""
+    precision = precision or MixedPrecision(device)
+    planes, policy, value, *rest = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
+    weight = rest[0] if rest else torch.ones_like(value)  # [B]
+    model.train()
+    with precision.autocast():
+        logits, predicted = model(planes)
+    logits, predicted = logits.float(), predicted.float()
+    targets = weight.sum().clamp_min(1.0)  # a batch without policy targets trains the value alone
+    policy_loss = -(weight * (policy * F.log_softmax(logits, dim=1)).sum(dim=1)).sum() / targets
+    value_loss = F.mse_loss(predicted, value)
+    loss = policy_loss + value_loss
+    precision.step(loss, optimizer)
+    # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
+    entropy = -(weight * (policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1)).sum() / targets
+    return torch.stack([loss, policy_loss, value_loss, policy_loss - entropy]).detach()
+
+
+class Learner:
+    """The run's network on the trainer's device, its AdamW (fused on CUDA) and mixed precision, and the
+    losses `[4]` summed on the device since they were last read."""
+
+    def __init__(self, game: Game, settings: Settings, device: torch.device) -> None:
+        self.device = device
+        torch.manual_seed(settings.seed)
+        self.model = build_model(game, settings).to(device)
+        self.precision = MixedPrecision(device)
+        self.optimizer = adamw(self.model.parameters(), device, settings.learning_rate, settings.weight_decay)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # every step has the same batch shape
+        self._loss_sum: torch.Tensor | None = None  # [4] on the device
+        self._loss_steps = 0
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step(self, batch: tuple[np.ndarray, ...], learning_rate: float) -> None:
+        """One training step at `learning_rate` (set on every step, so a resume follows the schedule)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        losses = train_step(self.model, self.optimizer, batch, self.device, self.precision)
+        self._loss_sum = losses if self._loss_sum is None else self._loss_sum + losses
+        self._loss_steps += 1
+
+    def read_losses(self) -> dict[str, float] | None:
+        """The mean losses (LOSS_NAMES) since the last read, None without a step since: one wait for the GPU."""
+        if self._loss_sum is None:
+            return None
+        means = (self._loss_sum / self._loss_steps).tolist()
+        self._loss_sum, self._loss_steps = None, 0
+        return dict(zip(LOSS_NAMES, means))

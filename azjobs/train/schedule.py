@@ -1,0 +1,127 @@
+"""What the trainer asks of the run, and when: self-play jobs kept `selfplay_queue_depth` deep, the
+train/play ratio's two bounds (self-play paused below `min_train_per_position`, training waiting above
+`max_train_per_position`), the replay window, and each new version served or staged for its gate with
+its evaluations queued."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from azjobs import keys
+from azjobs.eval import records
+from azjobs.eval.positions import load_positions, resolve_positions
+from azjobs.games import Game
+from azjobs.jobs import evaluate
+from azjobs.jobs.seeds import new_seed
+from azjobs.settings import Settings
+from azjobs.storage.replay import powerlaw_window
+from azjobs.storage.weights import WeightStore, write_atomic
+
+SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
+JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ
+RESULT_TTL_S = 24 * 3600  # job summaries stay visible in rq-dashboard for a day
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The figures the train/play ratio compares."""
+
+    held: int  # positions in the replay buffer
+    made: int  # positions the run has made: its Redis counter, or those loaded if more
+    trained: int  # samples trained, over all the trainer's restarts
+
+
+# Self-play.
+
+def selfplay_queue(client: redis.Redis, run: str) -> Queue:
+    return Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
+
+
+def positions_made(client: redis.Redis, run: str) -> int:
+    """The run's `positions` counter: what its workers have registered."""
+    return int(client.hget(keys.stats(run), "positions") or 0)
+
+
+def top_up_queue(client: redis.Redis, run: str, queue: Queue, depth: int) -> int:
+    """Enqueue self-play jobs until `depth` are waiting; returns how many were added."""
+    missing = depth - queue.count
+    for _ in range(max(0, missing)):
+        number = int(client.hincrby(keys.stats(run), "jobs_enqueued", 1))
+        queue.enqueue_call(
+            SELFPLAY_JOB,
+            args=(run, new_seed()),  # random, not the counter: a restored Redis resets that
+            timeout=JOB_TIMEOUT_S,
+            result_ttl=RESULT_TTL_S,
+            description=f"selfplay {run} #{number}",
+            retry=Retry(max=1),
+        )
+    return max(0, missing)
+
+
+# The train/play ratio and the replay window.
+
+def why_pause_selfplay(settings: Settings, counts: Counts) -> str:
+    """Empty unless training lags behind `min_train_per_position` (new games would go unused); then why."""
+    s = settings
+    if not s.min_train_per_position or counts.held < s.min_replay_positions:
+        return ""
+    # A batch of slack, so that a paused self-play always leaves the trainer room for a step.
+    if counts.trained + s.batch_size >= s.min_train_per_position * counts.made:
+        return ""
+    return f"self-play paused: training is below {s.min_train_per_position:g} samples per position"
+
+
+def why_wait(settings: Settings, counts: Counts) -> str:
+    """Empty when a step may be taken; else the reason to wait for more self-play."""
+    s = settings
+    if counts.held < s.min_replay_positions:
+        return f"waiting for {s.min_replay_positions} positions (have {counts.held})"
+    if counts.trained + s.batch_size > s.max_train_per_position * counts.made:
+        return f"trained each position {s.max_train_per_position:g} times on average; waiting for new games"
+    return ""
+
+
+def replay_window(settings: Settings, made: int) -> int:
+    """How many of the newest positions a batch is drawn from: all held, or KataGo's growing window."""
+    s = settings
+    if not s.replay_window_min_rows:
+        return s.replay_buffer_size
+    grown = powerlaw_window(made, s.replay_window_min_rows, s.replay_window_exponent, s.replay_window_expand)
+    return min(s.replay_buffer_size, grown)
+
+
+# New versions and their evaluations.
+
+def publish(store: WeightStore, run_dir: Path, settings: Settings, version: int, step: int, data: bytes,
+            log: Callable[[str], None]) -> None:
+    """Serve `version` (or, with gating, stage it and queue its gate) and queue its scheduled evaluation."""
+    client, run, s = store.redis, store.run, settings
+    if s.gating and version > 1:
+        store.stage(version, data)
+        evaluate.enqueue_gate(client, run, version)
+        log(f"trainer: staged weights version {version} at step {step} for its gate")
+    else:
+        store.publish(version, data)
+        log(f"trainer: published weights version {version} at step {step}")
+    if s.eval_every_versions and (version - 1) % s.eval_every_versions == 0:
+        queued = evaluate.enqueue_version(client, run, run_dir, s, version)
+        log(f"trainer: queued {queued} evaluation jobs for version {version}")
+
+
+def copy_positions(settings: Settings, game: Game, run_dir: Path, log: Callable[[str], None]) -> None:
+    """Copy the eval_positions set (a bundled set's name or a file; checked first) into the run, where
+    every worker finds it, unless it is there already."""
+    setting = settings.eval_positions
+    target = records.evals_dir(run_dir) / records.POSITIONS_FILE
+    if not setting or target.exists():
+        return
+    source = resolve_positions(setting)
+    load_positions(source, game)  # AzjobsError naming the line if it is not a labelled set
+    write_atomic(target, source.read_bytes())
+    log(f"trainer: labelled positions {setting} copied to {target}")
