@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from azjobs import bestmove
 from azjobs.eval.records import version_at
 from azjobs.games.solver import score
+from azjobs.players import bestmove
 
 
 @click.command()

@@ -15,8 +15,9 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from azjobs import bestmove, keys
+from azjobs import keys
 from azjobs.games.solver import score
+from azjobs.players import bestmove
 from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in
 

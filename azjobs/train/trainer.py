@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
-from azjobs import heartbeat, keys
-from azjobs.connection import describe_outage, is_outage
+from azjobs import keys
+from azjobs.cluster import heartbeat
+from azjobs.cluster.connection import describe_outage, is_outage
 from azjobs.eval import records
 from azjobs.eval.positions import load_positions, resolve_positions
-from azjobs.curves import record_run
+from azjobs.train.curves import record_run
 from azjobs.errors import AzjobsError, StorageFullError
 from azjobs.games import Game, get_game
 from azjobs.jobs import evaluate

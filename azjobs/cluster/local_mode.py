@@ -27,8 +27,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 
-from azjobs import embedded, settings as run_settings, status
-from azjobs.connection import connect
+from azjobs import settings as run_settings
+from azjobs.cluster import embedded, status
+from azjobs.cluster.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
 from azjobs.storage import lease, marker

@@ -7,7 +7,7 @@ from typing import TextIO
 
 import numpy as np
 
-from azjobs.bestmove import Agent, choose
+from azjobs.players.bestmove import Agent, choose
 
 
 def evaluation(agent: Agent, state: np.ndarray) -> float:
