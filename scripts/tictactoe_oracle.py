@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
-from azjobs import bestmove
 from azjobs.eval.records import version_at
 from azjobs.games.solver import score
+from azjobs.players import bestmove
 
 
 @click.command()
@@ -36,7 +37,8 @@ def main(run_dir: Path, sims: int, minutes: float | None) -> None:
     game = agent.game
     if game.name != "tictactoe":
         raise click.ClickException(f"run {run_dir} plays {game.name}; this check is for tictactoe")
-    result = score(game, lambda states: [game.parse_action(m) for m in bestmove.choose(agent, states, sims)])
+    player = agent.with_sims(sims)
+    result = score(game, lambda states: [int(a) for a in player.choose(np.stack(states), np.random.default_rng(0))])
     click.echo(json.dumps({
         "weights_version": agent.version,
         "within_minutes": minutes,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from azjobs import embedded
+from azjobs.cluster import embedded
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from azjobs import embedded
+from azjobs.cluster import embedded
 from azjobs.cli import main
-from azjobs.connection import PASSWORD_ENV, URL_ENV
+from azjobs.cluster.connection import PASSWORD_ENV, URL_ENV
 from azjobs.settings import FIELD_TYPES, ENV_PREFIX
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture

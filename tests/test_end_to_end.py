@@ -10,13 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from azjobs import bestmove, keys
+from azjobs import keys
 from azjobs.games.solver import score
+from azjobs.players import bestmove
 from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in
 
@@ -25,8 +27,8 @@ AZJOBS = [sys.executable, "-m", "azjobs"]
 
 def agent_score(run_dir: Path, sims: int):  # type: ignore[no-untyped-def]
     agent = bestmove.load_agent(run_dir)
-    game = agent.game
-    return score(game, lambda states: [game.parse_action(m) for m in bestmove.choose(agent, states, sims)])
+    player = agent.with_sims(sims)
+    return score(agent.game, lambda states: [int(a) for a in player.choose(np.stack(states), np.random.default_rng(0))])
 
 
 @pytest.mark.slow

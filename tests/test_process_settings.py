@@ -15,12 +15,13 @@ import redis
 import torch
 from click.testing import CliRunner
 
-from azjobs import heartbeat, keys, settings as S
+from azjobs import keys, settings as S
+from azjobs.cluster import heartbeat
 from azjobs.cli import main
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
-from azjobs.local import own_flags
+from azjobs.cluster.local_mode import own_flags
 from azjobs.net import build_model, to_bytes
 from azjobs.storage.weights import WeightStore
 
@@ -99,7 +100,7 @@ def test_gpu_serve_with_its_own_batch_size(redis_url: str, redis_client: redis.R
 def test_status_marks_a_process_value_that_is_not_the_runs(redis_client: redis.Redis, tmp_path: Path) -> None:
     from rich.console import Console
 
-    from azjobs import status
+    from azjobs.cluster import status
 
     S.publish(redis_client, RUN, tmp_path / RUN, RUN_SETTINGS.replace(publish_every_steps=100))
     heartbeat.beat(redis_client, RUN, "gpu-serve", "g1", {"batch_size": 512, "inference_wait_ms": 2.0})

@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 import pytest
 import redis
 
-from azjobs import embedded, keys
+from azjobs import keys
+from azjobs.cluster import embedded
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 TINY_TRAIN = ["--", "--net-blocks", "1", "--net-channels", "8", "--num-simulations", "4", "--games-per-job", "8",

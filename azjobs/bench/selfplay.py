@@ -25,10 +25,11 @@ import torch
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from azjobs import embedded, heartbeat, keys
+from azjobs import keys
 from azjobs import settings as run_settings
 from azjobs.bench import WINDOWS, emit, median, say
-from azjobs.connection import connect
+from azjobs.cluster import embedded, heartbeat
+from azjobs.cluster.connection import connect
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import redis
 
-from azjobs import embedded, keys
+from azjobs import keys
 from azjobs import settings as run_settings
+from azjobs.cluster import embedded
 from azjobs.games import Game, get_game
 from azjobs.settings import Settings
 

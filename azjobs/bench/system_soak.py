@@ -31,9 +31,10 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from azjobs import embedded, keys
+from azjobs import keys
 from azjobs import settings as run_settings
 from azjobs.bench.soak import rss_mb
+from azjobs.cluster import embedded
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, replay_dir, shard_names
 

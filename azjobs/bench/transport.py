@@ -24,7 +24,7 @@ import redis
 
 from azjobs import keys
 from azjobs.bench import WINDOWS, emit, median, say
-from azjobs.connection import connect
+from azjobs.cluster.connection import connect
 from azjobs.games import get_game
 from azjobs.settings import Settings
 

@@ -5,7 +5,7 @@ command instead of about 30 on loopback, which is most of what moving a request 
 Only list commands whose raw replies are what the caller wants (integers, bulk strings, arrays of
 them). A failed command drops the connection (the next one reconnects) and raises
 `redis.ConnectionError`, as the regular client would. The connection has the pool's socket timeout
-and keepalive (`azjobs.connection`); a BLPOP never blocks longer than `MAX_BLOCK_S`, so a silent
+and keepalive (`azjobs.cluster.connection`); a BLPOP never blocks longer than `MAX_BLOCK_S`, so a silent
 Redis is a `redis.TimeoutError`, not a hang. The server's two bulk commands, LPOP of several requests and
 the pipelined pushes of a batch's replies, go further: written with one `sendmsg` straight from the callers'
 buffers (a reply's parts are never joined) and read by a hiredis reader of the channel's own, which
@@ -21,7 +21,7 @@ from typing import Any, Union
 import hiredis
 import redis
 
-from azjobs.connection import MAX_BLOCK_S
+from azjobs.cluster.connection import MAX_BLOCK_S
 
 # One value, or its consecutive parts; memoryviews one-dimensional, of bytes (len() is their size).
 Value = Union[bytes, memoryview, Sequence[Union[bytes, memoryview]]]

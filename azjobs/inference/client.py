@@ -29,8 +29,8 @@ import redis as redis_lib
 from redis import Redis
 
 from azjobs import keys
-from azjobs.clock import RedisClock
-from azjobs.connection import is_outage
+from azjobs.cluster.clock import RedisClock
+from azjobs.cluster.connection import is_outage
 from azjobs.errors import AzjobsError
 from azjobs.inference.channel import ListChannel
 from azjobs.wire import (

@@ -31,9 +31,10 @@ import redis as redis_lib
 import torch
 from redis import Redis
 
-from azjobs import heartbeat, keys
-from azjobs.clock import RedisClock
-from azjobs.connection import describe_outage, is_outage
+from azjobs import keys
+from azjobs.cluster import heartbeat
+from azjobs.cluster.clock import RedisClock
+from azjobs.cluster.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game

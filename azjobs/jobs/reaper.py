@@ -15,7 +15,8 @@ import redis
 from rq import Queue
 from rq.worker import BaseWorker
 
-from azjobs import heartbeat, keys
+from azjobs import keys
+from azjobs.cluster import heartbeat
 
 EXPIRED_SCORE = 1  # a lease that ran out in 1970: RQ's cleanup takes every entry scored at most this
 

@@ -15,7 +15,7 @@ from rq import get_current_job
 
 from azjobs.errors import StorageFullError
 from azjobs.jobs import context
-from azjobs.records import GameRecords
+from azjobs.game_records import GameRecords
 from azjobs.search.selfplay import AsyncEvaluator, ResignCounts, SyncEvaluator, play_pipelined
 from azjobs.storage import marker
 from azjobs.storage.replay import REPLAY_DIR, register_shard

@@ -16,8 +16,9 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from azjobs import heartbeat, keys
-from azjobs.connection import MAX_BLOCK_S, is_outage
+from azjobs import keys
+from azjobs.cluster import heartbeat
+from azjobs.cluster.connection import MAX_BLOCK_S, is_outage
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator

@@ -15,8 +15,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from azjobs.game_records import GameRecords
 from azjobs.games.base import Game
-from azjobs.records import GameRecords
 from azjobs.search.mcts import Evaluate, Search, SearchConfig
 from azjobs.search.tree import ROOT
 from azjobs.settings import Settings

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 
 from azjobs import keys
+from azjobs.game_records import GameRecords
 from azjobs.games.base import Game
-from azjobs.records import GameRecords
 from azjobs.storage.shards import (
     ShardError,
     ShardInfo,

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from azjobs.errors import AzjobsError, writing
-from azjobs.records import GameRecords
+from azjobs.game_records import GameRecords
 from azjobs.storage.atomic import land_new, temp_path
 
 FORMAT_VERSION = 2  # 2 added policy_weight_N (playout cap randomization)

@@ -11,8 +11,9 @@ from typing import Any
 import redis
 import torch
 
-from azjobs import heartbeat, keys
-from azjobs.curves import record_run
+from azjobs import keys
+from azjobs.cluster import heartbeat
+from azjobs.train.curves import record_run
 from azjobs.eval import records
 from azjobs.settings import Settings, process_settings
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import redis
 
-from azjobs import heartbeat
-from azjobs.connection import describe_outage, is_outage
+from azjobs.cluster import heartbeat
+from azjobs.cluster.connection import describe_outage, is_outage
 from azjobs.errors import AzjobsError, StorageFullError
 from azjobs.eval import records
 from azjobs.games import get_game

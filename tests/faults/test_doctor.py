@@ -11,9 +11,10 @@ import torch
 from click.testing import CliRunner
 from harness import NEVER_TRAINS, TINY, Roles, wait_until
 
-from azjobs import heartbeat, keys
+from azjobs import keys
 from azjobs.cli import main
-from azjobs.embedded import free_port
+from azjobs.cluster import heartbeat
+from azjobs.cluster.embedded import free_port
 
 PASSWORD = "s3cret-Pw"
 

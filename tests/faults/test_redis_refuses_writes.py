@@ -11,8 +11,9 @@ import pytest
 import redis
 from harness import NEVER_TRAINS, TINY, Roles, role_beat, wait_until
 
-from azjobs import embedded, keys
+from azjobs import keys
 from azjobs import settings as run_settings
+from azjobs.cluster import embedded
 from azjobs.settings import Settings
 
 

@@ -12,7 +12,8 @@ import pytest
 import redis
 from harness import TINY, Roles, assert_replay_consistent, wait_until
 
-from azjobs import embedded, keys
+from azjobs import keys
+from azjobs.cluster import embedded
 from azjobs.storage.replay import shard_names
 from azjobs.storage.weights import versions_in
 

@@ -13,7 +13,7 @@ from disks import small_tmpfs
 import redis
 from harness import AZJOBS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
 
-from azjobs import embedded
+from azjobs.cluster import embedded
 from azjobs.settings import ENV_PREFIX
 from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in

@@ -13,8 +13,9 @@ import pytest
 import redis
 import torch
 
-from azjobs import heartbeat, keys, wire
-from azjobs.clock import RedisClock
+from azjobs import keys, wire
+from azjobs.cluster import heartbeat
+from azjobs.cluster.clock import RedisClock
 from azjobs.errors import AzjobsError
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference import server

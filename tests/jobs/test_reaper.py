@@ -7,7 +7,8 @@ import time
 import pytest
 import redis
 
-from azjobs import heartbeat, keys
+from azjobs import keys
+from azjobs.cluster import heartbeat
 from azjobs.jobs import reaper
 
 RUN = "rp"

@@ -18,16 +18,17 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from azjobs import heartbeat, keys
+from azjobs import keys
 from azjobs import settings as run_settings
+from azjobs.cluster import heartbeat
 from azjobs.errors import AzjobsError
+from azjobs.game_records import GameRecords
 from azjobs.games import get_game
 from azjobs.inference import server
 from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.jobs.selfplay import selfplay
 from azjobs.net import build_model, to_bytes
-from azjobs.records import GameRecords
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, shard_names
 from azjobs.storage.shards import read_shard

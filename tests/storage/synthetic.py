@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from azjobs.game_records import GameRecords
 from azjobs.games import get_game
-from azjobs.records import GameRecords
 
 GAME = get_game("tictactoe")
 

@@ -10,7 +10,7 @@ import redis
 
 from azjobs import keys
 from azjobs.games import get_game
-from azjobs.records import GameRecords
+from azjobs.game_records import GameRecords
 from azjobs.storage.replay import ReplayBuffer, list_shards, rebuild_index, register_shard
 from azjobs.storage.shards import ShardInfo, write_shard
 from synthetic import make_records

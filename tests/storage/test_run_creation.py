@@ -7,8 +7,9 @@ from pathlib import Path
 
 import redis
 
-from azjobs import embedded, keys
+from azjobs import keys
 from azjobs import settings as run_settings
+from azjobs.cluster import embedded
 from azjobs.settings import Settings
 from azjobs.storage import marker
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from azjobs.games import get_game
-from azjobs.records import GameRecords
+from azjobs.game_records import GameRecords
 from azjobs.storage.replay import shard_names
 from azjobs.storage.shards import (
     FORMAT_VERSION,

@@ -26,7 +26,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from azjobs import keys
-from azjobs.connection import connect
+from azjobs.cluster.connection import connect
 from azjobs.storage.replay import list_shards
 client, run = connect(), sys.argv[1]
 queue, evals = (Queue(name, connection=client, serializer=JSONSerializer)

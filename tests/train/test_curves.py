@@ -9,7 +9,7 @@ import redis
 from test_trainer import SETTINGS, add_shard, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from azjobs import heartbeat
+from azjobs.cluster import heartbeat
 
 
 def test_event_files_hold_the_run_curves(redis_client: redis.Redis, tmp_path: Path) -> None:

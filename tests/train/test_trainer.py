@@ -471,7 +471,7 @@ def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
 def test_a_trainer_started_with_its_own_cadence_keeps_the_runs_settings(
     redis_client: redis.Redis, redis_url: str, run_dir: Path, keep_signal_handlers: None
 ) -> None:
-    from azjobs import status
+    from azjobs.cluster import status
 
     add_shard(redis_client, run_dir, seed=0)
     flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",

@@ -16,9 +16,10 @@ from typing import Any
 
 import redis
 
-from azjobs import __version__, heartbeat, status
+from azjobs import __version__
 from azjobs import settings as run_settings
-from azjobs.connection import connect, effective_url, redact
+from azjobs.cluster import heartbeat, status
+from azjobs.cluster.connection import connect, effective_url, redact
 from azjobs.errors import AzjobsError
 from azjobs.settings import Settings
 from azjobs.storage import marker

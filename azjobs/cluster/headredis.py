@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from azjobs.connection import PASSWORD_ENV, read_password
-from azjobs.embedded import redis_server_binary
+from azjobs.cluster.connection import PASSWORD_ENV, read_password
+from azjobs.cluster.embedded import redis_server_binary
 from azjobs.errors import AzjobsError
 
 LOOPBACK = ("127.0.0.1", "::1", "-::1", "localhost")

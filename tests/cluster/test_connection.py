@@ -10,8 +10,8 @@ import threading
 import pytest
 import redis
 
-from azjobs import embedded
-from azjobs.connection import (
+from azjobs.cluster import embedded
+from azjobs.cluster.connection import (
     KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, MAX_BLOCK_S, PASSWORD_ENV, SOCKET_CONNECT_TIMEOUT_S,
     SOCKET_TIMEOUT_S, URL_ENV, connect, describe_outage, is_outage, redact,
 )

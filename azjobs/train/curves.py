@@ -7,7 +7,8 @@ from typing import Any
 
 import redis
 
-from azjobs import heartbeat, keys
+from azjobs import keys
+from azjobs.cluster import heartbeat
 
 
 def record_run(writer: Any, client: redis.Redis, run: str, step: int) -> None:

@@ -17,7 +17,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cli import main
-from azjobs.dashboard import is_loopback, make_app
+from azjobs.cluster.dashboard import is_loopback, make_app
 
 
 def test_dashboard_shows_queue_jobs_and_a_busy_worker(redis_client, redis_url: str) -> None:

@@ -14,9 +14,10 @@ from rich.console import Console
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from azjobs import heartbeat, keys, status
+from azjobs import keys
 from azjobs.cli import main
-from azjobs.local import write_url_file
+from azjobs.cluster import heartbeat, status
+from azjobs.cluster.local_mode import write_url_file
 from azjobs.settings import ENV_PREFIX
 
 RUN = "st"

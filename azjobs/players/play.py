@@ -7,7 +7,7 @@ from typing import TextIO
 
 import numpy as np
 
-from azjobs.bestmove import Agent, choose
+from azjobs.players.bestmove import Agent
 
 
 def evaluation(agent: Agent, state: np.ndarray) -> float:
@@ -17,7 +17,7 @@ def evaluation(agent: Agent, state: np.ndarray) -> float:
     over = game.terminal_value(state[None])[0]
     if not np.isnan(over):
         return -float(over)
-    _, values = agent.evaluator.evaluate(game.encode(state[None]))
+    _, values = agent.player.evaluate(game.encode(state[None]))
     return -float(values[0])
 
 
@@ -31,7 +31,7 @@ def play(
     seed: int = 0,
 ) -> str:
     """Play one game, human moves read from `read`; the outcome: "you won", "azjobs won", "draw" or "quit"."""
-    game = agent.game
+    game, player = agent.game, agent.with_sims(sims)
     state = game.initial_state()
     human = 0 if human_first else 1
     say(f"{game.name} against weights version {agent.version}, {sims} simulations per move; "
@@ -44,8 +44,8 @@ def play(
             if action is None:
                 return "quit"
         else:
-            move = choose(agent, [state], sims, seed=seed + move_number)[0]
-            action = game.parse_action(move)
+            action = int(player.choose(state[None], np.random.default_rng(seed + move_number))[0])
+            move = game.action_to_str(action)
             value = evaluation(agent, game.play(state[None], np.array([action]))[0])
             say(f"azjobs plays {move} (its evaluation: {value:+.2f} for itself; -1 loss, 0 draw, +1 win)")
         state = game.play(state[None], np.array([action]))[0]

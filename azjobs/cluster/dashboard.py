@@ -18,7 +18,7 @@ import rq.serializers
 from flask import Flask, Response, request
 from rq.serializers import JSONSerializer
 
-from azjobs import connection
+from azjobs.cluster import connection
 from azjobs.errors import AzjobsError
 
 USER = "azjobs"  # the basic-auth user name; only the password is checked

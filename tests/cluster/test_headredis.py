@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from azjobs import embedded, headredis
+from azjobs.cluster import embedded, headredis
 
 PASSWORD = 'p"w \\ d$(x)'  # quotes, spaces and backslashes must reach Redis as they are
 

@@ -13,7 +13,8 @@ from rich.text import Text
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from azjobs import heartbeat, keys
+from azjobs import keys
+from azjobs.cluster import heartbeat
 from azjobs.eval import records
 from azjobs.settings import FIELD_TYPES, PROCESS_SETTINGS, Settings, SettingsError, process_settings
 

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,14 +22,15 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 
-from azjobs import embedded, settings as run_settings, status
-from azjobs.connection import connect
+from azjobs import settings as run_settings
+from azjobs.cluster import embedded, status
+from azjobs.cluster.children import Child, Signals, spawn, stop_in_order
+from azjobs.cluster.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
 from azjobs.storage import lease, marker
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
-STOP_GRACE_S = 15.0
 
 
 def _process_start(pid: int) -> str | None:
@@ -117,86 +113,6 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-@dataclass
-class Child:
-    role: str
-    process: subprocess.Popen
-
-
-def _spawn(role: str, args: list[str], url: str, run_dir: Path, log_dir: Path, threads: int) -> Child:
-    env = dict(os.environ, AZJOBS_REDIS_URL=url, OMP_NUM_THREADS=str(threads), AZJOBS_THREADS=str(threads))
-    log = open(log_dir / f"{role}.log", "ab")
-    command = [sys.executable, "-m", "azjobs", *args, "--run-dir", str(run_dir)]
-    # Its own session, so a Ctrl-C reaches only `azjobs run`, which stops the roles in order.
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    return Child(role, process)
-
-
-class Signals:
-    """Ctrl-C or SIGTERM: the first stops the run in order (as a KeyboardInterrupt); once stopping, any
-    further one sets `urgent`, and whatever still runs is killed at once: nothing is left running headless."""
-
-    def __init__(self) -> None:
-        self.stopping = False
-        self.urgent = threading.Event()
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self)
-        signal.signal(signal.SIGTERM, self)  # `kill` stops the run as cleanly as Ctrl-C
-
-    def __call__(self, signum: int, frame: object) -> None:
-        if not self.stopping:
-            self.stopping = True
-            raise KeyboardInterrupt
-        self.urgent.set()
-
-
-def _stop(children: list[Child], console: Console, urgent: threading.Event) -> None:
-    """Workers first (their job is cut short), then the server, then the trainer (it checkpoints).
-
-    Once `urgent` is set (a second signal), it stops waiting: every child still running is killed now."""
-    for role in ("worker", "gpu-serve", "trainer"):
-        group = [c for c in children if c.role.startswith(role) and c.process.poll() is None]
-        _signal_all(group, signal.SIGTERM)
-        # A worker's first SIGTERM waits for its job; a second one stops it now.
-        if role == "worker" and not urgent.wait(1.1):
-            _signal_all(group, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for child in group:
-            if not _wait(child, deadline, urgent) and not urgent.is_set():
-                console.print(f"{child.role} did not stop in {STOP_GRACE_S:.0f} s; killing it")
-                _kill(child)
-        if urgent.is_set():
-            left = [c for c in children if c.process.poll() is None]
-            console.print(f"second signal: killing {', '.join(c.role for c in left) or 'nothing'} now")
-            for child in left:
-                _kill(child)
-            return
-
-
-def _signal_all(group: list[Child], sig: signal.Signals) -> None:
-    for child in group:
-        if child.process.poll() is None:
-            child.process.send_signal(sig)
-
-
-def _wait(child: Child, deadline: float, urgent: threading.Event) -> bool:
-    """Wait for `child` until `deadline` or a second signal; True if it exited."""
-    while child.process.poll() is None:
-        if urgent.is_set() or time.monotonic() > deadline:
-            return False
-        urgent.wait(0.1)
-    return True
-
-
-def _kill(child: Child) -> None:
-    if child.process.poll() is None:
-        child.process.kill()
-    child.process.wait()
-
-
 def own_flags(command: str, own: Mapping[str, Any]) -> list[str]:
     """The values of `command`'s process settings in `own`, as that command's flags."""
     return [part for name in process_settings(command) if name in own
@@ -241,19 +157,19 @@ def run(
                 console.print(f"[yellow]this run's own: {changed}")
         write_url_file(run_dir, server.url)
         cores = os.cpu_count() or 2
-        children.append(_spawn("trainer", ["train", *own_flags("train", own)], server.url, run_dir, log_dir,
-                               threads=1))
-        children.append(_spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
-                               log_dir, threads=max(1, cores // 2)))
+        children.append(spawn("trainer", ["train", *own_flags("train", own)], server.url, run_dir, log_dir,
+                              threads=1))
+        children.append(spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
+                              log_dir, threads=max(1, cores // 2)))
         for i in range(workers):
-            children.append(_spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
+            children.append(spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
         console.print(
             f"azjobs run: {stored.game}, {workers} worker(s), {minutes:g} min, run dir {run_dir} (logs in {log_dir})"
         )
         return _watch(client, run_name, children, minutes, console)
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
-        _stop(children, console, signals.urgent)
+        stop_in_order(children, console, signals.urgent)
         url_file.unlink(missing_ok=True)
         server.stop(now=signals.urgent.is_set())
         if signals.urgent.is_set():

@@ -16,8 +16,8 @@ import redis
 from click.testing import CliRunner
 
 from azjobs.cli import main
+from azjobs.cluster.local_mode import LOCAL_URL_FILE, read_url_file, write_url_file
 from azjobs.errors import AzjobsError
-from azjobs.local import LOCAL_URL_FILE, read_url_file, write_url_file
 
 RUN = "lu"
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from azjobs import bestmove, play
 from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
+from azjobs.players import bestmove, play
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 

@@ -2,43 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from azjobs import settings as run_settings
-from azjobs.errors import AzjobsError
-from azjobs.games import Game, get_game
-from azjobs.inference.local import LocalEvaluator
-from azjobs.players import NetPlayer, Player
-from azjobs.players.network import weights_from_run_dir
-from azjobs.search.mcts import SearchConfig, best_actions
+from azjobs.games import Game
+from azjobs.players import Player, load_player
+from azjobs.players.network import NetPlayer
 from azjobs.settings import Settings
+
+if TYPE_CHECKING:
+    from azjobs.inference.local import LocalEvaluator
 
 CHUNK = 1024  # positions searched together when input arrives faster than one line at a time
 
 
-@dataclass
+@dataclass(frozen=True)
 class Agent:
+    """A run's network player (`load_player`'s `net[:VERSION]`) with the run's settings."""
+
     game: Game
     settings: Settings
-    evaluator: LocalEvaluator
-    version: int
+    player: NetPlayer
+
+    @property
+    def version(self) -> int:
+        return self.player.version
+
+    @property
+    def evaluator(self) -> LocalEvaluator:
+        """The network the player searches with (`make_player` hands the player its bound `evaluate`)."""
+        return self.player.evaluate.__self__  # type: ignore[attr-defined]
+
+    def with_sims(self, sims: int) -> NetPlayer:
+        """The same player searching with `sims` simulations (0: the policy's top move)."""
+        return dataclasses.replace(self.player, sims=sims)
 
 
 def load_agent(run_dir: Path, device: str = "cpu", version: int | None = None) -> Agent:
     """The run's game, settings and newest weights (or weights `version`), read from the storage root alone."""
+    game, player = load_player("net" if version is None else f"net:{version}", run_dir=run_dir, device=device)
     settings = run_settings.read_file(run_dir)
-    if settings is None:
-        raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
-    version, data = weights_from_run_dir(run_dir)(version)
-    try:
-        game = get_game(settings.game)
-    except ValueError as e:  # settings.toml edited by hand, or a game this install lacks
-        raise AzjobsError(f"run {run_dir}: {e}") from None
-    return Agent(game, settings, LocalEvaluator.from_bytes(game, data, device=device), version)
+    assert isinstance(player, NetPlayer) and settings is not None  # load_player has read both
+    return Agent(game, settings, player)
 
 
 def parse_position(game: Game, line: str) -> np.ndarray:
@@ -49,18 +60,9 @@ def parse_position(game: Game, line: str) -> np.ndarray:
     return state
 
 
-def choose(agent: Agent, states: list[np.ndarray], sims: int, seed: int = 0) -> list[str]:
-    config = SearchConfig.from_settings(agent.settings)
-    actions = best_actions(
-        agent.game, np.stack(states), agent.evaluator.evaluate, sims, config=config, rng=np.random.default_rng(seed)
-    )
-    return [agent.game.action_to_str(int(a)) for a in actions]
-
-
 def answer(agent: Agent, lines: Iterable[str], sims: int, *, chunk: int = CHUNK) -> Iterator[str]:
     """One output line per input line, in order: a move, or `error: line N: ...`."""
-    player = NetPlayer(agent.game, agent.evaluator.evaluate, agent.version, sims, SearchConfig.from_settings(agent.settings))
-    return answer_with(agent.game, player, lines, chunk=chunk)
+    return answer_with(agent.game, agent.with_sims(sims), lines, chunk=chunk)
 
 
 def answer_with(game: Game, player: Player, lines: Iterable[str], *, chunk: int = CHUNK,

@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from azjobs import bestmove
 from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
 from azjobs.eval.records import version_at
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
+from azjobs.players import bestmove
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
