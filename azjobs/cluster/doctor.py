@@ -241,10 +241,12 @@ def _queues(client: redis.Redis, run: str, run_dir: Path, settings: Settings, fi
             snap: status.Snapshot) -> list[Verdict]:
     out = []
     workers, servers = _alive(snap, "worker"), _alive(snap, "gpu-serve")
+    # Workers busy with another queue's jobs (evaluation comes first) leave self-play waiting: not a fault.
+    busy = any(c["running"] for c in snap.queues.values())
     for name, counts in snap.queues.items():
         before = first.queues[name]
         short = name.rsplit(":", 1)[-1]
-        moved = counts["finished"] + counts["failed"] > before["finished"] + before["failed"]
+        moved = busy or counts["finished"] + counts["failed"] > before["finished"] + before["failed"]
         if counts["queued"] and not workers:
             out.append(Verdict(FAIL, "queues", f"{counts['queued']} {short} jobs queued, no live worker",
                                "start workers (scripts/start_worker.sh)"))
