@@ -1,0 +1,100 @@
+"""Using the agent: play against it, answer positions on stdin (bestmove), queue a match (eval)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from azjobs.cli.context import Session, pass_session, say
+from azjobs.cli.options import (game_option, player_option, redis_url_option, run_dir_option, sims_option,
+                                unused_redis_url_option)
+from azjobs.errors import AzjobsError
+
+
+@click.command("play")
+@unused_redis_url_option
+@run_dir_option(required=True)
+@sims_option()
+@click.option("--second", is_flag=True, help="Let azjobs move first.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
+@pass_session
+def play_cmd(session: Session, sims: int | None, second: bool, seed: int) -> None:
+    """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
+
+    Reads the newest weights from the storage root (no Redis needed).
+    """
+    from azjobs.players import bestmove, play
+
+    agent = bestmove.load_agent(session.run_dir)
+    sims = agent.settings.num_simulations if sims is None else sims
+    play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo, seed=seed)
+
+
+@click.command("bestmove")
+@unused_redis_url_option
+@run_dir_option(required=False)
+@sims_option()
+@player_option
+@game_option
+@pass_session
+def bestmove_cmd(session: Session, sims: int | None, player: str, game: str | None) -> None:
+    """Read positions (moves so far, one game per line) on stdin; print one move per line.
+
+    Uses the newest weights on the storage root (no Redis needed), or the --player named,
+    e.g. `--player alphabeta:4 --game connect4`.
+    """
+    from azjobs.players import bestmove, load_player
+
+    found, chosen = load_player(player, run_dir=session.run_dir, game=game, sims=sims)
+    chunk = 1 if sys.stdin.isatty() else bestmove.CHUNK
+    for out in bestmove.answer_with(found, chosen, sys.stdin, chunk=chunk):
+        click.echo(out)
+        sys.stdout.flush()
+
+
+@click.command("eval")
+@redis_url_option
+@run_dir_option(required=True)
+@click.argument("player_a")
+@click.argument("player_b")
+# Not AZJOBS_EVAL_GAMES: that is the eval_games setting of a new run.
+@click.option("--games", type=click.IntRange(min=2), default=None, envvar="AZJOBS_EVAL_MATCH_GAMES", show_envvar=True,
+              help="Games to play, half with each colour (default: the run's eval_games).")
+@click.option("--wait", is_flag=True, help="Wait for a worker to play it and print the result (JSON).")
+@pass_session
+def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, wait: bool) -> None:
+    """Queue a match of PLAYER_A against PLAYER_B on the run's eval queue (a worker plays it).
+
+    Players: net:V (weights version V), random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS.
+    The result joins the run's ratings.
+    """
+    from azjobs import settings as run_settings
+    from azjobs.jobs import evaluate
+
+    a, b = _versioned(player_a), _versioned(player_b)
+    client = session.connect(find_local=True)
+    settings = run_settings.fetch(client, session.name, session.run_dir)
+    if settings is None:
+        raise AzjobsError(f"no run {session.name!r} in this Redis: start `azjobs train` or `azjobs run` for it first")
+    job = evaluate.enqueue_match(client, session.name, a, b, games or settings.eval_games)
+    say(f"queued {job.description} ({games or settings.eval_games} games) as job {job.id}")
+    if wait:
+        click.echo(json.dumps(evaluate.wait_for(job)))
+
+
+def _versioned(text: str) -> str:
+    """The player spec `text`, checked, and naming its weights version if a network."""
+    from azjobs.players import PlayerSpec
+
+    try:
+        spec = PlayerSpec.parse(text)
+    except ValueError as e:
+        raise AzjobsError(str(e)) from None
+    if spec.kind == "net" and spec.arg is None:
+        raise AzjobsError(f"name the weights version: net:V, not {text!r}")
+    return str(spec)
+
+
+COMMANDS = [play_cmd, bestmove_cmd, eval_cmd]
