@@ -1,8 +1,10 @@
-"""Search: batched PUCT MCTS over array trees, and self-play built on it."""
+"""Search: batched MCTS (PUCT or Gumbel) over array trees, and self-play built on it."""
 
-from azjobs.search.mcts import Evaluate, Search, SearchConfig, SearchResult, best_actions, new_search, search
+from azjobs.search.config import SearchConfig
+from azjobs.search.mcts import Evaluate, Search, SearchResult, best_actions, new_search, search
+from azjobs.search.puct import choose_moves
+from azjobs.search.selfplay import play_games, play_pipelined
 from azjobs.search.tree import NO_ACTION, UNVISITED, Tree
-from azjobs.search.selfplay import choose_moves, play_games, play_pipelined
 
 __all__ = [
     "NO_ACTION",

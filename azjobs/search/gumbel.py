@@ -9,21 +9,32 @@ pi' = softmax(logits + sigma(completed Q)); pi' at the root is the policy traini
 sigma(q) = (c_visit + max_b N(b)) * c_scale * q, with Q rescaled to [0, 1] over the node's legal
 actions and an unvisited action's Q completed by the mixed value (the network's value of the node
 mixed with the prior-weighted Q of the visited actions). Logits are log priors: the softmax of the
-network's legal logits, which is all softmax(logits + ...) needs.
+network's legal logits, which is all softmax(logits + ...) needs. `GumbelRule` is what
+`azjobs.search.mcts.Search` asks of it: the Gumbel noise, pi' as the policy target, the move.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
+from azjobs.search.config import SearchConfig
 from azjobs.search.steps import backup
-from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED
+from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED, Tree
 
 TINY_PRIOR = 1e-30  # a prior that underflowed to 0 keeps a finite log
 LOW_SCORE = -1e9  # mctx's floor of gumbel + logits + sigma(q), so a huge negative logit still ranks
+
+
+class GumbelKnobs(NamedTuple):
+    """sigma's constants, sigma(q) = (c_visit + max N) * c_scale * q, as floats for the numba loops
+    (which take them one by one, by name)."""
+
+    c_visit: float
+    c_scale: float
 
 
 def halving_schedule(considered: int, num_simulations: int) -> list[int]:
@@ -58,10 +69,10 @@ def halving_table(max_considered: int, budgets: list[int]) -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
-def completed_q(links, b: int, node: int, c_visit: float, c_scale: float, out: np.ndarray) -> None:
+def completed_q(tree: Tree, b: int, node: int, c_visit: float, c_scale: float, out: np.ndarray) -> None:
     """sigma(completed Q) of the node's legal actions into out [A] (illegal ones are left as they are)."""
-    (to_play, terminal_value, legal, prior, node_visits, node_value_sum, parent, action_from_parent,
-     children_index, children_visits, children_value_sum, num_nodes, raw_value) = links
+    legal, prior, children_visits = tree.legal, tree.prior, tree.children_visits
+    children_value_sum, raw_value = tree.children_value_sum, tree.raw_value
     total, most = 0, 0
     visited_prior, weighted_q = 0.0, 0.0
     for a in range(legal.shape[2]):
@@ -89,10 +100,10 @@ def completed_q(links, b: int, node: int, c_visit: float, c_scale: float, out: n
 
 
 @numba.njit(cache=True, inline="always")
-def interior_action(links, b: int, node: int, c_visit: float, c_scale: float, sigma: np.ndarray) -> int:
+def interior_action(tree: Tree, b: int, node: int, c_visit: float, c_scale: float, sigma: np.ndarray) -> int:
     """argmax of pi'(a) - N(a) / (1 + sum N): the action whose visits lag pi' the most. Ties: the lowest."""
-    legal, prior, children_visits = links[2], links[3], links[9]
-    completed_q(links, b, node, c_visit, c_scale, sigma)
+    legal, prior, children_visits = tree.legal, tree.prior, tree.children_visits
+    completed_q(tree, b, node, c_visit, c_scale, sigma)
     top, total = -np.inf, 0
     for a in range(legal.shape[2]):
         if legal[b, node, a]:
@@ -113,12 +124,12 @@ def interior_action(links, b: int, node: int, c_visit: float, c_scale: float, si
 
 
 @numba.njit(cache=True, inline="always")
-def root_action(links, b: int, gumbel: np.ndarray, table: np.ndarray, c_visit: float, c_scale: float,
+def root_action(tree: Tree, b: int, gumbel: np.ndarray, table: np.ndarray, c_visit: float, c_scale: float,
                 sigma: np.ndarray) -> int:
     """Sequential halving: of the actions whose visits equal the count the schedule `table  # [M + 1, S]`
     names for this simulation, the one with the highest gumbel + logits + sigma(completed Q)."""
-    legal, prior, children_visits = links[2], links[3], links[9]
-    completed_q(links, b, ROOT, c_visit, c_scale, sigma)
+    legal, prior, children_visits = tree.legal, tree.prior, tree.children_visits
+    completed_q(tree, b, ROOT, c_visit, c_scale, sigma)
     done, count = 0, 0
     for a in range(legal.shape[2]):
         if legal[b, ROOT, a]:
@@ -136,41 +147,110 @@ def root_action(links, b: int, gumbel: np.ndarray, table: np.ndarray, c_visit: f
 
 
 @numba.njit(cache=True)
-def select(links, games: np.ndarray, remaining: np.ndarray, gumbel: np.ndarray, tables: np.ndarray,
+def select(arrays: tuple, games: np.ndarray, remaining: np.ndarray, gumbel: np.ndarray, tables: np.ndarray,
            table_of: np.ndarray, c_visit: float, c_scale: float, out_parent: np.ndarray,
            out_action: np.ndarray) -> None:
-    """`azjobs.search.steps.select` with Gumbel's selection: sequential halving at the root (game b's
+    """`azjobs.search.puct.select` with Gumbel's selection: sequential halving at the root (game b's
     schedule is tables[table_of[b]], its Gumbel noise gumbel[b]  # [B, A]), pi'-tracking below."""
-    terminal_value, children_index = links[1], links[8]
-    sigma = np.empty(links[2].shape[2], np.float64)  # scratch: sigma(completed Q), then logits + it
+    tree = Tree(*arrays)
+    terminal_value, legal, children_index = tree.terminal_value, tree.legal, tree.children_index
+    sigma = np.empty(legal.shape[2], np.float64)  # scratch: sigma(completed Q), then logits + it
     for i in range(games.shape[0]):
         b = games[i]
         out_parent[i], out_action[i] = NO_PARENT, NO_ACTION
         while remaining[b] > 0:
             remaining[b] -= 1
-            node, a = ROOT, root_action(links, b, gumbel, tables[table_of[b]], c_visit, c_scale, sigma)
+            node, a = ROOT, root_action(tree, b, gumbel, tables[table_of[b]], c_visit, c_scale, sigma)
             child = children_index[b, node, a]
             while child != UNVISITED and np.isnan(terminal_value[b, child]):
                 node = child
-                a = interior_action(links, b, node, c_visit, c_scale, sigma)
+                a = interior_action(tree, b, node, c_visit, c_scale, sigma)
                 child = children_index[b, node, a]
             if child == UNVISITED:
                 out_parent[i], out_action[i] = node, a
                 break
-            backup(links, b, child, terminal_value[b, child])
+            backup(tree, b, child, terminal_value[b, child])
 
 
 @numba.njit(cache=True)
-def improved_logits(links, games: np.ndarray, c_visit: float, c_scale: float, out: np.ndarray) -> None:
+def improved_logits(arrays: tuple, games: np.ndarray, c_visit: float, c_scale: float, out: np.ndarray) -> None:
     """logits + sigma(completed Q) at the roots of `games  # [G]` into out [G, A] (-inf where illegal):
     the softmax of a row is the improved policy pi'."""
-    legal, prior = links[2], links[3]
+    tree = Tree(*arrays)
+    legal, prior = tree.legal, tree.prior
     sigma = np.empty(legal.shape[2], np.float64)
     for i in range(games.shape[0]):
         b = games[i]
-        completed_q(links, b, ROOT, c_visit, c_scale, sigma)
+        completed_q(tree, b, ROOT, c_visit, c_scale, sigma)
         for a in range(legal.shape[2]):
             if legal[b, ROOT, a]:
                 out[i, a] = sigma[a] + math.log(max(np.float64(prior[b, ROOT, a]), TINY_PRIOR))
             else:
                 out[i, a] = -np.inf
+
+
+class GumbelRule:
+    """Gumbel's part of the search of the games of `tree` (see `azjobs.search.mcts.Rule`).
+
+    With `add_noise` (self-play), every search draws Gumbel noise g  # [B, A] for its root, which
+    makes the move a sample of the improved policy; without, the move is the search's best. Each
+    search starts afresh: sequential halving's schedule counts from a root without visits. Game b
+    follows the schedule of the full budget where `full[b]` (the search's own array), else the
+    cheap one's.
+    """
+
+    reuses_tree = False
+
+    def __init__(self, config: SearchConfig, tree: Tree, full: np.ndarray, rng: np.random.Generator, *,
+                 add_noise: bool) -> None:
+        self.tree, self.rng, self.add_noise = tree, rng, add_noise
+        self.knobs = GumbelKnobs(c_visit=float(config.gumbel_c_visit), c_scale=float(config.gumbel_c_scale))
+        # The schedules of the cheap and the full budget, indexed by `full`.
+        self.tables = halving_table(config.gumbel_considered, [config.cheap_budget, config.num_simulations])
+        self._table_of = full.view(np.int8)  # [B] 1 where full: stays in step with `full`
+        self._arrays = tree.for_steps()
+        batch, _, num_actions = tree.legal.shape
+        self.noise = np.zeros((batch, num_actions), np.float32)  # [B, A], 0 without add_noise
+
+    def started(self, games: np.ndarray, kept: np.ndarray) -> None:
+        """Searches began at the roots of `games`: each draws its Gumbel noise."""
+        if self.add_noise and len(games):
+            self.noise[games] = self.rng.gumbel(size=(len(games), self.noise.shape[1]))
+
+    def roots_evaluated(self, roots: np.ndarray) -> None:
+        """Nothing to do: the Gumbel noise is not mixed into the priors."""
+
+    def select(self, games: np.ndarray, remaining: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
+        k = self.knobs
+        select(self._arrays, games, remaining, self.noise, self.tables, self._table_of, k.c_visit, k.c_scale,
+               out_parent, out_action)
+
+    def improved_logits(self, games: np.ndarray) -> np.ndarray:
+        """logits + sigma(completed Q) at the roots of `games` (searched ones); -inf where illegal.
+        Their softmax is the improved policy pi'.  # [G, A] float32"""
+        out = np.empty((len(games), self.noise.shape[1]), np.float64)
+        improved_logits(self._arrays, np.asarray(games, np.intp), self.knobs.c_visit, self.knobs.c_scale, out)
+        return out.astype(np.float32)
+
+    def policy_targets(self, games: np.ndarray) -> np.ndarray:
+        """The improved policy pi'.  # [G, A] float32, rows sum to 1"""
+        return softmax(self.improved_logits(games))
+
+    def choose(self, games: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """The move at the finished roots of `games`: of the most visited actions, the one with the
+        highest gumbel noise + logits + sigma(completed Q). `explore` is not used: the noise drawn for
+        the search already makes the move a sample.  # [G]"""
+        visits = self.tree.children_visits[games, ROOT]
+        return gumbel_choice(visits, self.improved_logits(games) + self.noise[games])
+
+
+def gumbel_choice(visits: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Of the most visited actions of each row, the one with the highest score.  # [G, A], [G, A] -> [G]"""
+    most = visits == visits.max(axis=1, keepdims=True)
+    return np.where(most, scores, -np.inf).argmax(axis=1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; -inf entries get 0.  # [G, A] -> [G, A] float32"""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""PUCT Monte Carlo tree search over many games at once, the trees held as arrays (the mctx way).
+"""Monte Carlo tree search over many games at once, the trees held as arrays (the mctx way).
 
 The trees of all B games are one struct of preallocated arrays (`Tree`); the simulation steps
 (select, attach, evaluated/backup, reroot) are numba loops over those arrays (`azjobs.search.steps`)
@@ -8,22 +8,25 @@ the leaves of a step go to ONE call of the evaluation function. Search never cal
 `search` is handed an `Evaluate`, and the step form (`new_search`, `pending_planes` or
 `write_pending`, `apply`) lets a caller evaluate elsewhere, e.g. through Redis. After a move,
 `play` keeps the chosen child's subtree as the next root's tree (`SearchConfig.reuse_tree`).
+
+What PUCT (`azjobs.search.puct`) and Gumbel search (`azjobs.search.gumbel`) do differently, a
+`Search` leaves to its `Rule`: selection, root noise, the policy target and the move.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
 from azjobs.games.base import Game
-from azjobs.search import gumbel, steps
+from azjobs.search import steps
+from azjobs.search.config import SearchConfig
+from azjobs.search.gumbel import GumbelRule, gumbel_choice
+from azjobs.search.puct import PuctRule
 from azjobs.search.tree import NO_ACTION, NO_PARENT, ROOT, UNVISITED, Tree
-
-if TYPE_CHECKING:
-    from azjobs.settings import Settings
 
 # planes [K, C, H, W] uint8 -> (policy logits [K, A] float32, values [K] float32 in [-1, 1]
 # for the player to move in each position).
@@ -31,54 +34,40 @@ Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 NO_LEAF = -1  # pending_node of a game that waits for no evaluation
 
-__all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Search", "SearchConfig", "SearchResult",
-           "Tree", "best_actions", "new_search", "search"]
+__all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Rule", "Search", "SearchConfig",
+           "SearchResult", "Tree", "best_actions", "new_search", "rule_for", "search"]
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    """The search knobs, with AlphaZero's published defaults; the others off (docs/search.md says
-    what each does, docs/strength.md what it bought).
+class Rule(Protocol):
+    """What one kind of search does its own way (`PuctRule`, `GumbelRule`), bound to one `Search`'s
+    tree. A `Search` calls its rule at these points and nowhere asks which kind it is. `games` and
+    `roots` [G] are rows of the tree."""
 
-    `num_simulations` is the visits a search gives the root's children in all: with `reuse_tree`,
-    the visits the kept subtree brings along count toward it, so a move needs fewer new evaluations.
-    `gumbel` replaces PUCT by Gumbel search (sequential halving over `gumbel_considered` root actions,
-    then pi'-tracking below; sigma's c_visit and c_scale); it starts every search afresh. Self-play
-    gives a move a full search with probability `full_search_prob`, else `cheap_simulations` (0: a
-    quarter of num_simulations) without noise (KataGo's playout cap randomization). `fpu_reduction`
-    (`fpu_reduction_root` at the root) lowers an unvisited child's Q by that times the square root of
-    the visited children's priors. `forced_playouts` is KataGo's k: root children with noise get at
-    least sqrt(k * P * N) visits, and the policy target is pruned of them.
-    """
+    reuses_tree: bool  # `play` keeps the chosen child's subtree as the next search's tree
 
-    num_simulations: int = 100
-    c_puct: float = 1.5
-    dirichlet_alpha: float = 1.0
-    dirichlet_fraction: float = 0.25
-    reuse_tree: bool = True
-    gumbel: bool = False
-    gumbel_considered: int = 16  # mctx's max_num_considered_actions
-    gumbel_c_visit: float = 50.0
-    gumbel_c_scale: float = 1.0
-    full_search_prob: float = 1.0
-    cheap_simulations: int = 0
-    fpu_reduction: float = 0.0
-    fpu_reduction_root: float = 0.0
-    forced_playouts: float = 0.0
+    def started(self, games: np.ndarray, kept: np.ndarray) -> None:
+        """Searches began at the roots of `games`; those in `kept` kept their root from the last move."""
 
-    def __post_init__(self) -> None:
-        if self.gumbel_considered < 1 or not 0 <= self.full_search_prob <= 1 or self.cheap_simulations < 0:
-            raise ValueError(f"bad search config {self}: gumbel_considered >= 1, full_search_prob in [0, 1] "
-                             "and cheap_simulations >= 0 are needed")
+    def roots_evaluated(self, roots: np.ndarray) -> None:
+        """The network's priors arrived at these roots."""
 
-    @property
-    def cheap_budget(self) -> int:
-        """Simulations of a cheap search (playout cap randomization): never more than a full one."""
-        return min(self.cheap_simulations or max(1, self.num_simulations // 4), self.num_simulations)
+    def select(self, games: np.ndarray, remaining: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
+        """Simulate each game until it reaches an edge without a child (`azjobs.search.puct.select`)."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SearchConfig:
-        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+    def improved_logits(self, games: np.ndarray) -> np.ndarray | None:
+        """The improved policy's logits at the finished roots of `games`, if the rule has one.  # [G, A]"""
+
+    def policy_targets(self, games: np.ndarray) -> np.ndarray:
+        """What the policy head should learn from the finished roots of `games`.  # [G, A] float32"""
+
+    def choose(self, games: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """Self-play's moves at the finished roots of `games`, drawn at random where `explore  # [G]`
+        asks for it (a rule may always draw them).  # [G]"""
+
+
+def rule_for(config: SearchConfig) -> type[PuctRule | GumbelRule]:
+    """The kind of search `config` asks for: Gumbel search with `gumbel`, else PUCT."""
+    return GumbelRule if config.gumbel else PuctRule
 
 
 @dataclass(frozen=True)
@@ -109,11 +98,9 @@ class Search:
                  *, add_noise: bool, full: np.ndarray | None = None) -> None:
         batch = len(states)  # states [B, S]
         self.game, self.config, self.rng, self.add_noise = game, config, rng, add_noise
-        self.kernel = game.kernel()
-        k = self.kernel
+        self.kernel = k = game.kernel()
         self.tree = Tree.empty(batch, config.num_simulations + 1, game.num_actions, k.width, k.dtype)
-        self._links = self.tree.links()
-        self._state_bytes = self.tree.state.view(np.uint8)  # [B, N, W * itemsize], for reroot
+        self._arrays = self.tree.for_steps()  # as the numba steps take the tree
         self.remaining = np.zeros(batch, np.int32)  # [B] simulations left in each game's search
         self.simulations = 0  # simulations started in all (each runs to its leaf: a benchmark's count)
         self.searching = np.zeros(batch, bool)  # [B] a search is running or waits for its root
@@ -122,18 +109,11 @@ class Search:
         self._root_prior = np.zeros((batch, game.num_actions), np.float32)  # [B, A] before noise
         self._in_subtree = np.zeros(self.tree.capacity, bool)  # reroot's scratch
         self._new_index = np.zeros(self.tree.capacity, np.int32)
-        self.full = np.ones(batch, bool)  # [B] the game's search is a full one
+        self.full = np.ones(batch, bool)  # [B] the game's search is a full one (the rule reads it too)
         self._budget = np.full(batch, config.num_simulations, np.int32)  # [B] simulations of each game's search
         self._mixed = False  # some search has been a cheap one: `full` must be looked at
         self._set_full(np.arange(batch), full)
-        self.gumbel_noise = np.zeros((batch, game.num_actions), np.float32)  # [B, A], 0 without add_noise
-        self._forced = self.full if add_noise else np.zeros(batch, bool)  # [B] forced playouts: full, noisy searches
-        c = config
-        if c.gumbel:  # schedules of the cheap and the full budget, indexed by `full`
-            self._tables = gumbel.halving_table(c.gumbel_considered, [c.cheap_budget, c.num_simulations])
-            self._knobs: tuple[float, ...] = (float(c.gumbel_c_visit), float(c.gumbel_c_scale))
-        else:
-            self._knobs = (float(c.c_puct), float(c.fpu_reduction_root), float(c.fpu_reduction), float(c.forced_playouts))
+        self.rule: Rule = rule_for(config)(config, self.tree, self.full, rng, add_noise=add_noise)
         everyone = np.arange(batch)
         self._new_roots(everyone, k.from_states(states))
         self.start(everyone)
@@ -184,47 +164,20 @@ class Search:
             visits=t.children_visits[games, ROOT].copy(),
             root_value=np.where(visits > 0, mean, t.terminal_value[games, ROOT]).astype(np.float32),
             prior=self._root_prior[games].copy(),
-            improved_logits=self.improved_logits(games) if self.config.gumbel else None,
+            improved_logits=self.rule.improved_logits(games),
         )
-
-    def improved_logits(self, games: np.ndarray) -> np.ndarray:
-        """Gumbel's logits + sigma(completed Q) at the roots of `games` (searched ones); -inf where
-        illegal. Their softmax is the improved policy pi'.  # [G, A] float32"""
-        c = self.config
-        out = np.empty((len(games), self.game.num_actions), np.float64)
-        gumbel.improved_logits(self._links, np.asarray(games, np.intp), float(c.gumbel_c_visit),
-                               float(c.gumbel_c_scale), out)
-        return out.astype(np.float32)
 
     def policy_targets(self, games: np.ndarray) -> np.ndarray:
         """What the policy head should learn from the finished searches of `games`: the visit shares;
         with Gumbel the improved policy pi'; with forced playouts the visits less the forced ones
         (KataGo's policy target pruning).  # [G, A] float32, rows sum to 1"""
-        games = np.asarray(games, np.intp)
-        t, c = self.tree, self.config
-        if c.gumbel:
-            return softmax(self.improved_logits(games))
-        visits = t.children_visits[games, ROOT]  # [G, A]
-        if c.forced_playouts > 0 and self.add_noise:
-            visits = visits.astype(np.float64)
-            forced = self.full[games]
-            q = t.children_value_sum[games, ROOT] / np.maximum(visits, 1)
-            pruned = prune_forced(visits[forced], q[forced], t.prior[games[forced], ROOT],
-                                  t.node_visits[games[forced], ROOT], c.c_puct, c.forced_playouts)
-            visits[forced] = pruned
-        return (visits / visits.sum(axis=1, keepdims=True)).astype(np.float32)
+        return self.rule.policy_targets(np.asarray(games, np.intp))
 
-    def gumbel_actions(self, games: np.ndarray) -> np.ndarray:
-        """Gumbel's move at the finished roots of `games`: of the most visited actions, the one with the
-        highest gumbel noise + logits + sigma(completed Q) (no noise: the best by the search).  # [G]"""
-        games = np.asarray(games, np.intp)
-        visits = self.tree.children_visits[games, ROOT]
-        return gumbel_choice(visits, self.improved_logits(games) + self.gumbel_noise[games])
-
-    def root_states(self, games: np.ndarray | None = None) -> np.ndarray:
-        """Kernel states of the roots.  # [G, W]"""
-        games = slice(None) if games is None else games
-        return self.tree.state[games, ROOT]
+    def choose(self, games: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """Self-play's moves at the finished roots of `games`: with PUCT drawn in proportion to the
+        visits where `explore  # [G] bool`, else the most visited; with Gumbel the move its noise
+        samples.  # [G]"""
+        return self.rule.choose(np.asarray(games, np.intp), explore)
 
     # Moving on.
 
@@ -232,16 +185,16 @@ class Search:
         """Play `actions  # [G]` at the roots of `games  # [G]` and start their next searches
         (`advance` finds their first leaves), full ones where `full  # [G] bool` (default all).
 
-        With `reuse_tree` the chosen child's subtree (its visits, values, priors) becomes the new
-        tree; otherwise, or where that child was never created, the tree starts afresh. Gumbel
-        search always starts afresh: sequential halving's schedule counts from a root without visits.
+        Where the rule reuses trees (PUCT with `reuse_tree`) the chosen child's subtree (its visits,
+        values, priors) becomes the new tree; otherwise, or where that child was never created, the
+        tree starts afresh.
         """
         games = np.asarray(games, np.intp)
         actions = np.asarray(actions, np.int32)
         self._set_full(games, full)
         kept = np.zeros(len(games), bool)
-        if self.config.reuse_tree and not self.config.gumbel:
-            steps.reroot(self._links, self._state_bytes, games, actions, self._in_subtree, self._new_index, kept)
+        if self.rule.reuses_tree:
+            steps.reroot(self._arrays, games, actions, self._in_subtree, self._new_index, kept)
         if not kept.all():  # reroot left these roots alone
             fresh = ~kept
             old_roots = self.tree.state[games[fresh], ROOT]
@@ -252,14 +205,9 @@ class Search:
         """Begin a search at the roots of `games` (those not terminal); `advance` finds their first leaves."""
         kept = np.empty(len(games), np.intp)
         games = np.asarray(games, np.intp)
-        count = steps.start(self._links, games, self._budget, self.remaining, self.searching, self._root_prior, kept)
+        count = steps.start(self._arrays, games, self._budget, self.remaining, self.searching, self._root_prior, kept)
         self.simulations += int(self.remaining[games].sum())
-        if self.config.gumbel:
-            if self.add_noise and len(games):
-                self.gumbel_noise[games] = self.rng.gumbel(size=(len(games), self.game.num_actions))
-        # A kept root was evaluated as an inner node: its prior is the network's, the noise is new.
-        elif self.add_noise and count:
-            self._add_noise(self._full_ones(kept[:count]))
+        self.rule.started(games, kept[:count])
 
     def _set_full(self, games: np.ndarray, full: np.ndarray | None) -> None:
         """The next searches of `games` are full ones where `full  # [G] bool` (None: all of them)."""
@@ -272,10 +220,6 @@ class Search:
         self.full[games] = full
         self._budget[games] = np.where(full, self.config.num_simulations, self.config.cheap_budget)
         self._mixed = True
-
-    def _full_ones(self, games: np.ndarray) -> np.ndarray:
-        """Those of `games` whose search is a full one."""
-        return games[self.full[games]] if self._mixed else games
 
     def stop(self, games: np.ndarray) -> None:
         """Forget the searches of `games` (their games are over, or their slots are being reused)."""
@@ -314,11 +258,7 @@ class Search:
         """The edge (parent, action) without a child that each game's next simulation reaches."""
         parents = np.empty(len(games), np.int32)
         actions = np.empty(len(games), np.int32)
-        if self.config.gumbel:
-            gumbel.select(self._links, games, self.remaining, self.gumbel_noise, self._tables, self.full.view(np.int8),
-                          *self._knobs, parents, actions)
-        else:
-            steps.select(self._links, games, self.remaining, *self._knobs, self._forced, parents, actions)
+        self.rule.select(games, self.remaining, parents, actions)
         return parents, actions
 
     def _expand(self, games: np.ndarray, parents: np.ndarray,
@@ -326,7 +266,7 @@ class Search:
         """Create the children of the edges: (games, new nodes, which of them are terminal)."""
         nodes = self.tree.num_nodes[games]  # where attach puts them (each game appears once)
         to_play, terminal_value, legal = self.kernel.expand(self.tree.state, games, parents, actions, nodes)
-        steps.attach(self._links, games, parents, actions, to_play, terminal_value, legal, nodes)
+        steps.attach(self._arrays, games, parents, actions, to_play, terminal_value, legal, nodes)
         return games, nodes, ~np.isnan(terminal_value)
 
     def _new_roots(self, games: np.ndarray, kstates: np.ndarray) -> None:
@@ -335,7 +275,7 @@ class Search:
             return
         to_play, terminal_value, legal = self.kernel.describe(kstates)
         none = np.full(len(games), NO_PARENT, np.int32)
-        steps.attach(self._links, games, none, none, to_play, terminal_value, legal, np.empty(len(games), np.int32))
+        steps.attach(self._arrays, games, none, none, to_play, terminal_value, legal, np.empty(len(games), np.int32))
         self.tree.state[games, ROOT] = kstates
         self._root_prior[games] = 0
 
@@ -352,19 +292,13 @@ class Search:
                              f"expected ({k}, {self.game.num_actions}) and ({k},)")
         t = self.tree
         nodes = self.pending_node[games]
-        steps.evaluated(self._links, games, nodes, logits, values)
+        steps.evaluated(self._arrays, games, nodes, logits, values)
         roots = games[nodes == ROOT]
         if len(roots):
             self._root_prior[roots] = t.prior[roots, ROOT]
-            if self.add_noise and not self.config.gumbel:
-                self._add_noise(self._full_ones(roots))
+            self.rule.roots_evaluated(roots)
         self.pending_node[games] = NO_LEAF
         self._pending_games = games[:0]
-
-    def _add_noise(self, games: np.ndarray) -> None:
-        """Mix Dirichlet noise over the legal actions into the root priors of `games`."""
-        gamma = self.rng.gamma(self.config.dirichlet_alpha, size=(len(games), self.game.num_actions))
-        steps.mix_noise(self._links, games, gamma, float(self.config.dirichlet_fraction))
 
 
 def new_search(game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
@@ -403,40 +337,3 @@ def root_choice(legal: np.ndarray, result: SearchResult) -> np.ndarray:
     score = np.where(legal, result.visits + 0.5 * result.prior, -np.inf)
     actions = score.argmax(axis=1)
     return np.where(np.isfinite(score.max(axis=1)), actions, NO_ACTION)
-
-
-def gumbel_choice(visits: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Of the most visited actions of each row, the one with the highest score.  # [G, A], [G, A] -> [G]"""
-    most = visits == visits.max(axis=1, keepdims=True)
-    return np.where(most, scores, -np.inf).argmax(axis=1)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax; -inf entries get 0.  # [G, A] -> [G, A] float32"""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def prune_forced(visits: np.ndarray, q: np.ndarray, prior: np.ndarray, root_visits: np.ndarray, c_puct: float,
-                 k: float) -> np.ndarray:
-    """KataGo's policy target pruning: root visits less those forced playouts explain.
-
-    visits, q (the children's mean value for the root's player), prior (with noise) [G, A]; root_visits [G]
-    (the root's node visits, whose square root PUCT scales with). The most visited child c* keeps its
-    visits; every other child c loses up to sqrt(k * P(c) * sum N) of them, but only so many that its
-    PUCT score, recomputed with fewer visits, stays below c*'s; a child left with at most one visit is
-    dropped.  # [G, A] float64
-    """
-    rows = np.arange(len(visits))
-    best = visits.argmax(axis=1)  # [G]
-    scale = c_puct * np.sqrt(root_visits.astype(np.float64))[:, None]  # [G, 1]
-    score = q + scale * prior / (1 + visits)
-    best_score = score[rows, best][:, None]  # [G, 1]
-    forced = np.sqrt(k * prior * visits.sum(axis=1, keepdims=True))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # PUCT(c) < PUCT(c*) while 1 + N' > scale * P / (PUCT(c*) - Q(c)): the fewest visits it may keep.
-        floor = np.where(best_score > q, scale * prior / (best_score - q) - 1, visits)
-    pruned = np.clip(np.maximum(visits - forced, floor), 0, visits)
-    pruned[pruned <= 1] = 0
-    pruned[rows, best] = visits[rows, best]
-    return pruned

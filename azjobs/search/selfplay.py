@@ -17,24 +17,13 @@ import numpy as np
 
 from azjobs.game_records import GameRecords
 from azjobs.games.base import Game
-from azjobs.search.mcts import Evaluate, Search, SearchConfig
+from azjobs.search.config import SearchConfig
+from azjobs.search.mcts import Evaluate, Search
 from azjobs.search.tree import ROOT
 from azjobs.settings import Settings
 
 GROUPS_IN_FLIGHT = 2  # groups of games per job: one is searched while the other's leaves are evaluated
 NOBODY = -1  # would_resign of a game in which no player would have resigned (yet)
-
-
-def choose_moves(visits: np.ndarray, temperature_mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sampled in proportion to the visits where `temperature_mask`, else the most visited.
-
-    visits [B, A] (every row with some visits), temperature_mask [B] bool -> actions [B] int64.
-    """
-    cumulative = np.cumsum(visits, axis=1, dtype=np.float64)  # [B, A]
-    threshold = rng.random(len(visits)) * cumulative[:, -1]  # [B]
-    # The first action whose cumulative count passes the threshold; unvisited ones never do.
-    sampled = (cumulative > threshold[:, None]).argmax(axis=1)
-    return np.where(temperature_mask, sampled, visits.argmax(axis=1))
 
 
 @dataclass
@@ -160,10 +149,7 @@ class SelfPlay:
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
         r.policy_weight.append(search.full[slots])
-        if self.config.gumbel:  # the Gumbel noise drawn for the search makes its choice a sample
-            actions = search.gumbel_actions(slots)
-        else:
-            actions = choose_moves(visits, self.moves[slots] < self.settings.temperature_moves, self.rng)
+        actions = search.choose(slots, self.moves[slots] < self.settings.temperature_moves)
         self.moves[slots] += 1
         self.positions += len(slots)
         if self.settings.resign_value > -1:

@@ -3,12 +3,14 @@
 A game's tree lives in row b of every array; node 0 is its root and nodes [0, num_nodes[b]) are
 in use. A search of S simulations never needs more than S + 1 nodes, even with the subtree of the
 previous move kept (a kept subtree has at most as many nodes as its root has visits, and those
-visits count toward the S), so the arrays are sized once for the whole life of a job.
+visits count toward the S), so the arrays are sized once for the whole life of a job. The numba
+steps read the `Tree` (a NamedTuple of arrays) by field name; they are handed its arrays as
+`Tree.for_steps` gives them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,8 +20,7 @@ NO_ACTION = -1  # action_from_parent of a root; best_actions' answer for a finis
 ROOT = 0  # every tree's root is node 0
 
 
-@dataclass
-class Tree:
+class Tree(NamedTuple):
     """The search trees of B games as arrays. Values are from the perspective of the player to
     move at the node, except `children_value_sum`, which is seen by the player choosing the child
     (so that `children_value_sum / children_visits` is directly the Q that the parent maximizes)."""
@@ -64,8 +65,10 @@ class Tree:
     def capacity(self) -> int:
         return self.node_visits.shape[1]  # N
 
-    def links(self) -> tuple[np.ndarray, ...]:
-        """The arrays every tree step reads or writes, in the order `azjobs.search.steps` takes them."""
-        return (self.to_play, self.terminal_value, self.legal, self.prior, self.node_visits, self.node_value_sum,
-                self.parent, self.action_from_parent, self.children_index, self.children_visits,
-                self.children_value_sum, self.num_nodes, self.raw_value)
+    def for_steps(self) -> tuple[np.ndarray, ...]:
+        """The tree as the numba steps take it: its fields in order, the states viewed as bytes
+        `[B, N, W * itemsize] uint8` (so one compiled step serves every game's state dtype), in a
+        plain tuple that each step names again with `Tree(*arrays)`. Not the Tree itself: numba 0.68
+        types a NamedTuple argument in Python, about 10 us a call against about 2 us for a tuple of
+        arrays, and a search step makes several calls for its 64 simulations."""
+        return tuple(self._replace(state=self.state.view(np.uint8)))

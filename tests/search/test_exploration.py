@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from conftest import TICTACTOE as GAME
 
-from azjobs.search import SearchConfig, new_search
-from azjobs.search import steps
-from azjobs.search.mcts import prune_forced
+from azjobs.search import SearchConfig, new_search, puct
+from azjobs.search.puct import prune_forced
 from azjobs.search.tree import ROOT, Tree
 
 
@@ -42,13 +41,13 @@ def hand_built_tree() -> Tree:
 
 
 def test_first_play_urgency_is_the_parent_mean_less_the_reduction() -> None:
-    links = hand_built_tree().links()
+    tree = hand_built_tree()
     # Scores with c_puct 1.5: a0 0.3 + 1.5 * sqrt(5) * 0.5 / 4 = 0.7193; a1 -0.332; the best unvisited,
     # a2: 0.2 - f * sqrt(0.5 + 0.1) + 1.5 * sqrt(5) * 0.3 = 1.2062 - 0.7746 f. They cross at f = 0.6286.
-    assert steps.puct_action(links, 0, ROOT, 1.5, 0.0) == 2
-    assert steps.puct_action(links, 0, ROOT, 1.5, 0.62) == 2
-    assert steps.puct_action(links, 0, ROOT, 1.5, 0.64) == 0
-    assert steps.puct_action(links, 0, ROOT, 1.5, 5.0) == 0
+    assert puct.puct_action(tree, 0, ROOT, 1.5, 0.0) == 2
+    assert puct.puct_action(tree, 0, ROOT, 1.5, 0.62) == 2
+    assert puct.puct_action(tree, 0, ROOT, 1.5, 0.64) == 0
+    assert puct.puct_action(tree, 0, ROOT, 1.5, 5.0) == 0
 
 
 def test_the_root_and_the_inner_nodes_have_their_own_reduction() -> None:
@@ -57,7 +56,7 @@ def test_the_root_and_the_inner_nodes_have_their_own_reduction() -> None:
         t = hand_built_tree()
         parent, action = np.empty(1, np.int32), np.empty(1, np.int32)
         remaining = np.array([1], np.int32)
-        steps.select(t.links(), np.array([0]), remaining, 1.5, fpu_root, fpu, 0.0, np.zeros(1, bool), parent, action)
+        puct.select(t.for_steps(), np.array([0]), remaining, 1.5, fpu_root, fpu, 0.0, np.zeros(1, bool), parent, action)
         return int(parent[0]), int(action[0])
 
     assert select(0.0, 0.0) == (ROOT, 2)  # the root's unvisited a2

@@ -1,0 +1,56 @@
+"""The search's knobs, with AlphaZero's published defaults; the others off."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from azjobs.settings import Settings
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The search knobs, with AlphaZero's published defaults; the others off (docs/search.md says
+    what each does, docs/strength.md what it bought).
+
+    `num_simulations` is the visits a search gives the root's children in all: with `reuse_tree`,
+    the visits the kept subtree brings along count toward it, so a move needs fewer new evaluations.
+    `gumbel` replaces PUCT by Gumbel search (sequential halving over `gumbel_considered` root actions,
+    then pi'-tracking below; sigma's c_visit and c_scale); it starts every search afresh. Self-play
+    gives a move a full search with probability `full_search_prob`, else `cheap_simulations` (0: a
+    quarter of num_simulations) without noise (KataGo's playout cap randomization). `fpu_reduction`
+    (`fpu_reduction_root` at the root) lowers an unvisited child's Q by that times the square root of
+    the visited children's priors. `forced_playouts` is KataGo's k: root children with noise get at
+    least sqrt(k * P * N) visits, and the policy target is pruned of them.
+    """
+
+    num_simulations: int = 100
+    c_puct: float = 1.5
+    dirichlet_alpha: float = 1.0
+    dirichlet_fraction: float = 0.25
+    reuse_tree: bool = True
+    gumbel: bool = False
+    gumbel_considered: int = 16  # mctx's max_num_considered_actions
+    gumbel_c_visit: float = 50.0
+    gumbel_c_scale: float = 1.0
+    full_search_prob: float = 1.0
+    cheap_simulations: int = 0
+    fpu_reduction: float = 0.0
+    fpu_reduction_root: float = 0.0
+    forced_playouts: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gumbel_considered < 1 or not 0 <= self.full_search_prob <= 1 or self.cheap_simulations < 0:
+            raise ValueError(f"bad search config {self}: gumbel_considered >= 1, full_search_prob in [0, 1] "
+                             "and cheap_simulations >= 0 are needed")
+
+    @property
+    def cheap_budget(self) -> int:
+        """Simulations of a cheap search (playout cap randomization): never more than a full one."""
+        return min(self.cheap_simulations or max(1, self.num_simulations // 4), self.num_simulations)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchConfig:
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
