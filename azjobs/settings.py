@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from azjobs import keys
 from azjobs.errors import writing
+from azjobs.players.specs import check_opponents
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -258,17 +259,10 @@ class Settings:
 
 
 def _check_opponents(text: str) -> None:
-    from azjobs.players import PlayerSpec  # players import the search, which imports this module
-
-    for item in opponent_list(text):
-        if item == PREVIOUS:
-            continue
-        try:
-            spec = PlayerSpec.parse(item)
-        except ValueError as e:
-            raise SettingsError(f"setting eval_opponents: {e}, or previous") from None
-        if not spec.is_baseline:
-            raise SettingsError(f"setting eval_opponents: {item!r} is a network; name baselines or `previous`")
+    try:
+        check_opponents(text)
+    except ValueError as e:
+        raise SettingsError(f"setting eval_opponents: {e}") from None
 
 
 @functools.cache  # the trainer asks before every step
@@ -299,14 +293,6 @@ def learning_rate_at(settings: Settings, step: int) -> float:
         if step >= start:
             rate = scheduled
     return rate
-
-
-PREVIOUS = "previous"  # in eval_opponents: the version evaluated before
-
-
-def opponent_list(text: str) -> list[str]:
-    """The comma-separated entries of eval_opponents."""
-    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 FIELD_TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]

@@ -78,9 +78,9 @@ def test_strength_settings_are_checked(changes: dict, message: str) -> None:
 
 
 def test_strength_settings_default_to_plain_alphazero() -> None:
-    from azjobs.search import SearchConfig
+    from azjobs.jobs.configs import search_config
 
-    config = SearchConfig.from_settings(S.Settings())
+    config = search_config(S.Settings())
     assert not config.gumbel and config.full_search_prob == 1 and config.fpu_reduction == 0
     assert config.forced_playouts == 0 and S.Settings().resign_value == -1
 

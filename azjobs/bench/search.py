@@ -14,6 +14,7 @@ import numpy as np
 
 from azjobs.bench import WINDOWS, emit, median, say
 from azjobs.games import get_game
+from azjobs.jobs.configs import selfplay_config
 from azjobs.search.selfplay import GROUPS_IN_FLIGHT, GameBudget, SelfPlay
 from azjobs.settings import Settings
 
@@ -26,7 +27,8 @@ def run(settings: Settings, seconds: float, changed: list[str] | None = None) ->
     budget = GameBudget(10**12)  # slots refill forever; the time decides
     rng = np.random.default_rng(settings.seed)
     slots = np.array_split(np.arange(settings.games_in_flight), GROUPS_IN_FLIGHT)
-    groups = [SelfPlay(game, settings, budget, len(s), rng) for s in slots if len(s)]
+    config = selfplay_config(settings)
+    groups = [SelfPlay(game, config, budget, len(s), rng) for s in slots if len(s)]
     buffers = [np.empty((len(s), *game.planes_shape), np.uint8) for s in slots]
 
     def step(i: int) -> int:

@@ -333,15 +333,16 @@ def perft(game: Game, depth: int, state: np.ndarray | None = None) -> list[int]:
 def check_self_play(game: Game, n_games: int = 8, num_simulations: int = 8, seed: int = 0) -> None:
     """Self-play as a job runs it (the real search, a uniform evaluator in place of the network), to the
     end of every game, and the training records it gives: shapes, policies, values, results."""
-    from azjobs.search.selfplay import play_games  # here, so that the rule checks need no search
-    from azjobs.settings import Settings
+    # Here, so that the rule checks need no search.
+    from azjobs.search.config import SearchConfig, SelfPlayConfig
+    from azjobs.search.selfplay import play_games
 
     def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((len(planes), game.num_actions), np.float32), np.zeros(len(planes), np.float32)
 
-    settings = Settings(game=game.name, num_simulations=num_simulations, games_per_job=n_games)
+    config = SelfPlayConfig(search=SearchConfig(num_simulations=num_simulations))
     try:
-        records = play_games(game, settings, uniform, n_games, np.random.default_rng(seed))
+        records = play_games(game, config, uniform, n_games, np.random.default_rng(seed))
     except Exception as error:  # the traceback stays chained below this message
         raise AssertionError(f"{game.name}: self-play fails: {type(error).__name__}: {error}") from error
     positions = int(records.game_lengths.sum())

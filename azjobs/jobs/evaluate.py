@@ -26,11 +26,12 @@ from azjobs.eval.match import play_match
 from azjobs.eval.positions import load_positions
 from azjobs.eval.strength import measure
 from azjobs.games import Game, get_game
+from azjobs.jobs.configs import search_config
 from azjobs.jobs.seeds import new_seed
 from azjobs.net.weights import read_metadata
 from azjobs.players import NetPlayer, Player, PlayerSpec, make_player, weights_from_store
-from azjobs.search import SearchConfig
-from azjobs.settings import PREVIOUS, Settings, opponent_list
+from azjobs.players.specs import PREVIOUS, opponent_list
+from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
 MATCH_JOB = "azjobs.jobs.evaluate.match"
@@ -69,7 +70,7 @@ class EvalContext:
     def player(self, spec: str, sims: int | None = None) -> Player:
         sims = self.settings.eval_simulations if sims is None else sims
         return make_player(spec, self.game, weights=weights_from_store(self.store), sims=sims,
-                           search=SearchConfig.from_settings(self.settings), device=self.device)
+                           search=search_config(self.settings), device=self.device)
 
     def version_info(self, player: Player) -> dict[str, float]:
         if not isinstance(player, NetPlayer):

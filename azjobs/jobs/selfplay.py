@@ -15,6 +15,7 @@ from rq import get_current_job
 
 from azjobs.errors import StorageFullError
 from azjobs.jobs import context
+from azjobs.jobs.configs import selfplay_config
 from azjobs.game_records import GameRecords
 from azjobs.search.selfplay import AsyncEvaluator, ResignCounts, SyncEvaluator, play_pipelined
 from azjobs.storage import marker
@@ -49,7 +50,7 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
 
     rng = np.random.default_rng([ctx.settings.seed, seed])
     resign = ResignCounts()
-    records = play_pipelined(ctx.game, ctx.settings, pipeline(ctx), ctx.settings.games_per_job, rng,
+    records = play_pipelined(ctx.game, selfplay_config(ctx.settings), pipeline(ctx), ctx.settings.games_per_job, rng,
                              games_in_flight=ctx.settings.games_in_flight, on_step=on_step, resign=resign)
     # The folder may have gone away while the games were played (an unmounted storage root).
     marker.require(ctx.redis, run, ctx.run_dir, role=f"self-play job {job_id}")

@@ -1,13 +1,12 @@
-"""The search's knobs, with AlphaZero's published defaults; the others off."""
+"""The search's own knobs and self-play's, with AlphaZero's published defaults; the others off.
+
+The search reads nothing else: a run's settings become these at the edge (`azjobs.jobs.configs`),
+where a job, a player or a benchmark builds its search.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from azjobs.settings import Settings
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,15 @@ class SearchConfig:
         """Simulations of a cheap search (playout cap randomization): never more than a full one."""
         return min(self.cheap_simulations or max(1, self.num_simulations // 4), self.num_simulations)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SearchConfig:
-        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+@dataclass(frozen=True)
+class SelfPlayConfig:
+    """What self-play adds to the search: the first `temperature_moves` moves of a game are drawn in
+    proportion to the visits (PUCT), and with `resign_value` above -1 a player resigns when the root
+    value and the most visited child's are both below it, except in `resign_playout_share` of the
+    games, which are played out to count the false resignations."""
+
+    search: SearchConfig = field(default_factory=SearchConfig)
+    temperature_moves: int = 10
+    resign_value: float = -1.0
+    resign_playout_share: float = 0.1

@@ -17,10 +17,9 @@ import numpy as np
 
 from azjobs.game_records import GameRecords
 from azjobs.games.base import Game
-from azjobs.search.config import SearchConfig
+from azjobs.search.config import SelfPlayConfig
 from azjobs.search.mcts import Evaluate, Search
 from azjobs.search.tree import ROOT
-from azjobs.settings import Settings
 
 GROUPS_IN_FLIGHT = 2  # groups of games per job: one is searched while the other's leaves are evaluated
 NOBODY = -1  # would_resign of a game in which no player would have resigned (yet)
@@ -80,12 +79,11 @@ class SelfPlay:
     the groups of a job).
     """
 
-    def __init__(self, game: Game, settings: Settings, budget: GameBudget, slots: int, rng: np.random.Generator,
+    def __init__(self, game: Game, config: SelfPlayConfig, budget: GameBudget, slots: int, rng: np.random.Generator,
                  *, weights_version: Callable[[], int] = lambda: 0, lockstep: bool = False,
                  resign: ResignCounts | None = None) -> None:
-        self.game, self.settings, self.budget, self.rng = game, settings, budget, rng
-        self.config = SearchConfig.from_settings(settings)
-        if self.config.num_simulations < 1:
+        self.game, self.config, self.budget, self.rng = game, config, budget, rng
+        if config.search.num_simulations < 1:
             raise ValueError("self-play needs num_simulations >= 1: the policy targets are visit counts")
         self.weights_version, self.lockstep = weights_version, lockstep
         self.resign = ResignCounts() if resign is None else resign
@@ -94,7 +92,7 @@ class SelfPlay:
         self.may_resign = self._draw_may_resign(count)  # [B] False in the games played out
         self.would_resign = np.full(count, NOBODY, np.int8)  # [B] who would have resigned a played-out game
         starts = np.repeat(game.initial_state()[None], count, axis=0)
-        self.search = Search(game, starts, self.config, rng, add_noise=True, full=self._draw_full(count))
+        self.search = Search(game, starts, config.search, rng, add_noise=True, full=self._draw_full(count))
         self.kernel = self.search.kernel
         self.moves = np.zeros(len(self.slot_game), np.int32)  # [B] moves played in the slot's game
         self.positions = 0  # moves played (positions recorded) in all
@@ -149,10 +147,10 @@ class SelfPlay:
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
         r.policy_weight.append(search.full[slots])
-        actions = search.choose(slots, self.moves[slots] < self.settings.temperature_moves)
+        actions = search.choose(slots, self.moves[slots] < self.config.temperature_moves)
         self.moves[slots] += 1
         self.positions += len(slots)
-        if self.settings.resign_value > -1:
+        if self.config.resign_value > -1:
             resigning = self._resigning(slots, visits)
             if resigning.any():
                 self._resign(slots[resigning])
@@ -172,7 +170,7 @@ class SelfPlay:
     def _resigning(self, slots: np.ndarray, visits: np.ndarray) -> np.ndarray:
         """Which of `slots` resign now: the root value and the most visited child's value are both below
         resign_value. In a played-out game the first such player is noted instead.  # [K] bool"""
-        threshold = self.settings.resign_value
+        threshold = self.config.resign_value
         tree = self.search.tree
         root_value = tree.node_value_sum[slots, ROOT] / np.maximum(tree.node_visits[slots, ROOT], 1)
         best = visits.argmax(axis=1)
@@ -205,14 +203,14 @@ class SelfPlay:
 
     def _draw_full(self, count: int) -> np.ndarray | None:
         """Which of `count` next searches are full ones; None (no random draw) when all are.  # [count] bool"""
-        p = self.config.full_search_prob
+        p = self.config.search.full_search_prob
         return None if p >= 1 else self.rng.random(count) < p
 
     def _draw_may_resign(self, count: int) -> np.ndarray:
         """Which of `count` new games may resign; the others are played out.  # [count] bool"""
-        if self.settings.resign_value <= -1:
+        if self.config.resign_value <= -1:
             return np.ones(count, bool)
-        return self.rng.random(count) >= self.settings.resign_playout_share
+        return self.rng.random(count) >= self.config.resign_playout_share
 
     def records(self) -> GameRecords:
         """The positions of the games this group finished, grouped by game id, in move order."""
@@ -254,7 +252,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
 
 def play_games(
     game: Game,
-    settings: Settings,
+    config: SelfPlayConfig,
     evaluate: Evaluate,
     num_games: int,
     rng: np.random.Generator,
@@ -267,7 +265,7 @@ def play_games(
     All games move together (lockstep); `weights_version` is asked after each search: the version
     that answered its evaluations.
     """
-    group = SelfPlay(game, settings, GameBudget(num_games), num_games, rng, weights_version=weights_version,
+    group = SelfPlay(game, config, GameBudget(num_games), num_games, rng, weights_version=weights_version,
                      lockstep=True, resign=resign)
     while not group.done:
         group.apply(*evaluate(group.pending_planes()))
@@ -317,7 +315,7 @@ class SyncEvaluator:
 
 def play_pipelined(
     game: Game,
-    settings: Settings,
+    config: SelfPlayConfig,
     evaluator: AsyncEvaluator,
     num_games: int,
     rng: np.random.Generator,
@@ -338,7 +336,7 @@ def play_pipelined(
     slots = np.array_split(np.arange(min(games_in_flight, num_games)), max(1, groups))
     version = [0]
     resign = ResignCounts() if resign is None else resign
-    play = [SelfPlay(game, settings, budget, len(s), rng, weights_version=lambda: version[0], resign=resign)
+    play = [SelfPlay(game, config, budget, len(s), rng, weights_version=lambda: version[0], resign=resign)
             for s in slots if len(s)]
     tickets: list[int | None] = [None] * len(play)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import numpy as np
 import pytest
 
 from azjobs.games import get_game
 from azjobs.games.solver import Solver
-from azjobs.search import Evaluate
+from azjobs.search import Evaluate, SearchConfig, SelfPlayConfig
 
 TICTACTOE = get_game("tictactoe")
 POWERS = 3 ** np.arange(9)  # base-3 digits of a board
@@ -43,6 +46,13 @@ class PerfectEvaluator:
         values = self.values[board_index(decode(planes)[:, :9])]
         assert not np.isnan(values).any(), "evaluated a terminal or unreachable position"
         return np.zeros((len(planes), TICTACTOE.num_actions), np.float32), values
+
+
+def selfplay(**knobs: Any) -> SelfPlayConfig:
+    """A self-play config from knobs by name, search ones and self-play ones together."""
+    own = {f.name for f in fields(SelfPlayConfig)} - {"search"}
+    search = SearchConfig(**{k: v for k, v in knobs.items() if k not in own})
+    return SelfPlayConfig(search=search, **{k: v for k, v in knobs.items() if k in own})
 
 
 def _uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

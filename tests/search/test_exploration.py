@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import TICTACTOE as GAME
+from conftest import selfplay
 
 from azjobs.search import SearchConfig, new_search, puct
 from azjobs.search.puct import prune_forced
@@ -129,9 +130,8 @@ def test_pruning_drops_children_left_with_one_visit() -> None:
 @pytest.mark.parametrize("k", [0.0, 2.0])
 def test_self_play_targets_with_forced_playouts_are_distributions(k: float, uniform) -> None:
     from azjobs.search.selfplay import play_games
-    from azjobs.settings import Settings
 
-    records = play_games(GAME, Settings(game="tictactoe", num_simulations=40, forced_playouts=k), uniform, 6,
+    records = play_games(GAME, selfplay(num_simulations=40, forced_playouts=k), uniform, 6,
                          np.random.default_rng(2))
     np.testing.assert_allclose(records.policy.sum(axis=1), 1, atol=1e-5)
     assert (records.policy >= 0).all()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import TICTACTOE as GAME
+from conftest import selfplay
 
 from azjobs.games import get_game
 from azjobs.search import SearchConfig, best_actions, new_search, search
 from azjobs.search.gumbel import halving_schedule
 from azjobs.search.selfplay import play_games
 from azjobs.search.tree import ROOT
-from azjobs.settings import Settings
 
 GUMBEL = SearchConfig(gumbel=True)
 
@@ -142,8 +142,7 @@ def test_improved_policy_is_the_softmax_of_logits_plus_sigma_of_completed_q(perf
 
 
 def test_self_play_records_the_improved_policy(uniform) -> None:
-    settings = Settings(game="tictactoe", num_simulations=12, gumbel=True)
-    records = play_games(GAME, settings, uniform, 8, np.random.default_rng(6))
+    records = play_games(GAME, selfplay(num_simulations=12, gumbel=True), uniform, 8, np.random.default_rng(6))
     legal = records.planes[:, :2].sum(axis=1).reshape(-1, 9) == 0
     # pi' gives every legal move a share (visits after 12 simulations would leave some at 0).
     assert (records.policy[legal] > 0).all() and (records.policy[~legal] == 0).all()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import TICTACTOE as GAME
+from conftest import selfplay
 
 from azjobs.search import SearchConfig, new_search
 from azjobs.search.selfplay import SyncEvaluator, play_games, play_pipelined
 from azjobs.search.tree import ROOT
-from azjobs.settings import Settings
 
 
 def logits_and_values(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,18 +46,18 @@ def test_the_default_cheap_budget_is_a_quarter() -> None:
 
 
 def test_self_play_flags_the_full_searches(uniform) -> None:
-    settings = Settings(game="tictactoe", num_simulations=16, full_search_prob=0.25)
+    config = selfplay(num_simulations=16, full_search_prob=0.25)
     counted = []
 
     def counting(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         counted.append(len(planes))
         return uniform(planes)
 
-    records = play_pipelined(GAME, settings, SyncEvaluator(counting, GAME.planes_shape), 200,
+    records = play_pipelined(GAME, config, SyncEvaluator(counting, GAME.planes_shape), 200,
                              np.random.default_rng(1), games_in_flight=32)
     assert set(np.unique(records.policy_weight)) == {0.0, 1.0}
     assert 0.18 < records.policy_weight.mean() < 0.32
-    full = play_pipelined(GAME, settings.replace(full_search_prob=1.0),
+    full = play_pipelined(GAME, selfplay(num_simulations=16, full_search_prob=1.0),
                           SyncEvaluator(uniform, GAME.planes_shape), 200, np.random.default_rng(1), games_in_flight=32)
     assert (full.policy_weight == 1).all()
     # A quarter of the moves at 16 simulations and the rest at 4 cost well under half the evaluations.
@@ -66,8 +66,7 @@ def test_self_play_flags_the_full_searches(uniform) -> None:
 
 def test_with_every_search_full_the_cheap_budget_changes_nothing(uniform) -> None:
     """full_search_prob 1 (the default) draws no random numbers for the flags: the same games."""
-    settings = Settings(game="tictactoe", num_simulations=12)
-    a = play_games(GAME, settings, uniform, 6, np.random.default_rng(3))
-    b = play_games(GAME, settings.replace(cheap_simulations=3), uniform, 6, np.random.default_rng(3))
+    a = play_games(GAME, selfplay(num_simulations=12), uniform, 6, np.random.default_rng(3))
+    b = play_games(GAME, selfplay(num_simulations=12, cheap_simulations=3), uniform, 6, np.random.default_rng(3))
     np.testing.assert_array_equal(a.planes, b.planes)
     np.testing.assert_array_equal(a.policy, b.policy)

@@ -5,22 +5,18 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from conftest import selfplay
 
 from azjobs.games import get_game
 from azjobs.search import choose_moves, play_games
 from azjobs.search.selfplay import SyncEvaluator, play_pipelined
-from azjobs.settings import Settings
 
 GAME = get_game("tictactoe")
 
 
-def settings(**changes: object) -> Settings:
-    return Settings(game="tictactoe").replace(**changes)
-
-
 def test_uniform_self_play_records(uniform) -> None:
     versions = itertools.count()
-    records = play_games(GAME, settings(num_simulations=16, temperature_moves=4), uniform, 24,
+    records = play_games(GAME, selfplay(num_simulations=16, temperature_moves=4), uniform, 24,
                          np.random.default_rng(0), weights_version=lambda: next(versions))
     n = records.positions
     assert records.games == 24 and n == records.game_lengths.sum()
@@ -35,7 +31,7 @@ def test_uniform_self_play_records(uniform) -> None:
 
 def test_positions_are_in_game_order_with_consistent_targets(uniform) -> None:
     versions = itertools.count()
-    records = play_games(GAME, settings(num_simulations=8, temperature_moves=9), uniform, 16,
+    records = play_games(GAME, selfplay(num_simulations=8, temperature_moves=9), uniform, 16,
                          np.random.default_rng(1), weights_version=lambda: next(versions))
     game = np.repeat(np.arange(records.games), records.game_lengths)  # [N] game of each position
     move = np.concatenate([np.arange(length) for length in records.game_lengths])  # [N] move number
@@ -51,7 +47,7 @@ def test_positions_are_in_game_order_with_consistent_targets(uniform) -> None:
 
 
 def test_perfect_self_play_without_temperature_draws(perfect) -> None:
-    records = play_games(GAME, settings(num_simulations=50, temperature_moves=0), perfect, 16,
+    records = play_games(GAME, selfplay(num_simulations=50, temperature_moves=0), perfect, 16,
                          np.random.default_rng(2))
     np.testing.assert_array_equal(records.results, 0)
     np.testing.assert_array_equal(records.game_lengths, 9)
@@ -97,7 +93,7 @@ class RecordingEvaluator(SyncEvaluator):
 
 def test_two_groups_are_in_flight_while_one_is_searched(uniform) -> None:
     recorder = RecordingEvaluator(uniform)
-    records = play_pipelined(GAME, settings(num_simulations=12), recorder, 20, np.random.default_rng(3),
+    records = play_pipelined(GAME, selfplay(num_simulations=12), recorder, 20, np.random.default_rng(3),
                              games_in_flight=8)
     assert records.games == 20
     in_flight: set[int] = set()
@@ -123,7 +119,7 @@ def test_two_groups_are_in_flight_while_one_is_searched(uniform) -> None:
 
 
 def test_pipelined_self_play_records(uniform) -> None:
-    records = play_pipelined(GAME, settings(num_simulations=16, temperature_moves=9), SyncEvaluator(
+    records = play_pipelined(GAME, selfplay(num_simulations=16, temperature_moves=9), SyncEvaluator(
         uniform, GAME.planes_shape), 30, np.random.default_rng(4), games_in_flight=10)
     assert records.games == 30 and records.positions == records.game_lengths.sum()
     game = np.repeat(np.arange(records.games), records.game_lengths)  # [N] game of each position
@@ -138,7 +134,7 @@ def test_pipelined_self_play_records(uniform) -> None:
 
 
 def test_pipelined_perfect_self_play_without_temperature_draws(perfect) -> None:
-    records = play_pipelined(GAME, settings(num_simulations=50, temperature_moves=0),
+    records = play_pipelined(GAME, selfplay(num_simulations=50, temperature_moves=0),
                              SyncEvaluator(perfect, GAME.planes_shape), 12, np.random.default_rng(5),
                              games_in_flight=6)
     np.testing.assert_array_equal(records.results, 0)
@@ -147,7 +143,7 @@ def test_pipelined_perfect_self_play_without_temperature_draws(perfect) -> None:
 
 def test_pipelined_self_play_is_reproducible(uniform) -> None:
     def play() -> object:
-        return play_pipelined(GAME, settings(num_simulations=10), SyncEvaluator(uniform, GAME.planes_shape), 9,
+        return play_pipelined(GAME, selfplay(num_simulations=10), SyncEvaluator(uniform, GAME.planes_shape), 9,
                               np.random.default_rng(6), games_in_flight=4)
 
     first, second = play(), play()

@@ -22,6 +22,7 @@ from azjobs import keys
 from azjobs.cli import main
 from azjobs.games import get_game
 from azjobs.inference.local import LocalEvaluator
+from azjobs.jobs.configs import selfplay_config
 from azjobs.net import read_metadata
 from azjobs.net.model import build_model
 from azjobs.search.selfplay import play_games
@@ -72,7 +73,7 @@ def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def add_shard(client: redis.Redis, run_dir: Path, seed: int, games: int = 48) -> ShardInfo:
     """Self-play games of a know-nothing evaluator, written and registered as a worker would."""
-    records = play_games(GAME, SETTINGS, uniform, games, np.random.default_rng(seed))
+    records = play_games(GAME, selfplay_config(SETTINGS), uniform, games, np.random.default_rng(seed))
     info = write_shard(run_dir / "replay", records, game=GAME.name, job_id=f"prep-{seed}", worker="test",
                        planes_shape=GAME.planes_shape, num_actions=GAME.num_actions)
     register_shard(client, run_dir.name, info)
@@ -458,7 +459,8 @@ def build_model_at_seed_0() -> dict[str, torch.Tensor]:
 
 
 def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
-    records = play_games(GAME, SETTINGS.replace(full_search_prob=0.3), uniform, 20, np.random.default_rng(1))
+    records = play_games(GAME, selfplay_config(SETTINGS.replace(full_search_prob=0.3)), uniform, 20,
+                         np.random.default_rng(1))
     write_shard(run_dir / "replay", records, game=GAME.name, job_id="j", worker="w", planes_shape=GAME.planes_shape,
                 num_actions=GAME.num_actions)
     buffer = ReplayBuffer(run_dir, GAME, capacity=1000, rng=np.random.default_rng(2))

@@ -1,0 +1,24 @@
+"""The search's configs built from a run's settings: the one place where `Settings` meet the search.
+
+The search (`azjobs.search`) knows nothing of settings; the jobs, players, benchmarks and commands
+that build a search take its config from here. Each knob keeps its setting's name, and
+tests/jobs/test_configs.py checks that the defaults agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from azjobs.search.config import SearchConfig, SelfPlayConfig
+from azjobs.settings import Settings
+
+
+def search_config(settings: Settings) -> SearchConfig:
+    """The search knobs of `settings`."""
+    return SearchConfig(**{f.name: getattr(settings, f.name) for f in fields(SearchConfig)})
+
+
+def selfplay_config(settings: Settings) -> SelfPlayConfig:
+    """The search and self-play knobs of `settings`."""
+    own = {f.name: getattr(settings, f.name) for f in fields(SelfPlayConfig) if f.name != "search"}
+    return SelfPlayConfig(search=search_config(settings), **own)
