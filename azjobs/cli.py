@@ -196,15 +196,17 @@ def note_facts(client, run_dir: Path, settings: Settings, *, cuda: bool = False,
 # The roles.
 
 @main.command("run")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Stop after this many minutes (Ctrl-C stops earlier).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes (default 10; with --max-steps, no limit; Ctrl-C stops earlier).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop once the trainer has taken this many steps in all (a resumed run counts its earlier ones).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Self-play workers to start (default: cores - 1, at least 1).")
 @run_dir_option(required=False)
 @settings_options
 @with_given_settings
-def run_cmd(settings: Settings, given: dict[str, Any], minutes: float, workers: int | None,
-            run_dir: Path | None) -> None:
+def run_cmd(settings: Settings, given: dict[str, Any], minutes: float | None, max_steps: int | None,
+            workers: int | None, run_dir: Path | None) -> None:
     """Everything on this machine: embedded Redis, gpu-serve, workers, trainer.
 
     Runs again on the same --run-dir (default runs/<game>) resume where it stopped, with the stored
@@ -215,7 +217,10 @@ def run_cmd(settings: Settings, given: dict[str, Any], minutes: float, workers: 
 
     if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
         resolve_positions(settings.eval_positions)
-    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, workers=workers, own=given)
+    if minutes is None and max_steps is None:
+        minutes = 10.0
+    local.run(settings, run_dir or Path("runs") / settings.game, minutes=minutes, max_steps=max_steps, workers=workers,
+              own=given)
 
 
 @main.command("train")
