@@ -575,13 +575,14 @@ def games_cmd() -> None:
                    f"{game.num_symmetries} symmetries  ({type(game).__module__})")
 
 
-# Benchmarks: each subcommand prints one JSON object as its last line (figures in docs/benchmarks.md).
+# Benchmarks and measures of strength: results as JSON lines on stdout (figures in docs/benchmarks.md and
+# docs/strength.md).
 
 @main.group("bench")
 def bench_group() -> None:
-    """Benchmarks; each prints one JSON object as its last line.
+    """Benchmarks and measures of strength; each prints its results as JSON lines, the last line one JSON object.
 
-    Each measures in three windows and reports the median; progress goes to stderr.
+    The throughput benchmarks measure in three windows and report the median; progress goes to stderr.
     """
 
 
@@ -735,8 +736,12 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 @click.option("--positions", "positions_file", required=True, metavar="NAME|FILE",
               help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
                    "JSON-lines file (the format: docs/evaluation.md).")
-@click.option("--sims", type=click.IntRange(min=0), default=None,
-              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone).")
+@click.option("--sims", type=click.IntRange(min=0), multiple=True,
+              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
+                   "repeatable: each count scores each version.")
+@click.option("--minutes", default=None, metavar="M,M,...",
+              help="A strength curve: score the run's newest version published within each of these training "
+                   "minutes (e.g. 10,20,30) instead of the newest.")
 @player_option
 @game_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
@@ -744,21 +749,75 @@ def bench_selfplay_cmd(game: str, seconds: float, warmup: float, workers: int | 
 @click.option("--record", is_flag=True,
               help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option
-def bench_strength_cmd(run_dir: Path | None, positions_file: str, sims: int | None, player: str,
-                       game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
+def bench_strength_cmd(run_dir: Path | None, positions_file: str, sims: tuple[int, ...], minutes: str | None,
+                       player: str, game: str | None, seed: int, device: str, record: bool,
+                       threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
     Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
-    best score. Overall and by moves played (<=10, 11-20, 21+); the last line is JSON.
+    best score. Overall and by moves played (<=10, 11-20, 21+) on stderr; on stdout one JSON line per
+    version and simulation count scored (one, without --minutes and with at most one --sims).
     """
-    from azjobs.eval import strength
+    from azjobs.bench import strength
+
+    try:
+        marks = strength.parse_minutes(minutes) if minutes is not None else ()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--minutes") from None
+    set_threads(threads)
+    strength.run(positions_file, player, run_dir=run_dir, game=game, sims=sims or (None,), minutes=marks, seed=seed,
+                 device=device, record=record)
+
+
+@bench_group.command("oracle")
+@run_dir_option(required=True)
+@click.option("--sims", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Simulations per move (0: the network's policy alone).")
+@click.option("--minutes", type=click.FloatRange(min=0), default=None,
+              help="Score the newest version published within this many minutes of training (default: the newest).")
+@click.option("--device", default="cpu", show_default=True, help="torch device of the network.")
+@threads_option
+def bench_oracle_cmd(run_dir: Path, sims: int, minutes: float | None, device: str, threads: int | None) -> None:
+    """A run's network against the solved game (tic-tac-toe): optimal moves in every reachable position,
+    games lost against perfect play as either side. The last line is JSON."""
+    from azjobs.bench import oracle
 
     set_threads(threads)
-    result = strength.bench(positions_file, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device,
-                            record=record)
-    for line in strength.describe(result):
-        click.echo(line)
-    click.echo(json.dumps(result.to_dict()))
+    oracle.run(run_dir, sims, minutes, device=device)
+
+
+@bench_group.command("compare")
+@click.option("--positions", required=True, metavar="NAME|FILE",
+              help="Labelled positions of the game: a bundled set (connect4) or a JSON-lines file.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Training minutes of each variant (`azjobs run`; default 30, or none with --max-steps).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Train each variant for this many steps instead (learning per step rather than per minute).")
+@click.option("--out", "out_dir", default=Path("runs/compare"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder of the variants' runs.")
+@click.option("--game", default="connect4", show_default=True)
+@click.option("--sims", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Simulations when scoring with search.")
+@click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
+@click.option("--variant", "extra", multiple=True, metavar="NAME:KEY=VALUE,...", help="Adds a variant (repeatable).")
+@click.option("--set", "common", default="", metavar="KEY=VALUE,...", help="Settings of every variant (e.g. seed=1).")
+@click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
+def bench_compare_cmd(positions: str, minutes: float | None, max_steps: int | None, out_dir: Path, game: str,
+                      sims: int, only: str, extra: tuple[str, ...], common: str, retrain: bool) -> None:
+    """Strength per compute: each search variant trained for the same minutes (or steps), then scored on
+    labelled positions, with its own search and with the network alone.
+
+    Variants: baseline (plain AlphaZero), gumbel, gumbel-32, pcr, fpu, forced, resign, combined, defaults
+    (the game's own); see docs/strength.md. A variant whose folder holds weights is only scored again.
+    One JSON line per variant as it finishes, then a Markdown table on stderr.
+    """
+    from azjobs.bench import compare
+
+    chosen = [v.strip() for v in only.split(",") if v.strip()]
+    if minutes is None and max_steps is None:
+        minutes = 30.0
+    compare.run(positions, minutes=minutes, max_steps=max_steps, out_dir=out_dir, game=game, sims=sims, only=chosen,
+                extra=extra, common=common, retrain=retrain)
 
 
 @bench_group.command("match")
