@@ -145,7 +145,7 @@ def test_the_positions_check_finds_what_a_clone_lacks() -> None:
     text = "\n".join([
         "`azjobs bench strength --positions connect4` and `--positions FILE`, `--positions NAME|FILE`",
         "```sh",
-        "python scripts/strength_curve.py --run-dir r --positions c4_public.jsonl --minutes 10",
+        "azjobs bench strength --run-dir r --positions c4_public.jsonl --minutes 10",
         "azjobs run --eval-positions=tests/eval/data/c4_sample.jsonl; azjobs run --eval-positions nope",
         "```",
     ])

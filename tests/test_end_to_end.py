@@ -31,12 +31,18 @@ def agent_score(run_dir: Path, sims: int):  # type: ignore[no-untyped-def]
     return score(agent.game, lambda states: [int(a) for a in player.choose(np.stack(states), np.random.default_rng(0))])
 
 
+# Training steps of the learning test: bounded by steps, not minutes, it learns as much on a busy machine as on
+# a quiet one. 2 minutes of `azjobs run` gave 612-773 steps on a loaded 2-core machine, roughly 2,000 on a quiet
+# one, and versions met every threshold below from step 300 on (docs/benchmarks.md, "Training steps in two minutes").
+LEARNING_STEPS = 1000
+
+
 @pytest.mark.slow
 def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     done = subprocess.run(
-        [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "2", "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=400,
+        [*AZJOBS, "run", "--game", "tictactoe", "--max-steps", str(LEARNING_STEPS), "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     first_version = versions_in(run_dir / "weights")[-1]
@@ -45,7 +51,7 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     result = agent_score(run_dir, sims=50)
     assert result.positions == 4520
     # A random player is optimal in 57% of positions and loses 119 of 136 lines against
-    # perfect play; two minutes here reach about 99% and no loss (8 minutes: 99.8%).
+    # perfect play; these steps reach about 99% and no loss (8 minutes: 99.8%).
     assert result.optimal_share >= 0.95, result
     assert result.games_lost <= 3, result
     assert agent_score(run_dir, sims=0).optimal_share >= 0.85  # the network alone
@@ -61,8 +67,8 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     plotted = subprocess.run([*AZJOBS, "plot", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=120)
     assert plotted.returncode == 0 and (run_dir / "evals" / "strength.png").exists(), plotted.stderr
 
-    again = subprocess.run(
-        [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "0.4", "--run-dir", str(run_dir)],
+    again = subprocess.run(  # a version more: the trainer publishes every 50 steps
+        [*AZJOBS, "run", "--game", "tictactoe", "--max-steps", str(LEARNING_STEPS + 50), "--run-dir", str(run_dir)],
         capture_output=True, text=True, timeout=300,
     )
     assert again.returncode == 0, again.stderr[-2000:]

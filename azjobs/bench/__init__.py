@@ -1,6 +1,7 @@
-"""`azjobs bench`: throughput benchmarks, each ending in one JSON line (docs/benchmarks.md's tables come from them).
+"""`azjobs bench`: throughput benchmarks, each ending in one JSON line (docs/benchmarks.md's tables come from them),
+and measures of strength (strength, oracle, compare: JSON lines; docs/strength.md's tables).
 
-Every benchmark measures in three windows and reports the median (the spread in `windows`), so a
+Every throughput benchmark measures in three windows and reports the median (the spread in `windows`), so a
 busy machine shows as spread rather than as a wrong number; CPU figures come from process CPU time.
 """
 

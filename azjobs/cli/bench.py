@@ -16,9 +16,9 @@ from azjobs.settings import Settings
 
 @click.group("bench")
 def bench_group() -> None:
-    """Benchmarks; each prints one JSON object as its last line.
+    """Benchmarks and measures of strength; each prints its results as JSON lines, the last line one JSON object.
 
-    Each measures in three windows and reports the median; progress goes to stderr.
+    The throughput benchmarks measure in three windows and report the median; progress goes to stderr.
     """
 
 

@@ -15,15 +15,18 @@ from azjobs.settings import Settings
 
 
 @click.command("run")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Stop after this many minutes (Ctrl-C stops earlier).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many minutes (default 10; with --max-steps, no limit; Ctrl-C stops earlier).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop once the trainer has taken this many steps in all (a resumed run counts its earlier ones).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Self-play workers to start (default: cores - 1, at least 1).")
 @run_dir_option(required=False)
 @settings_options
 @with_given_settings
 @pass_session
-def run_cmd(session: Session, settings: Settings, given: dict[str, Any], minutes: float, workers: int | None) -> None:
+def run_cmd(session: Session, settings: Settings, given: dict[str, Any], minutes: float | None, max_steps: int | None,
+            workers: int | None) -> None:
     """Everything on this machine: embedded Redis, gpu-serve, workers, trainer.
 
     Runs again on the same --run-dir (default runs/<game>) resume where it stopped, with the stored
@@ -35,7 +38,9 @@ def run_cmd(session: Session, settings: Settings, given: dict[str, Any], minutes
     if settings.eval_positions:  # here, as one line, rather than as a trainer that exited early
         resolve_positions(settings.eval_positions)
     run_dir = session.run_dir or Path("runs") / settings.game
-    local_mode.run(settings, run_dir, minutes=minutes, workers=workers, own=given)
+    if minutes is None and max_steps is None:
+        minutes = 10.0
+    local_mode.run(settings, run_dir, minutes=minutes, max_steps=max_steps, workers=workers, own=given)
 
 
 @click.command("train")

@@ -1,8 +1,9 @@
-"""`azjobs bench strength` and `bench match`: how well a player plays, here, without Redis."""
+"""`azjobs bench strength`, `oracle`, `compare` and `match`: how well a player plays, here, without Redis."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -16,7 +17,12 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
 @click.option("--positions", "positions_file", envvar="AZJOBS_BENCH_STRENGTH_POSITIONS", required=True, metavar="NAME|FILE",
               help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
                    "JSON-lines file (the format: docs/evaluation.md).")
-@sims_option()
+@click.option("--sims", type=click.IntRange(min=0), multiple=True,
+              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
+                   "repeatable: each count scores each version.")
+@click.option("--minutes", default=None, metavar="M,M,...",
+              help="A strength curve: score the run's newest version published within each of these training "
+                   "minutes (e.g. 10,20,30) instead of the newest.")
 @player_option
 @game_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
@@ -25,21 +31,77 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
               help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
 @threads_option()
 @pass_session
-def bench_strength_cmd(session: Session, positions_file: str, sims: int | None, player: str, game: str | None,
-                       seed: int, device: str, record: bool, threads: int | None) -> None:
+def bench_strength_cmd(session: Session, positions_file: str, sims: tuple[int, ...], minutes: str | None, player: str,
+                       game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
     Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
-    best score. Overall and by moves played (<=10, 11-20, 21+); the last line is JSON.
+    best score. Overall and by moves played (<=10, 11-20, 21+) on stderr; on stdout one JSON line per
+    version and simulation count scored (one, without --minutes and with at most one --sims).
     """
-    from azjobs.eval import strength
+    from azjobs.bench import strength
+
+    try:
+        marks = strength.parse_minutes(minutes) if minutes is not None else ()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--minutes") from None
+    set_threads(threads)
+    strength.run(positions_file, player, run_dir=session.run_dir, game=game, sims=sims or (None,), minutes=marks,
+                 seed=seed, device=device, record=record)
+
+
+@bench_group.command("oracle")
+@run_dir_option(required=True)
+@click.option("--sims", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Simulations per move (0: the network's policy alone).")
+@click.option("--minutes", type=click.FloatRange(min=0), default=None,
+              help="Score the newest version published within this many minutes of training (default: the newest).")
+@device_option(default="cpu", help="torch device of the network.")
+@threads_option()
+@pass_session
+def bench_oracle_cmd(session: Session, sims: int, minutes: float | None, device: str, threads: int | None) -> None:
+    """A run's network against the solved game (tic-tac-toe): optimal moves in every reachable position,
+    games lost against perfect play as either side. The last line is JSON."""
+    from azjobs.bench import oracle
 
     set_threads(threads)
-    result = strength.bench(positions_file, player, run_dir=session.run_dir, game=game, sims=sims, seed=seed,
-                            device=device, record=record)
-    for line in strength.describe(result):
-        click.echo(line)
-    click.echo(json.dumps(result.to_dict()))
+    oracle.run(session.run_dir, sims, minutes, device=device)
+
+
+@bench_group.command("compare")
+@click.option("--positions", required=True, metavar="NAME|FILE",
+              help="Labelled positions of the game: a bundled set (connect4) or a JSON-lines file.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Training minutes of each variant (`azjobs run`; default 30, or none with --max-steps).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Train each variant for this many steps instead (learning per step rather than per minute).")
+@click.option("--out", "out_dir", envvar="AZJOBS_BENCH_COMPARE_OUT", default=Path("runs/compare"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder of the variants' runs.")
+@click.option("--game", default="connect4", show_default=True)
+@click.option("--sims", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Simulations when scoring with search.")
+@click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
+@click.option("--variant", "extra", envvar="AZJOBS_BENCH_COMPARE_VARIANT", multiple=True, metavar="NAME:KEY=VALUE,...",
+              help="Adds a variant (repeatable).")
+@click.option("--set", "common", envvar="AZJOBS_BENCH_COMPARE_SET", default="", metavar="KEY=VALUE,...",
+              help="Settings of every variant (e.g. seed=1).")
+@click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
+def bench_compare_cmd(positions: str, minutes: float | None, max_steps: int | None, out_dir: Path, game: str,
+                      sims: int, only: str, extra: tuple[str, ...], common: str, retrain: bool) -> None:
+    """Strength per compute: each search variant trained for the same minutes (or steps), then scored on
+    labelled positions, with its own search and with the network alone.
+
+    Variants: baseline (plain AlphaZero), gumbel, gumbel-32, pcr, fpu, forced, resign, combined, defaults
+    (the game's own); see docs/strength.md. A variant whose folder holds weights is only scored again.
+    One JSON line per variant as it finishes, then a Markdown table on stderr.
+    """
+    from azjobs.bench import compare
+
+    chosen = [v.strip() for v in only.split(",") if v.strip()]
+    if minutes is None and max_steps is None:
+        minutes = 30.0
+    compare.run(positions, minutes=minutes, max_steps=max_steps, out_dir=out_dir, game=game, sims=sims, only=chosen,
+                extra=extra, common=common, retrain=retrain)
 
 
 @bench_group.command("match")

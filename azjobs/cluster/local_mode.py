@@ -123,12 +123,14 @@ def run(
     settings: Settings,
     run_dir: Path,
     *,
-    minutes: float,
+    minutes: float | None,
+    max_steps: int | None = None,
     workers: int | None = None,
     console: Console | None = None,
     own: Mapping[str, Any] | None = None,
 ) -> status.Snapshot:
-    """Run everything until `minutes` have passed or Ctrl-C; returns the last status snapshot.
+    """Run everything until `minutes` have passed, the trainer has taken `max_steps` steps in all (it
+    stops itself there), or Ctrl-C; None: no such bound. Returns the last status snapshot.
 
     `own`: values given to this command; its process settings go to the roles that take them."""
     console = console or Console()
@@ -157,16 +159,18 @@ def run(
                 console.print(f"[yellow]this run's own: {changed}")
         write_url_file(run_dir, server.url)
         cores = os.cpu_count() or 2
-        children.append(spawn("trainer", ["train", *own_flags("train", own)], server.url, run_dir, log_dir,
-                              threads=1))
+        steps = ["--max-steps", str(max_steps)] if max_steps is not None else []
+        children.append(spawn("trainer", ["train", *steps, *own_flags("train", own)], server.url, run_dir, log_dir,
+                               threads=1))
         children.append(spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
-                              log_dir, threads=max(1, cores // 2)))
+                               log_dir, threads=max(1, cores // 2)))
         for i in range(workers):
             children.append(spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
-        console.print(
-            f"azjobs run: {stored.game}, {workers} worker(s), {minutes:g} min, run dir {run_dir} (logs in {log_dir})"
-        )
-        return _watch(client, run_name, children, minutes, console)
+        bounds = " or ".join(([] if minutes is None else [f"{minutes:g} min"])
+                             + ([] if max_steps is None else [f"{max_steps} steps"]))
+        console.print(f"azjobs run: {stored.game}, {workers} worker(s), {bounds or 'until Ctrl-C'}, run dir {run_dir} "
+                      f"(logs in {log_dir})")
+        return _watch(client, run_name, children, minutes, max_steps, console)
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
         stop_in_order(children, console, signals.urgent)
@@ -176,22 +180,43 @@ def run(
             raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
 
 
-def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float, console: Console) -> status.Snapshot:
+def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float | None, max_steps: int | None,
+           console: Console) -> status.Snapshot:
     started = time.monotonic()
-    end = started + minutes * 60
+    end = started + minutes * 60 if minutes is not None else float("inf")
     first = snap = status.collect(client, run_name)
     try:
         with Live(status.render(snap), console=console, refresh_per_second=1) as live:
             while time.monotonic() < end:
                 time.sleep(1.0)
+                if max_steps is not None and _trainer_done(children):
+                    snap = status.collect(client, run_name)
+                    console.print(f"the trainer has taken its {max_steps} steps; stopping")
+                    break
                 dead = [c.role for c in children if c.process.poll() is not None]
                 if dead:
                     raise AzjobsError(f"{', '.join(dead)} exited early; see its log in the run's logs/ folder")
                 snap = status.collect(client, run_name)
-                elapsed, left = (time.monotonic() - started) / 60, max(0.0, end - time.monotonic()) / 60
-                title = f"azjobs run {run_name}: {elapsed:.1f} min, {left:.1f} min left (Ctrl-C stops)"
-                bar = ProgressBar(total=minutes, completed=min(elapsed, minutes), width=60)
-                live.update(Group(status.render(snap, title=title, previous=first), bar))
+                live.update(_progress(snap, first, run_name, time.monotonic() - started, minutes, max_steps))
     except KeyboardInterrupt:
         console.print("\nstopping: workers, then gpu-serve, then the trainer (it checkpoints)")
     return snap
+
+
+def _trainer_done(children: list[Child]) -> bool:
+    """The trainer exited on its own, cleanly: with --max-steps, once it has taken them."""
+    return any(c.role == "trainer" and c.process.poll() == 0 for c in children)
+
+
+def _progress(snap: status.Snapshot, first: status.Snapshot, run_name: str, seconds: float, minutes: float | None,
+              max_steps: int | None) -> Group:
+    """The live view: the status tables, and a bar of the minutes (or, without them, of the steps)."""
+    elapsed = seconds / 60
+    if minutes is not None:
+        title = f"azjobs run {run_name}: {elapsed:.1f} min, {max(0.0, minutes - elapsed):.1f} min left (Ctrl-C stops)"
+        bar = ProgressBar(total=minutes, completed=min(elapsed, minutes), width=60)
+    else:
+        step = int(snap.trainer.get("step", 0))
+        title = f"azjobs run {run_name}: {elapsed:.1f} min, step {step} of {max_steps} (Ctrl-C stops)"
+        bar = ProgressBar(total=max_steps or 1, completed=min(step, max_steps or 0), width=60)
+    return Group(status.render(snap, title=title, previous=first), bar)
