@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from azjobs import keys
-from azjobs.errors import writing
+from azjobs.errors import AzjobsError, writing
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -30,7 +30,7 @@ ENV_PREFIX = "AZJOBS_"
 SETTINGS_FILE = "settings.toml"
 
 
-class SettingsError(ValueError):
+class SettingsError(AzjobsError, ValueError):
     """A setting has an unknown name, a value of the wrong type, or one out of its range."""
 
 
