@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from azjobs import keys
-from azjobs.errors import AzjobsError, writing
+from azjobs.errors import AzjobsError
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -521,31 +521,17 @@ def read_file(run_dir: Path) -> Settings | None:
 
 def write_file(run_dir: Path, settings: Settings) -> None:
     """Write `<run_dir>/settings.toml` atomically (temporary name, then rename)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{SETTINGS_FILE}.tmp.{os.getpid()}"
-    try:
-        with writing(run_dir / SETTINGS_FILE):
-            tmp.write_text(to_toml(settings))
-        os.replace(tmp, run_dir / SETTINGS_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from azjobs.storage.atomic import write_atomic
+
+    write_atomic(Path(run_dir) / SETTINGS_FILE, to_toml(settings).encode())
 
 
 def create_file(run_dir: Path, settings: Settings) -> Settings:
     """Write `<run_dir>/settings.toml` unless it exists; the settings the file holds then (of two
     creators at once, exactly one writes it, and both return what it wrote)."""
-    from azjobs.storage.atomic import land_new, temp_path
+    from azjobs.storage.atomic import write_with
 
-    path = Path(run_dir) / SETTINGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with writing(path):
-            tmp.write_text(to_toml(settings))
-            land_new(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_with(Path(run_dir) / SETTINGS_FILE, lambda tmp: tmp.write_text(to_toml(settings)), replace=False)
     stored = read_file(run_dir)
     assert stored is not None  # it landed, ours or the other creator's
     return stored

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 
 from azjobs import keys
 from azjobs.errors import AzjobsError
-from azjobs.storage.weights import write_atomic
+from azjobs.storage.atomic import write_atomic
 
 if TYPE_CHECKING:
     from redis import Redis
