@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
-from azjobs.cluster.connection import MAX_BLOCK_S, is_outage
+from azjobs.cluster.connection import MAX_BLOCK_S, Outage, is_outage
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
@@ -222,6 +222,8 @@ def run(
     beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
+    outage = Outage(say, f"worker {name}: Redis is back; taking jobs again",
+                    lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
     try:
         while True:
             worker = RunWorker(
@@ -237,13 +239,13 @@ def run(
                 worker.lost_redis = True
             if not worker.lost_redis or worker.stopping:
                 break
-            say(f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
+            outage.lost("worker")
             if not _wait_for_redis(client, worker):
                 break
             # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
             for queue in queues:
                 reaper.reap(client, run, queue, say, dead=name)
-            say(f"worker {name}: Redis is back; taking jobs again")
+            outage.passed("worker")
     finally:
         beats.stop.set()
         beats.join(timeout=5)
