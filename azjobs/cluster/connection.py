@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import redis
@@ -160,6 +161,28 @@ class Outage:
             self.parties.discard(party)
             if not self.parties:
                 self.log(self.back_line)
+
+
+T = TypeVar("T")
+
+
+def wait_for(found: Callable[[], T | None], say: Callable[[str], None], waiting: str, *, poll_s: float = 1.0,
+             stop: threading.Event | None = None, between: Callable[[], object] | None = None) -> T | None:
+    """The first true value of `found()`, asked every `poll_s` seconds, saying `waiting` once before the
+    first wait (and calling `between`, say a heartbeat, before each); None if `stop` is set first."""
+    stop = stop or threading.Event()
+    said = False
+    while not stop.is_set():
+        value = found()
+        if value:
+            return value
+        if not said:
+            say(waiting)
+            said = True
+        if between is not None:
+            between()
+        stop.wait(poll_s)
+    return None
 
 
 def ping(client: redis.Redis, url: str) -> None:

@@ -34,7 +34,7 @@ from redis import Redis
 from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.cluster.clock import RedisClock
-from azjobs.cluster.connection import Outage, is_outage
+from azjobs.cluster.connection import Outage, is_outage, wait_for
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
@@ -395,17 +395,10 @@ def wait_for_weights(
     store: WeightStore, client: Redis, run: str, stop: threading.Event, log: Callable[[str], None]
 ) -> tuple[int, bytes] | None:
     """The newest weights once any exist, saying once that it waits; None if stopped first."""
-    said = False
-    while not stop.is_set():
-        found = store.latest()
-        if found is not None:
-            return found
-        if not said:
-            log(f"waiting for the first weights of run {run!r} (the trainer publishes them)")
-            said = True
-        heartbeat.beat(client, run, ROLE, heartbeat.process_id(), {"weights_version": "none"})
-        stop.wait(WAIT_POLL_S)
-    return None
+    beat = {"weights_version": "none"}
+    return wait_for(store.latest, log, f"waiting for the first weights of run {run!r} (the trainer publishes them)",
+                    poll_s=WAIT_POLL_S, stop=stop,
+                    between=lambda: heartbeat.beat(client, run, ROLE, heartbeat.process_id(), beat))
 
 
 def run(

@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
-from azjobs.cluster.connection import MAX_BLOCK_S, Outage, is_outage
+from azjobs.cluster.connection import MAX_BLOCK_S, Outage, is_outage, wait_for
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
@@ -178,12 +178,8 @@ def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, sett
 
 
 def wait_for_weights(store: WeightStore, say: Callable[[str], None], poll_s: float = 1.0) -> None:
-    said = False
-    while store.latest_version() is None:
-        if not said:
-            say("waiting for the first weights version (the trainer publishes it)")
-            said = True
-        threading.Event().wait(poll_s)
+    wait_for(lambda: store.latest_version() is not None, say,
+             "waiting for the first weights version (the trainer publishes it)", poll_s=poll_s)
 
 
 def run(
