@@ -14,14 +14,13 @@ import json
 import math
 import numbers
 import os
-import time
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from azjobs import keys
-from azjobs.errors import writing
+from azjobs.errors import AzjobsError
 from azjobs.players.specs import check_opponents
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ ENV_PREFIX = "AZJOBS_"
 SETTINGS_FILE = "settings.toml"
 
 
-class SettingsError(ValueError):
+class SettingsError(AzjobsError, ValueError):
     """A setting has an unknown name, a value of the wrong type, or one out of its range."""
 
 
@@ -507,31 +506,17 @@ def read_file(run_dir: Path) -> Settings | None:
 
 def write_file(run_dir: Path, settings: Settings) -> None:
     """Write `<run_dir>/settings.toml` atomically (temporary name, then rename)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{SETTINGS_FILE}.tmp.{os.getpid()}"
-    try:
-        with writing(run_dir / SETTINGS_FILE):
-            tmp.write_text(to_toml(settings))
-        os.replace(tmp, run_dir / SETTINGS_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from azjobs.storage.atomic import write_atomic
+
+    write_atomic(Path(run_dir) / SETTINGS_FILE, to_toml(settings).encode())
 
 
 def create_file(run_dir: Path, settings: Settings) -> Settings:
     """Write `<run_dir>/settings.toml` unless it exists; the settings the file holds then (of two
     creators at once, exactly one writes it, and both return what it wrote)."""
-    from azjobs.storage.atomic import land_new, temp_path
+    from azjobs.storage.atomic import write_with
 
-    path = Path(run_dir) / SETTINGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with writing(path):
-            tmp.write_text(to_toml(settings))
-            land_new(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_with(Path(run_dir) / SETTINGS_FILE, lambda tmp: tmp.write_text(to_toml(settings)), replace=False)
     stored = read_file(run_dir)
     assert stored is not None  # it landed, ours or the other creator's
     return stored
@@ -572,15 +557,12 @@ def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | N
 
 def wait(redis: "Redis", run: str, run_dir: Path | None, say: Callable[[str], None], poll_s: float = 1.0) -> Settings:
     """Block until the run exists, saying so once; then its settings."""
-    said = False
-    while True:
-        found = fetch(redis, run, run_dir)
-        if found is not None:
-            return found
-        if not said:
-            say(f"waiting for run {run!r} to be created (start `azjobs train` or `azjobs run` for it)")
-            said = True
-        time.sleep(poll_s)
+    from azjobs.cluster.connection import wait_for
+
+    waiting = f"waiting for run {run!r} to be created (start `azjobs train` or `azjobs run` for it)"
+    found = wait_for(lambda: fetch(redis, run, run_dir), say, waiting, poll_s=poll_s)
+    assert found is not None  # no stop event: it waits until the run exists
+    return found
 
 
 # docs/settings.md, rendered from the fields above (tests/test_settings.py fails when it is out of date).

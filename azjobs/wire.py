@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from azjobs.errors import AzjobsError
+
 MAGIC = b"AZJW"
 FORMAT_VERSION = 3
 KIND_REQUEST = 1
@@ -37,7 +39,7 @@ _FLOAT32 = np.dtype("<f4")
 _PRINTABLE = re.compile(rb"[\x21-\x7e]+")  # printable ASCII, no spaces (checked per request: a regex, not a loop)
 
 
-class WireError(ValueError):
+class WireError(AzjobsError, ValueError):
     """A message that is not a well-formed request or reply of this format version."""
 
 

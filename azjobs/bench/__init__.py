@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import redis
+
+    from azjobs.settings import Settings
 
 WINDOWS = 3  # measurement windows per benchmark; the median is reported
 
@@ -32,3 +38,17 @@ def median(values: list[float], digits: int = 2) -> float:
 def medians(windows: list[dict[str, float]], digits: Callable[[str], int] = lambda key: 2) -> dict[str, float]:
     """The median of each figure over the windows."""
     return {key: median([w[key] for w in windows], digits(key)) for key in windows[0]}
+
+
+def publish_random_weights(client: redis.Redis, run: str, run_dir: Path, settings: Settings) -> None:
+    """Version 1 of a benchmark run: the game's network with random weights (from `settings.seed`), no trainer."""
+    import torch
+
+    from azjobs.games import get_game
+    from azjobs.net import build_model, to_bytes
+    from azjobs.storage.weights import WeightStore
+
+    game = get_game(settings.game)
+    torch.manual_seed(settings.seed)
+    data = to_bytes(build_model(game, settings), {"version": 1, "game": game.name})
+    WeightStore(client, run, run_dir).publish(1, data)

@@ -21,19 +21,16 @@ from typing import Any
 
 import psutil
 import redis
-import torch
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs import settings as run_settings
-from azjobs.bench import WINDOWS, emit, median, say
+from azjobs.bench import WINDOWS, emit, median, publish_random_weights, say
 from azjobs.cluster import embedded, heartbeat
 from azjobs.cluster.connection import connect
 from azjobs.games import get_game
-from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
-from azjobs.storage.weights import WeightStore
 
 SELFPLAY = "azjobs.jobs.selfplay.selfplay"
 STARTUP_TIMEOUT_S = 300.0  # first batches: imports, numba's first compile, the runner's timing
@@ -66,9 +63,7 @@ def run(settings: Settings, seconds: float, warmup_s: float, workers: int, serve
             client = connect(redis_server.url)
             run = run_dir.name
             run_settings.publish(client, run, run_dir, settings)
-            torch.manual_seed(settings.seed)
-            WeightStore(client, run, run_dir).publish(1, to_bytes(build_model(game, settings), {"version": 1,
-                                                                                                 "game": game.name}))
+            publish_random_weights(client, run, run_dir, settings)
             queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
             _top_up(queue, run, workers)
             say(f"bench selfplay: {game.name} {settings.net_blocks}x{settings.net_channels}, {workers} worker(s), "

@@ -28,6 +28,7 @@ import redis
 
 from azjobs import keys
 from azjobs import settings as run_settings
+from azjobs.bench import publish_random_weights
 from azjobs.cluster import embedded
 from azjobs.games import Game, get_game
 from azjobs.settings import Settings
@@ -146,18 +147,6 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in found.items()}
 
 
-def _publish_random_weights(client: redis.Redis, run: str, run_dir: Path, settings: Settings) -> None:
-    import torch
-
-    from azjobs.net import build_model, to_bytes
-    from azjobs.storage.weights import WeightStore
-
-    game = get_game(settings.game)
-    torch.manual_seed(settings.seed)
-    data = to_bytes(build_model(game, settings), {"version": 1, "game": game.name})
-    WeightStore(client, run, run_dir).publish(1, data)
-
-
 def run(
     settings: Settings,
     *,
@@ -175,7 +164,7 @@ def run(
     try:
         client = redis.Redis.from_url(server_redis.url)
         run_settings.publish(client, "soak", run_dir, settings)
-        _publish_random_weights(client, "soak", run_dir, settings)
+        publish_random_weights(client, "soak", run_dir, settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
         env.update(AZJOBS_REDIS_URL=server_redis.url, OMP_NUM_THREADS="1")
         azjobs = [sys.executable, "-m", "azjobs"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import redis
@@ -120,6 +123,66 @@ def describe_outage(e: Exception) -> str:
     if isinstance(e, redis.exceptions.ReadOnlyError) or isinstance(e, redis.ResponseError):
         return "Redis is read-only (a replica) and refuses writes"
     return f"lost the connection to Redis ({e.__class__.__name__})"
+
+
+class Outage:
+    """An outage of Redis as a role's log tells it: said once when the first of its parties (threads, or
+    the one loop) meets one, and once when the last of them gets through again (a party that still
+    succeeds, say popping from a Redis that refuses writes, neither starts nor ends it).
+
+    `lost` is the line for an outage, `{cause}` in it the `describe_outage` of the error; `back` the
+    line for its end.
+    """
+
+    def __init__(self, log: Callable[[str], None], back: str, *,
+                 lost: str = "{cause}; retrying every second") -> None:
+        self.log, self.back_line, self.lost_line = log, back, lost
+        self.lock = threading.Lock()
+        self.parties: set[str] = set()
+
+    @property
+    def on(self) -> bool:
+        """Whether some party is still waiting for Redis."""
+        return bool(self.parties)
+
+    def lost(self, party: str, e: Exception | None = None) -> None:
+        """`party` met an outage (`e`, an error that `is_outage`; None where it was not kept)."""
+        with self.lock:
+            if not self.parties:
+                cause = describe_outage(e) if e is not None else "lost Redis"
+                self.log(self.lost_line.format(cause=cause))
+            self.parties.add(party)
+
+    def passed(self, party: str) -> None:
+        """`party` got through to Redis."""
+        if party not in self.parties:  # the common case, without the lock
+            return
+        with self.lock:
+            self.parties.discard(party)
+            if not self.parties:
+                self.log(self.back_line)
+
+
+T = TypeVar("T")
+
+
+def wait_for(found: Callable[[], T | None], say: Callable[[str], None], waiting: str, *, poll_s: float = 1.0,
+             stop: threading.Event | None = None, between: Callable[[], object] | None = None) -> T | None:
+    """The first true value of `found()`, asked every `poll_s` seconds, saying `waiting` once before the
+    first wait (and calling `between`, say a heartbeat, before each); None if `stop` is set first."""
+    stop = stop or threading.Event()
+    said = False
+    while not stop.is_set():
+        value = found()
+        if value:
+            return value
+        if not said:
+            say(waiting)
+            said = True
+        if between is not None:
+            between()
+        stop.wait(poll_s)
+    return None
 
 
 def ping(client: redis.Redis, url: str) -> None:

@@ -29,6 +29,7 @@ from azjobs.cluster.connection import connect
 from azjobs.errors import AzjobsError
 from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
 from azjobs.storage import lease, marker
+from azjobs.storage.atomic import write_with
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
 
@@ -47,11 +48,13 @@ def write_url_file(run_dir: Path, url: str, pid: int | None = None) -> Path:
     pid = pid or os.getpid()
     text = json.dumps({"url": url, "pid": pid, "host": socket.gethostname(), "started": _process_start(pid)})
     path = Path(run_dir) / LOCAL_URL_FILE
-    tmp = path.with_name(f"{LOCAL_URL_FILE}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+
+    def fill(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+
+    write_with(path, fill)
     return path
 
 

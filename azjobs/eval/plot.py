@@ -5,7 +5,6 @@ Reads only the storage root (`<run_dir>/evals/`), so it works after `azjobs run`
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from azjobs.errors import AzjobsError
 from azjobs.eval import ratings
 from azjobs.eval.records import PLOT_FILE, AccuracyRecord, MatchRecord, evals_dir, read_files, stored_ratings
+from azjobs.storage.atomic import write_with
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,8 @@ def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
     axes[1][0].set_ylabel("share of optimal moves")
     fig.suptitle(f"{Path(run_dir).resolve().name}: strength of the weights versions")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    fig.savefig(tmp, format="png", dpi=100)
+    write_with(out, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-    os.replace(tmp, out)
     return out, summary
 
 

@@ -20,7 +20,8 @@ from azjobs import keys
 from azjobs.eval import ratings
 from azjobs.eval.match import MatchResult
 from azjobs.net.weights import read_metadata
-from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in, write_atomic
+from azjobs.storage.atomic import write_atomic
+from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in
 
 if TYPE_CHECKING:
     from redis import Redis

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The kind of device `devices.resolve` picks when none is asked for ("cuda" or "cpu")."""
+    return devices.resolve().type
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:

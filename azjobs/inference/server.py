@@ -34,7 +34,7 @@ from redis import Redis
 from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.cluster.clock import RedisClock
-from azjobs.cluster.connection import describe_outage, is_outage
+from azjobs.cluster.connection import Outage, is_outage, wait_for
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.games.base import Game
@@ -99,31 +99,6 @@ class _Window:
     stale: int = 0  # requests dropped as stale
 
 
-class _Outage:
-    """Redis outages seen by the server's threads, said once when the first thread meets one and once when
-    the last of them gets through again (a thread that still succeeds, say popping from a Redis that
-    refuses writes, neither starts nor ends it)."""
-
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.log = log
-        self.lock = threading.Lock()
-        self.threads: set[str] = set()
-
-    def lost(self, thread: str, e: Exception) -> None:
-        with self.lock:
-            if not self.threads:
-                self.log(f"{describe_outage(e)}; retrying every second")
-            self.threads.add(thread)
-
-    def passed(self, thread: str) -> None:
-        if thread not in self.threads:  # the common case, without the lock
-            return
-        with self.lock:
-            self.threads.discard(thread)
-            if not self.threads:
-                self.log("Redis is back; serving again")
-
-
 class _Server:
     """One server's state: the runner with its batch buffers, the batches between threads, and its figures."""
 
@@ -146,7 +121,7 @@ class _Server:
         self.done: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()  # run, waiting for the sender; None: finish
         self.halt = threading.Event()  # the collector stops; set when serving ends
         self.failure: BaseException | None = None  # an error of the collector or the sender, raised by serve
-        self.outage = _Outage(log)
+        self.outage = Outage(log, "Redis is back; serving again")  # said once for all its threads
         self.batches = self.positions = self.requests = self.dropped = self.stale = 0
         self.forward_s = self.forward_cpu_s = 0.0
         self.window = _Window()
@@ -420,17 +395,10 @@ def wait_for_weights(
     store: WeightStore, client: Redis, run: str, stop: threading.Event, log: Callable[[str], None]
 ) -> tuple[int, bytes] | None:
     """The newest weights once any exist, saying once that it waits; None if stopped first."""
-    said = False
-    while not stop.is_set():
-        found = store.latest()
-        if found is not None:
-            return found
-        if not said:
-            log(f"waiting for the first weights of run {run!r} (the trainer publishes them)")
-            said = True
-        heartbeat.beat(client, run, ROLE, heartbeat.process_id(), {"weights_version": "none"})
-        stop.wait(WAIT_POLL_S)
-    return None
+    beat = {"weights_version": "none"}
+    return wait_for(store.latest, log, f"waiting for the first weights of run {run!r} (the trainer publishes them)",
+                    poll_s=WAIT_POLL_S, stop=stop,
+                    between=lambda: heartbeat.beat(client, run, ROLE, heartbeat.process_id(), beat))
 
 
 def run(

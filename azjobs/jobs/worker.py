@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
-from azjobs.cluster.connection import MAX_BLOCK_S, is_outage
+from azjobs.cluster.connection import MAX_BLOCK_S, Outage, is_outage, wait_for
 from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
@@ -178,12 +178,8 @@ def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, sett
 
 
 def wait_for_weights(store: WeightStore, say: Callable[[str], None], poll_s: float = 1.0) -> None:
-    said = False
-    while store.latest_version() is None:
-        if not said:
-            say("waiting for the first weights version (the trainer publishes it)")
-            said = True
-        threading.Event().wait(poll_s)
+    wait_for(lambda: store.latest_version() is not None, say,
+             "waiting for the first weights version (the trainer publishes it)", poll_s=poll_s)
 
 
 def run(
@@ -222,6 +218,8 @@ def run(
     beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
+    outage = Outage(say, f"worker {name}: Redis is back; taking jobs again",
+                    lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
     try:
         while True:
             worker = RunWorker(
@@ -237,13 +235,13 @@ def run(
                 worker.lost_redis = True
             if not worker.lost_redis or worker.stopping:
                 break
-            say(f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
+            outage.lost("worker")
             if not _wait_for_redis(client, worker):
                 break
             # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
             for queue in queues:
                 reaper.reap(client, run, queue, say, dead=name)
-            say(f"worker {name}: Redis is back; taking jobs again")
+            outage.passed("worker")
     finally:
         beats.stop.set()
         beats.join(timeout=5)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from azjobs.storage.atomic import write_atomic
 from azjobs.storage.replay import ReplayBuffer, list_shards, rebuild_index, register_shard
 from azjobs.storage.shards import ShardError, ShardInfo, read_shard, read_shard_info, write_shard
-from azjobs.storage.weights import WeightStore, write_atomic
+from azjobs.storage.weights import WeightStore
 
 # Checkpoints need torch; imported on first use so that shard writers stay light.
 _CHECKPOINT_NAMES = {"CheckpointError", "CheckpointInfo", "load_latest_checkpoint", "save_checkpoint"}

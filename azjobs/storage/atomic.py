@@ -1,5 +1,5 @@
-"""Writing files on shared storage: temporary names that say who writes them, landing without
-overwriting, and sweeping the temporary files of writers that were killed.
+"""Writing files on shared storage: temporary names that say who writes them, landing by rename (or
+without overwriting), and sweeping the temporary files of writers that were killed.
 
 A temporary name is `.tmp-<host>+<pid>+<random>-<final name>` beside the final file (readers skip
 names that start with "."). A sweep removes one when its writer is on this host and dead, or when it
@@ -14,7 +14,10 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from azjobs.errors import writing
 
 TMP_PREFIX = ".tmp-"
 STALE_AFTER_S = 3600.0
@@ -53,6 +56,38 @@ def land_new(tmp: Path, path: Path) -> bool:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return True
+
+
+def write_with(path: Path, fill: Callable[[Path], object], *, replace: bool = True) -> bool:
+    """Write `path` atomically: `fill(tmp)` writes a temporary file beside it, which then lands by rename
+    (or, with `replace=False`, only where `path` does not exist yet: see `land_new`); whether it landed.
+
+    A full disk becomes a `StorageFullError`; the temporary file is gone however this ends.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with writing(path):
+            fill(tmp)
+            if not replace:
+                return land_new(tmp, path)
+        os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary name in the same folder, synced, then renamed."""
+    write_with(path, lambda tmp: _write_synced(tmp, data))
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _alive(pid: int) -> bool:

@@ -20,7 +20,7 @@ from safetensors.torch import save as save_tensors
 
 from azjobs.errors import AzjobsError
 from azjobs.settings import Settings
-from azjobs.storage.weights import write_atomic
+from azjobs.storage.atomic import write_atomic
 
 CHECKPOINTS_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3

@@ -4,13 +4,13 @@ that the folder it was given is the run's own folder on the shared storage root,
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from azjobs import keys
+from azjobs.cluster.connection import wait_for
 from azjobs.errors import AzjobsError
-from azjobs.storage.weights import write_atomic
+from azjobs.storage.atomic import write_atomic
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -58,12 +58,9 @@ def require(client: Redis, run: str, run_dir: Path, *, role: str = "worker",
             say: Callable[[str], None] | None = None, poll_s: float = 1.0) -> None:
     """Return once `run_dir` holds the run's marker; StorageMismatchError naming the folder, the marker
     expected and the fix otherwise. With `say`, first wait (saying so once) for the run to have a marker."""
-    said = False
-    while say is not None and client.get(keys.marker(run)) is None and read(run_dir) is None:
-        if not said:
-            say(f"{role}: waiting for run {run!r} to get its storage marker (the trainer makes it)")
-            said = True
-        time.sleep(poll_s)
+    if say is not None:
+        wait_for(lambda: client.get(keys.marker(run)) is not None or read(run_dir) is not None, say,
+                 f"{role}: waiting for run {run!r} to get its storage marker (the trainer makes it)", poll_s=poll_s)
     problem = check(client, run, run_dir)
     if problem == "ok":
         return

@@ -18,9 +18,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from azjobs.errors import AzjobsError, writing
+from azjobs.errors import AzjobsError
 from azjobs.game_records import GameRecords
-from azjobs.storage.atomic import land_new, temp_path
+from azjobs.storage.atomic import write_with
 
 FORMAT_VERSION = 2  # 2 added policy_weight_N (playout cap randomization)
 READABLE_VERSIONS = (1, 2)  # a version 1 shard has policy targets at every position
@@ -129,9 +129,9 @@ def write_shard(
     replay_dir.mkdir(parents=True, exist_ok=True)
     created = time.time() if created is None else created
     name = shard_name(created, job_id)
-    tmp = temp_path(replay_dir / name)
-    try:
-        with writing(replay_dir / name), h5py.File(tmp, "w") as f:
+
+    def fill(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
             for dataset, (field, dtype) in DATASETS.items():
                 _write_dataset(f, dataset, np.asarray(getattr(records, field), dtype=dtype))
             attrs: dict[str, Any] = {
@@ -145,12 +145,8 @@ def write_shard(
                 "games": records.games,
             }
             f.attrs.update(attrs)
-        with writing(replay_dir / name):
-            landed = land_new(tmp, replay_dir / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not landed:
+
+    if not write_with(replay_dir / name, fill, replace=False):
         return read_shard_info(replay_dir / name)
     return ShardInfo(name=name, positions=records.positions, games=records.games, created=created)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from azjobs import keys
-from azjobs.errors import AzjobsError, writing
-from azjobs.storage.atomic import temp_path
+from azjobs.errors import AzjobsError
+from azjobs.storage.atomic import write_atomic
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -32,22 +32,6 @@ if version > current then
 end
 return 0
 """
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary name in the same folder, synced, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with writing(path), open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def file_name(version: int) -> str:

@@ -20,8 +20,9 @@ from azjobs.games import Game
 from azjobs.jobs import evaluate
 from azjobs.jobs.seeds import new_seed
 from azjobs.settings import Settings
+from azjobs.storage.atomic import write_atomic
 from azjobs.storage.replay import powerlaw_window
-from azjobs.storage.weights import WeightStore, write_atomic
+from azjobs.storage.weights import WeightStore
 
 SELFPLAY_JOB = "azjobs.jobs.selfplay.selfplay"
 JOB_TIMEOUT_S = 4 * 3600  # a job that hangs longer than this (e.g. no server for hours) fails in RQ

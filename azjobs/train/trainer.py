@@ -27,7 +27,7 @@ import numpy as np
 import redis
 
 from azjobs.cluster import heartbeat
-from azjobs.cluster.connection import describe_outage, is_outage
+from azjobs.cluster.connection import Outage, is_outage
 from azjobs.errors import AzjobsError, StorageFullError
 from azjobs.eval import records
 from azjobs.games import get_game
@@ -295,8 +295,8 @@ def run(
 class _Passes:
     """What the loop keeps between its passes."""
 
+    outage: Outage  # Redis was out; it is back once a pass writes to it again
     last_refresh: float = 0.0  # time.monotonic() of the last refresh; 0.0: refresh on the next pass
-    redis_lost: bool = False  # Redis was out; it is back once a pass writes to it again
 
 
 def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease: TrainerLease, *,
@@ -304,7 +304,8 @@ def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease
          own: Mapping[str, Any] | None) -> TrainerState:
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
     trainer.resume()
-    passes = _Passes()
+    passes = _Passes(Outage(log, "trainer: Redis is back; training again",
+                            lost="trainer: {cause}; retrying every second"))
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
             _ride_out_faults(trainer, stop, passes)
@@ -340,7 +341,7 @@ def _ride_out_faults(trainer: Trainer, stop: threading.Event, passes: _Passes) -
     meanwhile: the model stays in memory, checkpoints and weights are on disk, owed writes are retried."""
     try:
         passes.last_refresh = _one_pass(trainer, stop, passes.last_refresh)
-        if passes.redis_lost:  # a pass may only read: Redis is back once it takes a write again
+        if passes.outage.on:  # a pass may only read: Redis is back once it takes a write again
             trainer.report(force=True)
     except StorageFullError as e:
         if trainer.state.waiting != str(e):
@@ -354,15 +355,11 @@ def _ride_out_faults(trainer: Trainer, stop: threading.Event, passes: _Passes) -
         if not is_outage(e):
             raise
         # Lost, silent, out of memory or read-only: waited out, saying so once.
-        if not passes.redis_lost:
-            trainer.log(f"trainer: {describe_outage(e)}; retrying every second")
-        passes.redis_lost = True
+        passes.outage.lost("trainer", e)
         stop.wait(1.0)
         passes.last_refresh = 0.0
         return
-    if passes.redis_lost:
-        trainer.log("trainer: Redis is back; training again")
-        passes.redis_lost = False
+    passes.outage.passed("trainer")
 
 
 def _finish(trainer: Trainer, lease: TrainerLease) -> None:

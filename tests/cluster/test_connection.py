@@ -13,7 +13,7 @@ import redis
 from azjobs.cluster import embedded
 from azjobs.cluster.connection import (
     KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, MAX_BLOCK_S, PASSWORD_ENV, SOCKET_CONNECT_TIMEOUT_S,
-    SOCKET_TIMEOUT_S, URL_ENV, connect, describe_outage, is_outage, redact,
+    SOCKET_TIMEOUT_S, URL_ENV, Outage, connect, describe_outage, is_outage, redact, wait_for,
 )
 from azjobs.inference.channel import ListChannel
 from azjobs.errors import AzjobsError
@@ -191,3 +191,27 @@ def test_outages_are_told_from_faults_of_the_command(error: redis.RedisError, ou
     assert is_outage(error) is outage
     if outage:
         assert "\n" not in describe_outage(error) and "Redis" in describe_outage(error)
+
+
+def test_outages_are_said_once_across_threads() -> None:
+    lines: list[str] = []
+    outage = Outage(lines.append, "Redis is back; serving again")
+    refused = redis.exceptions.OutOfMemoryError("OOM command not allowed")
+    outage.passed("collector")  # nothing was lost: nothing to say
+    outage.lost("sender", refused)
+    outage.lost("forward", refused)
+    outage.passed("collector")  # a thread that still gets through (pops) ends nothing
+    outage.passed("sender")
+    assert len(lines) == 1 and "out of memory" in lines[0]
+    outage.passed("forward")
+    assert lines[1:] == ["Redis is back; serving again"]
+
+
+def test_wait_for_says_once_and_returns_the_first_true_value() -> None:
+    lines: list[str] = []
+    answers = iter([None, 0, None, "found"])
+    assert wait_for(lambda: next(answers), lines.append, "waiting", poll_s=0.0) == "found"
+    assert lines == ["waiting"]
+    stop = threading.Event()
+    stop.set()
+    assert wait_for(lambda: "never asked", lines.append, "waiting", stop=stop) is None

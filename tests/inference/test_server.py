@@ -513,17 +513,3 @@ def test_stopping_gives_back_collected_batches_in_order(
     assert runner.forwards == [runner.forwards[0]]  # nothing else ran
     left = redis_client.lrange(keys.requests(RUN), 0, -1)
     assert _request_ids(left) == ids[1:]  # given back at the head of the list, in their order
-
-
-def test_outages_are_said_once_across_threads() -> None:
-    lines: list[str] = []
-    outage = server._Outage(lines.append)
-    refused = redis.exceptions.OutOfMemoryError("OOM command not allowed")
-    outage.passed("collector")  # nothing was lost: nothing to say
-    outage.lost("sender", refused)
-    outage.lost("forward", refused)
-    outage.passed("collector")  # a thread that still gets through (pops) ends nothing
-    outage.passed("sender")
-    assert len(lines) == 1 and "out of memory" in lines[0]
-    outage.passed("forward")
-    assert lines[1:] == ["Redis is back; serving again"]
