@@ -555,16 +555,6 @@ def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | N
     return stored
 
 
-def wait(redis: "Redis", run: str, run_dir: Path | None, say: Callable[[str], None], poll_s: float = 1.0) -> Settings:
-    """Block until the run exists, saying so once; then its settings."""
-    from azjobs.cluster.connection import wait_for
-
-    waiting = f"waiting for run {run!r} to be created (start `azjobs train` or `azjobs run` for it)"
-    found = wait_for(lambda: fetch(redis, run, run_dir), say, waiting, poll_s=poll_s)
-    assert found is not None  # no stop event: it waits until the run exists
-    return found
-
-
 # docs/settings.md, rendered from the fields above (tests/test_settings.py fails when it is out of date).
 
 DOC_COMMAND = "python scripts/settings_doc.py"

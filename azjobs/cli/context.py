@@ -69,10 +69,10 @@ class Session:
 
     def join(self, *, cuda: bool = False, device: str | None = None):  # type: ignore[no-untyped-def]
         """Connect and wait (saying so) until the run exists; then (client, settings)."""
-        from azjobs import settings as run_settings
+        from azjobs.run import Run
 
         client = self.connect()
-        found = run_settings.wait(client, self.name, self.run_dir, say)
+        found = Run(self.name, self.run_dir, client).wait(say)
         self.note_facts(client, found, cuda=cuda, device=device)
         return client, found
 
