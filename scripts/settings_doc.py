@@ -1,8 +1,8 @@
-"""Render docs/settings.md from azjobs/settings.py: `python scripts/settings_doc.py` from the repository root."""
+"""Render docs/settings.md from the settings (azjobs/settings.py, azjobs/cli/settings_doc.py): `python scripts/settings_doc.py` from the repository root."""
 
 from pathlib import Path
 
-from azjobs.settings import markdown
+from azjobs.cli.settings_doc import markdown
 
 if __name__ == "__main__":
     path = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
