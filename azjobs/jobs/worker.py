@@ -218,30 +218,8 @@ def run(
     beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
-    outage = Outage(say, f"worker {name}: Redis is back; taking jobs again",
-                    lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
     try:
-        while True:
-            worker = RunWorker(
-                queues, connection=client, serializer=JSONSerializer, name=name, job_class=job_class,
-                maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
-            )
-            worker.run_name, worker.say = run, say
-            try:
-                worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
-            except redis.RedisError as e:  # refused while RQ registers the worker, before its loop
-                if not is_outage(e):
-                    raise
-                worker.lost_redis = True
-            if not worker.lost_redis or worker.stopping:
-                break
-            outage.lost("worker")
-            if not _wait_for_redis(client, worker):
-                break
-            # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
-            for queue in queues:
-                reaper.reap(client, run, queue, say, dead=name)
-            outage.passed("worker")
+        _work(client, run, name, queues, say, job_class, burst=burst, max_jobs=max_jobs)
     finally:
         beats.stop.set()
         beats.join(timeout=5)
@@ -250,6 +228,34 @@ def run(
         if close is not None:
             close()
         say(f"worker {name}: stopped")
+
+
+def _work(client: redis.Redis, run: str, name: str, queues: list[Queue], say: Callable[[str], None],
+          job_class: type[AzjobsJob], *, burst: bool, max_jobs: int | None) -> None:
+    """RQ's work loop, started again each time Redis comes back after an outage; until stopped."""
+    outage = Outage(say, f"worker {name}: Redis is back; taking jobs again",
+                    lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
+    while True:
+        worker = RunWorker(
+            queues, connection=client, serializer=JSONSerializer, name=name, job_class=job_class,
+            maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
+        )
+        worker.run_name, worker.say = run, say
+        try:
+            worker.work(burst=burst, max_jobs=max_jobs, logging_level="WARNING")
+        except redis.RedisError as e:  # refused while RQ registers the worker, before its loop
+            if not is_outage(e):
+                raise
+            worker.lost_redis = True
+        if not worker.lost_redis or worker.stopping:
+            return
+        outage.lost("worker")
+        if not _wait_for_redis(client, worker):
+            return
+        # The job it was running when Redis went away is nobody's now: RQ retries or fails it.
+        for queue in queues:
+            reaper.reap(client, run, queue, say, dead=name)
+        outage.passed("worker")
 
 
 def _wait_for_redis(client: redis.Redis, worker: RunWorker, poll_s: float = 1.0) -> bool:
