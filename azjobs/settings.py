@@ -70,8 +70,15 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def setting(default: Any, doc: str, *, at_least: float | None = None, above: float | None = None,
-            at_most: float | None = None, text: str = "text") -> Any:
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    text: str = "text",
+) -> Any:
     """A Settings field: its default, its one-line meaning and its range (bounds as in Spec)."""
     return field(default=default, metadata={"spec": Spec(doc, at_least, above, at_most, text)})
 
@@ -105,115 +112,167 @@ class Settings:
     dirichlet_alpha: float = setting(1.0, "Dirichlet noise concentration at the root", above=0)
     dirichlet_fraction: float = setting(0.25, "share of Dirichlet noise in the root priors", at_least=0, at_most=1)
     temperature_moves: int = setting(
-        10, "moves of each game chosen in proportion to visits; later moves take the most visited", at_least=0)
+        10, "moves of each game chosen in proportion to visits; later moves take the most visited", at_least=0
+    )
     reuse_tree: bool = setting(
-        True, "keep the searched subtree of the move played for the next search (its visits count toward "
-              "num_simulations)")
+        True,
+        "keep the searched subtree of the move played for the next search (its visits count toward num_simulations)",
+    )
     # Strength per compute; the defaults are plain AlphaZero (games turn some on).
     gumbel: bool = setting(
-        False, "Gumbel search: sequential halving over Gumbel-sampled root actions, the improved policy pi' as "
-               "the policy target, no Dirichlet noise, no tree reuse")
+        False,
+        "Gumbel search: sequential halving over Gumbel-sampled root actions, the improved policy pi' as "
+        "the policy target, no Dirichlet noise, no tree reuse",
+    )
     gumbel_considered: int = setting(16, "root actions Gumbel search samples and halves (mctx: 16)", at_least=1)
     gumbel_c_visit: float = setting(
-        50.0, "c_visit of Gumbel's sigma(q) = (c_visit + max visits) x c_scale x q (mctx: 50)", at_least=0)
+        50.0, "c_visit of Gumbel's sigma(q) = (c_visit + max visits) x c_scale x q (mctx: 50)", at_least=0
+    )
     gumbel_c_scale: float = setting(1.0, "c_scale of Gumbel's sigma(q)", above=0)
     full_search_prob: float = setting(
-        1.0, "playout cap randomization: the share of self-play moves searched with num_simulations; the others "
-             "get cheap_simulations without noise and are no policy targets (1: all full)", above=0, at_most=1)
+        1.0,
+        "playout cap randomization: the share of self-play moves searched with num_simulations; the others "
+        "get cheap_simulations without noise and are no policy targets (1: all full)",
+        above=0,
+        at_most=1,
+    )
     cheap_simulations: int = setting(
-        0, "simulations of a cheap search, at most num_simulations (0: num_simulations // 4)", at_least=0)
+        0, "simulations of a cheap search, at most num_simulations (0: num_simulations // 4)", at_least=0
+    )
     fpu_reduction: float = setting(
-        0.0, "first-play urgency: an unvisited child's Q is its parent's mean value less this times the square "
-             "root of the visited children's priors (0: the mean)", at_least=0)
+        0.0,
+        "first-play urgency: an unvisited child's Q is its parent's mean value less this times the square "
+        "root of the visited children's priors (0: the mean)",
+        at_least=0,
+    )
     fpu_reduction_root: float = setting(0.0, "fpu_reduction at the root", at_least=0)
     forced_playouts: float = setting(
-        0.0, "KataGo's forced playouts: noisy root children get sqrt(k x prior x visits) visits, and the policy "
-             "target is pruned of them; this is k (0: off; KataGo: 2)", at_least=0)
+        0.0,
+        "KataGo's forced playouts: noisy root children get sqrt(k x prior x visits) visits, and the policy "
+        "target is pruned of them; this is k (0: off; KataGo: 2)",
+        at_least=0,
+    )
     resign_value: float = setting(
-        -1.0, "self-play resigns when the root value and the most visited child's value are both below this "
-              "(-1: never)", at_least=-1, at_most=1)
+        -1.0,
+        "self-play resigns when the root value and the most visited child's value are both below this (-1: never)",
+        at_least=-1,
+        at_most=1,
+    )
     resign_playout_share: float = setting(
-        0.1, "share of self-play games that never resign, played out to count false resignations",
-        at_least=0, at_most=1)
+        0.1, "share of self-play games that never resign, played out to count false resignations", at_least=0, at_most=1
+    )
     # Self-play.
     games_per_job: int = setting(
-        1024, "games one self-play job plays (and stores as one replay shard); 8 x games_in_flight keeps the "
-              "job's tail, with ever fewer games left, short", at_least=1)
+        1024,
+        "games one self-play job plays (and stores as one replay shard); 8 x games_in_flight keeps the "
+        "job's tail, with ever fewer games left, short",
+        at_least=1,
+    )
     games_in_flight: int = setting(
-        128, "games a self-play job searches at once, in two groups whose requests alternate; a finished "
-             "game's slot takes the job's next game", at_least=1)
+        128,
+        "games a self-play job searches at once, in two groups whose requests alternate; a finished "
+        "game's slot takes the job's next game",
+        at_least=1,
+    )
     weight_sync_interval: int = setting(
-        2, "games between weight checks in a worker that evaluates in-process (--evaluator local)", at_least=1)
+        2, "games between weight checks in a worker that evaluates in-process (--evaluator local)", at_least=1
+    )
     selfplay_queue_depth: int = setting(4, "self-play jobs the trainer keeps waiting in the queue", at_least=1)
     num_workers: int = setting(
-        0, "workers `azjobs run` starts (0: cores - 1, at least 1); each `azjobs run` takes its own, not the "
-           "stored one",
-        at_least=0)
+        0,
+        "workers `azjobs run` starts (0: cores - 1, at least 1); each `azjobs run` takes its own, not the stored one",
+        at_least=0,
+    )
     # Inference server.
     inference_batch_size: int = setting(
-        64, "positions gpu-serve gathers before a forward pass (one group's request: games_in_flight / 2)",
-        at_least=1)
+        64, "positions gpu-serve gathers before a forward pass (one group's request: games_in_flight / 2)", at_least=1
+    )
     inference_wait_ms: float = setting(
-        2.0, "longest gpu-serve waits, in milliseconds, to fill a batch", at_least=0, at_most=1000)
+        2.0, "longest gpu-serve waits, in milliseconds, to fill a batch", at_least=0, at_most=1000
+    )
     max_request_positions: int = setting(
-        4096, "positions per request above which a request is dropped as oversized", at_least=1)
+        4096, "positions per request above which a request is dropped as oversized", at_least=1
+    )
     # Training.
     replay_buffer_size: int = setting(
-        200_000, "newest positions the trainer samples from (the replay window)", at_least=1)
+        200_000, "newest positions the trainer samples from (the replay window)", at_least=1
+    )
     min_replay_positions: int = setting(
-        4_000, "positions needed before training starts, at most replay_buffer_size", at_least=1)
+        4_000, "positions needed before training starts, at most replay_buffer_size", at_least=1
+    )
     batch_size: int = setting(256, "positions per training minibatch", at_least=1)
     learning_rate: float = setting(1e-3, "AdamW learning rate", above=0)
     learning_rate_schedule: str = setting(
-        "", "learning rate drops, STEP:RATE,... (e.g. 20000:3e-4,40000:1e-4): from training step STEP on, "
-            "RATE (empty: learning_rate throughout)", text="STEP:RATE pairs, steps rising, or empty")
+        "",
+        "learning rate drops, STEP:RATE,... (e.g. 20000:3e-4,40000:1e-4): from training step STEP on, "
+        "RATE (empty: learning_rate throughout)",
+        text="STEP:RATE pairs, steps rising, or empty",
+    )
     weight_decay: float = setting(1e-4, "AdamW weight decay", at_least=0)
     publish_every_steps: int = setting(100, "training steps between published weights versions", at_least=1)
-    checkpoint_every_steps: int = setting(
-        500, "training steps between checkpoints (and one on exit)", at_least=1)
+    checkpoint_every_steps: int = setting(500, "training steps between checkpoints (and one on exit)", at_least=1)
     max_train_per_position: float = setting(
-        4.0, "mean times each position is trained on; the trainer waits for new games beyond it", above=0)
+        4.0, "mean times each position is trained on; the trainer waits for new games beyond it", above=0
+    )
     min_train_per_position: float = setting(
-        0.0, "the trainer stops queueing self-play while it has trained fewer times per position than this "
-             "(0: never), so slow training does not waste games; at most max_train_per_position", at_least=0)
+        0.0,
+        "the trainer stops queueing self-play while it has trained fewer times per position than this "
+        "(0: never), so slow training does not waste games; at most max_train_per_position",
+        at_least=0,
+    )
     weights_kept_in_redis: int = setting(
-        5, "newest weights versions kept in Redis (all stay on the storage root)", at_least=1)
+        5, "newest weights versions kept in Redis (all stay on the storage root)", at_least=1
+    )
     # Replay window growing with the data (KataGo's power law); 0 rows: a fixed window.
     replay_window_min_rows: int = setting(
-        0, "KataGo's growing window: with N positions made, sample the newest c x (1 + expand x ((N / c) ^ "
-           "exponent - 1) / exponent), c this setting, at most replay_buffer_size (0: always "
-           "replay_buffer_size)", at_least=0)
+        0,
+        "KataGo's growing window: with N positions made, sample the newest c x (1 + expand x ((N / c) ^ "
+        "exponent - 1) / exponent), c this setting, at most replay_buffer_size (0: always "
+        "replay_buffer_size)",
+        at_least=0,
+    )
     replay_window_exponent: float = setting(
-        0.65, "exponent of the growing replay window (KataGo: 0.65)", above=0, at_most=1)
+        0.65, "exponent of the growing replay window (KataGo: 0.65)", above=0, at_most=1
+    )
     replay_window_expand: float = setting(
-        0.4, "new window rows per new position where the window starts to grow (KataGo: 0.4)", above=0)
+        0.4, "new window rows per new position where the window starts to grow (KataGo: 0.4)", above=0
+    )
     # Evaluation, ratings and gating.
     eval_every_versions: int = setting(
-        10, "the trainer evaluates weights versions 1, 1+N, 1+2N, ... (0: never)", at_least=0)
+        10, "the trainer evaluates weights versions 1, 1+N, 1+2N, ... (0: never)", at_least=0
+    )
     eval_games: int = setting(
-        20, "games per evaluation match (half with each colour, from paired random openings)", at_least=2)
+        20, "games per evaluation match (half with each colour, from paired random openings)", at_least=2
+    )
     eval_opponents: str = setting(
-        "previous,random,oneply,alphabeta:4", "who each evaluated version plays, comma-separated: previous "
+        "previous,random,oneply,alphabeta:4",
+        "who each evaluated version plays, comma-separated: previous "
         "(the version evaluated before) and baselines: random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS",
-        text="previous and baseline players, comma-separated")
+        text="previous and baseline players, comma-separated",
+    )
     eval_simulations: int = setting(
-        100, "search simulations of network players in evaluation (accuracy also with 0)", at_least=0)
+        100, "search simulations of network players in evaluation (accuracy also with 0)", at_least=0
+    )
     eval_opening_moves: int = setting(2, "random moves that open each evaluation game", at_least=0)
     eval_positions: str = setting(
-        "", "labelled positions scored for each evaluated version: a bundled set's name (connect4) or a "
-            "JSON-lines file (format: docs/evaluation.md); copied into <run_dir>/evals/ when the run is created",
-        text="a bundled set's name, a file's path, or empty")
+        "",
+        "labelled positions scored for each evaluated version: a bundled set's name (connect4) or a "
+        "JSON-lines file (format: docs/evaluation.md); copied into <run_dir>/evals/ when the run is created",
+        text="a bundled set's name, a file's path, or empty",
+    )
     gating: bool = setting(False, "serve a new weights version to self-play only once it beats the served one")
     gating_threshold: float = setting(
-        0.55, "share of the points a new version needs against the served one to pass the gate",
-        above=0, at_most=1)
+        0.55, "share of the points a new version needs against the served one to pass the gate", above=0, at_most=1
+    )
 
     def __post_init__(self) -> None:
         for name in FIELD_TYPES:  # each value on its own: its type (ints read as floats) and its range
             object.__setattr__(self, name, check_value(name, getattr(self, name)))
         if self.cheap_simulations > self.num_simulations:
-            raise SettingsError(f"cheap_simulations ({self.cheap_simulations}) exceeds num_simulations "
-                                f"({self.num_simulations}): a cheap search cannot be the bigger one")
+            raise SettingsError(
+                f"cheap_simulations ({self.cheap_simulations}) exceeds num_simulations "
+                f"({self.num_simulations}): a cheap search cannot be the bigger one"
+            )
         if self.min_train_per_position > self.max_train_per_position:
             raise SettingsError(
                 f"min_train_per_position ({self.min_train_per_position}) must be at most "
@@ -221,7 +280,8 @@ class Settings:
             )
         if -(-self.games_in_flight // 2) > self.max_request_positions:
             raise SettingsError(
-                f"games_in_flight ({self.games_in_flight}) makes requests of {-(-self.games_in_flight // 2)} positions, "
+                f"games_in_flight ({self.games_in_flight}) makes requests of {-(-self.games_in_flight // 2)} "
+                f"positions, "
                 f"above max_request_positions ({self.max_request_positions}): servers would drop them; "
                 f"lower games_in_flight or raise max_request_positions"
             )
@@ -247,8 +307,10 @@ class Settings:
         except ValueError:
             values = None
         if not isinstance(values, dict):
-            raise SettingsError("the run's settings stored in Redis are not a JSON object: delete their key, and "
-                                "the next process of the run restores them from <run_dir>/settings.toml")
+            raise SettingsError(
+                "the run's settings stored in Redis are not a JSON object: delete their key, and "
+                "the next process of the run restores them from <run_dir>/settings.toml"
+            )
         return cls.from_mapping(values, source="the run's settings in Redis")
 
     @classmethod
@@ -276,12 +338,13 @@ def rate_schedule(text: str) -> tuple[tuple[int, float], ...]:
             pairs.append((int(step), float(rate)))
         except ValueError:
             raise SettingsError(
-                f"setting learning_rate_schedule: {item!r} is not STEP:RATE (e.g. \"20000:3e-4,40000:1e-4\")"
+                f'setting learning_rate_schedule: {item!r} is not STEP:RATE (e.g. "20000:3e-4,40000:1e-4")'
             ) from None
     steps = [step for step, _ in pairs]
     if any(step < 1 for step in steps) or steps != sorted(set(steps)) or any(rate <= 0 for _, rate in pairs):
-        raise SettingsError(f"setting learning_rate_schedule: steps must rise from 1 and rates be above 0, "
-                            f"got {text!r}")
+        raise SettingsError(
+            f"setting learning_rate_schedule: steps must rise from 1 and rates be above 0, got {text!r}"
+        )
     return tuple(pairs)
 
 
@@ -294,8 +357,9 @@ def learning_rate_at(settings: Settings, step: int) -> float:
     return rate
 
 
-FIELD_TYPES: dict[str, type] = {f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
-                                 for f in fields(Settings)}
+FIELD_TYPES: dict[str, type] = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)] for f in fields(Settings)
+}
 SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings)}
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings)}
 DOCS: dict[str, str] = {name: spec.doc for name, spec in SPECS.items()}  # the CLI's --help says the same
@@ -308,9 +372,7 @@ def _bad(name: str, value: Any, source: str | None) -> SettingsError:
     allowed = SPECS[name].allowed(FIELD_TYPES[name])
     if FIELD_TYPES[name] is bool and source in TEXT_SOURCES:
         allowed = "true, false, 1 or 0"
-    return SettingsError(f"setting {name}{where} must be {allowed} (default {_shown(DEFAULTS[name])}), "
-                         f"got {value!r}")
-
+    return SettingsError(f"setting {name}{where} must be {allowed} (default {_shown(DEFAULTS[name])}), got {value!r}")
 
 
 def check_value(name: str, value: Any, source: str | None = None) -> Any:
@@ -345,8 +407,10 @@ def _coerce(values: Mapping[str, Any], source: str, *, text: bool = False) -> di
     out: dict[str, Any] = {}
     for name, value in values.items():
         if name not in FIELD_TYPES:
-            raise SettingsError(f"unknown setting {name!r} in {source}; `azjobs settings` prints them all "
-                                f"(their meanings: docs/settings.md)")
+            raise SettingsError(
+                f"unknown setting {name!r} in {source}; `azjobs settings` prints them all "
+                f"(their meanings: docs/settings.md)"
+            )
         if text and isinstance(value, str) and FIELD_TYPES[name] is not str:
             value = _parse(name, value, source)
         out[name] = check_value(name, value, source)
@@ -411,9 +475,7 @@ def given(
     layers: list[dict[str, Any]] = []
     if config_file is not None:
         layers.append(_coerce(_load_toml(Path(config_file), "config file"), str(config_file)))
-    env = {
-        name: environ[ENV_PREFIX + name.upper()] for name in FIELD_TYPES if ENV_PREFIX + name.upper() in environ
-    }
+    env = {name: environ[ENV_PREFIX + name.upper()] for name in FIELD_TYPES if ENV_PREFIX + name.upper() in environ}
     layers.append(_coerce(env, "the environment", text=True))
     layers.append(_coerce({k: v for k, v in (flags or {}).items() if v is not None}, "the flags", text=True))
     merged: dict[str, Any] = {}
@@ -446,8 +508,10 @@ def own_values(command: str, values: Mapping[str, Any], source: str = "the flags
     of range, or for a setting that is the run's (fixed when the run is created) or another role's."""
     for name in values:
         if name in FIELD_TYPES and name not in process_settings(command):
-            raise SettingsError(f"setting {name} is not one `azjobs {command}` takes for itself: "
-                                f"it is fixed when the run is created (docs/settings.md)")
+            raise SettingsError(
+                f"setting {name} is not one `azjobs {command}` takes for itself: "
+                f"it is fixed when the run is created (docs/settings.md)"
+            )
     return _coerce(values, source, text=True)
 
 
@@ -458,8 +522,11 @@ def for_process(settings: Settings, command: str, values: Mapping[str, Any], sou
 
 def overridden(own: Settings, run: Settings) -> str:
     """The process settings `own` holds other than the run's, e.g. `inference_batch_size 8 (the run's: 64)`."""
-    return ", ".join(f"{name} {_shown(getattr(own, name))} (the run's: {_shown(getattr(run, name))})"
-                     for name in PROCESS_SETTINGS if getattr(own, name) != getattr(run, name))
+    return ", ".join(
+        f"{name} {_shown(getattr(own, name))} (the run's: {_shown(getattr(run, name))})"
+        for name in PROCESS_SETTINGS
+        if getattr(own, name) != getattr(run, name)
+    )
 
 
 def _load_toml(path: Path, what: str) -> dict[str, Any]:
@@ -470,16 +537,20 @@ def _load_toml(path: Path, what: str) -> dict[str, Any]:
     except OSError as e:
         raise SettingsError(f"cannot read {what} {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise SettingsError(f"{what} {path} is not valid TOML ({e}): fix that line; each setting is "
-                            f"`name = value`, text in quotes, booleans true or false") from None
+        raise SettingsError(
+            f"{what} {path} is not valid TOML ({e}): fix that line; each setting is "
+            f"`name = value`, text in quotes, booleans true or false"
+        ) from None
     except UnicodeDecodeError:
         raise SettingsError(f"{what} {path} is not valid TOML (not UTF-8 text): is it the right file?") from None
 
 
 def to_toml(settings: Settings, title: str = "azjobs run settings: written once when the run was created.") -> str:
     """Every setting as a TOML file `--config` reads, each under a comment line saying what it means."""
-    lines = [f"# {title}\n", "# Each setting: `# meaning; values allowed`, then `name = value`. docs/settings.md "
-             "has more.\n"]
+    lines = [
+        f"# {title}\n",
+        "# Each setting: `# meaning; values allowed`, then `name = value`. docs/settings.md has more.\n",
+    ]
     for name, value in settings.to_dict().items():
         if name in SECTIONS:
             lines.append(f"\n# == {SECTIONS[name]} ==\n")
@@ -499,9 +570,11 @@ def read_file(run_dir: Path) -> Settings | None:
             raise SettingsError(f"the run's settings file {path} names no game")
         return Settings.from_mapping(values, str(path))
     except SettingsError as e:
-        raise SettingsError(f"{e}; the file is damaged: restore it from a backup, or, while the run's Redis "
-                            f"still holds them, print them with `azjobs settings --run-dir {run_dir} "
-                            f"--redis-url URL`") from None
+        raise SettingsError(
+            f"{e}; the file is damaged: restore it from a backup, or, while the run's Redis "
+            f"still holds them, print them with `azjobs settings --run-dir {run_dir} "
+            f"--redis-url URL`"
+        ) from None
 
 
 def write_file(run_dir: Path, settings: Settings) -> None:

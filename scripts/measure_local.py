@@ -47,15 +47,21 @@ def main(game: str, minutes: float, skip: float) -> None:
     dt = last.time - first.time
     games = int(last.stats.get("games", 0)) - int(first.stats.get("games", 0))
     positions = int(last.stats.get("positions", 0)) - int(first.stats.get("positions", 0))
-    click.echo(json.dumps({
-        "game": game,
-        "seconds_measured": round(dt, 1),
-        "games_per_min": round(games / dt * 60, 1),
-        "positions_per_s": round(positions / dt, 1),
-        "evals_per_s": round((served(last) - served(first)) / dt, 1),
-        "train_steps_per_s": round((int(last.trainer.get("step", 0)) - int(first.trainer.get("step", 0))) / dt, 2),
-        "weights_version": last.weights_version,
-    }))
+    click.echo(
+        json.dumps(
+            {
+                "game": game,
+                "seconds_measured": round(dt, 1),
+                "games_per_min": round(games / dt * 60, 1),
+                "positions_per_s": round(positions / dt, 1),
+                "evals_per_s": round((served(last) - served(first)) / dt, 1),
+                "train_steps_per_s": round(
+                    (int(last.trainer.get("step", 0)) - int(first.trainer.get("step", 0))) / dt, 2
+                ),
+                "weights_version": last.weights_version,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Render docs/settings.md from the settings (azjobs/settings.py, azjobs/cli/settings_doc.py): `python scripts/settings_doc.py` from the repository root."""
+"""Render docs/settings.md from the settings (azjobs/settings.py, azjobs/cli/settings_doc.py).
+
+Run `python scripts/settings_doc.py` from the repository root.
+"""
 
 from pathlib import Path
 

@@ -15,8 +15,11 @@ def gpus(count: int) -> Callable[[T], T]:
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
 
     def mark(test: T) -> T:
-        reason = (f"needs {count} CUDA GPU(s); {visible} visible here" if visible
-                  else "needs a CUDA GPU: torch.cuda.is_available() is False here")
+        reason = (
+            f"needs {count} CUDA GPU(s); {visible} visible here"
+            if visible
+            else "needs a CUDA GPU: torch.cuda.is_available() is False here"
+        )
         return pytest.mark.cuda(pytest.mark.skipif(visible < count, reason=reason)(test))
 
     return mark

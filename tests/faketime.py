@@ -19,8 +19,14 @@ import pytest
 def candidates() -> list[Path]:
     """The libfaketime the `libfaketime` test dependency ships (found without importing it), then Debian's."""
     spec = importlib.util.find_spec("libfaketime")
-    shipped = [Path(p) / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
-               for p in (spec.submodule_search_locations or [])] if spec else []
+    shipped = (
+        [
+            Path(p) / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+            for p in (spec.submodule_search_locations or [])
+        ]
+        if spec
+        else []
+    )
     return [*shipped, Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")]
 
 
@@ -33,13 +39,16 @@ def skewed_env(offset_s: int) -> dict[str, str]:
             continue
         env = {"LD_PRELOAD": str(library), "FAKETIME": f"{offset_s:+d}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
         try:
-            done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True,
-                                  text=True, timeout=30)
+            done = subprocess.run(
+                [sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+            )
         except subprocess.TimeoutExpired:
             tried.append(f"{library} (time.sleep hangs)")
             continue
         if done.returncode == 0 and abs(float(done.stdout) - time.time() - offset_s) < 10:
             return env
         tried.append(f"{library} ({(done.stderr.strip().splitlines() or ['clock not skewed'])[-1]})")
-    pytest.skip("needs a libfaketime that runs Python (pip install libfaketime) to skew a process's clock; "
-                f"tried: {'; '.join(tried) or 'none found'}")
+    pytest.skip(
+        "needs a libfaketime that runs Python (pip install libfaketime) to skew a process's clock; "
+        f"tried: {'; '.join(tried) or 'none found'}"
+    )

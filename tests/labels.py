@@ -51,5 +51,5 @@ def _moves_to(state: np.ndarray) -> str:
     """One move order reaching `state`: X's cells and O's cells interleaved."""
     xs = [str(c + 1) for c in np.flatnonzero(state[:9] == 1)]
     os_ = [str(c + 1) for c in np.flatnonzero(state[:9] == -1)]
-    order = [m for pair in zip(xs, os_) for m in pair] + xs[len(os_):]
+    order = [m for pair in zip(xs, os_) for m in pair] + xs[len(os_) :]
     return "".join(order)

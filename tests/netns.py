@@ -20,9 +20,29 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 # Documentation addresses (RFC 5737): the head is .1, the other hosts .2, .3, ...
 HEAD_ADDRESS = "192.0.2.1"
-TRAIN = ["--", "--net-blocks", "1", "--net-channels", "8", "--num-simulations", "4", "--games-per-job", "8",
-         "--temperature-moves", "2", "--min-replay-positions", "100", "--replay-buffer-size", "5000",
-         "--batch-size", "32", "--publish-every-steps", "5", "--max-train-per-position", "8"]
+TRAIN = [
+    "--",
+    "--net-blocks",
+    "1",
+    "--net-channels",
+    "8",
+    "--num-simulations",
+    "4",
+    "--games-per-job",
+    "8",
+    "--temperature-moves",
+    "2",
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--max-train-per-position",
+    "8",
+]
 
 
 @dataclass
@@ -37,12 +57,25 @@ class Host:
         """`command` inside the namespace, under a host name of its own (a fresh UTS namespace) and in a mount
         namespace of its own holding this host's `mounts` (what its daemons keep after the command ends)."""
         setup = [f"hostname {shlex.quote(self.name)}"]
-        setup += [f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(point))}"
-                  for point, source in self.mounts.items()]
-        inner = ["unshare", "--uts", "--mount", "--propagation", "private",
-                 "sh", "-c", " && ".join(setup) + ' && exec "$@"', "sh", *command]
-        return subprocess.run(["ip", "netns", "exec", self.name, *inner], env=env, capture_output=True, text=True,
-                              timeout=timeout_s)
+        setup += [
+            f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(point))}"
+            for point, source in self.mounts.items()
+        ]
+        inner = [
+            "unshare",
+            "--uts",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            " && ".join(setup) + ' && exec "$@"',
+            "sh",
+            *command,
+        ]
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *inner], env=env, capture_output=True, text=True, timeout=timeout_s
+        )
 
     def pids(self) -> list[int]:
         """Every process in this host's network namespace."""
@@ -73,8 +106,10 @@ def make_hosts(tmp_path: Path, *roles: str) -> Iterator[list[Host]]:
         pytest.skip("needs `ip` (iproute2) and `unshare` (util-linux)")
     tag = uuid.uuid4().hex[:6]
     head = Host(f"azj-head-{tag}", tmp_path / "state-head", HEAD_ADDRESS)
-    hosts = [head] + [Host(f"azj-{role}-{tag}", tmp_path / f"state-{role}", f"192.0.2.{i + 2}", cable=f"p{tag}{i}")
-                      for i, role in enumerate(roles)]
+    hosts = [head] + [
+        Host(f"azj-{role}-{tag}", tmp_path / f"state-{role}", f"192.0.2.{i + 2}", cable=f"p{tag}{i}")
+        for i, role in enumerate(roles)
+    ]
     made: list[str] = []
     try:
         for host in hosts:
@@ -104,24 +139,34 @@ def make_hosts(tmp_path: Path, *roles: str) -> Iterator[list[Host]]:
 def _cabling(tag: str, hosts: list[Host]) -> list[list[str]]:
     """The head holds a bridge (the switch) with its address; each other host a veth pair into it."""
     head = hosts[0].name
-    steps = [["ip", "-n", head, "link", "add", "br0", "type", "bridge"],
-             ["ip", "-n", head, "addr", "add", f"{HEAD_ADDRESS}/24", "dev", "br0"],
-             ["ip", "-n", head, "link", "set", "br0", "up"], ["ip", "-n", head, "link", "set", "lo", "up"]]
+    steps = [
+        ["ip", "-n", head, "link", "add", "br0", "type", "bridge"],
+        ["ip", "-n", head, "addr", "add", f"{HEAD_ADDRESS}/24", "dev", "br0"],
+        ["ip", "-n", head, "link", "set", "br0", "up"],
+        ["ip", "-n", head, "link", "set", "lo", "up"],
+    ]
     for i, host in enumerate(hosts[1:]):
         inside = f"c{tag}{i}"
-        steps += [["ip", "link", "add", host.cable, "type", "veth", "peer", "name", inside],
-                  ["ip", "link", "set", host.cable, "netns", head], ["ip", "link", "set", inside, "netns", host.name],
-                  ["ip", "-n", head, "link", "set", host.cable, "master", "br0"],
-                  ["ip", "-n", head, "link", "set", host.cable, "up"],
-                  ["ip", "-n", host.name, "addr", "add", f"{host.address}/24", "dev", inside],
-                  ["ip", "-n", host.name, "link", "set", "lo", "up"], ["ip", "-n", host.name, "link", "set", inside, "up"]]
+        steps += [
+            ["ip", "link", "add", host.cable, "type", "veth", "peer", "name", inside],
+            ["ip", "link", "set", host.cable, "netns", head],
+            ["ip", "link", "set", inside, "netns", host.name],
+            ["ip", "-n", head, "link", "set", host.cable, "master", "br0"],
+            ["ip", "-n", head, "link", "set", host.cable, "up"],
+            ["ip", "-n", host.name, "addr", "add", f"{host.address}/24", "dev", inside],
+            ["ip", "-n", host.name, "link", "set", "lo", "up"],
+            ["ip", "-n", host.name, "link", "set", inside, "up"],
+        ]
     return steps
 
 
 def env_for(host: Host, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
-    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", AZJOBS_STATE_DIR=str(host.state),
-               OMP_NUM_THREADS="1")
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        AZJOBS_STATE_DIR=str(host.state),
+        OMP_NUM_THREADS="1",
+    )
     env.update(extra)
     return env
 
@@ -129,4 +174,3 @@ def env_for(host: Host, **extra: str) -> dict[str, str]:
 def check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert done.returncode == 0, f"{done.args}\n{done.stdout}\n{done.stderr}"
     return done
-

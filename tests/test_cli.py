@@ -11,10 +11,10 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from azjobs.cluster import embedded
 from azjobs.cli import main
+from azjobs.cluster import embedded
 from azjobs.cluster.connection import PASSWORD_ENV, URL_ENV
-from azjobs.settings import FIELD_TYPES, ENV_PREFIX
+from azjobs.settings import ENV_PREFIX, FIELD_TYPES
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
 AZJOBS = [sys.executable, "-m", "azjobs"]
@@ -50,6 +50,7 @@ def one_line_error(result: Result) -> str:
 
 # --help and --version
 
+
 def leaf_commands() -> list[list[str]]:
     """Every command line that runs something: the commands, and each subcommand of a group."""
     found = []
@@ -69,7 +70,8 @@ def test_help_of_every_command(command: list[str]) -> None:
     result = invoke([*command, "--help"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Usage: ")
-    # Groups list their commands; the throughput benchmarks make runs of their own; `redis` serves many runs; `games` lists games.
+    # Groups list their commands; the throughput benchmarks make runs of their own; `redis` serves many runs;
+    # `games` lists games.
     own_runs = command[:1] == ["bench"] and command[1:] != ["strength"]
     if command not in ([], *GROUPS) and not own_runs and command not in (["redis"], ["games"]):
         assert "--run-dir" in result.stdout
@@ -91,6 +93,7 @@ def test_version() -> None:
 
 
 # Redis that cannot be used
+
 
 @pytest.mark.parametrize("command", [["train"], ["worker"], ["gpu-serve"], ["status"]])
 def test_unreachable_redis(command: list[str], tmp_path: Path) -> None:
@@ -133,6 +136,7 @@ def test_bad_redis_url(tmp_path: Path) -> None:
 
 # Bad settings
 
+
 def test_bad_flag_value(tmp_path: Path) -> None:
     result = invoke(["train", "--run-dir", str(tmp_path), "--batch-size", "lots"])
     assert result.exit_code == 2
@@ -144,8 +148,9 @@ def test_bad_flag_value(tmp_path: Path) -> None:
 
 
 def test_bad_setting_in_environment(tmp_path: Path) -> None:
-    result = invoke(["train", "--run-dir", str(tmp_path), "--redis-url", closed_url()],
-                    env={"AZJOBS_LEARNING_RATE": "fast"})
+    result = invoke(
+        ["train", "--run-dir", str(tmp_path), "--redis-url", closed_url()], env={"AZJOBS_LEARNING_RATE": "fast"}
+    )
     line = one_line_error(result)
     assert "learning_rate" in line and "the environment" in line and "'fast'" in line
 
@@ -189,12 +194,14 @@ def test_unknown_game_in_local_mode(tmp_path: Path) -> None:
 
 # Looking at a run that is not there
 
+
 def test_bestmove_without_a_run(tmp_path: Path) -> None:
     line = one_line_error(invoke(["bestmove", "--run-dir", str(tmp_path / "empty")], input="5\n"))
     assert "no run at" in line and "--run-dir" in line
 
 
 # As a user runs it: a real process, its exit code and its stderr.
+
 
 def run_azjobs(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}

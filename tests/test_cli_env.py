@@ -15,8 +15,13 @@ from azjobs.cli import main
 from azjobs.settings import ENV_PREFIX, FIELD_TYPES, PROCESS_SETTINGS
 
 # Named in --help; shared by several commands, or (eval --games) kept off the eval_games setting's AZJOBS_EVAL_GAMES.
-NAMED = {"AZJOBS_REDIS_URL", "AZJOBS_RUN_DIR", "AZJOBS_THREADS", "AZJOBS_EVAL_MATCH_GAMES",
-         *(ENV_PREFIX + name.upper() for name in PROCESS_SETTINGS)}
+NAMED = {
+    "AZJOBS_REDIS_URL",
+    "AZJOBS_RUN_DIR",
+    "AZJOBS_THREADS",
+    "AZJOBS_EVAL_MATCH_GAMES",
+    *(ENV_PREFIX + name.upper() for name in PROCESS_SETTINGS),
+}
 SETTINGS_ENV = {ENV_PREFIX + name.upper() for name in FIELD_TYPES}
 
 
@@ -27,8 +32,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def options(command: click.Command = main,
-            ctx: click.Context | None = None) -> Iterator[tuple[str, click.Option, str | None]]:
+def options(
+    command: click.Command = main, ctx: click.Context | None = None
+) -> Iterator[tuple[str, click.Option, str | None]]:
     """(command path, option, the variable it reads) of every command."""
     ctx = ctx or click.Context(main, info_name="azjobs", **main.context_settings)
     for param in command.params:
@@ -57,13 +63,19 @@ def test_every_option_reads_its_variable() -> None:
 
 
 def test_no_option_reads_a_setting_variable() -> None:
-    clashes = [f"{path} {option.opts[0]}" for path, option, variable in options()
-               if variable in SETTINGS_ENV and option.name not in PROCESS_SETTINGS]
+    clashes = [
+        f"{path} {option.opts[0]}"
+        for path, option, variable in options()
+        if variable in SETTINGS_ENV and option.name not in PROCESS_SETTINGS
+    ]
     assert not clashes
 
 
 def test_an_option_from_the_environment() -> None:
-    result = CliRunner().invoke(main, ["bench", "match", "random", "random", "--game", "tictactoe"],
-                                env={"AZJOBS_BENCH_MATCH_GAMES": "4", "AZJOBS_EVAL_GAMES": "8"})
+    result = CliRunner().invoke(
+        main,
+        ["bench", "match", "random", "random", "--game", "tictactoe"],
+        env={"AZJOBS_BENCH_MATCH_GAMES": "4", "AZJOBS_EVAL_GAMES": "8"},
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["games"] == 4

@@ -105,8 +105,12 @@ def problems(words: list[str]) -> list[str]:
 
 
 def text_problems(text: str) -> list[tuple[int, str]]:
-    return [(number, problem) for number, code, inline in code_pieces(text)
-            for words in invocations(code, inline) for problem in problems(words)]
+    return [
+        (number, problem)
+        for number, code, inline in code_pieces(text)
+        for words in invocations(code, inline)
+        for problem in problems(words)
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -130,8 +134,9 @@ def positions_problems(text: str) -> list[tuple[int, str]]:
             value = value.strip("\"'")
             if PLACEHOLDER.search(value) or value in BUNDLED or (ROOT / value).is_file():
                 continue
-            found.append((number, f"{flag} {value}: neither a bundled set ({', '.join(BUNDLED)}) "
-                                  "nor a file of the repository"))
+            found.append(
+                (number, f"{flag} {value}: neither a bundled set ({', '.join(BUNDLED)}) nor a file of the repository")
+            )
     return found
 
 
@@ -142,13 +147,15 @@ def test_the_labelled_positions_the_docs_use_are_in_the_repository(page: Path) -
 
 
 def test_the_positions_check_finds_what_a_clone_lacks() -> None:
-    text = "\n".join([
-        "`azjobs bench strength --positions connect4` and `--positions FILE`, `--positions NAME|FILE`",
-        "```sh",
-        "azjobs bench strength --run-dir r --positions c4_public.jsonl --minutes 10",
-        "azjobs run --eval-positions=tests/eval/data/c4_sample.jsonl; azjobs run --eval-positions nope",
-        "```",
-    ])
+    text = "\n".join(
+        [
+            "`azjobs bench strength --positions connect4` and `--positions FILE`, `--positions NAME|FILE`",
+            "```sh",
+            "azjobs bench strength --run-dir r --positions c4_public.jsonl --minutes 10",
+            "azjobs run --eval-positions=tests/eval/data/c4_sample.jsonl; azjobs run --eval-positions nope",
+            "```",
+        ]
+    )
     assert positions_problems(text) == [
         (3, "--positions c4_public.jsonl: neither a bundled set (connect4) nor a file of the repository"),
         (4, "--eval-positions nope: neither a bundled set (connect4) nor a file of the repository"),
@@ -217,8 +224,13 @@ def test_the_design_lists_every_redis_key() -> None:
     from azjobs import keys
 
     design = (ROOT / "docs" / "design.md").read_text()
-    placeholders = {"run": "<run>", "client_id": "<client>", "version": "<version>", "role": "<role>",
-                    "process_id": "<id>"}
+    placeholders = {
+        "run": "<run>",
+        "client_id": "<client>",
+        "version": "<version>",
+        "role": "<role>",
+        "process_id": "<id>",
+    }
     named = []
     for name, function in inspect.getmembers(keys, inspect.isfunction):
         if function.__module__ != keys.__name__ or name == "prefix":

@@ -42,7 +42,9 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     done = subprocess.run(
         [*AZJOBS, "run", "--game", "tictactoe", "--max-steps", str(LEARNING_STEPS), "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     first_version = versions_in(run_dir / "weights")[-1]
@@ -69,7 +71,9 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
 
     again = subprocess.run(  # a version more: the trainer publishes every 50 steps
         [*AZJOBS, "run", "--game", "tictactoe", "--max-steps", str(LEARNING_STEPS + 50), "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resumed from" in (run_dir / "logs" / "trainer.log").read_text()
@@ -97,9 +101,22 @@ def test_roles_as_separate_processes(tmp_path: Path, redis_url: str) -> None:
     server = _start(["gpu-serve", *common], redis_url, tmp_path / "serve.log")
     wait_for_line(tmp_path / "serve.log", "waiting for run 'sep' to be created")
     trainer = _start(
-        ["train", *common, "--game", "tictactoe", "--max-steps", "120", "--publish-every-steps", "40",
-         "--min-replay-positions", "500", "--games-per-job", "32"],
-        redis_url, tmp_path / "train.log",
+        [
+            "train",
+            *common,
+            "--game",
+            "tictactoe",
+            "--max-steps",
+            "120",
+            "--publish-every-steps",
+            "40",
+            "--min-replay-positions",
+            "500",
+            "--games-per-job",
+            "32",
+        ],
+        redis_url,
+        tmp_path / "train.log",
     )
     try:
         assert trainer.wait(timeout=400) == 0, (tmp_path / "train.log").read_text()[-2000:]
@@ -135,7 +152,8 @@ def test_local_mode_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     run = subprocess.Popen(
         [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "10", "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_line(run_dir / "logs" / "trainer.log", "published weights version 2")

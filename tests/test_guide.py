@@ -38,8 +38,11 @@ def test_the_guide_gives_the_three_files(folder: Path) -> None:
 
 
 def test_the_guides_tests_pass_on_the_guides_game(folder: Path) -> None:
-    done = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_domineering.py"], folder,
-               PYTHONPATH=str(folder))
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_domineering.py"],
+        folder,
+        PYTHONPATH=str(folder),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout
 
@@ -55,9 +58,11 @@ def test_the_game_registers_as_the_guide_says(folder: Path) -> None:
 
 
 def test_the_figures_quoted_for_choosing_settings(folder: Path) -> None:
-    code = ("from azjobs.games.testing import check_random_playouts\nfrom domineering import DOMINEERING\n"
-            "summary = check_random_playouts(DOMINEERING, n_games=1000)\n"
-            "print(f'{summary.mean_legal_moves():.1f} {summary.lengths.mean():.1f}')\n")
+    code = (
+        "from azjobs.games.testing import check_random_playouts\nfrom domineering import DOMINEERING\n"
+        "summary = check_random_playouts(DOMINEERING, n_games=1000)\n"
+        "print(f'{summary.mean_legal_moves():.1f} {summary.lengths.mean():.1f}')\n"
+    )
     done = run([sys.executable, "-c", code], folder, PYTHONPATH=str(folder))
     assert done.returncode == 0, done.stderr
     legal, length = done.stdout.split()

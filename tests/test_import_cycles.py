@@ -169,10 +169,20 @@ def test_the_search_and_the_settings_stay_apart() -> None:
     """The search takes its own configs (not even a type of the settings); the settings import only
     leaves: errors, key names, the games' registry, player specs, and storage's atomic writes."""
     for module in (m for m in MODULES if m.startswith("azjobs.search")):
-        named = {imported_from(module, n) if isinstance(n, ast.ImportFrom) else a.name
-                 for n in ast.walk(TREES[module]) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        named = {
+            imported_from(module, n) if isinstance(n, ast.ImportFrom) else a.name
+            for n in ast.walk(TREES[module])
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names
+        }
         assert not any(name.startswith("azjobs.settings") for name in named), module
     graph = import_graph()
-    allowed = {"azjobs.errors", "azjobs.keys", "azjobs.games", "azjobs.players.specs", "azjobs.storage.atomic",
-               "azjobs.storage.marker"}
+    allowed = {
+        "azjobs.errors",
+        "azjobs.keys",
+        "azjobs.games",
+        "azjobs.players.specs",
+        "azjobs.storage.atomic",
+        "azjobs.storage.marker",
+    }
     assert graph["azjobs.settings"] <= allowed, graph["azjobs.settings"] - allowed

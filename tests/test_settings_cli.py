@@ -50,6 +50,7 @@ def printed(args: list[str], tmp_path: Path, name: str = "printed.toml") -> Path
 
 # azjobs settings
 
+
 @pytest.mark.parametrize("game", GAMES)
 def test_printed_settings_read_back_with_config_give_equal_settings(game: str, tmp_path: Path) -> None:
     saved = printed(["--game", game], tmp_path)
@@ -96,6 +97,7 @@ def test_settings_of_a_run_refuse_new_values_and_a_missing_run(tmp_path: Path) -
 
 # The example files
 
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
 def test_example_loads_through_config_and_validates(example: Path, tmp_path: Path) -> None:
     saved = printed(["--config", str(example)], tmp_path)
@@ -122,8 +124,10 @@ def test_both_examples_exist_and_the_gpu_one_is_sized_up() -> None:
 
 # Bad settings through the CLI: one line, never a traceback
 
-@pytest.mark.parametrize("content", ["batch_size = [\n", "c_puct = 0.0\n", "gating = \"ture\"\n",
-                                     "inference_wait_ms = nan\n"])
+
+@pytest.mark.parametrize(
+    "content", ["batch_size = [\n", "c_puct = 0.0\n", 'gating = "ture"\n', "inference_wait_ms = nan\n"]
+)
 def test_a_bad_config_file_is_one_line(content: str, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(content)
@@ -131,15 +135,23 @@ def test_a_bad_config_file_is_one_line(content: str, tmp_path: Path) -> None:
     assert str(config) in line
 
 
-@pytest.mark.parametrize("content", [b"game = \"connect4\"\nbatch_size = [\n", b"\xff\xfe", b"",
-                                     b"game = \"connect4\"\nreuse_tree = \"yes\"\n"])
-def test_a_damaged_run_settings_file_is_one_line_for_every_reader(content: bytes, tmp_path: Path,
-                                                                  redis_url: str) -> None:
+@pytest.mark.parametrize(
+    "content", [b'game = "connect4"\nbatch_size = [\n', b"\xff\xfe", b"", b'game = "connect4"\nreuse_tree = "yes"\n']
+)
+def test_a_damaged_run_settings_file_is_one_line_for_every_reader(
+    content: bytes, tmp_path: Path, redis_url: str
+) -> None:
     run_dir = tmp_path / "run1"
     run_dir.mkdir()
     (run_dir / S.SETTINGS_FILE).write_bytes(content)
-    for args in (["settings"], ["bestmove"], ["play"], ["worker", "--redis-url", redis_url],
-                 ["gpu-serve", "--redis-url", redis_url], ["train", "--redis-url", redis_url]):
+    for args in (
+        ["settings"],
+        ["bestmove"],
+        ["play"],
+        ["worker", "--redis-url", redis_url],
+        ["gpu-serve", "--redis-url", redis_url],
+        ["train", "--redis-url", redis_url],
+    ):
         line = one_line_error(invoke([*args, "--run-dir", str(run_dir)], input="3\n"))
         assert str(run_dir / S.SETTINGS_FILE) in line and "restore it from a backup" in line, args
 

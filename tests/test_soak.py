@@ -10,9 +10,28 @@ import sys
 
 def test_short_soak() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "azjobs", "bench", "soak", "--seconds", "4", "--workers", "3", "--games", "8",
-         "--game", "tictactoe", "--net-blocks", "1", "--net-channels", "8"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "azjobs",
+            "bench",
+            "soak",
+            "--seconds",
+            "4",
+            "--workers",
+            "3",
+            "--games",
+            "8",
+            "--game",
+            "tictactoe",
+            "--net-blocks",
+            "1",
+            "--net-channels",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

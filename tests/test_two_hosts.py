@@ -36,10 +36,27 @@ def test_head_and_gpu_host(hosts: tuple[Host, Host], tmp_path: Path) -> None:
         refused = gpu.run(ping, env_for(gpu))
         assert refused.returncode != 0 and "Authentication" in refused.stderr + refused.stdout
         with_password = env_for(gpu, AZJOBS_REDIS_PASSWORD=password)
-        check(gpu.run([str(SCRIPTS / "start_gpu.sh"), "--redis-url", url, "--run-dir", str(gpu_mount / "tt"),
-                       "--game", "tictactoe", *TRAIN], with_password))
-        check(head.run([str(SCRIPTS / "start_worker.sh"), "--redis-url", url, "--run-dir", str(storage / "tt"),
-                        "-n", "2"], env_for(head, AZJOBS_REDIS_PASSWORD=password)))
+        check(
+            gpu.run(
+                [
+                    str(SCRIPTS / "start_gpu.sh"),
+                    "--redis-url",
+                    url,
+                    "--run-dir",
+                    str(gpu_mount / "tt"),
+                    "--game",
+                    "tictactoe",
+                    *TRAIN,
+                ],
+                with_password,
+            )
+        )
+        check(
+            head.run(
+                [str(SCRIPTS / "start_worker.sh"), "--redis-url", url, "--run-dir", str(storage / "tt"), "-n", "2"],
+                env_for(head, AZJOBS_REDIS_PASSWORD=password),
+            )
+        )
 
         status_cmd = [sys.executable, "-m", "azjobs", "status", "--json", "--run-dir", str(storage / "tt")]
         side = env_for(head, AZJOBS_REDIS_PASSWORD=password, AZJOBS_REDIS_URL=url)
@@ -53,8 +70,9 @@ def test_head_and_gpu_host(hosts: tuple[Host, Host], tmp_path: Path) -> None:
         by_role = {(p["role"], p["host"]) for p in snap["processes"] if p["alive"] == "True"}
         assert by_role == {("worker", head.name), ("trainer", gpu.name), ("gpu-serve", gpu.name)}
 
-        doctor = head.run([sys.executable, "-m", "azjobs", "doctor", "--run-dir", str(storage / "tt"),
-                           "--interval", "1"], side)
+        doctor = head.run(
+            [sys.executable, "-m", "azjobs", "doctor", "--run-dir", str(storage / "tt"), "--interval", "1"], side
+        )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert "every live process sees the same storage root (marker)" in doctor.stdout
         assert password not in doctor.stdout + doctor.stderr
@@ -63,6 +81,9 @@ def test_head_and_gpu_host(hosts: tuple[Host, Host], tmp_path: Path) -> None:
         check(head.run([str(SCRIPTS / "stop_cluster.sh")], env_for(head)))
     # The weights the GPU host wrote through its own mount are on the shared storage root.
     assert sorted(p.name for p in (storage / "tt" / "weights").iterdir())[:3] == [
-        "v000001.safetensors", "v000002.safetensors", "v000003.safetensors"]
+        "v000001.safetensors",
+        "v000002.safetensors",
+        "v000003.safetensors",
+    ]
     for log in (*head.state.glob("logs/*.log"), *gpu.state.glob("logs/*.log")):
         assert password not in log.read_text()

@@ -29,8 +29,13 @@ from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
 # Each knob of strength per compute (docs/strength.md) on its own, against the baseline: plain AlphaZero
 # (every knob off, whatever the game's defaults say). `defaults` is the game's own settings.
-OFF: dict[str, Any] = {"gumbel": False, "full_search_prob": 1.0, "fpu_reduction": 0.0, "forced_playouts": 0.0,
-                       "resign_value": -1.0}
+OFF: dict[str, Any] = {
+    "gumbel": False,
+    "full_search_prob": 1.0,
+    "fpu_reduction": 0.0,
+    "forced_playouts": 0.0,
+    "resign_value": -1.0,
+}
 KNOBS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "gumbel": {"gumbel": True},
@@ -66,8 +71,19 @@ def variants_of(extra: Iterable[str]) -> dict[str, dict[str, Any]]:
     return variants
 
 
-def run(positions: str, *, minutes: float | None, max_steps: int | None = None, out_dir: Path, game: str, sims: int,
-        only: list[str], extra: Iterable[str] = (), common: str = "", retrain: bool = False) -> list[dict[str, Any]]:
+def run(
+    positions: str,
+    *,
+    minutes: float | None,
+    max_steps: int | None = None,
+    out_dir: Path,
+    game: str,
+    sims: int,
+    only: list[str],
+    extra: Iterable[str] = (),
+    common: str = "",
+    retrain: bool = False,
+) -> list[dict[str, Any]]:
     """Train (or only score) each chosen variant for `minutes` or `max_steps` (whichever ends first); one JSON
     line per variant as it finishes, then a Markdown table for docs/strength.md on stderr. Every setting and
     the labelled set are checked first."""
@@ -95,8 +111,9 @@ def run(positions: str, *, minutes: float | None, max_steps: int | None = None, 
             counters = train(flags, run_dir, minutes, max_steps)
         else:
             counters = json.loads(counters_file.read_text())
-        rows.append(emit(row(name, flags, counters, score(run_dir, positions, 0), score(run_dir, positions, sims),
-                             sims)))
+        rows.append(
+            emit(row(name, flags, counters, score(run_dir, positions, 0), score(run_dir, positions, sims), sims))
+        )
     say(markdown(rows, budget))
     return rows
 
@@ -114,7 +131,9 @@ def train(flags: dict[str, Any], run_dir: Path, minutes: float | None, max_steps
     settings = resolve(flags=flags)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
-        snap = local_mode.run(settings, run_dir, minutes=minutes, max_steps=max_steps, console=Console(file=log, width=160))
+        snap = local_mode.run(
+            settings, run_dir, minutes=minutes, max_steps=max_steps, console=Console(file=log, width=160)
+        )
     counters = dict(snap.stats)
     counters["trainer_step"] = snap.trainer.get("step", "0")
     (run_dir / COUNTERS_FILE).write_text(json.dumps(counters, sort_keys=True))
@@ -126,13 +145,22 @@ def score(run_dir: Path, positions: str, sims: int) -> dict[str, Any]:
     return {k: result[k] for k in ("weak_accuracy", "strong_accuracy", "weights_version", "seconds")}
 
 
-def row(name: str, flags: dict[str, Any], counters: dict[str, str], alone: dict[str, Any],
-        searched: dict[str, Any], sims: int) -> dict[str, Any]:
+def row(
+    name: str,
+    flags: dict[str, Any],
+    counters: dict[str, str],
+    alone: dict[str, Any],
+    searched: dict[str, Any],
+    sims: int,
+) -> dict[str, Any]:
     checked = int(counters.get("resign_checked", 0))
     return {
         "variant": name,
-        "settings": {k: getattr(resolve(flags=flags), k) for k in flags
-                     if k not in COMMON and k != "game" and (k not in OFF or OFF[k] != flags[k])},
+        "settings": {
+            k: getattr(resolve(flags=flags), k)
+            for k in flags
+            if k not in COMMON and k != "game" and (k not in OFF or OFF[k] != flags[k])
+        },
         "weights_version": alone["weights_version"],
         "training_steps": int(counters.get("trainer_step", 0)),
         "games": int(counters.get("games", 0)),
@@ -148,15 +176,23 @@ def row(name: str, flags: dict[str, Any], counters: dict[str, str], alone: dict[
 
 
 def markdown(rows: list[dict[str, Any]], budget: str) -> str:
-    lines = [("| variant | settings | version | steps | games | weak, net alone | strong, net alone | "
-              "weak, search | strong, search | false resignations |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| variant | settings | version | steps | games | weak, net alone | strong, net alone | "
+            "weak, search | strong, search | false resignations |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         settings = ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in r["settings"].items()) or "defaults"
         rate = "" if r["false_resign_rate"] is None else f"{r['false_resign_rate']:.1%}"
-        lines.append(f"| {r['variant']} | {settings} | {r['weights_version']} | {r['training_steps']:,} | "
-                     f"{r['games']:,} | {r['weak_net']:.1%} | {r['strong_net']:.1%} | {r['weak_search']:.1%} | "
-                     f"{r['strong_search']:.1%} | {rate} |")
-    lines.append(f"\n({budget} of `azjobs run` each; search accuracy with {rows[0]['sims'] if rows else 0} "
-                 "simulations of the run's own search.)")
+        lines.append(
+            f"| {r['variant']} | {settings} | {r['weights_version']} | {r['training_steps']:,} | "
+            f"{r['games']:,} | {r['weak_net']:.1%} | {r['strong_net']:.1%} | {r['weak_search']:.1%} | "
+            f"{r['strong_search']:.1%} | {rate} |"
+        )
+    lines.append(
+        f"\n({budget} of `azjobs run` each; search accuracy with {rows[0]['sims'] if rows else 0} "
+        "simulations of the run's own search.)"
+    )
     return "\n".join(lines)

@@ -70,8 +70,9 @@ class Verdict:
 
     def line(self) -> str:
         rates = ", ".join(f"{k}: {v:,.0f}/s" for k, v in self.positions_per_sec.items())
-        text = (f"{self.level:<4}  {self.device:<7} {self.variant:<26} "
-                f"error {self.max_error:.1e} (<= {self.tolerance:.0e})")
+        text = (
+            f"{self.level:<4}  {self.device:<7} {self.variant:<26} error {self.max_error:.1e} (<= {self.tolerance:.0e})"
+        )
         return text + (f"  {rates}" if rates else "") + (f"  {self.note}" if self.note else "")
 
 
@@ -175,8 +176,9 @@ def run_variant(device: torch.device, variant: Variant, game: str, ref: Referenc
         torch._dynamo.reset()  # each runner compiles its own sizes, within dynamo's recompile limit
     try:
         model, _ = model_from_bytes(get_game(game), ref.weights[0])
-        runner = NetRunner(model, device, max(TIMED_SIZES), max(*TIMED_SIZES, *CHECK_SIZES), variant.options(),
-                           version=1)
+        runner = NetRunner(
+            model, device, max(TIMED_SIZES), max(*TIMED_SIZES, *CHECK_SIZES), variant.options(), version=1
+        )
         verdict.max_error, problem = check(runner, ref, verdict.tolerance)
         if problem:
             verdict.level, verdict.note = "FAIL", problem
@@ -198,9 +200,11 @@ def trainer_steps_per_s(device: torch.device, settings: Settings, seconds: float
         optimizer = adamw(model.parameters(), device, settings.learning_rate, settings.weight_decay)
         rng = np.random.default_rng(0)
         b = settings.batch_size
-        batch = (rng.integers(0, 2, size=(b, *game.planes_shape), dtype=np.uint8),
-                 rng.dirichlet(np.ones(game.num_actions), size=b).astype(np.float32),
-                 rng.uniform(-1, 1, size=b).astype(np.float32))
+        batch = (
+            rng.integers(0, 2, size=(b, *game.planes_shape), dtype=np.uint8),
+            rng.dirichlet(np.ones(game.num_actions), size=b).astype(np.float32),
+            rng.uniform(-1, 1, size=b).astype(np.float32),
+        )
         torch.backends.cudnn.benchmark = device.type == "cuda"  # as the trainer: one batch shape throughout
         for _ in range(3):
             train_step(model, optimizer, batch, device, precision)
@@ -217,8 +221,10 @@ def trainer_steps_per_s(device: torch.device, settings: Settings, seconds: float
 def run(settings: Settings, seconds: float, *, compile_all: bool = False, compile: bool = True) -> dict[str, Any]:
     """The whole proof; the result's `ok` is False when any variant failed."""
     if not torch.cuda.is_available():
-        say(f"bench gpu: no CUDA device is visible here (torch {torch.__version__}, CUDA build "
-            f"{torch.version.cuda or 'none'}): nothing to check on this machine")
+        say(
+            f"bench gpu: no CUDA device is visible here (torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda or 'none'}): nothing to check on this machine"
+        )
         return emit({"bench": "gpu", "cuda": False, "devices": [], "variants": [], "ok": True})
     ref = reference(settings)
     found: list[dict[str, Any]] = []
@@ -227,19 +233,32 @@ def run(settings: Settings, seconds: float, *, compile_all: bool = False, compil
         device = torch.device("cuda", index)
         cap = devices.capability(device) or (0, 0)
         auto = devices.auto_cuda_precision(cap)
-        say(f"bench gpu: {devices.where(device)}, auto precision {auto}; {settings.game} "
-            f"{settings.net_blocks}x{settings.net_channels}")
+        say(
+            f"bench gpu: {devices.where(device)}, auto precision {auto}; {settings.game} "
+            f"{settings.net_blocks}x{settings.net_channels}"
+        )
         chosen = [v for v in variants(compile_all, auto) if compile or v.mode != "compile"]
         for variant in chosen:
             verdicts.append(run_variant(device, variant, settings.game, ref, seconds))
             say(verdicts[-1].line())
             torch.cuda.empty_cache()  # the variant's graphs and buffers are gone: give their memory back
         training = trainer_steps_per_s(device, settings, seconds)
-        say(f"      {device} trainer: {training['steps_per_s']} steps/s of {training['batch_size']} "
-            f"in {training['precision']}")
+        say(
+            f"      {device} trainer: {training['steps_per_s']} steps/s of {training['batch_size']} "
+            f"in {training['precision']}"
+        )
         found.append({**devices.facts(device), "auto_precision": auto, "trainer": training})
     ok = all(v.level != "FAIL" for v in verdicts) and all(d["trainer"]["finite_losses"] for d in found)
     say(f"bench gpu: {'every variant agrees with the CPU' if ok else 'FAILED: see the lines marked FAIL'}")
-    return emit({"bench": "gpu", "cuda": True, "game": settings.game,
-                 "network": f"{settings.net_blocks}x{settings.net_channels}", "devices": found,
-                 "variants": [asdict(v) for v in verdicts], "tolerances": TOLERANCES, "ok": ok})
+    return emit(
+        {
+            "bench": "gpu",
+            "cuda": True,
+            "game": settings.game,
+            "network": f"{settings.net_blocks}x{settings.net_channels}",
+            "devices": found,
+            "variants": [asdict(v) for v in verdicts],
+            "tolerances": TOLERANCES,
+            "ok": ok,
+        }
+    )

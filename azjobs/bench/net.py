@@ -21,8 +21,9 @@ from azjobs.settings import Settings
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-def run(settings: Settings, seconds: float, device: str, options: RunnerOptions,
-        batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
+def run(
+    settings: Settings, seconds: float, device: str, options: RunnerOptions, batch_sizes: tuple[int, ...] = BATCH_SIZES
+) -> dict[str, Any]:
     game = get_game(settings.game)
     torch.manual_seed(settings.seed)
     model = build_model(game, settings)
@@ -31,9 +32,11 @@ def run(settings: Settings, seconds: float, device: str, options: RunnerOptions,
     batch = max(batch_sizes) if fixed else settings.inference_batch_size
     runner = NetRunner(model, device, batch, max(batch_sizes), options, log=say)
     runner.planes[:] = np.random.default_rng(0).integers(0, 2, size=runner.planes.shape, dtype=np.uint8)
-    say(f"bench net: {game.name} {settings.net_blocks}x{settings.net_channels} on {device} "
+    say(
+        f"bench net: {game.name} {settings.net_blocks}x{settings.net_channels} on {device} "
         f"({runner.choice.describe()}, {torch.get_num_threads()} threads), {seconds:.0f} s over {len(batch_sizes)} "
-        f"batch sizes")
+        f"batch sizes"
+    )
     per_size = seconds / len(batch_sizes) / WINDOWS
     rates: dict[str, float] = {}
     for size in batch_sizes:
@@ -41,16 +44,18 @@ def run(settings: Settings, seconds: float, device: str, options: RunnerOptions,
         windows = [_window(runner, size, per_size) for _ in range(WINDOWS)]
         rates[str(size)] = median(windows, 0)
         say(f"  batch {size:5d}: {rates[str(size)]:>10,.0f} positions/s  ({', '.join(f'{w:,.0f}' for w in windows)})")
-    return emit({
-        "bench": "net",
-        "game": game.name,
-        "network": f"{settings.net_blocks}x{settings.net_channels}",
-        "device": str(runner.device),
-        "precision": runner.choice.describe(),
-        "threads": torch.get_num_threads(),
-        "positions_per_sec": rates,
-        "best_batch": max(rates, key=lambda k: rates[k]),
-    })
+    return emit(
+        {
+            "bench": "net",
+            "game": game.name,
+            "network": f"{settings.net_blocks}x{settings.net_channels}",
+            "device": str(runner.device),
+            "precision": runner.choice.describe(),
+            "threads": torch.get_num_threads(),
+            "positions_per_sec": rates,
+            "best_batch": max(rates, key=lambda k: rates[k]),
+        }
+    )
 
 
 def _window(runner: NetRunner, size: int, seconds: float) -> float:

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from azjobs.players import bestmove
 from azjobs.bench import emit, say
 from azjobs.errors import AzjobsError
 from azjobs.eval.records import version_at
 from azjobs.games.solver import score
+from azjobs.players import bestmove
 
 # Games that azjobs/games/solver.py searches completely in seconds (tic-tac-toe: 4,520 positions).
 SOLVED_GAMES = ("tictactoe",)
@@ -34,20 +34,26 @@ def run(run_dir: Path, sims: int, minutes: float | None = None, device: str = "c
     agent = bestmove.load_agent(run_dir, device=device, version=version)
     game = agent.game
     if game.name not in SOLVED_GAMES:
-        raise AzjobsError(f"run {run_dir} plays {game.name}, which the exact solver cannot solve; it solves "
-                          f"{', '.join(SOLVED_GAMES)} (for other games: azjobs bench strength)")
+        raise AzjobsError(
+            f"run {run_dir} plays {game.name}, which the exact solver cannot solve; it solves "
+            f"{', '.join(SOLVED_GAMES)} (for other games: azjobs bench strength)"
+        )
     player = agent.with_sims(sims)
     result = score(game, lambda states: [int(a) for a in player.choose(np.stack(states), np.random.default_rng(0))])
-    say(f"{game.name}, version {agent.version}, {sims} sims: {result.optimal_share:.1%} of {result.positions} "
-        f"positions optimal; {result.games_lost} of {result.lines_played} lines lost against perfect play")
-    return emit({
-        "game": game.name,
-        "weights_version": agent.version,
-        "within_minutes": minutes,
-        "sims": sims,
-        "positions": result.positions,
-        "optimal": result.optimal,
-        "optimal_share": round(result.optimal_share, 4),
-        "lines_vs_perfect_play": result.lines_played,
-        "games_lost": result.games_lost,
-    })
+    say(
+        f"{game.name}, version {agent.version}, {sims} sims: {result.optimal_share:.1%} of {result.positions} "
+        f"positions optimal; {result.games_lost} of {result.lines_played} lines lost against perfect play"
+    )
+    return emit(
+        {
+            "game": game.name,
+            "weights_version": agent.version,
+            "within_minutes": minutes,
+            "sims": sims,
+            "positions": result.positions,
+            "optimal": result.optimal,
+            "optimal_share": round(result.optimal_share, 4),
+            "lines_vs_perfect_play": result.lines_played,
+            "games_lost": result.games_lost,
+        }
+    )

@@ -38,15 +38,19 @@ def run(settings: Settings, seconds: float, changed: list[str] | None = None) ->
         group.apply(zeros_logits[:k], zeros_values[:k])
         return k
 
-    say(f"bench search: {game.name}, {settings.games_in_flight} games in flight, "
-        f"{settings.num_simulations} simulations per move, {WINDOWS} windows of {seconds / WINDOWS:.1f} s")
+    say(
+        f"bench search: {game.name}, {settings.games_in_flight} games in flight, "
+        f"{settings.num_simulations} simulations per move, {WINDOWS} windows of {seconds / WINDOWS:.1f} s"
+    )
     for _ in range(20):  # compiled code loaded, trees past their first moves
         for i in range(len(groups)):
             step(i)
     windows = [_window(groups, step, seconds / WINDOWS) for _ in range(WINDOWS)]
     for w in windows:
-        say(f"  {w['sims_per_sec_per_core']:,.0f} simulations/s per core, {w['us_per_sim']:.2f} us each, "
-            f"{w['leaf_evals_per_cpu_s']:,.0f} leaves/s, {w['positions_per_cpu_s']:,.0f} moves/s")
+        say(
+            f"  {w['sims_per_sec_per_core']:,.0f} simulations/s per core, {w['us_per_sim']:.2f} us each, "
+            f"{w['leaf_evals_per_cpu_s']:,.0f} leaves/s, {w['positions_per_cpu_s']:,.0f} moves/s"
+        )
     result = {
         "bench": "search",
         "game": game.name,

@@ -50,8 +50,9 @@ class Sample:
     worker_positions: dict[str, tuple[float, int]]  # worker -> (its beat time, positions)
 
 
-def run(settings: Settings, seconds: float, warmup_s: float, workers: int, server_threads: int,
-        serve_flags: list[str]) -> dict[str, Any]:
+def run(
+    settings: Settings, seconds: float, warmup_s: float, workers: int, server_threads: int, serve_flags: list[str]
+) -> dict[str, Any]:
     game = get_game(settings.game)
     with tempfile.TemporaryDirectory(prefix="azjobs-bench-") as tmp:
         run_dir = Path(tmp) / "bench-selfplay"
@@ -66,11 +67,15 @@ def run(settings: Settings, seconds: float, warmup_s: float, workers: int, serve
             publish_random_weights(client, run, run_dir, settings)
             queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
             _top_up(queue, run, workers)
-            say(f"bench selfplay: {game.name} {settings.net_blocks}x{settings.net_channels}, {workers} worker(s), "
+            say(
+                f"bench selfplay: {game.name} {settings.net_blocks}x{settings.net_channels}, {workers} worker(s), "
                 f"gpu-serve with {server_threads} thread(s), batch {settings.inference_batch_size}, "
-                f"{settings.games_in_flight} games in flight per job; logs in {log_dir}")
+                f"{settings.games_in_flight} games in flight per job; logs in {log_dir}"
+            )
             env = dict(os.environ, AZJOBS_REDIS_URL=redis_server.url)
-            children.append(_spawn(["gpu-serve", *serve_flags], env, run_dir, log_dir / "gpu-serve.log", server_threads))
+            children.append(
+                _spawn(["gpu-serve", *serve_flags], env, run_dir, log_dir / "gpu-serve.log", server_threads)
+            )
             children += [_spawn(["worker"], env, run_dir, log_dir / f"worker-{i + 1}.log", 1) for i in range(workers)]
             _warm_up(client, run, queue, workers, children, warmup_s, log_dir)
             samples = [_sample(client, run, children, redis_server.process.pid)]
@@ -86,25 +91,37 @@ def run(settings: Settings, seconds: float, warmup_s: float, workers: int, serve
             redis_server.stop()
     windows = [_figures(a, b, settings.inference_batch_size) for a, b in zip(samples, samples[1:])]
     for w in windows:
-        say(f"  {w['positions_per_sec']:,.0f} moves/s, {w['leaf_evals_per_sec']:,.0f} leaves/s, "
+        say(
+            f"  {w['positions_per_sec']:,.0f} moves/s, {w['leaf_evals_per_sec']:,.0f} leaves/s, "
             f"fill {w['mean_batch_fill']:.3f}, forward {100 * w['forward_cpu_share']:.1f}% of CPU, "
             f"{w['non_nn_cpu_us_per_leaf']:.2f} us/leaf besides it (worker {w['worker_cpu_us_per_leaf']:.2f}, "
-            f"server {w['server_non_nn_cpu_us_per_leaf']:.2f}, redis {w['redis_cpu_us_per_leaf']:.2f})")
+            f"server {w['server_non_nn_cpu_us_per_leaf']:.2f}, redis {w['redis_cpu_us_per_leaf']:.2f})"
+        )
     keys_ = list(windows[0])
-    return emit({"bench": "selfplay", "game": game.name, "network": f"{settings.net_blocks}x{settings.net_channels}",
-                 "workers": workers, "server_threads": server_threads,
-                 "inference_batch_size": settings.inference_batch_size, "games_in_flight": settings.games_in_flight,
-                 "games_per_job": settings.games_per_job, "num_simulations": settings.num_simulations,
-                 **{k: median([w[k] for w in windows], 4) for k in keys_},
-                 "windows": [round(w["leaf_evals_per_sec"]) for w in windows]})
+    return emit(
+        {
+            "bench": "selfplay",
+            "game": game.name,
+            "network": f"{settings.net_blocks}x{settings.net_channels}",
+            "workers": workers,
+            "server_threads": server_threads,
+            "inference_batch_size": settings.inference_batch_size,
+            "games_in_flight": settings.games_in_flight,
+            "games_per_job": settings.games_per_job,
+            "num_simulations": settings.num_simulations,
+            **{k: median([w[k] for w in windows], 4) for k in keys_},
+            "windows": [round(w["leaf_evals_per_sec"]) for w in windows],
+        }
+    )
 
 
 def _spawn(args: list[str], env: dict[str, str], run_dir: Path, log: Path, threads: int) -> subprocess.Popen:
     env = dict(env, OMP_NUM_THREADS=str(threads))
     command = [sys.executable, "-m", "azjobs", *args, "--run-dir", str(run_dir), "--threads", str(threads)]
     with open(log, "ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
 
 def _top_up(queue: Queue, run: str, workers: int) -> None:
@@ -119,8 +136,15 @@ def _check_alive(children: list[subprocess.Popen], log_dir: Path) -> None:
             raise RuntimeError(f"`{' '.join(child.args[3:5])}` exited early; see its log in {log_dir}")
 
 
-def _warm_up(client: redis.Redis, run: str, queue: Queue, workers: int, children: list[subprocess.Popen],
-             warmup_s: float, log_dir: Path) -> None:
+def _warm_up(
+    client: redis.Redis,
+    run: str,
+    queue: Queue,
+    workers: int,
+    children: list[subprocess.Popen],
+    warmup_s: float,
+    log_dir: Path,
+) -> None:
     """Until every worker has played and the server has run `warmup_s` seconds since its first batch."""
     started, first_batch = time.monotonic(), None
     while True:
@@ -135,7 +159,9 @@ def _warm_up(client: redis.Redis, run: str, queue: Queue, workers: int, children
         if first_batch is not None and len(playing) >= workers and time.monotonic() - first_batch >= warmup_s:
             return
         if time.monotonic() - started > STARTUP_TIMEOUT_S:
-            raise RuntimeError(f"the pipeline did not start within {STARTUP_TIMEOUT_S:.0f} s; see the logs in {log_dir}")
+            raise RuntimeError(
+                f"the pipeline did not start within {STARTUP_TIMEOUT_S:.0f} s; see the logs in {log_dir}"
+            )
         time.sleep(0.5)
 
 
@@ -155,8 +181,9 @@ def _sample(client: redis.Redis, run: str, children: list[subprocess.Popen], red
         server_cpu_s=float(fresh["cpu_s"]),
         workers_cpu_s=workers_cpu,
         redis_cpu_s=redis_cpu,
-        worker_positions={b["id"]: (float(b["time"]), int(b.get("positions", 0)))
-                          for b in beats if b["role"] == "worker"},
+        worker_positions={
+            b["id"]: (float(b["time"]), int(b.get("positions", 0))) for b in beats if b["role"] == "worker"
+        },
     )
 
 

@@ -125,8 +125,9 @@ def client_main(url: str, run: str, run_dir: Path, index: int, games: int, secon
             result.latencies_ms.append(round(1000 * (time.perf_counter() - started), 3))
             result.answered += 1
             logits, values = expected[which]
-            if not (np.allclose(reply.values, values, atol=TOLERANCE)
-                    and np.allclose(reply.logits, logits, atol=TOLERANCE)):
+            if not (
+                np.allclose(reply.values, values, atol=TOLERANCE) and np.allclose(reply.logits, logits, atol=TOLERANCE)
+            ):
                 result.wrong += 1
             break
     result.loop_s = round(time.monotonic() - began, 3)
@@ -173,13 +174,32 @@ def run(
         children["gpu-serve"] = subprocess.Popen(
             # fp32, as the clients' reference (LocalEvaluator on CPU): bf16 differs from it by about
             # 1e-3, beyond what the check allows, and the soak is about delivery, not precision
-            [*azjobs, "gpu-serve", "--run-dir", str(run_dir), "--precision", "fp32"], env=env,
-            stdout=open(logs / "gpu-serve.log", "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [*azjobs, "gpu-serve", "--run-dir", str(run_dir), "--precision", "fp32"],
+            env=env,
+            stdout=open(logs / "gpu-serve.log", "wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         for i in range(workers):
             children[f"client-{i + 1}"] = subprocess.Popen(
-                [*azjobs, "bench", "soak-client", "--run-dir", str(run_dir), "--index", str(i), "--games", str(games),
-                 "--seconds", str(seconds)], env=env, stdout=subprocess.PIPE, stderr=open(logs / f"client-{i}.log", "wb"),
-                stdin=subprocess.DEVNULL)
+                [
+                    *azjobs,
+                    "bench",
+                    "soak-client",
+                    "--run-dir",
+                    str(run_dir),
+                    "--index",
+                    str(i),
+                    "--games",
+                    str(games),
+                    "--seconds",
+                    str(seconds),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=open(logs / f"client-{i}.log", "wb"),
+                stdin=subprocess.DEVNULL,
+            )
         ready_by = time.monotonic() + 120
         while client.llen(READY_KEY) < workers:
             if time.monotonic() > ready_by or any(p.poll() is not None for p in children.values()):

@@ -32,17 +32,27 @@ def parse_minutes(text: str) -> tuple[float, ...]:
     return tuple(marks)
 
 
-def run(positions: str, player: str, *, run_dir: Path | None, game: str | None, sims: Sequence[int | None],
-        minutes: Sequence[float] = (), seed: int = 0, device: str = "cpu",
-        record: bool = False) -> list[dict[str, Any]]:
+def run(
+    positions: str,
+    player: str,
+    *,
+    run_dir: Path | None,
+    game: str | None,
+    sims: Sequence[int | None],
+    minutes: Sequence[float] = (),
+    seed: int = 0,
+    device: str = "cpu",
+    record: bool = False,
+) -> list[dict[str, Any]]:
     """Score `player` with each of `sims` (None: the run's num_simulations); with `minutes`, the run's
     network at each mark instead. Prints each result as a JSON line as it comes; returns them."""
     resolve_positions(positions)  # an unknown set or a missing file, before any version is scored
     if not minutes:
         return [_score(positions, player, run_dir, game, s, seed, device, record, {}) for s in sims]
     if player != "net":
-        raise AzjobsError(f"--minutes picks versions of the run's network, so it scores no --player {player}: "
-                          "drop --player")
+        raise AzjobsError(
+            f"--minutes picks versions of the run's network, so it scores no --player {player}: drop --player"
+        )
     if run_dir is None:
         raise AzjobsError("--minutes picks versions of a run: pass its --run-dir")
     results = []
@@ -55,15 +65,24 @@ def run(positions: str, player: str, *, run_dir: Path | None, game: str | None, 
         version, seconds = found
         point = {"minutes": mark, "train_minutes": round(seconds / 60, 1)}
         say(f"within {mark:g} min of training: net:{version}, published at {point['train_minutes']:g} min")
-        results.extend(_score(positions, f"net:{version}", run_dir, game, s, seed, device, record, point)
-                       for s in sims)
+        results.extend(_score(positions, f"net:{version}", run_dir, game, s, seed, device, record, point) for s in sims)
     return results
 
 
-def _score(positions: str, player: str, run_dir: Path | None, game: str | None, sims: int | None, seed: int,
-           device: str, record: bool, point: dict[str, Any]) -> dict[str, Any]:
-    result = strength.bench(positions, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device,
-                            record=record)
+def _score(
+    positions: str,
+    player: str,
+    run_dir: Path | None,
+    game: str | None,
+    sims: int | None,
+    seed: int,
+    device: str,
+    record: bool,
+    point: dict[str, Any],
+) -> dict[str, Any]:
+    result = strength.bench(
+        positions, player, run_dir=run_dir, game=game, sims=sims, seed=seed, device=device, record=record
+    )
     for line in strength.describe(result):
         say(line)
     return emit({**point, **result.to_dict()})

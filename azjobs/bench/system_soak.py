@@ -41,9 +41,20 @@ from azjobs.storage.replay import list_shards, replay_dir, shard_names
 RUN = "soak"
 FAULTS = ("kill-worker", "kill-gpu-serve", "restart-redis", "garbage-requests")
 # The default run: tic-tac-toe with a tiny network and few simulations, so it trains on a laptop's CPU.
-TINY = {"game": "tictactoe", "net_blocks": 1, "net_channels": 8, "num_simulations": 4, "games_per_job": 8,
-        "temperature_moves": 2, "min_replay_positions": 100, "replay_buffer_size": 5000, "batch_size": 32,
-        "publish_every_steps": 5, "max_train_per_position": 8, "selfplay_queue_depth": 3}
+TINY = {
+    "game": "tictactoe",
+    "net_blocks": 1,
+    "net_channels": 8,
+    "num_simulations": 4,
+    "games_per_job": 8,
+    "temperature_moves": 2,
+    "min_replay_positions": 100,
+    "replay_buffer_size": 5000,
+    "batch_size": 32,
+    "publish_every_steps": 5,
+    "max_train_per_position": 8,
+    "selfplay_queue_depth": 3,
+}
 SERVER_DOWN_S = 3.0  # gpu-serve stays away this long after it is killed: the workers wait for it
 GARBAGE = (b"", b"\x00" * 7, b"not a request", os.urandom(64), b"AZR\x01" + os.urandom(40))
 RSS_EVERY_S = 2.0
@@ -86,11 +97,25 @@ class AofRedis:
         self.procs: list[Proc] = []  # one per start
 
     def start(self, timeout_s: float = 30.0) -> None:
-        args = [embedded.redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                str(self.folder), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+        args = [
+            embedded.redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ]
         log = open(self.folder / "redis.log", "ab")
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.procs.append(Proc("redis", len(self.procs) + 1, process, time.monotonic()))
         deadline = time.monotonic() + timeout_s
@@ -136,9 +161,14 @@ class Fleet:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
         env.update(AZJOBS_REDIS_URL=self.url, OMP_NUM_THREADS="1", AZJOBS_THREADS="1")
         log = open(self.logs / f"{role}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "azjobs", *command, "--run-dir", str(self.run_dir)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "azjobs", *command, "--run-dir", str(self.run_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         with self.lock:
             proc = Proc(role, 1 + sum(p.role == role for p in self.procs), process, time.monotonic())
@@ -256,8 +286,10 @@ def run(
         run_settings.publish(client, RUN, fleet.run_dir, settings)
         for role in ("trainer", "gpu-serve", *(f"worker-{i + 1}" for i in range(workers))):
             fleet.start(role)
-        log(f"soak --system: trainer, gpu-serve and {workers} workers for {seconds:g} s, a fault every "
-            f"{fault_every:g} s (logs in {folder / 'logs'})")
+        log(
+            f"soak --system: trainer, gpu-serve and {workers} workers for {seconds:g} s, a fault every "
+            f"{fault_every:g} s (logs in {folder / 'logs'})"
+        )
         sampler.start()
         unbidden = _run_schedule(fleet, injector, seconds, fault_every)
         sampler.stop.set()
@@ -333,8 +365,10 @@ def _replay_checks(client: redis.Redis, run_dir: Path) -> dict[str, Any]:
         "finished_jobs": len(finished),
         # A finished job's shard must be listed once, on disk, with the games the job reported.
         "finished_jobs_not_counted_once": sum(
-            1 for job in finished
-            if index.count(job.get("shard")) != 1 or files.get(job.get("shard"), ("", -1, 0))[1] != job.get("games")),
+            1
+            for job in finished
+            if index.count(job.get("shard")) != 1 or files.get(job.get("shard"), ("", -1, 0))[1] != job.get("games")
+        ),
         "jobs_enqueued": stats.get("jobs_enqueued", 0),
     }
 
@@ -348,13 +382,25 @@ def _memory(procs: list[Proc]) -> dict[str, Any]:
         third = len(proc.rss) // 3
         first = sum(mb for _, mb in proc.rss[:third]) / third
         last = sum(mb for _, mb in proc.rss[-third:]) / third
-        out[proc.key] = {"first_mb": round(first, 1), "last_mb": round(last, 1), "samples": len(proc.rss),
-                         "flat": last - first <= RSS_SLACK_MB + RSS_SLACK_FRACTION * first}
+        out[proc.key] = {
+            "first_mb": round(first, 1),
+            "last_mb": round(last, 1),
+            "samples": len(proc.rss),
+            "flat": last - first <= RSS_SLACK_MB + RSS_SLACK_FRACTION * first,
+        }
     return out
 
 
-def _report(client: redis.Redis, fleet: Fleet, server: AofRedis, sampler: Sampler, injector: Injector,
-            settings: Settings, seconds: float, unbidden: list[str]) -> dict[str, Any]:
+def _report(
+    client: redis.Redis,
+    fleet: Fleet,
+    server: AofRedis,
+    sampler: Sampler,
+    injector: Injector,
+    settings: Settings,
+    seconds: float,
+    unbidden: list[str],
+) -> dict[str, Any]:
     versions = sampler.versions
     trainer = {k.decode(): v.decode() for k, v in client.hgetall(keys.trainer(RUN)).items()}
     return {
@@ -367,9 +413,12 @@ def _report(client: redis.Redis, fleet: Fleet, server: AofRedis, sampler: Sample
         "faults_injected": sum(injector.injected.values()),
         "died_unbidden": unbidden,
         "replay": _replay_checks(client, fleet.run_dir),
-        "weights": {"first": versions[0] if versions else None, "last": versions[-1] if versions else None,
-                    "samples": len(versions),
-                    "decreases": sum(1 for a, b in zip(versions, versions[1:]) if b < a)},
+        "weights": {
+            "first": versions[0] if versions else None,
+            "last": versions[-1] if versions else None,
+            "samples": len(versions),
+            "decreases": sum(1 for a, b in zip(versions, versions[1:]) if b < a),
+        },
         "trainer_steps": int(trainer.get("step", 0) or 0),
         "memory": _memory([*fleet.procs, *server.procs]),
     }

@@ -76,8 +76,14 @@ class Session:
         self.note_facts(client, found, cuda=cuda, device=device)
         return client, found
 
-    def note_facts(self, client, settings: Settings, *, cuda: bool = False,  # type: ignore[no-untyped-def]
-                   device: str | None = None) -> None:
+    def note_facts(
+        self,
+        client,
+        settings: Settings,
+        *,
+        cuda: bool = False,  # type: ignore[no-untyped-def]
+        device: str | None = None,
+    ) -> None:
         """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
         from azjobs.cluster import doctor, heartbeat
 
@@ -89,6 +95,7 @@ pass_session = click.make_pass_decorator(Session, ensure=True)
 
 def session_setter(field: str):  # type: ignore[no-untyped-def]
     """An option callback that stores the option's value on the Session."""
+
     def store(ctx: click.Context, param: click.Parameter, value: object) -> object:
         setattr(ctx.ensure_object(Session), field, value)
         return value

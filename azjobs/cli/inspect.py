@@ -19,7 +19,9 @@ from azjobs.errors import AzjobsError
 @click.command("status")
 @redis_url_option
 @run_dir_option(required=True)
-@click.option("--json", "as_json", is_flag=True, envvar="AZJOBS_STATUS_JSON", help="Print one JSON object instead of tables.")
+@click.option(
+    "--json", "as_json", is_flag=True, envvar="AZJOBS_STATUS_JSON", help="Print one JSON object instead of tables."
+)
 @click.option("--watch", is_flag=True, help="Refresh every 2 seconds until Ctrl-C.")
 @pass_session
 def status_cmd(session: Session, as_json: bool, watch: bool) -> None:
@@ -55,9 +57,20 @@ def _watch(client, name: str, snap) -> None:  # type: ignore[no-untyped-def]
 @click.command("doctor")
 @redis_url_option
 @run_dir_option(required=True)
-@click.option("--interval", type=click.FloatRange(min=0), default=3.0, show_default=True,
-              help="Seconds between the two looks at queues and servers (0: one look).")
-@click.option("--json", "as_json", is_flag=True, envvar="AZJOBS_DOCTOR_JSON", help="Print one JSON list of verdicts instead of lines.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Seconds between the two looks at queues and servers (0: one look).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="AZJOBS_DOCTOR_JSON",
+    help="Print one JSON list of verdicts instead of lines.",
+)
 @pass_session
 def doctor_cmd(session: Session, interval: float, as_json: bool) -> None:
     """Check the run: Redis, storage root, processes, versions, CUDA, queues; one verdict per line.
@@ -75,14 +88,25 @@ def doctor_cmd(session: Session, interval: float, as_json: bool) -> None:
 @click.command("dashboard")
 @redis_url_option
 @run_dir_option(required=False)
-@click.option("--bind", default="127.0.0.1", show_default=True,
-              help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.")
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=9181, show_default=True)
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File holding the password every page asks for (user azjobs; default: "
-                   "$AZJOBS_DASHBOARD_PASSWORD, else none, which only loopback allows).")
-@click.option("--allow-actions", is_flag=True,
-              help="Turn on the write actions (delete, requeue, empty, compact); off, they answer 403.")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the password every page asks for (user azjobs; default: "
+    "$AZJOBS_DASHBOARD_PASSWORD, else none, which only loopback allows).",
+)
+@click.option(
+    "--allow-actions",
+    is_flag=True,
+    help="Turn on the write actions (delete, requeue, empty, compact); off, they answer 403.",
+)
 @pass_session
 def dashboard_cmd(session: Session, bind: str, port: int, password_file: Path | None, allow_actions: bool) -> None:
     """rq-dashboard on the run's Redis: queues, jobs (JSON, never unpickled) and workers; read-only by default.
@@ -97,15 +121,22 @@ def dashboard_cmd(session: Session, bind: str, port: int, password_file: Path | 
     url = effective_url(session.url())
     connect(url)  # a clear one-line error before the web server starts
     actions = "write actions on" if allow_actions else "read-only"
-    click.echo(f"rq-dashboard for {redact(url)} at http://{bind}:{port}/ ({actions}"
-               f"{', password required' if password else ''})", err=True)
+    click.echo(
+        f"rq-dashboard for {redact(url)} at http://{bind}:{port}/ ({actions}"
+        f"{', password required' if password else ''})",
+        err=True,
+    )
     dashboard.run(url, bind=bind, port=port, password=password, allow_actions=allow_actions)
 
 
 @click.command("plot")
 @run_dir_option(required=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG file to write (default: <run_dir>/evals/strength.png).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG file to write (default: <run_dir>/evals/strength.png).",
+)
 @pass_session
 def plot_cmd(session: Session, out: Path | None) -> None:
     """Ratings and accuracy of the run's versions against training time and steps, as a PNG.
@@ -141,8 +172,10 @@ def settings_cmd(session: Session, config: Path | None, **flags: Any) -> None:
     else:
         given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
         if config is not None or given:
-            raise click.UsageError(f"a run's settings are fixed at its creation: drop {(given or ['--config'])[0]} "
-                                   f"with --run-dir (docs/settings.md)")
+            raise click.UsageError(
+                f"a run's settings are fixed at its creation: drop {(given or ['--config'])[0]} "
+                f"with --run-dir (docs/settings.md)"
+            )
         found, title = _stored(session), f"azjobs settings of run {session.name} (stored when it was created)."
     click.echo(run_settings.to_toml(found, title), nl=False)
 
@@ -156,8 +189,11 @@ def _stored(session: Session):  # type: ignore[no-untyped-def]
     else:
         stored = run_settings.fetch(session.connect(), session.name, session.run_dir)
     if stored is None:
-        raise AzjobsError(f"no run at {session.run_dir}: no {run_settings.SETTINGS_FILE} there"
-                          + ("" if session.redis_url is None else " and no such run in Redis") + "; check --run-dir")
+        raise AzjobsError(
+            f"no run at {session.run_dir}: no {run_settings.SETTINGS_FILE} there"
+            + ("" if session.redis_url is None else " and no such run in Redis")
+            + "; check --run-dir"
+        )
     return stored
 
 
@@ -168,8 +204,10 @@ def games_cmd() -> None:
 
     for name, game in sorted(load_games().items()):
         c, h, w = game.planes_shape
-        click.echo(f"{name:<12} planes {c}x{h}x{w}, {game.num_actions} actions, "
-                   f"{game.num_symmetries} symmetries  ({type(game).__module__})")
+        click.echo(
+            f"{name:<12} planes {c}x{h}x{w}, {game.num_actions} actions, "
+            f"{game.num_symmetries} symmetries  ({type(game).__module__})"
+        )
 
 
 COMMANDS = [status_cmd, doctor_cmd, dashboard_cmd, plot_cmd, settings_cmd, games_cmd]

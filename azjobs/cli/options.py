@@ -6,8 +6,8 @@ Every option reads an environment variable: the one its --help names, else click
 
 from __future__ import annotations
 
-from functools import wraps
 from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,11 @@ LAYOUTS = ["auto", "on", "off"]
 def redis_url_option(f: Callable) -> Callable:
     """--redis-url (env AZJOBS_REDIS_URL), kept on the Session."""
     return click.option(
-        "--redis-url", envvar=URL_ENV, default=None, show_envvar=True, expose_value=False,
+        "--redis-url",
+        envvar=URL_ENV,
+        default=None,
+        show_envvar=True,
+        expose_value=False,
         callback=session_setter("redis_url"),
         help="Redis of the run, redis://[:PASSWORD@]HOST:PORT/DB (default redis://127.0.0.1:6379/0).",
     )(f)
@@ -40,20 +44,34 @@ def unused_redis_url_option(f: Callable) -> Callable:
 def run_dir_option(required: bool) -> Callable:
     """--run-dir (env AZJOBS_RUN_DIR), kept on the Session."""
     return click.option(
-        "--run-dir", envvar="AZJOBS_RUN_DIR", show_envvar=True, required=required, expose_value=False,
-        type=click.Path(file_okay=False, path_type=Path), callback=session_setter("run_dir"),
+        "--run-dir",
+        envvar="AZJOBS_RUN_DIR",
+        show_envvar=True,
+        required=required,
+        expose_value=False,
+        type=click.Path(file_okay=False, path_type=Path),
+        callback=session_setter("run_dir"),
         help="The run's folder on the storage root; its last component names the run in Redis.",
     )
 
 
-def threads_option(default: int | None = None,
-                   help: str = "CPU threads for torch (default: torch's own choice).") -> Callable:
-    return click.option("--threads", envvar="AZJOBS_THREADS", type=click.IntRange(min=1), default=default,
-                        show_default=default is not None, show_envvar=True, help=help)
+def threads_option(
+    default: int | None = None, help: str = "CPU threads for torch (default: torch's own choice)."
+) -> Callable:
+    return click.option(
+        "--threads",
+        envvar="AZJOBS_THREADS",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        show_envvar=True,
+        help=help,
+    )
 
 
-def device_option(default: str | None = None,
-                  help: str = "torch device (default: cuda if present, else cpu).") -> Callable:
+def device_option(
+    default: str | None = None, help: str = "torch device (default: cuda if present, else cpu)."
+) -> Callable:
     return click.option("--device", default=default, show_default=default is not None, help=help)
 
 
@@ -78,9 +96,11 @@ def player_option(f: Callable) -> Callable:
     from azjobs.players import SPEC_HELP
 
     return click.option(
-        "--player", default="net", show_default=True,
+        "--player",
+        default="net",
+        show_default=True,
         help=f"Who chooses: {SPEC_HELP}. net is the run's newest weights (net:V: version V) with --sims; "
-             "the others are baselines that need only --game.",
+        "the others are baselines that need only --game.",
     )(f)
 
 
@@ -90,22 +110,32 @@ def game_option(f: Callable) -> Callable:
 
 # The settings flags, generated from the Settings fields.
 
+
 def settings_options(f: Callable) -> Callable:
     """--config, --game and one option per setting (env AZJOBS_<NAME>, read by the settings' layers)."""
     for name in reversed(list(FIELD_TYPES)):
         # Booleans strictly as the environment spells them: a misspelt one is an error, not false.
         kind = click.Choice(TRUE + FALSE, case_sensitive=False) if FIELD_TYPES[name] is bool else FIELD_TYPES[name]
         own = " (a process setting: on an existing run, this process's own value)" if name in PROCESS_SETTINGS else ""
-        f = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None, help=DOCS[name] + own,
-                         allow_from_autoenv=False)(f)  # AZJOBS_<NAME> is the setting's own layer
+        f = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=kind,
+            default=None,
+            help=DOCS[name] + own,
+            allow_from_autoenv=False,
+        )(f)  # AZJOBS_<NAME> is the setting's own layer
     return click.option(
-        "--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
         help="TOML file of settings (defaults < file < AZJOBS_* environment < flags).",
     )(f)
 
 
 def with_settings(f: Callable) -> Callable:
     """The command gets `settings` for a new run in place of --config and the settings flags."""
+
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
         from azjobs.settings import resolve
@@ -119,6 +149,7 @@ def with_settings(f: Callable) -> Callable:
 def with_given_settings(f: Callable) -> Callable:
     """As with_settings, and `given`: the values --config, AZJOBS_* and the flags set, whose process
     settings are this process's own on an existing run."""
+
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
         from azjobs.settings import from_given, given
@@ -133,10 +164,14 @@ def process_option(name: str) -> Callable:
     """The flag of process setting `name` (env AZJOBS_<NAME>): this process's own value, else the run's."""
     _, flag = PROCESS_SETTINGS[name]
     return click.option(
-        flag, name, envvar=ENV_PREFIX + name.upper(), show_envvar=True, default=None,
+        flag,
+        name,
+        envvar=ENV_PREFIX + name.upper(),
+        show_envvar=True,
+        default=None,
         metavar="N" if FIELD_TYPES[name] is int else "NUMBER",
         help=f"{DOCS[name]}; {SPECS[name].allowed(FIELD_TYPES[name])}. This process's own value "
-             f"(default: the run's {name}, which stays as stored).",
+        f"(default: the run's {name}, which stays as stored).",
     )
 
 

@@ -8,8 +8,14 @@ import sys
 import click
 
 from azjobs.cli.context import Session, pass_session, say
-from azjobs.cli.options import (game_option, player_option, redis_url_option, run_dir_option, sims_option,
-                                unused_redis_url_option)
+from azjobs.cli.options import (
+    game_option,
+    player_option,
+    redis_url_option,
+    run_dir_option,
+    sims_option,
+    unused_redis_url_option,
+)
 from azjobs.errors import AzjobsError
 
 
@@ -60,8 +66,14 @@ def bestmove_cmd(session: Session, sims: int | None, player: str, game: str | No
 @click.argument("player_a")
 @click.argument("player_b")
 # Not AZJOBS_EVAL_GAMES: that is the eval_games setting of a new run.
-@click.option("--games", type=click.IntRange(min=2), default=None, envvar="AZJOBS_EVAL_MATCH_GAMES", show_envvar=True,
-              help="Games to play, half with each colour (default: the run's eval_games).")
+@click.option(
+    "--games",
+    type=click.IntRange(min=2),
+    default=None,
+    envvar="AZJOBS_EVAL_MATCH_GAMES",
+    show_envvar=True,
+    help="Games to play, half with each colour (default: the run's eval_games).",
+)
 @click.option("--wait", is_flag=True, help="Wait for a worker to play it and print the result (JSON).")
 @pass_session
 def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, wait: bool) -> None:

@@ -99,14 +99,19 @@ def _settings_tables() -> list[str]:
     lines = ["## Every setting\n"]
     for name in FIELD_TYPES:
         if name in SECTIONS:
-            lines += [f"\n### {SECTIONS[name]}\n\n", "| setting | default | values | meaning |\n",
-                      "|---|---|---|---|\n"]
+            lines += [
+                f"\n### {SECTIONS[name]}\n\n",
+                "| setting | default | values | meaning |\n",
+                "|---|---|---|---|\n",
+            ]
         spec, doc = SPECS[name], SPECS[name].doc
         if name in PROCESS_SETTINGS:
             command, flag = PROCESS_SETTINGS[name]
             doc += f"; *a process setting: `azjobs {command} {flag}`*"
-        lines.append(f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {_cell(spec.allowed(FIELD_TYPES[name]))} | "
-                     f"{_cell(doc)} |\n")
+        lines.append(
+            f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {_cell(spec.allowed(FIELD_TYPES[name]))} | "
+            f"{_cell(doc)} |\n"
+        )
     return lines
 
 
@@ -117,12 +122,17 @@ def _games_table() -> list[str]:
     # In BUILTIN_MODULES' order, not in the order a process happened to import the games.
     games = dict(sorted(builtin, key=lambda item: BUILTIN_MODULES.index(type(item[1]).__module__)))
     changed = [name for name in FIELD_TYPES if any(name in game.default_settings for game in games.values())]
-    lines = ["\n## Per-game defaults\n\n",
-             "The settings a game shipped with azjobs sets for itself (layer 2); an empty cell keeps the default.\n\n",
-             f"| setting | default | {' | '.join(games)} |\n", f"|---|---|{'---|' * len(games)}\n"]
+    lines = [
+        "\n## Per-game defaults\n\n",
+        "The settings a game shipped with azjobs sets for itself (layer 2); an empty cell keeps the default.\n\n",
+        f"| setting | default | {' | '.join(games)} |\n",
+        f"|---|---|{'---|' * len(games)}\n",
+    ]
     for name in changed:
-        cells = [_cell(_shown(game.default_settings[name])) if name in game.default_settings else ""
-                 for game in games.values()]
+        cells = [
+            _cell(_shown(game.default_settings[name])) if name in game.default_settings else ""
+            for game in games.values()
+        ]
         lines.append(f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {' | '.join(cells)} |\n")
     return lines
 

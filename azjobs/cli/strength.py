@@ -14,25 +14,52 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
 
 @bench_group.command("strength")
 @run_dir_option(required=False)
-@click.option("--positions", "positions_file", envvar="AZJOBS_BENCH_STRENGTH_POSITIONS", required=True, metavar="NAME|FILE",
-              help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
-                   "JSON-lines file (the format: docs/evaluation.md).")
-@click.option("--sims", type=click.IntRange(min=0), multiple=True,
-              help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
-                   "repeatable: each count scores each version.")
-@click.option("--minutes", default=None, metavar="M,M,...",
-              help="A strength curve: score the run's newest version published within each of these training "
-                   "minutes (e.g. 10,20,30) instead of the newest.")
+@click.option(
+    "--positions",
+    "positions_file",
+    envvar="AZJOBS_BENCH_STRENGTH_POSITIONS",
+    required=True,
+    metavar="NAME|FILE",
+    help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
+    "JSON-lines file (the format: docs/evaluation.md).",
+)
+@click.option(
+    "--sims",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
+    "repeatable: each count scores each version.",
+)
+@click.option(
+    "--minutes",
+    default=None,
+    metavar="M,M,...",
+    help="A strength curve: score the run's newest version published within each of these training "
+    "minutes (e.g. 10,20,30) instead of the newest.",
+)
 @player_option
 @game_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
 @device_option(default="cpu", help="torch device of a network player.")
-@click.option("--record", is_flag=True,
-              help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Also save the result under <run_dir>/evals/, so that `azjobs plot` draws it (net players).",
+)
 @threads_option()
 @pass_session
-def bench_strength_cmd(session: Session, positions_file: str, sims: tuple[int, ...], minutes: str | None, player: str,
-                       game: str | None, seed: int, device: str, record: bool, threads: int | None) -> None:
+def bench_strength_cmd(
+    session: Session,
+    positions_file: str,
+    sims: tuple[int, ...],
+    minutes: str | None,
+    player: str,
+    game: str | None,
+    seed: int,
+    device: str,
+    record: bool,
+    threads: int | None,
+) -> None:
     """Share of labelled positions where the player picks an optimal move.
 
     Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
@@ -46,16 +73,34 @@ def bench_strength_cmd(session: Session, positions_file: str, sims: tuple[int, .
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--minutes") from None
     set_threads(threads)
-    strength.run(positions_file, player, run_dir=session.run_dir, game=game, sims=sims or (None,), minutes=marks,
-                 seed=seed, device=device, record=record)
+    strength.run(
+        positions_file,
+        player,
+        run_dir=session.run_dir,
+        game=game,
+        sims=sims or (None,),
+        minutes=marks,
+        seed=seed,
+        device=device,
+        record=record,
+    )
 
 
 @bench_group.command("oracle")
 @run_dir_option(required=True)
-@click.option("--sims", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Simulations per move (0: the network's policy alone).")
-@click.option("--minutes", type=click.FloatRange(min=0), default=None,
-              help="Score the newest version published within this many minutes of training (default: the newest).")
+@click.option(
+    "--sims",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Simulations per move (0: the network's policy alone).",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Score the newest version published within this many minutes of training (default: the newest).",
+)
 @device_option(default="cpu", help="torch device of the network.")
 @threads_option()
 @pass_session
@@ -69,25 +114,67 @@ def bench_oracle_cmd(session: Session, sims: int, minutes: float | None, device:
 
 
 @bench_group.command("compare")
-@click.option("--positions", required=True, metavar="NAME|FILE",
-              help="Labelled positions of the game: a bundled set (connect4) or a JSON-lines file.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Training minutes of each variant (`azjobs run`; default 30, or none with --max-steps).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None,
-              help="Train each variant for this many steps instead (learning per step rather than per minute).")
-@click.option("--out", "out_dir", envvar="AZJOBS_BENCH_COMPARE_OUT", default=Path("runs/compare"), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder of the variants' runs.")
+@click.option(
+    "--positions",
+    required=True,
+    metavar="NAME|FILE",
+    help="Labelled positions of the game: a bundled set (connect4) or a JSON-lines file.",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Training minutes of each variant (`azjobs run`; default 30, or none with --max-steps).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train each variant for this many steps instead (learning per step rather than per minute).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    envvar="AZJOBS_BENCH_COMPARE_OUT",
+    default=Path("runs/compare"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the variants' runs.",
+)
 @click.option("--game", default="connect4", show_default=True)
-@click.option("--sims", type=click.IntRange(min=0), default=200, show_default=True,
-              help="Simulations when scoring with search.")
+@click.option(
+    "--sims", type=click.IntRange(min=0), default=200, show_default=True, help="Simulations when scoring with search."
+)
 @click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
-@click.option("--variant", "extra", envvar="AZJOBS_BENCH_COMPARE_VARIANT", multiple=True, metavar="NAME:KEY=VALUE,...",
-              help="Adds a variant (repeatable).")
-@click.option("--set", "common", envvar="AZJOBS_BENCH_COMPARE_SET", default="", metavar="KEY=VALUE,...",
-              help="Settings of every variant (e.g. seed=1).")
+@click.option(
+    "--variant",
+    "extra",
+    envvar="AZJOBS_BENCH_COMPARE_VARIANT",
+    multiple=True,
+    metavar="NAME:KEY=VALUE,...",
+    help="Adds a variant (repeatable).",
+)
+@click.option(
+    "--set",
+    "common",
+    envvar="AZJOBS_BENCH_COMPARE_SET",
+    default="",
+    metavar="KEY=VALUE,...",
+    help="Settings of every variant (e.g. seed=1).",
+)
 @click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
-def bench_compare_cmd(positions: str, minutes: float | None, max_steps: int | None, out_dir: Path, game: str,
-                      sims: int, only: str, extra: tuple[str, ...], common: str, retrain: bool) -> None:
+def bench_compare_cmd(
+    positions: str,
+    minutes: float | None,
+    max_steps: int | None,
+    out_dir: Path,
+    game: str,
+    sims: int,
+    only: str,
+    extra: tuple[str, ...],
+    common: str,
+    retrain: bool,
+) -> None:
     """Strength per compute: each search variant trained for the same minutes (or steps), then scored on
     labelled positions, with its own search and with the network alone.
 
@@ -100,8 +187,18 @@ def bench_compare_cmd(positions: str, minutes: float | None, max_steps: int | No
     chosen = [v.strip() for v in only.split(",") if v.strip()]
     if minutes is None and max_steps is None:
         minutes = 30.0
-    compare.run(positions, minutes=minutes, max_steps=max_steps, out_dir=out_dir, game=game, sims=sims, only=chosen,
-                extra=extra, common=common, retrain=retrain)
+    compare.run(
+        positions,
+        minutes=minutes,
+        max_steps=max_steps,
+        out_dir=out_dir,
+        game=game,
+        sims=sims,
+        only=chosen,
+        extra=extra,
+        common=common,
+        retrain=retrain,
+    )
 
 
 @bench_group.command("match")
@@ -109,16 +206,35 @@ def bench_compare_cmd(positions: str, minutes: float | None, max_steps: int | No
 @click.argument("player_b", default="random")
 @run_dir_option(required=False)
 @game_option
-@click.option("--games", type=click.IntRange(min=2), default=50, show_default=True,
-              help="Games to play (rounded up to even): each random opening once with each colour.")
+@click.option(
+    "--games",
+    type=click.IntRange(min=2),
+    default=50,
+    show_default=True,
+    help="Games to play (rounded up to even): each random opening once with each colour.",
+)
 @sims_option(help="Simulations per move of network players (default: the run's num_simulations; 0: policy alone).")
-@click.option("--opening-moves", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Random moves that open each pair of games.")
+@click.option(
+    "--opening-moves",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Random moves that open each pair of games.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option()
 @pass_session
-def bench_match_cmd(session: Session, player_a: str, player_b: str, game: str | None, games: int,
-                    sims: int | None, opening_moves: int, seed: int, threads: int | None) -> None:
+def bench_match_cmd(
+    session: Session,
+    player_a: str,
+    player_b: str,
+    game: str | None,
+    games: int,
+    sims: int | None,
+    opening_moves: int,
+    seed: int,
+    threads: int | None,
+) -> None:
     """PLAYER_A against PLAYER_B here, without Redis (default: the run's newest weights against random).
 
     Players as in `azjobs eval`; network players read the newest (or net:V) weights of --run-dir.
@@ -133,6 +249,8 @@ def bench_match_cmd(session: Session, player_a: str, player_b: str, game: str | 
     found, a = load_player(player_a, run_dir=session.run_dir, game=game, sims=sims)
     _, b = load_player(player_b, run_dir=session.run_dir, game=found.name, sims=sims)
     result = play_match(found, a, b, games, np.random.default_rng(seed), opening_moves=opening_moves)
-    say(f"{a.name} against {b.name} in {found.name}: {result.a_wins} won, {result.draws} drawn, "
-        f"{result.b_wins} lost ({100 * result.a_score:.1f}% of the points)")
+    say(
+        f"{a.name} against {b.name} in {found.name}: {result.a_wins} won, {result.draws} drawn, "
+        f"{result.b_wins} lost ({100 * result.a_score:.1f}% of the points)"
+    )
     click.echo(json.dumps({"game": found.name, **result.to_dict()}))

@@ -38,7 +38,10 @@ RETRIES = 3  # redis-py's own retries of a failed command; the roles wait out lo
 # What an outage looks like to a role: Redis gone, silent, out of memory (maxmemory, noeviction)
 # or read-only (a replica, or a primary demoted by failover). Roles wait these out, saying so once.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
 )
 # Outages in replies that redis-py gives no class of their own: a blocked client is unblocked when its
 # primary becomes a replica; a replica without its primary refuses to answer; and OOM or READONLY
@@ -46,7 +49,9 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
 OUTAGE_CODES = ("UNBLOCKED", "MASTERDOWN", "OOM command not allowed", "READONLY")
 
 
-def read_password(password_file: Path | None, *, env: str = PASSWORD_ENV, what: str = "the password file") -> str | None:
+def read_password(
+    password_file: Path | None, *, env: str = PASSWORD_ENV, what: str = "the password file"
+) -> str | None:
     """A password: the file's content (whitespace stripped), else $`env`, else none."""
     if password_file is None:
         return os.environ.get(env) or None
@@ -134,8 +139,7 @@ class Outage:
     line for its end.
     """
 
-    def __init__(self, log: Callable[[str], None], back: str, *,
-                 lost: str = "{cause}; retrying every second") -> None:
+    def __init__(self, log: Callable[[str], None], back: str, *, lost: str = "{cause}; retrying every second") -> None:
         self.log, self.back_line, self.lost_line = log, back, lost
         self.lock = threading.Lock()
         self.parties: set[str] = set()
@@ -166,8 +170,15 @@ class Outage:
 T = TypeVar("T")
 
 
-def wait_for(found: Callable[[], T | None], say: Callable[[str], None], waiting: str, *, poll_s: float = 1.0,
-             stop: threading.Event | None = None, between: Callable[[], object] | None = None) -> T | None:
+def wait_for(
+    found: Callable[[], T | None],
+    say: Callable[[str], None],
+    waiting: str,
+    *,
+    poll_s: float = 1.0,
+    stop: threading.Event | None = None,
+    between: Callable[[], object] | None = None,
+) -> T | None:
     """The first true value of `found()`, asked every `poll_s` seconds, saying `waiting` once before the
     first wait (and calling `between`, say a heartbeat, before each); None if `stop` is set first."""
     stop = stop or threading.Event()

@@ -24,10 +24,15 @@ from azjobs.errors import AzjobsError
 USER = "azjobs"  # the basic-auth user name; only the password is checked
 PASSWORD_ENV = "AZJOBS_DASHBOARD_PASSWORD"
 # rq-dashboard's routes that change Redis; requeue_all answers GET too.
-WRITE_ENDPOINTS = frozenset({
-    "rq_dashboard.delete_job_view", "rq_dashboard.requeue_job_view", "rq_dashboard.requeue_all",
-    "rq_dashboard.empty_queue", "rq_dashboard.compact_queue",
-})
+WRITE_ENDPOINTS = frozenset(
+    {
+        "rq_dashboard.delete_job_view",
+        "rq_dashboard.requeue_job_view",
+        "rq_dashboard.requeue_all",
+        "rq_dashboard.empty_queue",
+        "rq_dashboard.compact_queue",
+    }
+)
 
 
 class UnpicklingRefused(Exception):
@@ -96,15 +101,22 @@ def _guard(password: str | None, allow_actions: bool) -> Response | None:
         auth = request.authorization
         given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
         if not hmac.compare_digest(given.encode(), password.encode()):
-            return Response("azjobs dashboard: password required\n", 401,
-                            {"WWW-Authenticate": 'Basic realm="azjobs dashboard"'})
+            return Response(
+                "azjobs dashboard: password required\n", 401, {"WWW-Authenticate": 'Basic realm="azjobs dashboard"'}
+            )
     if not allow_actions and (request.endpoint in WRITE_ENDPOINTS or request.method not in ("GET", "HEAD")):
         return Response("azjobs dashboard: write actions are off (start it with --allow-actions)\n", 403)
     return None
 
 
-def run(redis_url: str, *, bind: str = "127.0.0.1", port: int = 9181, password: str | None = None,
-        allow_actions: bool = False) -> None:
+def run(
+    redis_url: str,
+    *,
+    bind: str = "127.0.0.1",
+    port: int = 9181,
+    password: str | None = None,
+    allow_actions: bool = False,
+) -> None:
     """Serve rq-dashboard until interrupted (the URL stays in-process: no password on a command line)."""
     check_exposure(bind, password)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

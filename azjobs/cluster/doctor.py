@@ -50,8 +50,9 @@ def settings_digest(settings: Settings) -> str:
     return hashlib.sha256(settings.to_json().encode()).hexdigest()[:12]
 
 
-def facts(client: redis.Redis, run: str, run_dir: Path, settings: Settings, *, cuda: bool = False,
-          device: str | None = None) -> dict[str, str]:
+def facts(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, *, cuda: bool = False, device: str | None = None
+) -> dict[str, str]:
     """What a process found when it joined the run; `cuda` for the roles that want a GPU, `device` the
     one they were given (default: the first GPU, else the CPU): its name and compute capability."""
     found = {"settings": settings_digest(settings), "storage": marker.check(client, run, run_dir)}
@@ -90,11 +91,18 @@ def diagnose(url: str | None, run_dir: Path, *, interval_s: float = 3.0) -> list
     verdicts += _redis_config(client, password)
     stored = run_settings.fetch(client, run)
     if stored is None:
-        verdicts.append(Verdict(FAIL, "run", f"Redis knows no run {run!r}",
-                                f"start `azjobs train --run-dir {run_dir}` (it creates the run), or check --run-dir"))
+        verdicts.append(
+            Verdict(
+                FAIL,
+                "run",
+                f"Redis knows no run {run!r}",
+                f"start `azjobs train --run-dir {run_dir}` (it creates the run), or check --run-dir",
+            )
+        )
         return verdicts + _storage(client, run, run_dir, None)
-    verdicts.append(Verdict(OK, "run", f"{run!r}: {stored.game}, {stored.net_blocks} blocks x "
-                                       f"{stored.net_channels} channels"))
+    verdicts.append(
+        Verdict(OK, "run", f"{run!r}: {stored.game}, {stored.net_blocks} blocks x {stored.net_channels} channels")
+    )
     verdicts += _storage(client, run, run_dir, stored)
     first = status.collect(client, run)
     if interval_s > 0:
@@ -118,26 +126,50 @@ def _redis_config(client: redis.Redis, password: bool) -> list[Verdict]:
     out = []
     bind = _config(client, "bind")
     if bind is not None and not password and any(not a.lstrip("-").startswith(LOOPBACK) for a in bind.split()):
-        out.append(Verdict(FAIL, "security", f"Redis listens on {bind} without a password",
-                           "start it with a password (scripts/start_head.sh or `azjobs redis` set one)"))
+        out.append(
+            Verdict(
+                FAIL,
+                "security",
+                f"Redis listens on {bind} without a password",
+                "start it with a password (scripts/start_head.sh or `azjobs redis` set one)",
+            )
+        )
     appendonly, save = _config(client, "appendonly"), _config(client, "save")
     if appendonly is not None and appendonly == "no" and not save:
-        out.append(Verdict(WARN, "persist", "Redis keeps nothing on disk: a restart empties the queues "
-                                            "(weights and games come back from the storage root)",
-                           "run the head's Redis with `azjobs redis` (append-only file on)"))
+        out.append(
+            Verdict(
+                WARN,
+                "persist",
+                "Redis keeps nothing on disk: a restart empties the queues "
+                "(weights and games come back from the storage root)",
+                "run the head's Redis with `azjobs redis` (append-only file on)",
+            )
+        )
     elif appendonly is not None:
         out.append(Verdict(OK, "persist", f"Redis persists (appendonly {appendonly}, save {save or 'off'!r})"))
     policy = _config(client, "maxmemory-policy")
     if policy is not None and policy != "noeviction":
-        out.append(Verdict(FAIL, "memory", f"Redis may evict keys (maxmemory-policy {policy}): RQ jobs would vanish",
-                           "set maxmemory-policy noeviction"))
+        out.append(
+            Verdict(
+                FAIL,
+                "memory",
+                f"Redis may evict keys (maxmemory-policy {policy}): RQ jobs would vanish",
+                "set maxmemory-policy noeviction",
+            )
+        )
     return out
 
 
 def _storage(client: redis.Redis, run: str, run_dir: Path, stored: Settings | None) -> list[Verdict]:
     if not run_dir.is_dir():
-        return [Verdict(FAIL, "storage", f"{run_dir} is not reachable from this machine",
-                        "mount the shared storage root here and pass the run's folder as --run-dir")]
+        return [
+            Verdict(
+                FAIL,
+                "storage",
+                f"{run_dir} is not reachable from this machine",
+                "mount the shared storage root here and pass the run's folder as --run-dir",
+            )
+        ]
     out = []
     verdict = marker.check(client, run, run_dir)
     if verdict == "ok":
@@ -146,20 +178,38 @@ def _storage(client: redis.Redis, run: str, run_dir: Path, stored: Settings | No
         out.append(Verdict(FAIL, "storage", verdict, "pass the run's folder on the shared storage root as --run-dir"))
     on_disk = run_settings.read_file(run_dir)
     if stored is not None and on_disk is not None and on_disk != stored:
-        out.append(Verdict(FAIL, "settings", f"{run_dir / run_settings.SETTINGS_FILE} differs from the run's "
-                                             "settings in Redis", "use the run's own folder, or a new run name"))
+        out.append(
+            Verdict(
+                FAIL,
+                "settings",
+                f"{run_dir / run_settings.SETTINGS_FILE} differs from the run's settings in Redis",
+                "use the run's own folder, or a new run name",
+            )
+        )
     probe = run_dir / f".doctor-{uuid.uuid4().hex}"
     try:
         probe.write_bytes(b"azjobs doctor")
         probe.unlink()
     except OSError as e:
-        out.append(Verdict(FAIL, "writable", f"cannot write in {run_dir} ({e.strerror})",
-                           "free space or fix the permissions of the storage root"))
+        out.append(
+            Verdict(
+                FAIL,
+                "writable",
+                f"cannot write in {run_dir} ({e.strerror})",
+                "free space or fix the permissions of the storage root",
+            )
+        )
         return out
     free = shutil.disk_usage(run_dir).free
     level = FAIL if free < FULL_DISK_BYTES else WARN if free < LOW_DISK_BYTES else OK
-    out.append(Verdict(level, "disk", f"{free / (1 << 30):.1f} GiB free on the storage root",
-                       "" if level == OK else "free space: old runs, replay/bad/, old weights versions"))
+    out.append(
+        Verdict(
+            level,
+            "disk",
+            f"{free / (1 << 30):.1f} GiB free on the storage root",
+            "" if level == OK else "free space: old runs, replay/bad/, old weights versions",
+        )
+    )
     return out
 
 
@@ -171,11 +221,15 @@ def _where(p: dict[str, str]) -> str:
     return f"{p.get('role', '?')} {p['id']} on {p.get('host', '?')}"
 
 
-def _processes(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
-               snap: status.Snapshot) -> list[Verdict]:
+def _processes(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
+) -> list[Verdict]:
     out = []
-    starts = {"trainer": "azjobs train (scripts/start_gpu.sh)", "gpu-serve": "azjobs gpu-serve (scripts/start_gpu.sh)",
-              "worker": "azjobs worker (scripts/start_worker.sh)"}
+    starts = {
+        "trainer": "azjobs train (scripts/start_gpu.sh)",
+        "gpu-serve": "azjobs gpu-serve (scripts/start_gpu.sh)",
+        "worker": "azjobs worker (scripts/start_worker.sh)",
+    }
     for role, command in starts.items():
         alive = _alive(snap, role)
         if alive:
@@ -187,58 +241,103 @@ def _processes(client: redis.Redis, run: str, run_dir: Path, settings: Settings,
     for p in snap.processes:
         if p.get("alive") != "True":
             silent = now - float(p.get("time", 0))
-            out.append(Verdict(WARN, "silent", f"{_where(p)}: no heartbeat for {silent:,.0f} s "
-                                               f"(limit {heartbeat.DEAD_AFTER_S:g} s)",
-                               "it died or lost Redis: see its log, restart it (it resumes)"))
+            out.append(
+                Verdict(
+                    WARN,
+                    "silent",
+                    f"{_where(p)}: no heartbeat for {silent:,.0f} s (limit {heartbeat.DEAD_AFTER_S:g} s)",
+                    "it died or lost Redis: see its log, restart it (it resumes)",
+                )
+            )
     return out
 
 
-def _agreement(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
-               snap: status.Snapshot) -> list[Verdict]:
+def _agreement(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
+) -> list[Verdict]:
     live = [p for p in snap.processes if p.get("alive") == "True"]
     out = []
     versions = {p.get("azjobs", "?") for p in live} | {__version__}
     if len(versions) > 1:
         odd = [f"{_where(p)} runs {p.get('azjobs', 'an older one')}" for p in live if p.get("azjobs") != __version__]
-        out.append(Verdict(FAIL, "versions", f"this is azjobs {__version__}; " + "; ".join(odd),
-                           "install the same azjobs everywhere, then restart those processes"))
+        out.append(
+            Verdict(
+                FAIL,
+                "versions",
+                f"this is azjobs {__version__}; " + "; ".join(odd),
+                "install the same azjobs everywhere, then restart those processes",
+            )
+        )
     else:
         out.append(Verdict(OK, "versions", f"every live process runs azjobs {__version__}"))
     digest = settings_digest(settings)
     odd = [_where(p) for p in live if p.get("settings") not in (None, digest)]
     if odd:
-        out.append(Verdict(FAIL, "settings", f"{', '.join(odd)} joined with other settings than the run's",
-                           "restart them: they read the run's settings when they start"))
+        out.append(
+            Verdict(
+                FAIL,
+                "settings",
+                f"{', '.join(odd)} joined with other settings than the run's",
+                "restart them: they read the run's settings when they start",
+            )
+        )
     bad = [f"{_where(p)}: {p['storage']}" for p in live if p.get("storage") not in (None, "ok", "no marker yet")]
     if bad:
-        out.append(Verdict(FAIL, "shared", "; ".join(bad),
-                           "mount the same storage root on every machine and pass the run's folder as --run-dir"))
+        out.append(
+            Verdict(
+                FAIL,
+                "shared",
+                "; ".join(bad),
+                "mount the same storage root on every machine and pass the run's folder as --run-dir",
+            )
+        )
     elif live:
         out.append(Verdict(OK, "shared", "every live process sees the same storage root (marker)"))
     return out
 
 
-def _cuda(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
-          snap: status.Snapshot) -> list[Verdict]:
+def _cuda(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
+) -> list[Verdict]:
     """The device each GPU role actually runs on, with the card's name, capability and precision."""
     out = []
     for p in [*_alive(snap, "trainer"), *_alive(snap, "gpu-serve")]:
         cuda = p.get("cuda", "")
         if p.get("device", "").startswith("cuda"):
-            card = ", ".join(part for part in (cuda or "a GPU", p.get("cuda_capability") and
-                                               f"capability {p['cuda_capability']}", p.get("precision")) if part)
+            card = ", ".join(
+                part
+                for part in (
+                    cuda or "a GPU",
+                    p.get("cuda_capability") and f"capability {p['cuda_capability']}",
+                    p.get("precision"),
+                )
+                if part
+            )
             out.append(Verdict(OK, "cuda", f"{_where(p)} runs on {p['device']} ({card})"))
         elif cuda and cuda != "not visible":
-            out.append(Verdict(WARN, "cuda", f"{_where(p)} runs on {p.get('device')} though {cuda} is visible",
-                               "restart it without --device cpu"))
+            out.append(
+                Verdict(
+                    WARN,
+                    "cuda",
+                    f"{_where(p)} runs on {p.get('device')} though {cuda} is visible",
+                    "restart it without --device cpu",
+                )
+            )
         else:
-            out.append(Verdict(WARN, "cuda", f"{_where(p)} runs on the CPU: CUDA is not visible there",
-                               "on a GPU machine install a CUDA build of torch and check nvidia-smi"))
+            out.append(
+                Verdict(
+                    WARN,
+                    "cuda",
+                    f"{_where(p)} runs on the CPU: CUDA is not visible there",
+                    "on a GPU machine install a CUDA build of torch and check nvidia-smi",
+                )
+            )
     return out
 
 
-def _queues(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
-            snap: status.Snapshot) -> list[Verdict]:
+def _queues(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
+) -> list[Verdict]:
     out = []
     workers, servers = _alive(snap, "worker"), _alive(snap, "gpu-serve")
     # Workers busy with another queue's jobs (evaluation comes first) leave self-play waiting: not a fault.
@@ -248,43 +347,83 @@ def _queues(client: redis.Redis, run: str, run_dir: Path, settings: Settings, fi
         short = name.rsplit(":", 1)[-1]
         moved = busy or counts["finished"] + counts["failed"] > before["finished"] + before["failed"]
         if counts["queued"] and not workers:
-            out.append(Verdict(FAIL, "queues", f"{counts['queued']} {short} jobs queued, no live worker",
-                               "start workers (scripts/start_worker.sh)"))
+            out.append(
+                Verdict(
+                    FAIL,
+                    "queues",
+                    f"{counts['queued']} {short} jobs queued, no live worker",
+                    "start workers (scripts/start_worker.sh)",
+                )
+            )
         elif counts["queued"] and not counts["running"] and not moved:
-            out.append(Verdict(FAIL, "queues", f"{counts['queued']} {short} jobs queued and none taken",
-                               "look at the workers' logs"))
+            out.append(
+                Verdict(
+                    FAIL,
+                    "queues",
+                    f"{counts['queued']} {short} jobs queued and none taken",
+                    "look at the workers' logs",
+                )
+            )
         elif counts["queued"] or counts["running"]:
-            out.append(Verdict(OK, "queues", f"{short}: {counts['queued']} queued, {counts['running']} running, "
-                                             f"{counts['finished']} finished"))
+            out.append(
+                Verdict(
+                    OK,
+                    "queues",
+                    f"{short}: {counts['queued']} queued, {counts['running']} running, {counts['finished']} finished",
+                )
+            )
         if counts["failed"]:
-            out.append(Verdict(WARN, "failed", f"{counts['failed']} {short} jobs failed",
-                               "read their errors in `azjobs dashboard` (Failed jobs)"))
+            out.append(
+                Verdict(
+                    WARN,
+                    "failed",
+                    f"{counts['failed']} {short} jobs failed",
+                    "read their errors in `azjobs dashboard` (Failed jobs)",
+                )
+            )
     pending = snap.pending_requests
     served = sum(int(p.get("positions", 0) or 0) for p in servers)
     served_before = sum(int(p.get("positions", 0) or 0) for p in _alive(first, "gpu-serve"))
     # The servers' counters move with their heartbeats: judge only when one beat between the two looks.
     beat_between = max((float(p.get("time", 0)) for p in servers), default=0.0) > max(
-        (float(p.get("time", 0)) for p in _alive(first, "gpu-serve")), default=0.0)
+        (float(p.get("time", 0)) for p in _alive(first, "gpu-serve")), default=0.0
+    )
     if pending and not servers:
-        out.append(Verdict(FAIL, "requests", f"{pending} inference requests waiting, no live gpu-serve",
-                           "start azjobs gpu-serve (scripts/start_gpu.sh)"))
+        out.append(
+            Verdict(
+                FAIL,
+                "requests",
+                f"{pending} inference requests waiting, no live gpu-serve",
+                "start azjobs gpu-serve (scripts/start_gpu.sh)",
+            )
+        )
     elif pending and first.pending_requests and beat_between and served == served_before:
-        out.append(Verdict(FAIL, "requests", f"{pending} inference requests waiting and none served",
-                           "look at gpu-serve's log"))
+        out.append(
+            Verdict(
+                FAIL, "requests", f"{pending} inference requests waiting and none served", "look at gpu-serve's log"
+            )
+        )
     else:
         out.append(Verdict(OK, "requests", f"{pending} inference requests waiting"))
     return out
 
 
-def _weights(client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot,
-             snap: status.Snapshot) -> list[Verdict]:
+def _weights(
+    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
+) -> list[Verdict]:
     on_disk = versions_in(run_dir / "weights")
     latest = snap.weights_version
     if latest is None:
         return [Verdict(WARN, "weights", "no weights published yet", "start the trainer: it publishes at start")]
     if not on_disk or on_disk[-1] < latest:
-        return [Verdict(FAIL, "weights", f"version {latest} is in Redis but not in {run_dir / 'weights'}",
-                        "this machine's --run-dir is not the run's shared folder")]
+        return [
+            Verdict(
+                FAIL,
+                "weights",
+                f"version {latest} is in Redis but not in {run_dir / 'weights'}",
+                "this machine's --run-dir is not the run's shared folder",
+            )
+        ]
     return [Verdict(OK, "weights", f"version {latest}, on the storage root too")]
 
 

@@ -60,8 +60,10 @@ def exec_server(
     except OSError as e:
         raise AzjobsError(f"cannot use {data_dir} for Redis' data: {e.strerror}") from None
     binary = redis_server_binary()
-    say(f"azjobs redis: {binary} on {' '.join(bind)} port {port}, "
-        f"{'password required' if password else 'no password (loopback only)'}, data and append-only file in {data_dir}")
+    say(
+        f"azjobs redis: {binary} on {' '.join(bind)} port {port}, "
+        f"{'password required' if password else 'no password (loopback only)'}, data and append-only file in {data_dir}"
+    )
     text = config(bind=bind, port=port, data_dir=data_dir, password=password).encode()
     read_end, write_end = os.pipe()
     os.write(write_end, text)  # far below a pipe's buffer: never blocks

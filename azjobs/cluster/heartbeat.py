@@ -30,8 +30,15 @@ def process_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def beat(client: redis.Redis, run: str, role: str, pid: str, fields: Mapping[str, Any] | None = None,
-         *, clock: Callable[[], float] = time.time) -> None:
+def beat(
+    client: redis.Redis,
+    run: str,
+    role: str,
+    pid: str,
+    fields: Mapping[str, Any] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> None:
     """Record that `role:pid` is alive now, with its own figures (`clock`: this host's wall clock)."""
     key = keys.heartbeat(run, role, pid)
     values: dict[str, Any] = dict(FACTS)

@@ -99,7 +99,7 @@ def _alive(pid: int, started: object) -> bool:
 def _check_socket(path: Path, url: str) -> None:
     if not url.startswith("unix://"):
         raise _untrusted(path, "it names a network address, and `azjobs run` serves only a unix socket")
-    sock = Path(url[len("unix://"):].split("?", 1)[0])
+    sock = Path(url[len("unix://") :].split("?", 1)[0])
     try:
         info = sock.lstat()
     except OSError:
@@ -118,8 +118,12 @@ def default_workers() -> int:
 
 def own_flags(command: str, own: Mapping[str, Any]) -> list[str]:
     """The values of `command`'s process settings in `own`, as that command's flags."""
-    return [part for name in process_settings(command) if name in own
-            for part in (PROCESS_SETTINGS[name][1], str(own[name]))]
+    return [
+        part
+        for name in process_settings(command)
+        if name in own
+        for part in (PROCESS_SETTINGS[name][1], str(own[name]))
+    ]
 
 
 def run(
@@ -156,23 +160,37 @@ def run(
         marker.ensure(client, run_name, run_dir)
         own = {name: value for name, value in (own or {}).items() if name in PROCESS_SETTINGS}
         if stored != settings:
-            console.print(f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})")
+            console.print(
+                f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})"
+            )
             changed = run_settings.overridden(stored.replace(**own), stored)
             if changed:
                 console.print(f"[yellow]this run's own: {changed}")
         write_url_file(run_dir, server.url)
         cores = os.cpu_count() or 2
         steps = ["--max-steps", str(max_steps)] if max_steps is not None else []
-        children.append(spawn("trainer", ["train", *steps, *own_flags("train", own)], server.url, run_dir, log_dir,
-                               threads=1))
-        children.append(spawn("gpu-serve", ["gpu-serve", *own_flags("gpu-serve", own)], server.url, run_dir,
-                               log_dir, threads=max(1, cores // 2)))
+        children.append(
+            spawn("trainer", ["train", *steps, *own_flags("train", own)], server.url, run_dir, log_dir, threads=1)
+        )
+        children.append(
+            spawn(
+                "gpu-serve",
+                ["gpu-serve", *own_flags("gpu-serve", own)],
+                server.url,
+                run_dir,
+                log_dir,
+                threads=max(1, cores // 2),
+            )
+        )
         for i in range(workers):
             children.append(spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
-        bounds = " or ".join(([] if minutes is None else [f"{minutes:g} min"])
-                             + ([] if max_steps is None else [f"{max_steps} steps"]))
-        console.print(f"azjobs run: {stored.game}, {workers} worker(s), {bounds or 'until Ctrl-C'}, run dir {run_dir} "
-                      f"(logs in {log_dir})")
+        bounds = " or ".join(
+            ([] if minutes is None else [f"{minutes:g} min"]) + ([] if max_steps is None else [f"{max_steps} steps"])
+        )
+        console.print(
+            f"azjobs run: {stored.game}, {workers} worker(s), {bounds or 'until Ctrl-C'}, run dir {run_dir} "
+            f"(logs in {log_dir})"
+        )
         return _watch(client, run_name, children, minutes, max_steps, console)
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
@@ -183,8 +201,14 @@ def run(
             raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
 
 
-def _watch(client: redis.Redis, run_name: str, children: list[Child], minutes: float | None, max_steps: int | None,
-           console: Console) -> status.Snapshot:
+def _watch(
+    client: redis.Redis,
+    run_name: str,
+    children: list[Child],
+    minutes: float | None,
+    max_steps: int | None,
+    console: Console,
+) -> status.Snapshot:
     started = time.monotonic()
     end = started + minutes * 60 if minutes is not None else float("inf")
     first = snap = status.collect(client, run_name)
@@ -211,8 +235,14 @@ def _trainer_done(children: list[Child]) -> bool:
     return any(c.role == "trainer" and c.process.poll() == 0 for c in children)
 
 
-def _progress(snap: status.Snapshot, first: status.Snapshot, run_name: str, seconds: float, minutes: float | None,
-              max_steps: int | None) -> Group:
+def _progress(
+    snap: status.Snapshot,
+    first: status.Snapshot,
+    run_name: str,
+    seconds: float,
+    minutes: float | None,
+    max_steps: int | None,
+) -> Group:
     """The live view: the status tables, and a bar of the minutes (or, without them, of the steps)."""
     elapsed = seconds / 60
     if minutes is not None:

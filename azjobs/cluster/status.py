@@ -32,7 +32,9 @@ class Snapshot:
     ratings: dict[str, dict[str, float]] = field(default_factory=dict)  # player -> elo, se, games; best first
     accuracy: list[dict[str, Any]] = field(default_factory=list)  # the newest version's scores (one per sims)
     run_settings: dict[str, Any] = field(default_factory=dict)  # the run's stored value of each process setting
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # "role:id" -> its own values, where not the run's
+    overrides: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # "role:id" -> its own values, where not the run's
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -115,9 +117,17 @@ def _newest_accuracy(client: redis.Redis, run: str) -> list[dict[str, Any]]:
         return []
     newest = max(r.version.get("version", 0) for r in scored)
     chosen = [r for r in scored if r.version.get("version", 0) == newest]
-    return [{"player": r.player, "sims": r.sims, "positions": r.positions, "weak_accuracy": r.weak_accuracy,
-             "strong_accuracy": r.strong_accuracy, "step": r.version.get("step")}
-            for r in sorted(chosen, key=lambda r: -r.sims)]
+    return [
+        {
+            "player": r.player,
+            "sims": r.sims,
+            "positions": r.positions,
+            "weak_accuracy": r.weak_accuracy,
+            "strong_accuracy": r.strong_accuracy,
+            "step": r.version.get("step"),
+        }
+        for r in sorted(chosen, key=lambda r: -r.sims)
+    ]
 
 
 def _false_resigns(stats: dict[str, str]) -> str:
@@ -186,8 +196,14 @@ def _strength_lines(snap: Snapshot) -> list[tuple[str, str, str, str]]:
     rows = []
     for a in snap.accuracy:
         who = f"{a['player']}, {a['sims']} sims" if a["sims"] else f"{a['player']}, network alone"
-        rows.append((f"accuracy ({who})", f"weak {a['weak_accuracy']:.1%}  strong {a['strong_accuracy']:.1%}",
-                     "positions", str(a["positions"])))
+        rows.append(
+            (
+                f"accuracy ({who})",
+                f"weak {a['weak_accuracy']:.1%}  strong {a['strong_accuracy']:.1%}",
+                "positions",
+                str(a["positions"]),
+            )
+        )
     return rows
 
 
@@ -198,8 +214,9 @@ def _ratings_table(table: dict[str, dict[str, float]]) -> Table:
     out = Table("player", "Elo", "±", "games", title="ratings (random = 0)", title_justify="left")
     for player in shown:
         r = table[player]
-        out.add_row(player + (" (newest)" if player == newest else ""), f"{r['elo']:.0f}", f"{r['se']:.0f}",
-                    str(r["games"]))
+        out.add_row(
+            player + (" (newest)" if player == newest else ""), f"{r['elo']:.0f}", f"{r['se']:.0f}", str(r["games"])
+        )
     return out
 
 
@@ -224,10 +241,14 @@ def _figures(p: dict[str, str], stored: dict[str, Any]) -> str:
             f"queue wait {_num(p.get('queue_wait_ms'), 1)} ms  dropped {p.get('dropped', '0')}"
         )
     if role == "trainer":
-        cadence = (f"  publish every {_own(p, 'publish_every_steps', stored, ' steps')}, checkpoint every "
-                   f"{_own(p, 'checkpoint_every_steps', stored, ' steps')}, evaluate every "
-                   f"{_own(p, 'eval_every_versions', stored, ' versions')}, "
-                   f"queue {_own(p, 'selfplay_queue_depth', stored, ' jobs')}" if own_values(p) else "")
+        cadence = (
+            f"  publish every {_own(p, 'publish_every_steps', stored, ' steps')}, checkpoint every "
+            f"{_own(p, 'checkpoint_every_steps', stored, ' steps')}, evaluate every "
+            f"{_own(p, 'eval_every_versions', stored, ' versions')}, "
+            f"queue {_own(p, 'selfplay_queue_depth', stored, ' jobs')}"
+            if own_values(p)
+            else ""
+        )
         return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}{cadence}"
     if role == "worker":
         return f"evaluator {p.get('evaluator', '-')}"

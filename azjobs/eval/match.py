@@ -47,10 +47,19 @@ class MatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "a": self.a, "b": self.b, "games": self.games, "a_wins": self.a_wins, "draws": self.draws,
-            "b_wins": self.b_wins, "a_score": round(self.a_score, 4), "a_first_wins": self.a_first_wins,
-            "a_first_draws": self.a_first_draws, "a_first_losses": self.a_first_losses,
-            "openings": self.openings, "opening_moves": self.opening_moves, "seconds": round(self.seconds, 2),
+            "a": self.a,
+            "b": self.b,
+            "games": self.games,
+            "a_wins": self.a_wins,
+            "draws": self.draws,
+            "b_wins": self.b_wins,
+            "a_score": round(self.a_score, 4),
+            "a_first_wins": self.a_first_wins,
+            "a_first_draws": self.a_first_draws,
+            "a_first_losses": self.a_first_losses,
+            "openings": self.openings,
+            "opening_moves": self.opening_moves,
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -90,10 +99,15 @@ def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator,
     a_result = np.where(a_colour == 0, first_results, -first_results)
     a_first = a_colour == first_colour
     return MatchResult(
-        a=a.name, b=b.name,
-        a_wins=int((a_result > 0).sum()), draws=int((a_result == 0).sum()), b_wins=int((a_result < 0).sum()),
-        a_first_wins=int((a_result[a_first] > 0).sum()), a_first_draws=int((a_result[a_first] == 0).sum()),
+        a=a.name,
+        b=b.name,
+        a_wins=int((a_result > 0).sum()),
+        draws=int((a_result == 0).sum()),
+        b_wins=int((a_result < 0).sum()),
+        a_first_wins=int((a_result[a_first] > 0).sum()),
+        a_first_draws=int((a_result[a_first] == 0).sum()),
         a_first_losses=int((a_result[a_first] < 0).sum()),
-        openings=len({s.tobytes() for s in openings}), opening_moves=opening_moves,
+        openings=len({s.tobytes() for s in openings}),
+        opening_moves=opening_moves,
         seconds=time.monotonic() - started,
     )

@@ -27,9 +27,14 @@ class Summary:
         return {
             "ratings": {p: r.to_dict() for p, r in sorted(self.ratings.items(), key=lambda i: -i[1].elo)},
             "accuracy": [
-                {"player": a.player, "sims": a.sims, "step": a.version.get("step"),
-                 "train_seconds": a.version.get("train_seconds"), "weak_accuracy": a.weak_accuracy,
-                 "strong_accuracy": a.strong_accuracy}
+                {
+                    "player": a.player,
+                    "sims": a.sims,
+                    "step": a.version.get("step"),
+                    "train_seconds": a.version.get("train_seconds"),
+                    "weak_accuracy": a.weak_accuracy,
+                    "strong_accuracy": a.strong_accuracy,
+                }
                 for a in sorted(self.accuracy, key=lambda a: (a.sims, a.version.get("step", 0)))
             ],
         }
@@ -59,12 +64,15 @@ def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
         raise AzjobsError("azjobs plot needs matplotlib: pip install matplotlib") from None
     summary = summarize(run_dir)
     if not summary.ratings and not summary.accuracy:
-        raise AzjobsError(f"run {run_dir} has no evaluation results yet (evals/ is empty): "
-                          "they come with the trainer's schedule (eval_every_versions) or `azjobs eval`")
+        raise AzjobsError(
+            f"run {run_dir} has no evaluation results yet (evals/ is empty): "
+            "they come with the trainer's schedule (eval_every_versions) or `azjobs eval`"
+        )
     out = Path(out) if out is not None else evals_dir(run_dir) / PLOT_FILE
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex="col")
-    for column, (key, label, scale) in enumerate((("train_seconds", "training time (minutes)", 1 / 60),
-                                                  ("step", "training steps", 1.0))):
+    for column, (key, label, scale) in enumerate(
+        (("train_seconds", "training time (minutes)", 1 / 60), ("step", "training steps", 1.0))
+    ):
         _ratings_panel(axes[0][column], summary, key, scale)
         _accuracy_panel(axes[1][column], summary, key, scale)
         axes[1][column].set_xlabel(label)
@@ -78,8 +86,11 @@ def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
 
 
 def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
-    points = sorted((summary.versions[p][key] * scale, r.elo, r.se) for p, r in summary.ratings.items()
-                    if p in summary.versions and key in summary.versions[p])
+    points = sorted(
+        (summary.versions[p][key] * scale, r.elo, r.se)
+        for p, r in summary.ratings.items()
+        if p in summary.versions and key in summary.versions[p]
+    )
     if points:
         xs, ys, es = zip(*points)
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label="weights versions")
@@ -92,8 +103,11 @@ def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
 
 def _accuracy_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
     for sims in sorted({a.sims for a in summary.accuracy}, reverse=True):
-        rows = sorted((a.version[key] * scale, a.weak_accuracy, a.strong_accuracy)
-                      for a in summary.accuracy if a.sims == sims and key in a.version)
+        rows = sorted(
+            (a.version[key] * scale, a.weak_accuracy, a.strong_accuracy)
+            for a in summary.accuracy
+            if a.sims == sims and key in a.version
+        )
         if not rows:
             continue
         xs, weak, strong = zip(*rows)
@@ -101,8 +115,13 @@ def _accuracy_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
         line = ax.plot(xs, weak, marker="o", label=f"weak, {who}")[0]
         ax.plot(xs, strong, marker="x", linestyle=":", color=line.get_color(), label=f"strong, {who}")
     if summary.accuracy:
-        ax.axhline(summary.accuracy[0].random_weak_accuracy, linestyle="--", linewidth=0.8, color="grey",
-                   label="weak, a random move")
+        ax.axhline(
+            summary.accuracy[0].random_weak_accuracy,
+            linestyle="--",
+            linewidth=0.8,
+            color="grey",
+            label="weak, a random move",
+        )
         ax.legend(fontsize=8, loc="lower right")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -41,8 +41,7 @@ def resolve_positions(spec: str | Path) -> Path:
     if path.exists():
         raise AzjobsError(f"labelled positions {text} is not a file: give a JSON-lines file or a bundled set ({names})")
     if path.suffix or len(path.parts) > 1:
-        raise AzjobsError(f"labelled positions file {text} not found: check the path, "
-                          f"or name a bundled set ({names})")
+        raise AzjobsError(f"labelled positions file {text} not found: check the path, or name a bundled set ({names})")
     raise AzjobsError(f"unknown labelled set {text!r}: name a bundled set ({names}) or give a JSON-lines file's path")
 
 

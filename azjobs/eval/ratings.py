@@ -42,9 +42,14 @@ class Result:
     b_wins: int
 
 
-def fit(results: Iterable[Result], anchor: str = ANCHOR, prior_draws: float = 1.0,
-        iterations: int = 10_000, tolerance: float = 1e-9,
-        fixed: Mapping[str, Rating] | None = None) -> dict[str, Rating]:
+def fit(
+    results: Iterable[Result],
+    anchor: str = ANCHOR,
+    prior_draws: float = 1.0,
+    iterations: int = 10_000,
+    tolerance: float = 1e-9,
+    fixed: Mapping[str, Rating] | None = None,
+) -> dict[str, Rating]:
     """Ratings of every player connected to `anchor` (or to a `fixed` player) by games; {} if the anchor
     never played. `fixed` players keep the rating given (their games are recounted): the others are
     fitted against them, and games between two fixed players are left out.
@@ -68,8 +73,9 @@ def fit(results: Iterable[Result], anchor: str = ANCHOR, prior_draws: float = 1.
     keep = _connected(len(players), i, j, pinned)
     real = np.bincount(i, games, len(players)) + np.bincount(j, games, len(players))
     n = games + prior_draws  # [E] games of each pair, with the virtual draws
-    w = np.bincount(i, wins_i + 0.5 * prior_draws, len(players)) + np.bincount(j, wins_j + 0.5 * prior_draws,
-                                                                              len(players))  # [P] points
+    w = np.bincount(i, wins_i + 0.5 * prior_draws, len(players)) + np.bincount(
+        j, wins_j + 0.5 * prior_draws, len(players)
+    )  # [P] points
     gamma = np.ones(len(players))
     for name, rating in held.items():
         if name in index:
@@ -87,8 +93,9 @@ def fit(results: Iterable[Result], anchor: str = ANCHOR, prior_draws: float = 1.
             break
     elo = ELO_PER_NAT * np.log(gamma)
     se = _standard_errors(len(players), i, j, n, gamma, np.flatnonzero(free))
-    out = {p: Rating(float(elo[k]), float(se[k]), int(real[k])) for k, p in enumerate(players)
-           if keep[k] and p not in held}
+    out = {
+        p: Rating(float(elo[k]), float(se[k]), int(real[k])) for k, p in enumerate(players) if keep[k] and p not in held
+    }
     played = dict.fromkeys(held, 0)
     for r in every:
         for name in {r.a, r.b} & played.keys():
@@ -100,8 +107,12 @@ def fit(results: Iterable[Result], anchor: str = ANCHOR, prior_draws: float = 1.
 RATED_WINDOW = 200  # network versions fitted together; older ones keep the rating they had
 
 
-def fit_versions(results: Iterable[Result], known: Mapping[str, Rating] | None = None,
-                 window: int = RATED_WINDOW, anchor: str = ANCHOR) -> dict[str, Rating]:
+def fit_versions(
+    results: Iterable[Result],
+    known: Mapping[str, Rating] | None = None,
+    window: int = RATED_WINDOW,
+    anchor: str = ANCHOR,
+) -> dict[str, Rating]:
     """`fit` with the work bounded over a long run: the newest `window` network versions (`net:N`) and
     every other player are fitted together, against older versions held at their `known` ratings
     (those without one are fitted first, oldest first, `window` at a time, against the ones before them).
@@ -113,7 +124,7 @@ def fit_versions(results: Iterable[Result], known: Mapping[str, Rating] | None =
     todo = [p for p in old if p not in held]
     others = {p for r in rows for p in (r.a, r.b) if _version(p) is None}
     for start in range(0, len(todo), window):
-        chunk = set(todo[start:start + window])
+        chunk = set(todo[start : start + window])
         allowed = chunk | held.keys() | others
         fitted = fit([r for r in rows if r.a in allowed and r.b in allowed], anchor=anchor, fixed=held)
         held.update({p: fitted[p] for p in chunk if p in fitted})
@@ -164,8 +175,9 @@ def _connected(count: int, i: np.ndarray, j: np.ndarray, start: np.ndarray) -> n
     return np.array([root(k) in roots for k in range(count)], dtype=bool)
 
 
-def _standard_errors(count: int, i: np.ndarray, j: np.ndarray, n: np.ndarray, gamma: np.ndarray,
-                     free: np.ndarray) -> np.ndarray:
+def _standard_errors(
+    count: int, i: np.ndarray, j: np.ndarray, n: np.ndarray, gamma: np.ndarray, free: np.ndarray
+) -> np.ndarray:
     """From the inverse Fisher information of the `free` players' log-strengths, the others' held fixed.
     # [P] Elo, 0 for the players held"""
     se = np.zeros(count)

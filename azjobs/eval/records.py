@@ -83,11 +83,26 @@ class MatchRecord:
     kind = "match"
 
     @classmethod
-    def of(cls, result: MatchResult, *, purpose: str, sims: int, versions: dict[str, dict[str, float]],
-           id: str | None = None, promoted: bool | None = None) -> MatchRecord:
+    def of(
+        cls,
+        result: MatchResult,
+        *,
+        purpose: str,
+        sims: int,
+        versions: dict[str, dict[str, float]],
+        id: str | None = None,
+        promoted: bool | None = None,
+    ) -> MatchRecord:
         fields = {k: v for k, v in result.to_dict().items() if k in cls.__dataclass_fields__}
-        return cls(id=id or uuid.uuid4().hex, time=time.time(), purpose=purpose, sims=sims, versions=versions,
-                   promoted=promoted, **fields)
+        return cls(
+            id=id or uuid.uuid4().hex,
+            time=time.time(),
+            purpose=purpose,
+            sims=sims,
+            versions=versions,
+            promoted=promoted,
+            **fields,
+        )
 
     @property
     def games(self) -> int:
@@ -120,8 +135,9 @@ class AccuracyRecord:
     kind = "accuracy"
 
     @classmethod
-    def of(cls, strength: Mapping[str, Any], *, player: str, sims: int, version: dict[str, float],
-           id: str | None = None) -> AccuracyRecord:
+    def of(
+        cls, strength: Mapping[str, Any], *, player: str, sims: int, version: dict[str, float], id: str | None = None
+    ) -> AccuracyRecord:
         fields = {k: v for k, v in strength.items() if k in cls.__dataclass_fields__}
         fields.update(player=player, sims=sims, version=version)
         return cls(id=id or uuid.uuid4().hex, time=time.time(), **fields)

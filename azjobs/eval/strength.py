@@ -74,8 +74,9 @@ def random_weak_accuracy(labels: LabelledPositions) -> float:
     return float((good.sum(axis=1) / legal.sum(axis=1)).mean())
 
 
-def score(labels: LabelledPositions, chosen: np.ndarray, seconds: float = 0.0,
-          extra: dict[str, Any] | None = None) -> StrengthResult:
+def score(
+    labels: LabelledPositions, chosen: np.ndarray, seconds: float = 0.0, extra: dict[str, Any] | None = None
+) -> StrengthResult:
     """Grade the moves chosen in every labelled position."""
     weak, strong = grade(labels, np.asarray(chosen))
     phases = {}
@@ -86,16 +87,26 @@ def score(labels: LabelledPositions, chosen: np.ndarray, seconds: float = 0.0,
     return StrengthResult(overall, phases, random_weak_accuracy(labels), seconds, dict(extra or {}))
 
 
-def measure(labels: LabelledPositions, player: Any, rng: np.random.Generator,
-            extra: dict[str, Any] | None = None) -> StrengthResult:
+def measure(
+    labels: LabelledPositions, player: Any, rng: np.random.Generator, extra: dict[str, Any] | None = None
+) -> StrengthResult:
     """Ask `player` (see `azjobs.players`) for a move in every position and grade the answers."""
     started = time.monotonic()
     chosen = player.choose(labels.states, rng)
     return score(labels, chosen, time.monotonic() - started, {"player": player.name, **(extra or {})})
 
 
-def bench(positions_file: str | Path, spec: str, *, run_dir: Path | None, game: str | None, sims: int | None,
-          seed: int = 0, device: str = "cpu", record: bool = False) -> StrengthResult:
+def bench(
+    positions_file: str | Path,
+    spec: str,
+    *,
+    run_dir: Path | None,
+    game: str | None,
+    sims: int | None,
+    seed: int = 0,
+    device: str = "cpu",
+    record: bool = False,
+) -> StrengthResult:
     """`azjobs bench strength`: load the player and the labelled set, and measure. With `record`,
     a network player's result is also saved under `<run_dir>/evals/` (for `azjobs plot`).
     `positions_file`: a bundled set's name (connect4) or a path; the result keeps it as given."""
@@ -128,11 +139,14 @@ def _record(run_dir: Path, player: Any, result: StrengthResult) -> None:
 
 def describe(result: StrengthResult) -> list[str]:
     """A few lines for people: overall and per phase."""
+
     def line(name: str, acc: Accuracy) -> str:
         if not acc.positions:
             return f"{name:>8}: no positions"
-        return (f"{name:>8}: {acc.positions:5d} positions  weak {acc.weak / acc.positions:6.1%}  "
-                f"strong {acc.strong / acc.positions:6.1%}")
+        return (
+            f"{name:>8}: {acc.positions:5d} positions  weak {acc.weak / acc.positions:6.1%}  "
+            f"strong {acc.strong / acc.positions:6.1%}"
+        )
 
     who = result.extra.get("player", "?")
     if "sims" in result.extra:

@@ -36,8 +36,10 @@ def register(game: Game) -> Game:
     """Make `game` known under `game.name`; called once by the module that defines it."""
     found = GAMES.get(game.name)
     if found is not None and type(found) is not type(game):
-        raise AzjobsError(f"two games are called {game.name!r} ({type(found).__module__}.{type(found).__name__} "
-                          f"and {type(game).__module__}.{type(game).__name__}): rename one")
+        raise AzjobsError(
+            f"two games are called {game.name!r} ({type(found).__module__}.{type(found).__name__} "
+            f"and {type(game).__module__}.{type(game).__name__}): rename one"
+        )
     GAMES[game.name] = game
     return game
 
@@ -76,8 +78,10 @@ def _import(module: str, source: str) -> None:
     except ModuleNotFoundError as e:
         if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
             raise  # the module itself imports something missing: its own traceback says what
-        raise AzjobsError(f"cannot import game module {module!r} named in {source}: no module {e.name!r} "
-                          f"(install its package, or add its folder to PYTHONPATH)") from None
+        raise AzjobsError(
+            f"cannot import game module {module!r} named in {source}: no module {e.name!r} "
+            f"(install its package, or add its folder to PYTHONPATH)"
+        ) from None
     _loaded.add(module)
 
 
@@ -85,11 +89,22 @@ def _load_entry_point(point) -> None:  # type: ignore[no-untyped-def]
     try:
         found = point.load()
     except ModuleNotFoundError as e:
-        raise AzjobsError(f"cannot load game entry point {point.name} = {point.value!r} of group "
-                          f"{ENTRY_POINT_GROUP}: no module {e.name!r} (reinstall or uninstall its package)") from None
+        raise AzjobsError(
+            f"cannot load game entry point {point.name} = {point.value!r} of group "
+            f"{ENTRY_POINT_GROUP}: no module {e.name!r} (reinstall or uninstall its package)"
+        ) from None
     if isinstance(found, Game):  # "module:GAME" names the game itself
         register(found)
 
 
-__all__ = ["BUILTIN_MODULES", "ENTRY_POINT_GROUP", "GAMES", "MODULES_ENV", "Game", "UnknownGame", "get_game",
-           "load_games", "register"]
+__all__ = [
+    "BUILTIN_MODULES",
+    "ENTRY_POINT_GROUP",
+    "GAMES",
+    "MODULES_ENV",
+    "Game",
+    "UnknownGame",
+    "get_game",
+    "load_games",
+    "register",
+]

@@ -137,7 +137,6 @@ class ConnectFour(Game):
         rows = [" ".join(marks[int(v)] for v in state[r * COLS : (r + 1) * COLS]) for r in range(ROWS)]
         return "\n".join([*rows, " ".join(str(c + 1) for c in range(COLS))])
 
-
     def kernel(self) -> GameKernel:
         cached = self.__dict__.get("_kernel")
         if cached is None:
@@ -200,8 +199,16 @@ def _describe(kstates: np.ndarray, to_play: np.ndarray, terminal: np.ndarray, le
 
 
 @numba.njit(cache=True)
-def _expand(tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
-            nodes: np.ndarray, to_play: np.ndarray, terminal: np.ndarray, legal: np.ndarray) -> None:
+def _expand(
+    tree_state: np.ndarray,
+    games: np.ndarray,
+    parents: np.ndarray,
+    actions: np.ndarray,
+    nodes: np.ndarray,
+    to_play: np.ndarray,
+    terminal: np.ndarray,
+    legal: np.ndarray,
+) -> None:
     for k in range(games.shape[0]):
         child = tree_state[games[k], nodes[k]]
         _play_one(tree_state[games[k], parents[k]], actions[k], child)
@@ -264,8 +271,9 @@ class ConnectFourKernel(GameKernel):
         _describe(kstates, to_play, terminal, legal)
         return to_play, terminal, legal
 
-    def expand(self, tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
-               nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def expand(
+        self, tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = len(games)
         to_play, terminal = np.empty(k, np.int8), np.empty(k, np.float32)
         legal = np.empty((k, COLS), bool)

@@ -138,8 +138,9 @@ class Gomoku(Game):
     def parse_action(self, text: str) -> int:
         found = self._actions.get(text.strip().lower())
         if found is None:
-            raise ValueError(f"{text!r} is not a cell; write a1-{self._names[self.size - 1]} "
-                             "(a1 bottom left, rows numbered upwards)")
+            raise ValueError(
+                f"{text!r} is not a cell; write a1-{self._names[self.size - 1]} (a1 bottom left, rows numbered upwards)"
+            )
         return found
 
     def parse_moves(self, line: str) -> list[int]:

@@ -46,8 +46,9 @@ class GameKernel:
         g = self.game
         return g.to_play(kstates), g.terminal_value(kstates), g.legal_mask(kstates)
 
-    def expand(self, tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
-               nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def expand(
+        self, tree_state: np.ndarray, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Search's hot step: for each i, tree_state[games[i], nodes[i]] = the state after actions[i] in
         tree_state[games[i], parents[i]]; then `describe` of the new states.
 

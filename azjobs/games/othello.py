@@ -70,8 +70,16 @@ def _shifts(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     first_col = sum(1 << r * size for r in range(size))
     not_first, not_last = full & ~first_col, full & ~(first_col << size - 1)
     # (left, right, mask) for east, west, south, north, south-east, south-west, north-east, north-west
-    table = [(1, 0, not_first), (0, 1, not_last), (size, 0, full), (0, size, full),
-             (size + 1, 0, not_first), (size - 1, 0, not_last), (0, size - 1, not_first), (0, size + 1, not_last)]
+    table = [
+        (1, 0, not_first),
+        (0, 1, not_last),
+        (size, 0, full),
+        (0, size, full),
+        (size + 1, 0, not_first),
+        (size - 1, 0, not_last),
+        (0, size - 1, not_first),
+        (0, size + 1, not_last),
+    ]
     left, right, mask = (np.array(column, dtype=np.uint64) for column in zip(*table))
     return left, right, mask
 
@@ -197,8 +205,9 @@ class Othello(Game):
         found = self._actions.get(text.strip().lower())
         if found is None:
             last = self._names[self.cells - 1]
-            raise ValueError(f"{text!r} is not a move; write a cell a1-{last} (a1 top left, rows numbered "
-                             "downwards) or pass")
+            raise ValueError(
+                f"{text!r} is not a move; write a cell a1-{last} (a1 top left, rows numbered downwards) or pass"
+            )
         return found
 
     def parse_moves(self, line: str) -> list[int]:
@@ -209,13 +218,16 @@ class Othello(Game):
         """The board with X for black, O for white and * on the legal moves of the player to move."""
         planes = self.encode(state[None])[0].reshape(3, self.cells)
         mover = int(state[COLOR])
-        marks = np.where(planes[0] == 1, MARKS[mover], np.where(planes[1] == 1, MARKS[1 - mover],
-                                                                   np.where(planes[2] == 1, "*", ".")))
+        marks = np.where(
+            planes[0] == 1, MARKS[mover], np.where(planes[1] == 1, MARKS[1 - mover], np.where(planes[2] == 1, "*", "."))
+        )
         black, white = self.disc_counts(state[None])[0]
         if state[STATUS] == OVER:
             footer = f"game over: X {black}, O {white}"
         else:
-            footer = f"{MARKS[mover]} to move{' (must pass)' if state[STATUS] == MUST_PASS else ''}: X {black}, O {white}"
+            footer = (
+                f"{MARKS[mover]} to move{' (must pass)' if state[STATUS] == MUST_PASS else ''}: X {black}, O {white}"
+            )
         return "\n".join([*draw_board(list(marks), self._names, self.size), footer])
 
     # Beyond the interface: for tests, puzzles and scoring.

@@ -55,8 +55,11 @@ def check_interface(game: Game) -> None:
         except ValueError as error:
             raise AssertionError(f"{game.name}: parse_action({text!r}) failed for action {action}: {error}") from None
         _require(back == action, game, f"parse_action(action_to_str({action}) = {text!r}) gave {back}")
-    _require(game.parse_moves(" ".join(texts)) == list(range(game.num_actions)), game,
-             "parse_moves does not read back the notation of every action")
+    _require(
+        game.parse_moves(" ".join(texts)) == list(range(game.num_actions)),
+        game,
+        "parse_moves does not read back the notation of every action",
+    )
     check_empty_batch(game)
 
 
@@ -73,8 +76,13 @@ def check_empty_batch(game: Game) -> None:
         }
     except Exception as error:  # any failure here is the finding
         raise AssertionError(f"{game.name}: a batch of no states fails: {type(error).__name__}: {error}") from error
-    expected = {"legal_mask": (0, game.num_actions), "terminal_value": (0,), "to_play": (0,),
-                "play": (0, game.state_size), "encode": (0, *game.planes_shape)}
+    expected = {
+        "legal_mask": (0, game.num_actions),
+        "terminal_value": (0,),
+        "to_play": (0,),
+        "play": (0, game.state_size),
+        "encode": (0, *game.planes_shape),
+    }
     for method, shape in shapes.items():
         _require(shape == expected[method], game, f"{method} of no states gave shape {shape}, not {expected[method]}")
 
@@ -117,24 +125,37 @@ def _check_step(game: Game, states: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     _require(mask.shape == (k, game.num_actions), game, f"legal_mask shape {mask.shape} != {(k, game.num_actions)}")
     _require(mask.dtype == np.bool_, game, f"legal_mask dtype {mask.dtype} is not bool")
     values = game.terminal_value(states)
-    _require(values.shape == (k,) and values.dtype == np.float32, game,
-             f"terminal_value gave {values.dtype} {values.shape}, not float32 ({k},)")
+    _require(
+        values.shape == (k,) and values.dtype == np.float32,
+        game,
+        f"terminal_value gave {values.dtype} {values.shape}, not float32 ({k},)",
+    )
     done = ~np.isnan(values)
     _require(np.isin(values[done], (-1.0, 0.0, 1.0)).all(), game, f"terminal values {np.unique(values[done])}")
     bad = np.flatnonzero(mask.any(axis=1) == done)
-    _require(len(bad) == 0, game, "legal moves must be all False exactly in terminal states; not so in\n"
-             + (game.render(states[bad[0]]) if len(bad) else ""))
+    _require(
+        len(bad) == 0,
+        game,
+        "legal moves must be all False exactly in terminal states; not so in\n"
+        + (game.render(states[bad[0]]) if len(bad) else ""),
+    )
     players = game.to_play(states)
     _require(players.shape == (k,) and np.isin(players, (0, 1)).all(), game, "to_play must give 0 or 1 per state")
     planes = game.encode(states)
-    _require(planes.shape == (k, *game.planes_shape) and planes.dtype == np.uint8, game,
-             f"encode gave {planes.dtype} {planes.shape}, not uint8 {(k, *game.planes_shape)}")
+    _require(
+        planes.shape == (k, *game.planes_shape) and planes.dtype == np.uint8,
+        game,
+        f"encode gave {planes.dtype} {planes.shape}, not uint8 {(k, *game.planes_shape)}",
+    )
     text = game.render(states[0])
     _require(isinstance(text, str) and text != "", game, f"render gave {text!r}")
     # Rows must not influence one another: the same answers for the batch reversed.
     _require(np.array_equal(game.legal_mask(states[::-1]), mask[::-1]), game, "legal_mask depends on batch order")
-    _require(np.array_equal(game.terminal_value(states[::-1]), values[::-1], equal_nan=True), game,
-             "terminal_value depends on batch order")
+    _require(
+        np.array_equal(game.terminal_value(states[::-1]), values[::-1], equal_nan=True),
+        game,
+        "terminal_value depends on batch order",
+    )
     return mask, values, players
 
 
@@ -145,8 +166,11 @@ def _check_play(
     before = states.copy()
     nexts = game.play(states, actions)
     _require(np.array_equal(states, before), game, "play modified its input states")
-    _require(nexts.shape == states.shape and nexts.dtype == np.int8, game,
-             f"play gave {nexts.dtype} {nexts.shape}, not int8 {states.shape}")
+    _require(
+        nexts.shape == states.shape and nexts.dtype == np.int8,
+        game,
+        f"play gave {nexts.dtype} {nexts.shape}, not int8 {states.shape}",
+    )
     _require(np.array_equal(game.play(states[::-1], actions[::-1]), nexts[::-1]), game, "play depends on batch order")
     if alternating:
         _require(np.array_equal(game.to_play(nexts), 1 - players), game, "to_play does not alternate after play")
@@ -162,8 +186,11 @@ def check_encoding(game: Game, states: np.ndarray, *, rules_follow_planes: bool 
     before = states.copy()
     planes = game.encode(states)
     _require(np.array_equal(states, before), game, "encode modified its input states")
-    _require(planes.shape == (len(states), *game.planes_shape) and planes.dtype == np.uint8, game,
-             f"encode gave {planes.dtype} {planes.shape}, not uint8 {(len(states), *game.planes_shape)}")
+    _require(
+        planes.shape == (len(states), *game.planes_shape) and planes.dtype == np.uint8,
+        game,
+        f"encode gave {planes.dtype} {planes.shape}, not uint8 {(len(states), *game.planes_shape)}",
+    )
     out = np.full_like(planes, 255)
     written = game.encode(states, out=out)
     _require(written is out and np.array_equal(out, planes), game, "encode(states, out=out) must fill and return out")
@@ -180,8 +207,12 @@ def _check_rules_follow_planes(game: Game, states: np.ndarray, planes: np.ndarra
     same_mask = (mask == mask[first[group]]).all(axis=1)
     same_value = np.isclose(values, values[first[group]], equal_nan=True)
     bad = np.flatnonzero(~(same_mask & same_value))
-    _require(len(bad) == 0, game, "two states with the same planes differ in legal moves or result:\n"
-             + (f"{game.render(states[bad[0]])}\nand\n{game.render(states[first[group[bad[0]]]])}" if len(bad) else ""))
+    _require(
+        len(bad) == 0,
+        game,
+        "two states with the same planes differ in legal moves or result:\n"
+        + (f"{game.render(states[bad[0]])}\nand\n{game.render(states[first[group[bad[0]]]])}" if len(bad) else ""),
+    )
 
 
 def check_symmetries(game: Game, states: np.ndarray, seed: int = 0, *, closed: bool = False) -> int:
@@ -208,19 +239,34 @@ def check_symmetries(game: Game, states: np.ndarray, seed: int = 0, *, closed: b
 def _check_one_symmetry(game: Game, k: int, planes: np.ndarray, policy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     planes_in, policy_in = planes.copy(), policy.copy()
     image_planes, image_policy = game.symmetry(k, planes, policy)
-    _require(np.array_equal(planes, planes_in) and np.array_equal(policy, policy_in), game,
-             f"symmetry {k} modified its input")
-    _require(image_planes.shape == planes.shape and image_planes.dtype == planes.dtype, game,
-             f"symmetry {k} changed planes to {image_planes.dtype} {image_planes.shape}")
-    _require(image_policy.shape == policy.shape and image_policy.dtype == policy.dtype, game,
-             f"symmetry {k} changed policies to {image_policy.dtype} {image_policy.shape}")
+    _require(
+        np.array_equal(planes, planes_in) and np.array_equal(policy, policy_in),
+        game,
+        f"symmetry {k} modified its input",
+    )
+    _require(
+        image_planes.shape == planes.shape and image_planes.dtype == planes.dtype,
+        game,
+        f"symmetry {k} changed planes to {image_planes.dtype} {image_planes.shape}",
+    )
+    _require(
+        image_policy.shape == policy.shape and image_policy.dtype == policy.dtype,
+        game,
+        f"symmetry {k} changed policies to {image_policy.dtype} {image_policy.shape}",
+    )
     if k == 0:
-        _require(np.array_equal(image_planes, planes) and np.array_equal(image_policy, policy), game,
-                 "symmetry 0 must be the identity")
+        _require(
+            np.array_equal(image_planes, planes) and np.array_equal(image_policy, policy),
+            game,
+            "symmetry 0 must be the identity",
+        )
     _require(np.allclose(image_policy.sum(axis=1), policy.sum(axis=1)), game, f"symmetry {k} changed policy sums")
     counts = planes.sum(axis=(2, 3), dtype=np.int64)
-    _require(np.array_equal(image_planes.sum(axis=(2, 3), dtype=np.int64), counts), game,
-             f"symmetry {k} changed how many cells are set in a plane")
+    _require(
+        np.array_equal(image_planes.sum(axis=(2, 3), dtype=np.int64), counts),
+        game,
+        f"symmetry {k} changed how many cells are set in a plane",
+    )
     return image_planes, image_policy
 
 
@@ -228,12 +274,16 @@ def _check_permutes_actions(game: Game, k: int, planes: np.ndarray) -> None:
     actions = game.num_actions
     _, moved = game.symmetry(k, np.repeat(planes, actions, axis=0), np.eye(actions, dtype=np.float32))
     is_permutation = (np.sort(moved, axis=None) == np.repeat([0.0, 1.0], [actions * (actions - 1), actions])).all()
-    _require(is_permutation and (moved.sum(axis=0) == 1).all() and (moved.sum(axis=1) == 1).all(), game,
-             f"symmetry {k} does not permute the actions")
+    _require(
+        is_permutation and (moved.sum(axis=0) == 1).all() and (moved.sum(axis=1) == 1).all(),
+        game,
+        f"symmetry {k} does not permute the actions",
+    )
 
 
-def _check_has_inverse(game: Game, k: int, planes: np.ndarray, policy: np.ndarray,
-                       image_planes: np.ndarray, image_policy: np.ndarray) -> None:
+def _check_has_inverse(
+    game: Game, k: int, planes: np.ndarray, policy: np.ndarray, image_planes: np.ndarray, image_policy: np.ndarray
+) -> None:
     for j in range(game.num_symmetries):
         back_planes, back_policy = game.symmetry(j, image_planes, image_policy)
         if np.array_equal(back_planes, planes) and np.array_equal(back_policy, policy):
@@ -241,8 +291,15 @@ def _check_has_inverse(game: Game, k: int, planes: np.ndarray, policy: np.ndarra
     raise AssertionError(f"{game.name}: no symmetry undoes symmetry {k}")
 
 
-def _check_images(game: Game, k: int, states: np.ndarray, planes: np.ndarray, image_planes: np.ndarray,
-                  index: dict[bytes, int], closed: bool) -> int:
+def _check_images(
+    game: Game,
+    k: int,
+    states: np.ndarray,
+    planes: np.ndarray,
+    image_planes: np.ndarray,
+    index: dict[bytes, int],
+    closed: bool,
+) -> int:
     """Where state j's planes are the image of state i's, j's legal moves and result follow from i's."""
     mask = game.legal_mask(states)
     values = game.terminal_value(states)
@@ -256,8 +313,10 @@ def _check_images(game: Game, k: int, states: np.ndarray, planes: np.ndarray, im
     ok = ((image_mask[i] > 0.5) == mask[j]).all(axis=1) & np.isclose(values[i], values[j], equal_nan=True)
     if not ok.all():
         first = states[i[np.flatnonzero(~ok)[0]]]
-        raise AssertionError(f"{game.name}: symmetry {k} maps a state to one with other legal moves or "
-                             f"another result, from\n{game.render(first)}")
+        raise AssertionError(
+            f"{game.name}: symmetry {k} maps a state to one with other legal moves or "
+            f"another result, from\n{game.render(first)}"
+        )
     return len(i)
 
 
@@ -266,13 +325,19 @@ def check_kernel(game: Game, states: np.ndarray, seed: int = 0) -> None:
     state conversion both ways, describe, encode, and play / expand of one random legal action each."""
     kernel = game.kernel()
     ks = kernel.from_states(states)
-    _require(ks.shape == (len(states), kernel.width) and ks.dtype == kernel.dtype, game,
-             f"kernel states {ks.dtype} {ks.shape}, expected {kernel.dtype} ({len(states)}, {kernel.width})")
+    _require(
+        ks.shape == (len(states), kernel.width) and ks.dtype == kernel.dtype,
+        game,
+        f"kernel states {ks.dtype} {ks.shape}, expected {kernel.dtype} ({len(states)}, {kernel.width})",
+    )
     _require(np.array_equal(kernel.to_states(ks), states), game, "kernel to_states(from_states(s)) != s")
     to_play, terminal, legal = kernel.describe(ks)
     _require(np.array_equal(to_play, game.to_play(states)), game, "kernel to_play differs from the game's")
-    _require(np.array_equal(terminal, game.terminal_value(states), equal_nan=True), game,
-             "kernel terminal_value differs from the game's")
+    _require(
+        np.array_equal(terminal, game.terminal_value(states), equal_nan=True),
+        game,
+        "kernel terminal_value differs from the game's",
+    )
     _require(np.array_equal(legal, game.legal_mask(states)), game, "kernel legal mask differs from the game's")
     planes = np.empty((len(states), *game.planes_shape), np.uint8)
     _require(np.array_equal(kernel.encode(ks, planes), game.encode(states)), game, "kernel planes differ")
@@ -280,17 +345,25 @@ def check_kernel(game: Game, states: np.ndarray, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     actions = np.array([rng.choice(np.flatnonzero(legal[i])) for i in live], np.int64)
     after = game.play(states[live], actions)
-    _require(np.array_equal(kernel.to_states(kernel.play(ks[live], actions)), after), game,
-             "kernel play differs from the game's")
+    _require(
+        np.array_equal(kernel.to_states(kernel.play(ks[live], actions)), after),
+        game,
+        "kernel play differs from the game's",
+    )
     # expand: parents in node 0 of a one-game-per-row tree, children written to node 1.
     tree = np.zeros((len(live), 2, kernel.width), kernel.dtype)
     tree[:, 0] = ks[live]
     rows, ones = np.arange(len(live)), np.ones(len(live), np.int32)
     described = kernel.expand(tree, rows, np.zeros_like(ones), actions.astype(np.int32), ones)
     _require(np.array_equal(kernel.to_states(tree[:, 1]), after), game, "kernel expand wrote other states than play")
-    for got, want, what in zip(described, (game.to_play(after), game.terminal_value(after), game.legal_mask(after)),
-                               ("to_play", "terminal_value", "legal mask")):
+    for got, want, what in zip(
+        described,
+        (game.to_play(after), game.terminal_value(after), game.legal_mask(after)),
+        ("to_play", "terminal_value", "legal mask"),
+    ):
         _require(np.array_equal(got, want, equal_nan=True), game, f"kernel expand's {what} differs from the game's")
+
+
 def check_batch_matches_single(game: Game, states: np.ndarray, seed: int = 0, *, max_states: int = 200) -> None:
     """Each state alone (a batch of one) gets the answers it gets in a batch: array code often breaks at K = 1."""
     rng = np.random.default_rng(seed)
@@ -302,15 +375,23 @@ def check_batch_matches_single(game: Game, states: np.ndarray, seed: int = 0, *,
     nexts = game.play(states[live], actions[live])
     for i, state in enumerate(states):
         one = state[None]
-        _require(np.array_equal(game.legal_mask(one)[0], mask[i]), game, f"legal_mask alone differs:\n{game.render(state)}")
-        _require(np.array_equal(game.terminal_value(one), values[i : i + 1], equal_nan=True), game,
-                 f"terminal_value alone differs:\n{game.render(state)}")
+        _require(
+            np.array_equal(game.legal_mask(one)[0], mask[i]), game, f"legal_mask alone differs:\n{game.render(state)}"
+        )
+        _require(
+            np.array_equal(game.terminal_value(one), values[i : i + 1], equal_nan=True),
+            game,
+            f"terminal_value alone differs:\n{game.render(state)}",
+        )
         _require(game.to_play(one)[0] == players[i], game, f"to_play alone differs:\n{game.render(state)}")
         _require(np.array_equal(game.encode(one)[0], planes[i]), game, f"encode alone differs:\n{game.render(state)}")
     for row, i in enumerate(np.flatnonzero(live)):
         alone = game.play(states[i][None], actions[i : i + 1])[0]
-        _require(np.array_equal(alone, nexts[row]), game,
-                 f"play of {game.action_to_str(int(actions[i]))} alone differs:\n{game.render(states[i])}")
+        _require(
+            np.array_equal(alone, nexts[row]),
+            game,
+            f"play of {game.action_to_str(int(actions[i]))} alone differs:\n{game.render(states[i])}",
+        )
 
 
 def perft(game: Game, depth: int, state: np.ndarray | None = None) -> list[int]:
@@ -346,11 +427,20 @@ def check_self_play(game: Game, n_games: int = 8, num_simulations: int = 8, seed
     except Exception as error:  # the traceback stays chained below this message
         raise AssertionError(f"{game.name}: self-play fails: {type(error).__name__}: {error}") from error
     positions = int(records.game_lengths.sum())
-    _require(records.games == n_games and records.positions == positions, game,
-             f"self-play gave {records.games} games and {records.positions} positions for {positions} moves")
+    _require(
+        records.games == n_games and records.positions == positions,
+        game,
+        f"self-play gave {records.games} games and {records.positions} positions for {positions} moves",
+    )
     _require(records.planes.shape == (positions, *game.planes_shape), game, f"recorded planes {records.planes.shape}")
     _require(records.policy.shape == (positions, game.num_actions), game, f"recorded policy {records.policy.shape}")
-    _require(np.allclose(records.policy.sum(axis=1), 1.0) and (records.policy >= 0).all(), game,
-             "recorded policies are not distributions")
-    _require(np.isin(records.value, (-1.0, 0.0, 1.0)).all() and np.isin(records.results, (-1, 0, 1)).all(), game,
-             "recorded values or results are not +1, 0 or -1")
+    _require(
+        np.allclose(records.policy.sum(axis=1), 1.0) and (records.policy >= 0).all(),
+        game,
+        "recorded policies are not distributions",
+    )
+    _require(
+        np.isin(records.value, (-1.0, 0.0, 1.0)).all() and np.isin(records.results, (-1, 0, 1)).all(),
+        game,
+        "recorded values or results are not +1, 0 or -1",
+    )

@@ -54,8 +54,9 @@ class EvalContext:
     device: str = "cpu"
 
     @classmethod
-    def create(cls, client: redis.Redis, run: str, run_dir: Path, settings: Settings,
-               device: str = "cpu") -> EvalContext:
+    def create(
+        cls, client: redis.Redis, run: str, run_dir: Path, settings: Settings, device: str = "cpu"
+    ) -> EvalContext:
         store = WeightStore(client, run, Path(run_dir), keep_in_redis=settings.weights_kept_in_redis)
         return cls(client, run, Path(run_dir), settings, get_game(settings.game), store, device)
 
@@ -69,8 +70,14 @@ class EvalContext:
 
     def player(self, spec: str, sims: int | None = None) -> Player:
         sims = self.settings.eval_simulations if sims is None else sims
-        return make_player(spec, self.game, weights=weights_from_store(self.store), sims=sims,
-                           search=search_config(self.settings), device=self.device)
+        return make_player(
+            spec,
+            self.game,
+            weights=weights_from_store(self.store),
+            sims=sims,
+            search=search_config(self.settings),
+            device=self.device,
+        )
 
     def version_info(self, player: Player) -> dict[str, float]:
         if not isinstance(player, NetPlayer):
@@ -84,6 +91,7 @@ def _job_id(fallback: str) -> str:
 
 
 # The jobs: importable top-level functions with small JSON arguments.
+
 
 def match(run: str, a: str, b: str, games: int, seed: int, purpose: str = "manual") -> dict[str, Any]:
     """RQ job: A against B for `games` games; the record as a dict."""
@@ -109,6 +117,7 @@ def _summary(record: records.MatchRecord | records.AccuracyRecord) -> dict[str, 
 
 # What the jobs do, callable without RQ.
 
+
 def _saved_before(ctx: EvalContext, cls: type[records.Record], id: str | None) -> records.Record | None:
     """The record an earlier run of this job saved (put into Redis if it is not yet there), or None.
 
@@ -119,33 +128,46 @@ def _saved_before(ctx: EvalContext, cls: type[records.Record], id: str | None) -
     return earlier
 
 
-def run_match(ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: str = "manual",
-              id: str | None = None) -> records.MatchRecord:
+def run_match(
+    ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: str = "manual", id: str | None = None
+) -> records.MatchRecord:
     record = _saved_before(ctx, records.MatchRecord, id) or _play(ctx, a, b, games, seed, purpose=purpose, id=id)
     records.save(ctx.redis, ctx.run, ctx.run_dir, record)
     return record
 
 
-def _play(ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: str, id: str | None,
-          promoted: bool | None = None) -> records.MatchRecord:
+def _play(
+    ctx: EvalContext,
+    a: str,
+    b: str,
+    games: int,
+    seed: int,
+    *,
+    purpose: str,
+    id: str | None,
+    promoted: bool | None = None,
+) -> records.MatchRecord:
     player_a, player_b = ctx.player(a), ctx.player(b)
     rng = np.random.default_rng([ctx.settings.seed, seed])
     result = play_match(ctx.game, player_a, player_b, games, rng, opening_moves=ctx.settings.eval_opening_moves)
     versions = {p.name: ctx.version_info(p) for p in (player_a, player_b) if isinstance(p, NetPlayer)}
-    return records.MatchRecord.of(result, purpose=purpose, sims=ctx.settings.eval_simulations,
-                                  versions=versions, id=id, promoted=promoted)
+    return records.MatchRecord.of(
+        result, purpose=purpose, sims=ctx.settings.eval_simulations, versions=versions, id=id, promoted=promoted
+    )
 
 
-def run_accuracy(ctx: EvalContext, player: str, sims: int, seed: int, *,
-                 id: str | None = None) -> records.AccuracyRecord:
+def run_accuracy(
+    ctx: EvalContext, player: str, sims: int, seed: int, *, id: str | None = None
+) -> records.AccuracyRecord:
     earlier = _saved_before(ctx, records.AccuracyRecord, id)
     if earlier is not None:
         return earlier
     labels = load_positions(records.evals_dir(ctx.run_dir) / records.POSITIONS_FILE, ctx.game)
     chosen = ctx.player(player, sims)
     strength = measure(labels, chosen, np.random.default_rng([ctx.settings.seed, seed]))
-    record = records.AccuracyRecord.of(strength.to_dict(), player=chosen.name, sims=sims,
-                                       version=ctx.version_info(chosen), id=id)
+    record = records.AccuracyRecord.of(
+        strength.to_dict(), player=chosen.name, sims=sims, version=ctx.version_info(chosen), id=id
+    )
     records.save(ctx.redis, ctx.run, ctx.run_dir, record)
     return record
 
@@ -171,13 +193,15 @@ def run_gate(ctx: EvalContext, candidate: int, seed: int, *, id: str | None = No
 
 # Enqueueing, for the trainer and `azjobs eval`.
 
+
 def eval_queue(client: redis.Redis, run: str) -> Queue:
     return Queue(keys.eval_queue(run), connection=client, serializer=JSONSerializer)
 
 
 def _enqueue(queue: Queue, function: str, args: tuple, description: str) -> Job:
-    return queue.enqueue_call(function, args=args, timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S,
-                              description=description, retry=Retry(max=1))
+    return queue.enqueue_call(
+        function, args=args, timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, description=description, retry=Retry(max=1)
+    )
 
 
 def _seed(client: redis.Redis, run: str) -> int:
@@ -216,8 +240,12 @@ def enqueue_version(client: redis.Redis, run: str, run_dir: Path, settings: Sett
     if (records.evals_dir(run_dir) / records.POSITIONS_FILE).exists():
         for sims in sorted({settings.eval_simulations, 0}, reverse=True):
             seed = _seed(client, run)
-            _enqueue(eval_queue(client, run), ACCURACY_JOB, (run, f"net:{version}", sims, seed),
-                     f"accuracy net:{version} {sims} sims")
+            _enqueue(
+                eval_queue(client, run),
+                ACCURACY_JOB,
+                (run, f"net:{version}", sims, seed),
+                f"accuracy net:{version} {sims} sims",
+            )
             queued += 1
     return queued
 

@@ -14,9 +14,9 @@ import numpy as np
 from rq import get_current_job
 
 from azjobs.errors import StorageFullError
+from azjobs.game_records import GameRecords
 from azjobs.jobs import context
 from azjobs.jobs.configs import selfplay_config
-from azjobs.game_records import GameRecords
 from azjobs.search.selfplay import AsyncEvaluator, ResignCounts, SyncEvaluator, play_pipelined
 from azjobs.storage import marker
 from azjobs.storage.replay import REPLAY_DIR, register_shard
@@ -50,8 +50,16 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
 
     rng = np.random.default_rng([ctx.settings.seed, seed])
     resign = ResignCounts()
-    records = play_pipelined(ctx.game, selfplay_config(ctx.settings), pipeline(ctx), ctx.settings.games_per_job, rng,
-                             games_in_flight=ctx.settings.games_in_flight, on_step=on_step, resign=resign)
+    records = play_pipelined(
+        ctx.game,
+        selfplay_config(ctx.settings),
+        pipeline(ctx),
+        ctx.settings.games_per_job,
+        rng,
+        games_in_flight=ctx.settings.games_in_flight,
+        on_step=on_step,
+        resign=resign,
+    )
     # The folder may have gone away while the games were played (an unmounted storage root).
     marker.require(ctx.redis, run, ctx.run_dir, role=f"self-play job {job_id}")
     shard = store_games(ctx, records, job_id, created)
@@ -88,8 +96,13 @@ def _landed_before(ctx: context.WorkerContext, run: str, path: Path) -> dict[str
     except ShardError:
         return None  # unreadable: the trainer sets it aside; playing again is the way to get the games
     registered_now = register_shard(ctx.redis, run, info, {"jobs": 1})
-    return {"shard": info.name, "games": info.games, "positions": info.positions, "landed_before": True,
-            "registered_now": registered_now}
+    return {
+        "shard": info.name,
+        "games": info.games,
+        "positions": info.positions,
+        "landed_before": True,
+        "registered_now": registered_now,
+    }
 
 
 def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, created: float) -> ShardInfo:
@@ -98,13 +111,19 @@ def store_games(ctx: context.WorkerContext, records: GameRecords, job_id: str, c
     said = False
     while True:
         try:
-            return write_shard(ctx.run_dir / REPLAY_DIR, records, game=ctx.game.name, job_id=job_id,
-                               worker=ctx.worker_name, planes_shape=ctx.game.planes_shape,
-                               num_actions=ctx.game.num_actions, created=created)
+            return write_shard(
+                ctx.run_dir / REPLAY_DIR,
+                records,
+                game=ctx.game.name,
+                job_id=job_id,
+                worker=ctx.worker_name,
+                planes_shape=ctx.game.planes_shape,
+                num_actions=ctx.game.num_actions,
+                created=created,
+            )
         except StorageFullError as e:
             if not said:
-                print(f"worker {ctx.worker_name}: {e}; keeping {records.games} games in memory until then",
-                      flush=True)
+                print(f"worker {ctx.worker_name}: {e}; keeping {records.games} games in memory until then", flush=True)
                 said = True
             time.sleep(FULL_DISK_RETRY_S)
 

@@ -37,12 +37,14 @@ WORKER_TTL_S = int(MAX_BLOCK_S) + 15
 
 # The only functions a worker runs: RQ would import whatever a job names, so anyone able to write to
 # the run's Redis could run code on every worker. Anything else fails, unimported, in the failed registry.
-JOB_FUNCTIONS = frozenset({
-    "azjobs.jobs.selfplay.selfplay",
-    "azjobs.jobs.evaluate.match",
-    "azjobs.jobs.evaluate.accuracy",
-    "azjobs.jobs.evaluate.gate",
-})
+JOB_FUNCTIONS = frozenset(
+    {
+        "azjobs.jobs.selfplay.selfplay",
+        "azjobs.jobs.evaluate.match",
+        "azjobs.jobs.evaluate.accuracy",
+        "azjobs.jobs.evaluate.gate",
+    }
+)
 
 
 class RefusedJob(Exception):
@@ -58,8 +60,12 @@ class AzjobsJob(Job):
     def restore(self, raw_data):  # type: ignore[no-untyped-def]
         super().restore(raw_data)
         # azjobs enqueues no callbacks and no webhooks: a job that names one was not enqueued by azjobs.
-        names = {"on_success": self._success_callback_name, "on_failure": self._failure_callback_name,
-                 "on_stopped": self._stopped_callback_name, "webhooks": self.webhooks}
+        names = {
+            "on_success": self._success_callback_name,
+            "on_failure": self._failure_callback_name,
+            "on_stopped": self._stopped_callback_name,
+            "webhooks": self.webhooks,
+        }
         self._extras = tuple(k for k, v in names.items() if v)
         self._success_callback_name = self._failure_callback_name = self._stopped_callback_name = None
         self.webhooks = []
@@ -169,7 +175,9 @@ class SyncingLocalEvaluator:
             self.say(f"worker: weights version {newest} loaded")
 
 
-def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, settings: Settings, say: Callable[[str], None]) -> context.Evaluator:
+def make_evaluator(
+    kind: str, client: redis.Redis, run: str, run_dir: Path, settings: Settings, say: Callable[[str], None]
+) -> context.Evaluator:
     if kind == "remote":
         return InferenceClient(client, run, planes_shape=get_game(settings.game).planes_shape)
     store = WeightStore(client, run, run_dir, keep_in_redis=settings.weights_kept_in_redis)
@@ -178,8 +186,12 @@ def make_evaluator(kind: str, client: redis.Redis, run: str, run_dir: Path, sett
 
 
 def wait_for_weights(store: WeightStore, say: Callable[[str], None], poll_s: float = 1.0) -> None:
-    wait_for(lambda: store.latest_version() is not None, say,
-             "waiting for the first weights version (the trainer publishes it)", poll_s=poll_s)
+    wait_for(
+        lambda: store.latest_version() is not None,
+        say,
+        "waiting for the first weights version (the trainer publishes it)",
+        poll_s=poll_s,
+    )
 
 
 def run(
@@ -230,15 +242,32 @@ def run(
         say(f"worker {name}: stopped")
 
 
-def _work(client: redis.Redis, run: str, name: str, queues: list[Queue], say: Callable[[str], None],
-          job_class: type[AzjobsJob], *, burst: bool, max_jobs: int | None) -> None:
+def _work(
+    client: redis.Redis,
+    run: str,
+    name: str,
+    queues: list[Queue],
+    say: Callable[[str], None],
+    job_class: type[AzjobsJob],
+    *,
+    burst: bool,
+    max_jobs: int | None,
+) -> None:
     """RQ's work loop, started again each time Redis comes back after an outage; until stopped."""
-    outage = Outage(say, f"worker {name}: Redis is back; taking jobs again",
-                    lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back")
+    outage = Outage(
+        say,
+        f"worker {name}: Redis is back; taking jobs again",
+        lost=f"worker {name}: lost Redis (gone, or refusing writes); taking jobs again once it is back",
+    )
     while True:
         worker = RunWorker(
-            queues, connection=client, serializer=JSONSerializer, name=name, job_class=job_class,
-            maintenance_interval=MAINTENANCE_EVERY_S, worker_ttl=WORKER_TTL_S,
+            queues,
+            connection=client,
+            serializer=JSONSerializer,
+            name=name,
+            job_class=job_class,
+            maintenance_interval=MAINTENANCE_EVERY_S,
+            worker_ttl=WORKER_TTL_S,
         )
         worker.run_name, worker.say = run, say
         try:
@@ -287,8 +316,12 @@ class _HeartbeatThread(threading.Thread):
             self.stop.wait(heartbeat.INTERVAL_S)
 
     def beat(self) -> None:
-        fields = {"evaluator": self.evaluator, "positions": self.progress.positions,
-                  "leaf_evals": self.progress.leaf_evals, "cpu_s": round(time.process_time(), 4)}
+        fields = {
+            "evaluator": self.evaluator,
+            "positions": self.progress.positions,
+            "leaf_evals": self.progress.leaf_evals,
+            "cpu_s": round(time.process_time(), 4),
+        }
         try:
             heartbeat.beat(self.client, self.run_name, "worker", self.worker_name, fields)
         except redis.RedisError:

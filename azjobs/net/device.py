@@ -27,12 +27,16 @@ def resolve(requested: str | torch.device | None = None) -> torch.device:
         return device
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
-        raise AzjobsError(f"--device {requested}: CUDA is not visible here; use --device cpu, or install a CUDA "
-                          "build of torch and check nvidia-smi")
+        raise AzjobsError(
+            f"--device {requested}: CUDA is not visible here; use --device cpu, or install a CUDA "
+            "build of torch and check nvidia-smi"
+        )
     index = torch.cuda.current_device() if device.index is None else device.index
     if index >= count:
-        raise AzjobsError(f"--device {requested}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
-                          "pick one of them (CUDA_VISIBLE_DEVICES may hide the others)")
+        raise AzjobsError(
+            f"--device {requested}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
+            "pick one of them (CUDA_VISIBLE_DEVICES may hide the others)"
+        )
     return torch.device("cuda", index)
 
 
@@ -93,8 +97,11 @@ def facts(device: torch.device) -> dict[str, str]:
     if device.type != "cuda":
         return {"cuda_device": str(device)}
     major, minor = capability(device) or (0, 0)
-    return {"cuda_device": str(device), "cuda": torch.cuda.get_device_name(device),
-            "cuda_capability": f"{major}.{minor}"}
+    return {
+        "cuda_device": str(device),
+        "cuda": torch.cuda.get_device_name(device),
+        "cuda_capability": f"{major}.{minor}",
+    }
 
 
 def where(device: torch.device) -> str:

@@ -27,10 +27,16 @@ class Player(Protocol):
 
 
 _LAZY = {
-    "AlphaBetaPlayer": "alphabeta", "OnePlyPlayer": "baselines", "RandomPlayer": "baselines",
-    "RolloutMCTSPlayer": "rollout", "NetPlayer": "network", "WeightsSource": "network",
-    "weights_from_run_dir": "network", "weights_from_store": "network",
-    "make_player": "load", "load_player": "load",
+    "AlphaBetaPlayer": "alphabeta",
+    "OnePlyPlayer": "baselines",
+    "RandomPlayer": "baselines",
+    "RolloutMCTSPlayer": "rollout",
+    "NetPlayer": "network",
+    "WeightsSource": "network",
+    "weights_from_run_dir": "network",
+    "weights_from_store": "network",
+    "make_player": "load",
+    "load_player": "load",
 }
 
 

@@ -65,8 +65,9 @@ def answer(agent: Agent, lines: Iterable[str], sims: int, *, chunk: int = CHUNK)
     return answer_with(agent.game, agent.with_sims(sims), lines, chunk=chunk)
 
 
-def answer_with(game: Game, player: Player, lines: Iterable[str], *, chunk: int = CHUNK,
-                seed: int = 0) -> Iterator[str]:
+def answer_with(
+    game: Game, player: Player, lines: Iterable[str], *, chunk: int = CHUNK, seed: int = 0
+) -> Iterator[str]:
     """`answer` for any player (see `azjobs.players`)."""
     rng = np.random.default_rng(seed)
     batch: list[tuple[int, str]] = []

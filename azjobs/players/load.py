@@ -67,8 +67,11 @@ def load_player(
     if run_dir is not None and settings is None:
         raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
     if settings is None and (game is None or not parsed.is_baseline):
-        raise AzjobsError(f"player {parsed} needs --run-dir (a trained run)" if not parsed.is_baseline
-                          else f"player {parsed} needs --game (or a --run-dir whose game it plays)")
+        raise AzjobsError(
+            f"player {parsed} needs --run-dir (a trained run)"
+            if not parsed.is_baseline
+            else f"player {parsed} needs --game (or a --run-dir whose game it plays)"
+        )
     if settings is not None and game is not None and game != settings.game:
         raise AzjobsError(f"run {run_dir} plays {settings.game}, not {game}: drop --game or pick another run")
     try:

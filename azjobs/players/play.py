@@ -34,8 +34,10 @@ def play(
     game, player = agent.game, agent.with_sims(sims)
     state = game.initial_state()
     human = 0 if human_first else 1
-    say(f"{game.name} against weights version {agent.version}, {sims} simulations per move; "
-        f"you are {'first' if human_first else 'second'}. Type a move, or q to quit.")
+    say(
+        f"{game.name} against weights version {agent.version}, {sims} simulations per move; "
+        f"you are {'first' if human_first else 'second'}. Type a move, or q to quit."
+    )
     move_number = 0
     while not game.is_terminal(state):
         say(game.render(state))

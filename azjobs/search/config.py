@@ -42,8 +42,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.gumbel_considered < 1 or not 0 <= self.full_search_prob <= 1 or self.cheap_simulations < 0:
-            raise ValueError(f"bad search config {self}: gumbel_considered >= 1, full_search_prob in [0, 1] "
-                             "and cheap_simulations >= 0 are needed")
+            raise ValueError(
+                f"bad search config {self}: gumbel_considered >= 1, full_search_prob in [0, 1] "
+                "and cheap_simulations >= 0 are needed"
+            )
 
     @property
     def cheap_budget(self) -> int:

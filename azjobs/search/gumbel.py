@@ -124,8 +124,9 @@ def interior_action(tree: Tree, b: int, node: int, c_visit: float, c_scale: floa
 
 
 @numba.njit(cache=True, inline="always")
-def root_action(tree: Tree, b: int, gumbel: np.ndarray, table: np.ndarray, c_visit: float, c_scale: float,
-                sigma: np.ndarray) -> int:
+def root_action(
+    tree: Tree, b: int, gumbel: np.ndarray, table: np.ndarray, c_visit: float, c_scale: float, sigma: np.ndarray
+) -> int:
     """Sequential halving: of the actions whose visits equal the count the schedule `table  # [M + 1, S]`
     names for this simulation, the one with the highest gumbel + logits + sigma(completed Q)."""
     legal, prior, children_visits = tree.legal, tree.prior, tree.children_visits
@@ -147,9 +148,18 @@ def root_action(tree: Tree, b: int, gumbel: np.ndarray, table: np.ndarray, c_vis
 
 
 @numba.njit(cache=True)
-def select(arrays: tuple, games: np.ndarray, remaining: np.ndarray, gumbel: np.ndarray, tables: np.ndarray,
-           table_of: np.ndarray, c_visit: float, c_scale: float, out_parent: np.ndarray,
-           out_action: np.ndarray) -> None:
+def select(
+    arrays: tuple,
+    games: np.ndarray,
+    remaining: np.ndarray,
+    gumbel: np.ndarray,
+    tables: np.ndarray,
+    table_of: np.ndarray,
+    c_visit: float,
+    c_scale: float,
+    out_parent: np.ndarray,
+    out_action: np.ndarray,
+) -> None:
     """`azjobs.search.puct.select` with Gumbel's selection: sequential halving at the root (game b's
     schedule is tables[table_of[b]], its Gumbel noise gumbel[b]  # [B, A]), pi'-tracking below."""
     tree = Tree(*arrays)
@@ -201,8 +211,9 @@ class GumbelRule:
 
     reuses_tree = False
 
-    def __init__(self, config: SearchConfig, tree: Tree, full: np.ndarray, rng: np.random.Generator, *,
-                 add_noise: bool) -> None:
+    def __init__(
+        self, config: SearchConfig, tree: Tree, full: np.ndarray, rng: np.random.Generator, *, add_noise: bool
+    ) -> None:
         self.tree, self.rng, self.add_noise = tree, rng, add_noise
         self.knobs = GumbelKnobs(c_visit=float(config.gumbel_c_visit), c_scale=float(config.gumbel_c_scale))
         # The schedules of the cheap and the full budget, indexed by `full`.
@@ -222,8 +233,18 @@ class GumbelRule:
 
     def select(self, games: np.ndarray, remaining: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
         k = self.knobs
-        select(self._arrays, games, remaining, self.noise, self.tables, self._table_of, k.c_visit, k.c_scale,
-               out_parent, out_action)
+        select(
+            self._arrays,
+            games,
+            remaining,
+            self.noise,
+            self.tables,
+            self._table_of,
+            k.c_visit,
+            k.c_scale,
+            out_parent,
+            out_action,
+        )
 
     def improved_logits(self, games: np.ndarray) -> np.ndarray:
         """logits + sigma(completed Q) at the roots of `games` (searched ones); -inf where illegal.

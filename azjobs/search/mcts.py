@@ -34,8 +34,22 @@ Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 NO_LEAF = -1  # pending_node of a game that waits for no evaluation
 
-__all__ = ["NO_ACTION", "NO_PARENT", "ROOT", "UNVISITED", "Evaluate", "Rule", "Search", "SearchConfig",
-           "SearchResult", "Tree", "best_actions", "new_search", "rule_for", "search"]
+__all__ = [
+    "NO_ACTION",
+    "NO_PARENT",
+    "ROOT",
+    "UNVISITED",
+    "Evaluate",
+    "Rule",
+    "Search",
+    "SearchConfig",
+    "SearchResult",
+    "Tree",
+    "best_actions",
+    "new_search",
+    "rule_for",
+    "search",
+]
 
 
 class Rule(Protocol):
@@ -94,8 +108,16 @@ class Search:
     `config.cheap_budget` simulations); `play` and `reset` take it for the searches they start.
     """
 
-    def __init__(self, game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
-                 *, add_noise: bool, full: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        game: Game,
+        states: np.ndarray,
+        config: SearchConfig,
+        rng: np.random.Generator,
+        *,
+        add_noise: bool,
+        full: np.ndarray | None = None,
+    ) -> None:
         batch = len(states)  # states [B, S]
         self.game, self.config, self.rng, self.add_noise = game, config, rng, add_noise
         self.kernel = k = game.kernel()
@@ -149,8 +171,7 @@ class Search:
     def finished(self) -> np.ndarray:
         """Games whose search is complete: root evaluated, no simulation left, no leaf pending.  # [B] bool"""
         t = self.tree
-        return (self.searching & (t.node_visits[:, ROOT] > 0) & (self.remaining == 0)
-                & (self.pending_node == NO_LEAF))
+        return self.searching & (t.node_visits[:, ROOT] > 0) & (self.remaining == 0) & (self.pending_node == NO_LEAF)
 
     def result(self, games: np.ndarray | None = None) -> SearchResult:
         """The roots of `games` (default all; every one of them finished or terminal)."""
@@ -261,8 +282,9 @@ class Search:
         self.rule.select(games, self.remaining, parents, actions)
         return parents, actions
 
-    def _expand(self, games: np.ndarray, parents: np.ndarray,
-                actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _expand(
+        self, games: np.ndarray, parents: np.ndarray, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Create the children of the edges: (games, new nodes, which of them are terminal)."""
         nodes = self.tree.num_nodes[games]  # where attach puts them (each game appears once)
         to_play, terminal_value, legal = self.kernel.expand(self.tree.state, games, parents, actions, nodes)
@@ -288,8 +310,10 @@ class Search:
         logits = np.asarray(logits, np.float32)  # [K, A]
         values = np.asarray(values, np.float32)  # [K]
         if logits.shape != (k, self.game.num_actions) or values.shape != (k,):
-            raise ValueError(f"evaluation of {k} positions gave logits {logits.shape} and values {values.shape}, "
-                             f"expected ({k}, {self.game.num_actions}) and ({k},)")
+            raise ValueError(
+                f"evaluation of {k} positions gave logits {logits.shape} and values {values.shape}, "
+                f"expected ({k}, {self.game.num_actions}) and ({k},)"
+            )
         t = self.tree
         nodes = self.pending_node[games]
         steps.evaluated(self._arrays, games, nodes, logits, values)
@@ -301,14 +325,28 @@ class Search:
         self._pending_games = games[:0]
 
 
-def new_search(game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
-               *, add_noise: bool, full: np.ndarray | None = None) -> Search:
+def new_search(
+    game: Game,
+    states: np.ndarray,
+    config: SearchConfig,
+    rng: np.random.Generator,
+    *,
+    add_noise: bool,
+    full: np.ndarray | None = None,
+) -> Search:
     """A search of the games `states  # [B, S]` to drive step by step (see `Search`)."""
     return Search(game, states, config, rng, add_noise=add_noise, full=full)
 
 
-def search(game: Game, states: np.ndarray, evaluate: Evaluate, config: SearchConfig,
-           rng: np.random.Generator, *, add_noise: bool) -> SearchResult:
+def search(
+    game: Game,
+    states: np.ndarray,
+    evaluate: Evaluate,
+    config: SearchConfig,
+    rng: np.random.Generator,
+    *,
+    add_noise: bool,
+) -> SearchResult:
     """Search the games `states  # [B, S]`, calling `evaluate` once per simulation step."""
     tree = new_search(game, states, config, rng, add_noise=add_noise)
     while not tree.done:
@@ -316,8 +354,15 @@ def search(game: Game, states: np.ndarray, evaluate: Evaluate, config: SearchCon
     return tree.result()
 
 
-def best_actions(game: Game, states: np.ndarray, evaluate: Evaluate, num_simulations: int, *,
-                 config: SearchConfig = SearchConfig(), rng: np.random.Generator | None = None) -> np.ndarray:
+def best_actions(
+    game: Game,
+    states: np.ndarray,
+    evaluate: Evaluate,
+    num_simulations: int,
+    *,
+    config: SearchConfig = SearchConfig(),
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """The move to play in each of `states  # [B, S]`, without noise: the most visited root child,
     ties broken by the prior (so with 0 simulations: the legal action with the highest logit).
     NO_ACTION for a finished game.  # [B] int64"""

@@ -84,8 +84,18 @@ def forced_action(tree: Tree, b: int, k: float) -> int:
 
 
 @numba.njit(cache=True)
-def select(arrays: tuple, games: np.ndarray, remaining: np.ndarray, c_puct: float, fpu_root: float, fpu: float,
-           forced_k: float, forced: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
+def select(
+    arrays: tuple,
+    games: np.ndarray,
+    remaining: np.ndarray,
+    c_puct: float,
+    fpu_root: float,
+    fpu: float,
+    forced_k: float,
+    forced: np.ndarray,
+    out_parent: np.ndarray,
+    out_action: np.ndarray,
+) -> None:
     """Run simulations of each game in `games  # [G]` until one reaches an edge without a child.
 
     A simulation descends from the root by PUCT (first-play reduction fpu_root at the root, fpu
@@ -143,12 +153,17 @@ class PuctRule:
     which games' searches are full ones.
     """
 
-    def __init__(self, config: SearchConfig, tree: Tree, full: np.ndarray, rng: np.random.Generator, *,
-                 add_noise: bool) -> None:
+    def __init__(
+        self, config: SearchConfig, tree: Tree, full: np.ndarray, rng: np.random.Generator, *, add_noise: bool
+    ) -> None:
         self.config, self.tree, self.full, self.rng, self.add_noise = config, tree, full, rng, add_noise
         self.reuses_tree = config.reuse_tree
-        self.knobs = PuctKnobs(c_puct=float(config.c_puct), fpu_root=float(config.fpu_reduction_root),
-                               fpu=float(config.fpu_reduction), forced_k=float(config.forced_playouts))
+        self.knobs = PuctKnobs(
+            c_puct=float(config.c_puct),
+            fpu_root=float(config.fpu_reduction_root),
+            fpu=float(config.fpu_reduction),
+            forced_k=float(config.forced_playouts),
+        )
         self._arrays = tree.for_steps()
         self._forced = full if add_noise else np.zeros(len(full), bool)  # [B] forced playouts: full, noisy searches
 
@@ -165,8 +180,18 @@ class PuctRule:
 
     def select(self, games: np.ndarray, remaining: np.ndarray, out_parent: np.ndarray, out_action: np.ndarray) -> None:
         k = self.knobs
-        select(self._arrays, games, remaining, k.c_puct, k.fpu_root, k.fpu, k.forced_k, self._forced, out_parent,
-               out_action)
+        select(
+            self._arrays,
+            games,
+            remaining,
+            k.c_puct,
+            k.fpu_root,
+            k.fpu,
+            k.forced_k,
+            self._forced,
+            out_parent,
+            out_action,
+        )
 
     def improved_logits(self, games: np.ndarray) -> None:
         """PUCT has no improved policy."""
@@ -180,8 +205,14 @@ class PuctRule:
             visits = visits.astype(np.float64)
             forced = self.full[games]
             q = t.children_value_sum[games, ROOT] / np.maximum(visits, 1)
-            visits[forced] = prune_forced(visits[forced], q[forced], t.prior[games[forced], ROOT],
-                                          t.node_visits[games[forced], ROOT], c.c_puct, c.forced_playouts)
+            visits[forced] = prune_forced(
+                visits[forced],
+                q[forced],
+                t.prior[games[forced], ROOT],
+                t.node_visits[games[forced], ROOT],
+                c.c_puct,
+                c.forced_playouts,
+            )
         return (visits / visits.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def choose(self, games: np.ndarray, explore: np.ndarray) -> np.ndarray:
@@ -207,8 +238,9 @@ def choose_moves(visits: np.ndarray, temperature_mask: np.ndarray, rng: np.rando
     return np.where(temperature_mask, sampled, visits.argmax(axis=1))
 
 
-def prune_forced(visits: np.ndarray, q: np.ndarray, prior: np.ndarray, root_visits: np.ndarray, c_puct: float,
-                 k: float) -> np.ndarray:
+def prune_forced(
+    visits: np.ndarray, q: np.ndarray, prior: np.ndarray, root_visits: np.ndarray, c_puct: float, k: float
+) -> np.ndarray:
     """KataGo's policy target pruning: root visits less those forced playouts explain.
 
     visits, q (the children's mean value for the root's player), prior (with noise) [G, A]; root_visits [G]

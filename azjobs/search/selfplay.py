@@ -79,9 +79,18 @@ class SelfPlay:
     the groups of a job).
     """
 
-    def __init__(self, game: Game, config: SelfPlayConfig, budget: GameBudget, slots: int, rng: np.random.Generator,
-                 *, weights_version: Callable[[], int] = lambda: 0, lockstep: bool = False,
-                 resign: ResignCounts | None = None) -> None:
+    def __init__(
+        self,
+        game: Game,
+        config: SelfPlayConfig,
+        budget: GameBudget,
+        slots: int,
+        rng: np.random.Generator,
+        *,
+        weights_version: Callable[[], int] = lambda: 0,
+        lockstep: bool = False,
+        resign: ResignCounts | None = None,
+    ) -> None:
         self.game, self.config, self.budget, self.rng = game, config, budget, rng
         if config.search.num_simulations < 1:
             raise ValueError("self-play needs num_simulations >= 1: the policy targets are visit counts")
@@ -159,7 +168,9 @@ class SelfPlay:
         ended = ~np.isnan(tree.terminal_value[slots, ROOT])
         if ended.any():
             slots = slots[ended]
-            self._finish_games(slots, _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT]))
+            self._finish_games(
+                slots, _first_player_results(tree.terminal_value[slots, ROOT], tree.to_play[slots, ROOT])
+            )
 
     def _resign(self, slots: np.ndarray) -> None:
         """The players to move in `slots` resign: their games end as losses for them."""
@@ -190,7 +201,7 @@ class SelfPlay:
                 self.resign.checked += 1
                 self.resign.false += int(result != (-1 if resigner == 0 else 1))
         ids = self.budget.take(len(slots))
-        refill, empty = slots[: len(ids)], slots[len(ids):]
+        refill, empty = slots[: len(ids)], slots[len(ids) :]
         self.slot_game[empty] = -1
         self.search.stop(empty)
         if len(refill):
@@ -198,8 +209,9 @@ class SelfPlay:
             self.moves[refill] = 0
             self.may_resign[refill] = self._draw_may_resign(len(refill))
             self.would_resign[refill] = NOBODY
-            self.search.reset(refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0),
-                              self._draw_full(len(refill)))
+            self.search.reset(
+                refill, np.repeat(self.game.initial_state()[None], len(refill), axis=0), self._draw_full(len(refill))
+            )
 
     def _draw_full(self, count: int) -> np.ndarray | None:
         """Which of `count` next searches are full ones; None (no random draw) when all are.  # [count] bool"""
@@ -265,8 +277,16 @@ def play_games(
     All games move together (lockstep); `weights_version` is asked after each search: the version
     that answered its evaluations.
     """
-    group = SelfPlay(game, config, GameBudget(num_games), num_games, rng, weights_version=weights_version,
-                     lockstep=True, resign=resign)
+    group = SelfPlay(
+        game,
+        config,
+        GameBudget(num_games),
+        num_games,
+        rng,
+        weights_version=weights_version,
+        lockstep=True,
+        resign=resign,
+    )
     while not group.done:
         group.apply(*evaluate(group.pending_planes()))
     return group.records()
@@ -336,8 +356,11 @@ def play_pipelined(
     slots = np.array_split(np.arange(min(games_in_flight, num_games)), max(1, groups))
     version = [0]
     resign = ResignCounts() if resign is None else resign
-    play = [SelfPlay(game, config, budget, len(s), rng, weights_version=lambda: version[0], resign=resign)
-            for s in slots if len(s)]
+    play = [
+        SelfPlay(game, config, budget, len(s), rng, weights_version=lambda: version[0], resign=resign)
+        for s in slots
+        if len(s)
+    ]
     tickets: list[int | None] = [None] * len(play)
 
     def send(i: int) -> None:

@@ -45,8 +45,16 @@ def backup(tree: Tree, b: int, node: int, value: float) -> None:
 
 
 @numba.njit(cache=True)
-def attach(arrays: tuple, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, to_play_new: np.ndarray,
-           terminal_new: np.ndarray, legal_new: np.ndarray, out_nodes: np.ndarray) -> None:
+def attach(
+    arrays: tuple,
+    games: np.ndarray,
+    parents: np.ndarray,
+    actions: np.ndarray,
+    to_play_new: np.ndarray,
+    terminal_new: np.ndarray,
+    legal_new: np.ndarray,
+    out_nodes: np.ndarray,
+) -> None:
     """Create one node per game: the child of edge (parent, action), or with parent NO_PARENT a new
     root (the game's tree starts afresh). A child that is terminal is backed up at once.
 
@@ -112,8 +120,14 @@ def evaluated(arrays: tuple, games: np.ndarray, nodes: np.ndarray, logits: np.nd
 
 
 @numba.njit(cache=True)
-def reroot(arrays: tuple, games: np.ndarray, actions: np.ndarray, in_subtree: np.ndarray,
-           new_index: np.ndarray, out_kept: np.ndarray) -> None:
+def reroot(
+    arrays: tuple,
+    games: np.ndarray,
+    actions: np.ndarray,
+    in_subtree: np.ndarray,
+    new_index: np.ndarray,
+    out_kept: np.ndarray,
+) -> None:
     """Make the child of each game's root along `actions  # [G]` the new root, keeping its subtree.
 
     The subtree moves to the front of the game's rows, its nodes in their old order (a child is
@@ -171,8 +185,15 @@ def reroot(arrays: tuple, games: np.ndarray, actions: np.ndarray, in_subtree: np
 
 
 @numba.njit(cache=True)
-def start(arrays: tuple, games: np.ndarray, budget: np.ndarray, remaining: np.ndarray, searching: np.ndarray,
-          root_prior: np.ndarray, out_kept: np.ndarray) -> int:
+def start(
+    arrays: tuple,
+    games: np.ndarray,
+    budget: np.ndarray,
+    remaining: np.ndarray,
+    searching: np.ndarray,
+    root_prior: np.ndarray,
+    out_kept: np.ndarray,
+) -> int:
     """Begin a search of `budget[b]` root visits  # [B] at the roots of `games  # [G]` (terminal ones
     are skipped). A root kept from the last move brings its children's visits along, which count; its
     network prior goes to root_prior [B, A]. The kept roots are listed in out_kept [G]; their count."""
@@ -194,5 +215,3 @@ def start(arrays: tuple, games: np.ndarray, budget: np.ndarray, remaining: np.nd
             out_kept[kept] = b
             kept += 1
     return kept
-
-

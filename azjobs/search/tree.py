@@ -41,8 +41,9 @@ class Tree(NamedTuple):
     raw_value: np.ndarray  # [B, N] float32, the network's value of the node (the terminal value of a terminal one)
 
     @classmethod
-    def empty(cls, batch: int, num_nodes: int, num_actions: int, state_width: int,
-              state_dtype: np.dtype = np.dtype(np.int8)) -> Tree:
+    def empty(
+        cls, batch: int, num_nodes: int, num_actions: int, state_width: int, state_dtype: np.dtype = np.dtype(np.int8)
+    ) -> Tree:
         b, n, a = batch, num_nodes, num_actions
         return cls(
             state=np.zeros((b, n, state_width), state_dtype),

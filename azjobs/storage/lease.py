@@ -86,8 +86,10 @@ class Holder:
 
 def busy_message(run: str, holder: Holder | None, where: str, *, lease: bool = False) -> str:
     who = f"{holder.host} pid {holder.pid}" if holder else "another process"
-    message = (f"run {run!r} already has a trainer: {who} holds {where}; stop that one first (two trainers "
-               f"would overwrite each other's weights)")
+    message = (
+        f"run {run!r} already has a trainer: {who} holds {where}; stop that one first (two trainers "
+        f"would overwrite each other's weights)"
+    )
     if lease:
         message += f", or if it died on another machine, start again in {LEASE_TTL_S:g} s when its lease expires"
     return message
@@ -159,8 +161,16 @@ class TrainerLease:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def acquire(cls, client: Redis, run: str, run_dir: Path, *, ttl_s: float = LEASE_TTL_S,
-                log: Callable[[str], None] = print, poll_s: float = 1.0) -> TrainerLease:
+    def acquire(
+        cls,
+        client: Redis,
+        run: str,
+        run_dir: Path,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        log: Callable[[str], None] = print,
+        poll_s: float = 1.0,
+    ) -> TrainerLease:
         """Take the run for this process, or TrainerBusyError naming who has it.
 
         A lease left by a trainer that died on this host is taken over at once; one held from another
@@ -186,8 +196,10 @@ class TrainerLease:
             if holder is not None and (holder.host == self.me.host or time.monotonic() > deadline):
                 raise TrainerBusyError(busy_message(self.run, holder, f"its lease in Redis ({key})", lease=True))
             if holder is not None and not said:
-                log(f"trainer: run {self.run!r} is leased to {holder.host} pid {holder.pid}; waiting up to "
-                    f"{self.ttl_s:g} s for the lease to expire")
+                log(
+                    f"trainer: run {self.run!r} is leased to {holder.host} pid {holder.pid}; waiting up to "
+                    f"{self.ttl_s:g} s for the lease to expire"
+                )
                 said = True
             time.sleep(poll_s)
 
@@ -208,8 +220,12 @@ class TrainerLease:
                 except redis.RedisError:
                     continue  # Redis away: nobody else can take the lease meanwhile; try again
                 holder = Holder.parse(raw) if raw is not None else None
-                self.lost = busy_message(self.run, holder, f"the run's lease in Redis, taken while this trainer "
-                                         f"could not renew it") + "; this trainer stopped"
+                self.lost = (
+                    busy_message(
+                        self.run, holder, "the run's lease in Redis, taken while this trainer could not renew it"
+                    )
+                    + "; this trainer stopped"
+                )
                 stop.set()
                 return
 

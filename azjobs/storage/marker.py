@@ -36,7 +36,7 @@ def ensure(client: Redis, run: str, run_dir: Path) -> str:
 
 
 def check(client: Redis, run: str, run_dir: Path) -> str:
-    """"ok", or what is wrong with `run_dir` as seen from this machine."""
+    """ "ok", or what is wrong with `run_dir` as seen from this machine."""
     stored = client.get(keys.marker(run))
     if stored is None:
         return "ok" if read(run_dir) is not None else "no marker yet"
@@ -54,13 +54,24 @@ class StorageMismatchError(AzjobsError):
     """This machine's `--run-dir` is not the run's folder on the shared storage root."""
 
 
-def require(client: Redis, run: str, run_dir: Path, *, role: str = "worker",
-            say: Callable[[str], None] | None = None, poll_s: float = 1.0) -> None:
+def require(
+    client: Redis,
+    run: str,
+    run_dir: Path,
+    *,
+    role: str = "worker",
+    say: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+) -> None:
     """Return once `run_dir` holds the run's marker; StorageMismatchError naming the folder, the marker
     expected and the fix otherwise. With `say`, first wait (saying so once) for the run to have a marker."""
     if say is not None:
-        wait_for(lambda: client.get(keys.marker(run)) is not None or read(run_dir) is not None, say,
-                 f"{role}: waiting for run {run!r} to get its storage marker (the trainer makes it)", poll_s=poll_s)
+        wait_for(
+            lambda: client.get(keys.marker(run)) is not None or read(run_dir) is not None,
+            say,
+            f"{role}: waiting for run {run!r} to get its storage marker (the trainer makes it)",
+            poll_s=poll_s,
+        )
     problem = check(client, run, run_dir)
     if problem == "ok":
         return

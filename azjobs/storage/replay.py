@@ -83,8 +83,9 @@ def _index_keys(run: str) -> list[str]:
     return [keys.shards_registered(run), keys.shards(run), keys.stats(run)]
 
 
-def register_shard(redis: Redis, run: str, info: ShardInfo, counters: Mapping[str, int] | None = None, *,
-                   force: bool = False) -> bool:
+def register_shard(
+    redis: Redis, run: str, info: ShardInfo, counters: Mapping[str, int] | None = None, *, force: bool = False
+) -> bool:
     """Add a written shard to the run's index and counters (plus `counters`), all or nothing, once:
     False (and nothing changed) if a shard of that name is registered already, unless `force`."""
     extra = [str(x) for name, value in (counters or {}).items() for x in (name, int(value))]
@@ -258,8 +259,12 @@ class ReplayBuffer:
         self.total_added += n
         keep = min(n, self.capacity)
         first = min(keep, self.capacity - self._next)  # rows before the ring's end, the rest wrap to 0
-        for ring, rows in ((self.planes, planes), (self.policy, policy), (self.value, value),
-                           (self.policy_weight, policy_weight)):
+        for ring, rows in (
+            (self.planes, planes),
+            (self.policy, policy),
+            (self.value, value),
+            (self.policy_weight, policy_weight),
+        ):
             rows = rows[n - keep :]
             ring[self._next : self._next + first] = rows[:first]
             ring[: keep - first] = rows[first:]

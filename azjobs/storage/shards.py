@@ -45,10 +45,17 @@ COMPRESSED = {"planes_NCHW", "policy_NA"}
 
 # Read errors that say nothing about the file (a stale NFS handle, a lock or a server that did not
 # answer in time): the read is tried again before the shard counts as bad.
-TRANSIENT_ERRNOS = frozenset({errno.ESTALE, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.EIO, errno.ETIMEDOUT,
-                              errno.ENOLCK})
-_TRANSIENT_WORDS = ("stale file handle", "unable to lock file", "resource temporarily unavailable",
-                    "no locks available", "input/output error", "timed out")
+TRANSIENT_ERRNOS = frozenset(
+    {errno.ESTALE, errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.EIO, errno.ETIMEDOUT, errno.ENOLCK}
+)
+_TRANSIENT_WORDS = (
+    "stale file handle",
+    "unable to lock file",
+    "resource temporarily unavailable",
+    "no locks available",
+    "input/output error",
+    "timed out",
+)
 
 
 class ShardError(AzjobsError):
@@ -220,8 +227,10 @@ def _check_attrs(f: h5py.File, game: str) -> str | None:
         if attr not in f.attrs:
             return f"attribute {attr} is missing"
     if int(f.attrs["format_version"]) not in READABLE_VERSIONS:
-        return (f"format version {f.attrs['format_version']} (this azjobs reads versions "
-                f"{', '.join(map(str, READABLE_VERSIONS))}): update azjobs")
+        return (
+            f"format version {f.attrs['format_version']} (this azjobs reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}): update azjobs"
+        )
     stored_game = f.attrs["game"]
     stored_game = stored_game.decode() if isinstance(stored_game, bytes) else str(stored_game)
     if stored_game != game:

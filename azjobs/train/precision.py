@@ -40,7 +40,8 @@ class MixedPrecision:
         self.scaler.update()
 
 
-def adamw(params: Iterable[torch.nn.Parameter], device: torch.device, lr: float,
-          weight_decay: float) -> torch.optim.AdamW:
+def adamw(
+    params: Iterable[torch.nn.Parameter], device: torch.device, lr: float, weight_decay: float
+) -> torch.optim.AdamW:
     """AdamW; on CUDA the fused kernel (one launch for all parameters instead of several per tensor)."""
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")

@@ -13,9 +13,9 @@ import torch
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
-from azjobs.train.curves import record_run
 from azjobs.eval import records
 from azjobs.settings import Settings, process_settings
+from azjobs.train.curves import record_run
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Snapshot:
 
 
 # TensorBoard.
+
 
 def summary_writer(logdir: Path):  # type: ignore[no-untyped-def]
     """A SummaryWriter on `logdir`, or None without tensorboard."""
@@ -59,6 +60,7 @@ def record_curves(writer: Any, client: redis.Redis, run: str, snap: Snapshot) ->
 
 # Evaluation results: ratings, and points on the curves.
 
+
 @dataclass
 class EvalsSeen:
     """How many of the run's evaluation records have been taken in (refitted, drawn) so far."""
@@ -76,7 +78,7 @@ def record_evals(client: redis.Redis, run: str, run_dir: Path, seen: EvalsSeen, 
         return
     matches = records.read(client, run, records.MatchRecord)
     scored = records.read(client, run, records.AccuracyRecord)
-    new_matches, new_scores = matches[seen.matches:], scored[seen.scores:]
+    new_matches, new_scores = matches[seen.matches :], scored[seen.scores :]
     seen.matches, seen.scores = len(matches), len(scored)
     fitted = records.refit(client, run, run_dir, matches) if new_matches else {}
     if writer is None:
@@ -87,16 +89,30 @@ def record_evals(client: redis.Redis, run: str, run_dir: Path, seen: EvalsSeen, 
             step = int(record.version["step"])
             writer.add_scalar(f"eval/weak_accuracy{suffix}", record.weak_accuracy, step)
             writer.add_scalar(f"eval/strong_accuracy{suffix}", record.strong_accuracy, step)
-    rated = {int(info["step"]): name for m in new_matches for name, info in m.versions.items()
-             if name in fitted and "step" in info}
+    rated = {
+        int(info["step"]): name
+        for m in new_matches
+        for name, info in m.versions.items()
+        if name in fitted and "step" in info
+    }
     for step, name in sorted(rated.items()):
         writer.add_scalar("eval/elo", fitted[name].elo, step)
 
 
 # The heartbeat.
 
-def send_heartbeat(client: redis.Redis, run: str, pid: str, snap: Snapshot, *, steps_per_s: float,
-                   device: torch.device, precision: str, settings: Settings) -> None:
+
+def send_heartbeat(
+    client: redis.Redis,
+    run: str,
+    pid: str,
+    snap: Snapshot,
+    *,
+    steps_per_s: float,
+    device: torch.device,
+    precision: str,
+    settings: Settings,
+) -> None:
     """The trainer's figures into its hash (for `azjobs status`) and its heartbeat, with its process settings."""
     fields = {
         "step": snap.step,

@@ -40,6 +40,7 @@ class Counts:
 
 # Self-play.
 
+
 def selfplay_queue(client: redis.Redis, run: str) -> Queue:
     return Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
 
@@ -66,6 +67,7 @@ def top_up_queue(client: redis.Redis, run: str, queue: Queue, depth: int) -> int
 
 
 # The train/play ratio and the replay window.
+
 
 def why_pause_selfplay(settings: Settings, counts: Counts) -> str:
     """Empty unless training lags behind `min_train_per_position` (new games would go unused); then why."""
@@ -99,8 +101,16 @@ def replay_window(settings: Settings, made: int) -> int:
 
 # New versions and their evaluations.
 
-def publish(store: WeightStore, run_dir: Path, settings: Settings, version: int, step: int, data: bytes,
-            log: Callable[[str], None]) -> None:
+
+def publish(
+    store: WeightStore,
+    run_dir: Path,
+    settings: Settings,
+    version: int,
+    step: int,
+    data: bytes,
+    log: Callable[[str], None],
+) -> None:
     """Serve `version` (or, with gating, stage it and queue its gate) and queue its scheduled evaluation."""
     client, run, s = store.redis, store.run, settings
     if s.gating and version > 1:

@@ -86,7 +86,11 @@ class Trainer:
         self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
         self.queue = schedule.selfplay_queue(client, run)
         self.buffer = ReplayBuffer(
-            self.run_dir, self.game, capacity=settings.replay_buffer_size, rng=np.random.default_rng(settings.seed), log=log,
+            self.run_dir,
+            self.game,
+            capacity=settings.replay_buffer_size,
+            rng=np.random.default_rng(settings.seed),
+            log=log,
             on_set_aside=lambda name: unregister_shard(client, run, name),  # its games leave the counters
         )
         self.state = TrainerState()
@@ -196,8 +200,13 @@ class Trainer:
     def publish(self) -> None:
         """Serve the new version (or, with gating, stage it for its gate) and queue its evaluation."""
         state = self.state
-        meta = {"version": str(state.version), "step": str(state.step), "samples_trained": str(state.samples_trained),
-                "train_seconds": f"{state.train_seconds:.1f}", "game": self.game.name}
+        meta = {
+            "version": str(state.version),
+            "step": str(state.step),
+            "samples_trained": str(state.samples_trained),
+            "train_seconds": f"{state.train_seconds:.1f}",
+            "game": self.game.name,
+        }
         data = to_bytes(self.learner.model, meta)
         schedule.publish(self.store, self.run_dir, self.settings, state.version, state.step, data, self.log)
 
@@ -224,10 +233,16 @@ class Trainer:
     def snapshot(self) -> progress.Snapshot:
         state = self.state
         return progress.Snapshot(
-            step=state.step, version=state.version, samples_trained=state.samples_trained,
-            replay_size=self.buffer.size, replay_window=min(self.window(), self.buffer.size),
-            train_seconds=state.train_seconds, learning_rate=self.learner.learning_rate, losses=state.losses,
-            waiting=state.waiting, selfplay_paused=state.selfplay_paused,
+            step=state.step,
+            version=state.version,
+            samples_trained=state.samples_trained,
+            replay_size=self.buffer.size,
+            replay_window=min(self.window(), self.buffer.size),
+            train_seconds=state.train_seconds,
+            learning_rate=self.learner.learning_rate,
+            losses=state.losses,
+            waiting=state.waiting,
+            selfplay_paused=state.selfplay_paused,
         )
 
     def report(self, force: bool = False) -> None:
@@ -239,9 +254,16 @@ class Trainer:
         self.read_losses()
         steps_per_s = (self.state.step - self._steps_at_beat) / elapsed if elapsed else 0.0
         self._last_beat, self._steps_at_beat = now, self.state.step
-        progress.send_heartbeat(self.client, self.run_name, self.pid, self.snapshot(), steps_per_s=steps_per_s,
-                                device=self.learner.device, precision=self.learner.precision.name,
-                                settings=self.settings)
+        progress.send_heartbeat(
+            self.client,
+            self.run_name,
+            self.pid,
+            self.snapshot(),
+            steps_per_s=steps_per_s,
+            device=self.learner.device,
+            precision=self.learner.precision.name,
+            settings=self.settings,
+        )
 
     def tick(self) -> None:
         """Count the wall time the trainer runs (it goes into weights metadata and checkpoints)."""
@@ -282,8 +304,9 @@ def run(
     lease = TrainerLease.acquire(client, run, Path(run_dir), log=log)
     try:
         lease.keep(stop)
-        state = _run(settings, client, run, run_dir, lease, device=device, stop=stop, max_steps=max_steps, log=log,
-                     own=own)
+        state = _run(
+            settings, client, run, run_dir, lease, device=device, stop=stop, max_steps=max_steps, log=log, own=own
+        )
     finally:
         lease.release()
     if lease.lost:
@@ -299,13 +322,24 @@ class _Passes:
     last_refresh: float = 0.0  # time.monotonic() of the last refresh; 0.0: refresh on the next pass
 
 
-def _run(settings: Settings, client: redis.Redis, run: str, run_dir: Path, lease: TrainerLease, *,
-         device: str | None, stop: threading.Event, max_steps: int | None, log: Callable[[str], None],
-         own: Mapping[str, Any] | None) -> TrainerState:
+def _run(
+    settings: Settings,
+    client: redis.Redis,
+    run: str,
+    run_dir: Path,
+    lease: TrainerLease,
+    *,
+    device: str | None,
+    stop: threading.Event,
+    max_steps: int | None,
+    log: Callable[[str], None],
+    own: Mapping[str, Any] | None,
+) -> TrainerState:
     trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
     trainer.resume()
-    passes = _Passes(Outage(log, "trainer: Redis is back; training again",
-                            lost="trainer: {cause}; retrying every second"))
+    passes = _Passes(
+        Outage(log, "trainer: Redis is back; training again", lost="trainer: {cause}; retrying every second")
+    )
     try:
         while not stop.is_set() and (max_steps is None or trainer.state.step < max_steps):
             _ride_out_faults(trainer, stop, passes)
@@ -322,8 +356,9 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.tick()
     if time.monotonic() - last_refresh > REFRESH_EVERY_S:
         # A Redis that restarted empty gets the run back from the storage root first.
-        restore_if_lost(trainer.client, trainer.run_name, trainer.run_dir, trainer.run_settings, trainer.store,
-                        trainer.log)
+        restore_if_lost(
+            trainer.client, trainer.run_name, trainer.run_dir, trainer.run_settings, trainer.store, trainer.log
+        )
         trainer.refresh()
         last_refresh = time.monotonic()
     trainer.state.waiting = trainer.why_wait()

@@ -99,6 +99,7 @@ def test_every_variant_passes_on_every_gpu() -> None:
     assert result.exit_code == 0 and figures["ok"], result.stderr
     assert len(figures["devices"]) == torch.cuda.device_count()
     assert len(figures["variants"]) == 12 * torch.cuda.device_count()
-    assert all(v["level"] == "ok" and set(v["positions_per_sec"]) == {"256", "512", "1024"}
-               for v in figures["variants"])
+    assert all(
+        v["level"] == "ok" and set(v["positions_per_sec"]) == {"256", "512", "1024"} for v in figures["variants"]
+    )
     assert all(d["trainer"]["finite_losses"] and d["trainer"]["steps_per_s"] > 0 for d in figures["devices"])

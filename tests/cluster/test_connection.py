@@ -12,11 +12,23 @@ import redis
 
 from azjobs.cluster import embedded
 from azjobs.cluster.connection import (
-    KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, MAX_BLOCK_S, PASSWORD_ENV, SOCKET_CONNECT_TIMEOUT_S,
-    SOCKET_TIMEOUT_S, URL_ENV, Outage, connect, describe_outage, is_outage, redact, wait_for,
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE_S,
+    KEEPALIVE_INTERVAL_S,
+    MAX_BLOCK_S,
+    PASSWORD_ENV,
+    SOCKET_CONNECT_TIMEOUT_S,
+    SOCKET_TIMEOUT_S,
+    URL_ENV,
+    Outage,
+    connect,
+    describe_outage,
+    is_outage,
+    redact,
+    wait_for,
 )
-from azjobs.inference.channel import ListChannel
 from azjobs.errors import AzjobsError
+from azjobs.inference.channel import ListChannel
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
 
@@ -125,9 +137,7 @@ def test_password_in_url_wins_over_environment(
     assert connect(password_server.url).ping() is True
 
 
-def test_every_connection_has_timeouts_and_keepalive(
-    password_server: embedded.EmbeddedRedis, redis_url: str
-) -> None:
+def test_every_connection_has_timeouts_and_keepalive(password_server: embedded.EmbeddedRedis, redis_url: str) -> None:
     for url in (password_server.url, redis_url):  # TCP and unix socket
         kwargs = connect(url).connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == SOCKET_TIMEOUT_S > MAX_BLOCK_S  # a blocking read ends first
@@ -181,8 +191,13 @@ def test_a_blocking_read_on_a_silent_server_is_an_error_not_a_hang() -> None:
         (redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), True),
         (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
         (redis.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"), True),
-        (redis.ResponseError("Error running script (call to f_1): @user_script:7: -OOM command not allowed when "
-                             "used memory > 'maxmemory'."), True),
+        (
+            redis.ResponseError(
+                "Error running script (call to f_1): @user_script:7: -OOM command not allowed when "
+                "used memory > 'maxmemory'."
+            ),
+            True,
+        ),
         (redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
         (redis.ResponseError("ERR unknown command"), False),
     ],

@@ -57,8 +57,9 @@ def plant(redis_client, tmp_path: Path) -> tuple[str, str, Path]:
     done = queue.enqueue_call("azjobs.jobs.selfplay.selfplay", args=("dash", 1))
     payload = pickle.dumps(Planted(proof))
     redis_client.hset(Job.key_for(done.id), mapping={"result": payload, "meta": payload, "status": "finished"})
-    redis_client.xadd(Result.get_key(done.id), {"type": 1, "return_value": b64encode(payload),
-                                                "created_at": "1700000000"})
+    redis_client.xadd(
+        Result.get_key(done.id), {"type": 1, "return_value": b64encode(payload), "created_at": "1700000000"}
+    )
     FinishedJobRegistry(queue.name, connection=redis_client, serializer=JSONSerializer).add(done, -1)
     queued = queue.enqueue_call("azjobs.jobs.selfplay.selfplay", args=("dash", 2))
     redis_client.hset(Job.key_for(queued.id), "data", zlib.compress(pickle.dumps(("x", None, (Planted(proof),), {}))))
@@ -71,10 +72,17 @@ def test_dashboard_never_unpickles_what_it_finds(redis_client, redis_url: str, t
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a page that cannot read a planted field answers 500
     client = app.test_client()
     name = keys.selfplay_queue("dash")
-    pages = [f"/0/view/job/{done}", f"/0/data/job/{done}.json", f"/0/view/job/{queued}",
-             f"/0/data/job/{queued}.json", f"/0/data/jobs/{name}/queued/8/asc/1.json",
-             f"/0/data/jobs/{name}/finished/8/asc/1.json", "/0/data/queues.json", "/0/data/workers.json",
-             f"/0/view/jobs/{name}/finished/8/asc/1"]
+    pages = [
+        f"/0/view/job/{done}",
+        f"/0/data/job/{done}.json",
+        f"/0/view/job/{queued}",
+        f"/0/data/job/{queued}.json",
+        f"/0/data/jobs/{name}/queued/8/asc/1.json",
+        f"/0/data/jobs/{name}/finished/8/asc/1.json",
+        "/0/data/queues.json",
+        "/0/data/workers.json",
+        f"/0/view/jobs/{name}/finished/8/asc/1",
+    ]
     answers = {page: client.get(page).status_code for page in pages}
     assert not proof.exists(), "the dashboard unpickled a planted payload"
     assert answers["/0/data/queues.json"] == answers["/0/data/workers.json"] == 200
@@ -85,9 +93,14 @@ def test_write_actions_are_off_unless_allowed(redis_client, redis_url: str) -> N
     queue = Queue(keys.selfplay_queue("dash"), connection=redis_client, serializer=JSONSerializer)
     job = queue.enqueue_call("azjobs.jobs.selfplay.selfplay", args=("dash", 3))
     client = make_app(redis_url).test_client()
-    refused = [client.post(f"/job/{job.id}/delete"), client.post(f"/job/{job.id}/requeue"),
-               client.get(f"/requeue/{queue.name}"), client.post(f"/requeue/{queue.name}"),
-               client.post(f"/queue/{queue.name}/queued/empty"), client.post(f"/queue/{queue.name}/compact")]
+    refused = [
+        client.post(f"/job/{job.id}/delete"),
+        client.post(f"/job/{job.id}/requeue"),
+        client.get(f"/requeue/{queue.name}"),
+        client.post(f"/requeue/{queue.name}"),
+        client.post(f"/queue/{queue.name}/queued/empty"),
+        client.post(f"/queue/{queue.name}/compact"),
+    ]
     assert [r.status_code for r in refused] == [403] * len(refused)
     assert b"--allow-actions" in refused[0].data
     assert queue.job_ids == [job.id] and Job.exists(job.id, connection=redis_client)
@@ -115,8 +128,9 @@ def test_binding_beyond_loopback_needs_a_password(redis_url: str, tmp_path: Path
     assert "--password-file" in done.output and "Traceback" not in done.output
     empty = tmp_path / "empty"
     empty.write_text("\n")
-    done = CliRunner().invoke(main, ["dashboard", "--redis-url", redis_url, "--bind", "0.0.0.0",
-                                     "--password-file", str(empty)])
+    done = CliRunner().invoke(
+        main, ["dashboard", "--redis-url", redis_url, "--bind", "0.0.0.0", "--password-file", str(empty)]
+    )
     assert done.exit_code != 0 and "is empty" in done.output
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("head.lan")

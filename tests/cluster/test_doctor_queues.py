@@ -12,8 +12,16 @@ WORKER = {"role": "worker", "id": "w1", "host": "cpu-box", "alive": "True"}
 
 
 def snapshot(queues: dict[str, dict[str, int]]) -> Snapshot:
-    return Snapshot(run="r", time=0.0, stats={}, trainer={}, weights_version=1, queues=queues,
-                    processes=[WORKER], pending_requests=0)
+    return Snapshot(
+        run="r",
+        time=0.0,
+        stats={},
+        trainer={},
+        weights_version=1,
+        queues=queues,
+        processes=[WORKER],
+        pending_requests=0,
+    )
 
 
 def counts(queued: int = 0, running: int = 0, finished: int = 0) -> dict[str, int]:

@@ -12,8 +12,22 @@ import time
 from pathlib import Path
 
 AZJOBS = [sys.executable, "-m", "azjobs"]
-TINY = ["--game", "tictactoe", "--net-blocks", "1", "--net-channels", "8", "--num-simulations", "4",
-        "--games-per-job", "4", "--workers", "1", "--minutes", "10"]
+TINY = [
+    "--game",
+    "tictactoe",
+    "--net-blocks",
+    "1",
+    "--net-channels",
+    "8",
+    "--num-simulations",
+    "4",
+    "--games-per-job",
+    "4",
+    "--workers",
+    "1",
+    "--minutes",
+    "10",
+]
 
 
 def wait_for(what: str, found, timeout_s: float = 180.0) -> None:  # type: ignore[no-untyped-def]
@@ -67,8 +81,12 @@ class Lines(threading.Thread):
 def test_a_second_ctrl_c_while_stopping_leaves_nothing_running(tmp_path: Path) -> None:
     run_dir = tmp_path / "sig"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
-    run = subprocess.Popen([*AZJOBS, "run", *TINY, "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, env=dict(env, OMP_NUM_THREADS="1", COLUMNS="200"))
+    run = subprocess.Popen(
+        [*AZJOBS, "run", *TINY, "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(env, OMP_NUM_THREADS="1", COLUMNS="200"),
+    )
     out = Lines(run.stdout)
     out.start()
     started: dict[int, str] = {}

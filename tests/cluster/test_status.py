@@ -35,10 +35,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def live_run(redis_client: redis.Redis) -> redis.Redis:
     """A run with a trainer, a server, a live worker, a dead worker, queued jobs and counters."""
     heartbeat.beat(redis_client, RUN, "trainer", "gpu-1", {"step": 120, "version": 3, "device": "cuda"})
-    heartbeat.beat(redis_client, RUN, "gpu-serve", "gpu-2", {
-        "evals_per_s": 1500.5, "weights_version": 3, "device": "cuda:0", "precision": "bf16+channels_last",
-        "batch_size": 128, "batch_fill": 0.937, "forward_ms": 4.21, "wait_ms": 0.33, "queue_wait_ms": 0.81,
-    })
+    heartbeat.beat(
+        redis_client,
+        RUN,
+        "gpu-serve",
+        "gpu-2",
+        {
+            "evals_per_s": 1500.5,
+            "weights_version": 3,
+            "device": "cuda:0",
+            "precision": "bf16+channels_last",
+            "batch_size": 128,
+            "batch_fill": 0.937,
+            "forward_ms": 4.21,
+            "wait_ms": 0.33,
+            "queue_wait_ms": 0.81,
+        },
+    )
     heartbeat.beat(redis_client, RUN, "worker", "cpu-10", {"evaluator": "remote"})
     heartbeat.beat(redis_client, RUN, "worker", "cpu-11", {"evaluator": "local"})
     # cpu-11 last beat long ago: killed without a word.
@@ -46,8 +59,10 @@ def live_run(redis_client: redis.Redis) -> redis.Redis:
     redis_client.delete(keys.alive(RUN, "worker", "cpu-11"))  # silent for DEAD_AFTER_S, by Redis' clock
     redis_client.sadd(keys.processes(RUN), "worker:gone-1")  # its hash expired: forgotten
     redis_client.hset(keys.stats(RUN), mapping={"games": 1234, "positions": 9876, "shards": 5})
-    redis_client.hset(keys.trainer(RUN), mapping={"step": 120, "policy_loss": 1.23456, "value_loss": 0.5,
-                                                  "steps_per_s": 12.5, "waiting": ""})
+    redis_client.hset(
+        keys.trainer(RUN),
+        mapping={"step": 120, "policy_loss": 1.23456, "value_loss": 0.5, "steps_per_s": 12.5, "waiting": ""},
+    )
     redis_client.set(keys.weights_latest(RUN), 3)
     queue = Queue(keys.selfplay_queue(RUN), connection=redis_client, serializer=JSONSerializer)
     for seed in (1, 2):
@@ -65,11 +80,17 @@ def test_collect(live_run: redis.Redis) -> None:
     procs = by_id(snap.processes)
     assert set(procs) == {"gpu-1", "gpu-2", "cpu-10", "cpu-11"}
     assert {pid: p["alive"] for pid, p in procs.items()} == {
-        "gpu-1": "True", "gpu-2": "True", "cpu-10": "True", "cpu-11": "False"
+        "gpu-1": "True",
+        "gpu-2": "True",
+        "cpu-10": "True",
+        "cpu-11": "False",
     }
     assert procs["cpu-11"]["role"] == "worker" and procs["cpu-11"]["evaluator"] == "local"
     assert live_run.smembers(keys.processes(RUN)) == {
-        b"trainer:gpu-1", b"gpu-serve:gpu-2", b"worker:cpu-10", b"worker:cpu-11"
+        b"trainer:gpu-1",
+        b"gpu-serve:gpu-2",
+        b"worker:cpu-10",
+        b"worker:cpu-11",
     }
     assert snap.queues[keys.selfplay_queue(RUN)] == {"queued": 2, "running": 0, "finished": 0, "failed": 0}
     assert snap.queues[keys.eval_queue(RUN)] == {"queued": 0, "running": 0, "finished": 0, "failed": 0}
@@ -132,8 +153,20 @@ def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Pa
     result = CliRunner().invoke(main, ["status", "--json", "--redis-url", redis_url, "--run-dir", str(tmp_path / RUN)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"run", "time", "stats", "trainer", "weights_version", "queues", "processes",
-                         "pending_requests", "ratings", "accuracy", "run_settings", "overrides"}
+    assert set(data) == {
+        "run",
+        "time",
+        "stats",
+        "trainer",
+        "weights_version",
+        "queues",
+        "processes",
+        "pending_requests",
+        "ratings",
+        "accuracy",
+        "run_settings",
+        "overrides",
+    }
     assert data["run"] == RUN and data["weights_version"] == 3 and data["pending_requests"] == 3
     assert data["queues"][keys.selfplay_queue(RUN)]["queued"] == 2
     assert {p["id"]: p["alive"] for p in data["processes"]}["cpu-11"] == "False"
@@ -159,23 +192,53 @@ def test_ratings_and_accuracy(live_run: redis.Redis, redis_url: str, tmp_path: P
 
     run_dir = tmp_path / RUN
     for version, step, score in ((1, 0, (0, 0, 10)), (11, 500, (9, 0, 1))):
-        match = records.MatchRecord(id=f"m{version}", time=float(version), purpose="schedule", a=f"net:{version}",
-                                    b="random", a_wins=score[2], draws=score[1], b_wins=score[0], a_first_wins=0,
-                                    a_first_draws=0, a_first_losses=0, openings=5, opening_moves=2, seconds=1.0,
-                                    sims=10, versions={f"net:{version}": {"version": version, "step": step}})
+        match = records.MatchRecord(
+            id=f"m{version}",
+            time=float(version),
+            purpose="schedule",
+            a=f"net:{version}",
+            b="random",
+            a_wins=score[2],
+            draws=score[1],
+            b_wins=score[0],
+            a_first_wins=0,
+            a_first_draws=0,
+            a_first_losses=0,
+            openings=5,
+            opening_moves=2,
+            seconds=1.0,
+            sims=10,
+            versions={f"net:{version}": {"version": version, "step": step}},
+        )
         records.save(live_run, RUN, run_dir, match)
         for sims, weak in ((10, 0.5 + version / 100), (0, 0.4 + version / 100)):
-            records.save(live_run, RUN, run_dir, records.AccuracyRecord(
-                id=f"a{version}-{sims}", time=float(version), player=f"net:{version}", sims=sims, positions=100,
-                weak_accuracy=weak, strong_accuracy=weak - 0.1, phases={}, random_weak_accuracy=0.42, seconds=1.0,
-                version={"version": version, "step": step}))
+            records.save(
+                live_run,
+                RUN,
+                run_dir,
+                records.AccuracyRecord(
+                    id=f"a{version}-{sims}",
+                    time=float(version),
+                    player=f"net:{version}",
+                    sims=sims,
+                    positions=100,
+                    weak_accuracy=weak,
+                    strong_accuracy=weak - 0.1,
+                    phases={},
+                    random_weak_accuracy=0.42,
+                    seconds=1.0,
+                    version={"version": version, "step": step},
+                ),
+            )
     records.refit(live_run, RUN, run_dir, records.read(live_run, RUN, records.MatchRecord))
 
     snap = status.collect(live_run, RUN)
     assert list(snap.ratings) == ["net:1", "random", "net:11"]  # best first: net:1 won every game
     assert snap.ratings["random"] == {"elo": 0.0, "se": 0.0, "games": 20}
-    assert [(a["player"], a["sims"], a["weak_accuracy"]) for a in snap.accuracy] == [("net:11", 10, 0.61),
-                                                                                      ("net:11", 0, 0.51)]
+    assert [(a["player"], a["sims"], a["weak_accuracy"]) for a in snap.accuracy] == [
+        ("net:11", 10, 0.61),
+        ("net:11", 0, 0.51),
+    ]
     text = render_text(snap)
     assert "ratings (random = 0)" in text and "net:11 (newest)" in text
     assert "accuracy (net:11, 10 sims)" in text and "weak 61.0%" in text and "network alone" in text

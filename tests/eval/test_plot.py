@@ -21,15 +21,48 @@ def record_run(client: redis.Redis, run_dir: Path) -> None:
         for opponent, wins in (("random", 5 + 2 * i), (previous, 6)):
             if opponent == name:
                 continue
-            records.save(client, "p", run_dir, records.MatchRecord(
-                id=f"{name}-{opponent}", time=float(version), purpose="schedule", a=name, b=opponent, a_wins=wins,
-                draws=1, b_wins=9 - wins, a_first_wins=0, a_first_draws=0, a_first_losses=0, openings=5,
-                opening_moves=2, seconds=1.0, sims=8, versions={name: info}))
+            records.save(
+                client,
+                "p",
+                run_dir,
+                records.MatchRecord(
+                    id=f"{name}-{opponent}",
+                    time=float(version),
+                    purpose="schedule",
+                    a=name,
+                    b=opponent,
+                    a_wins=wins,
+                    draws=1,
+                    b_wins=9 - wins,
+                    a_first_wins=0,
+                    a_first_draws=0,
+                    a_first_losses=0,
+                    openings=5,
+                    opening_moves=2,
+                    seconds=1.0,
+                    sims=8,
+                    versions={name: info},
+                ),
+            )
         for sims in (8, 0):
-            records.save(client, "p", run_dir, records.AccuracyRecord(
-                id=f"{name}-{sims}", time=float(version), player=name, sims=sims, positions=50,
-                weak_accuracy=0.5 + 0.1 * i + 0.01 * sims, strong_accuracy=0.4 + 0.1 * i, phases={},
-                random_weak_accuracy=0.42, seconds=1.0, version=info))
+            records.save(
+                client,
+                "p",
+                run_dir,
+                records.AccuracyRecord(
+                    id=f"{name}-{sims}",
+                    time=float(version),
+                    player=name,
+                    sims=sims,
+                    positions=50,
+                    weak_accuracy=0.5 + 0.1 * i + 0.01 * sims,
+                    strong_accuracy=0.4 + 0.1 * i,
+                    phases={},
+                    random_weak_accuracy=0.42,
+                    seconds=1.0,
+                    version=info,
+                ),
+            )
         previous = name
 
 
@@ -44,7 +77,13 @@ def test_plot_from_the_storage_root(redis_client: redis.Redis, tmp_path: Path) -
     assert set(out["ratings"]) == {"random", "net:1", "net:11", "net:21"}
     assert out["ratings"]["random"]["elo"] == 0
     assert [(a["sims"], a["step"], round(a["weak_accuracy"], 4)) for a in out["accuracy"]] == [
-        (0, 0, 0.5), (0, 500, 0.6), (0, 1000, 0.7), (8, 0, 0.58), (8, 500, 0.68), (8, 1000, 0.78)]
+        (0, 0, 0.5),
+        (0, 500, 0.6),
+        (0, 1000, 0.7),
+        (8, 0, 0.58),
+        (8, 500, 0.68),
+        (8, 1000, 0.78),
+    ]
     elsewhere = tmp_path / "elsewhere.png"
     assert CliRunner().invoke(main, ["plot", "--run-dir", str(run_dir), "--out", str(elsewhere)]).exit_code == 0
     assert elsewhere.read_bytes()[:4] == b"\x89PNG"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
+from labels import labelled_lines
 
 from azjobs import keys
 from azjobs import settings as run_settings
@@ -20,7 +21,6 @@ from azjobs.eval.positions import BUNDLED, DATA_DIR, load_positions, resolve_pos
 from azjobs.games import get_game
 from azjobs.settings import resolve
 from azjobs.train.schedule import copy_positions
-from labels import labelled_lines
 
 C4 = get_game("connect4")
 TTT = get_game("tictactoe")
@@ -50,11 +50,17 @@ def test_a_path_still_works(tmp_path: Path) -> None:
     assert len(load_positions(path, TTT)) == 12
 
 
-@pytest.mark.parametrize("spec, error", [
-    ("connect5", "unknown labelled set 'connect5': name a bundled set (connect4) or give a JSON-lines file's path"),
-    ("nope.jsonl", "labelled positions file nope.jsonl not found: check the path, or name a bundled set (connect4)"),
-    ("sub/nope", "labelled positions file sub/nope not found"),
-])
+@pytest.mark.parametrize(
+    "spec, error",
+    [
+        ("connect5", "unknown labelled set 'connect5': name a bundled set (connect4) or give a JSON-lines file's path"),
+        (
+            "nope.jsonl",
+            "labelled positions file nope.jsonl not found: check the path, or name a bundled set (connect4)",
+        ),
+        ("sub/nope", "labelled positions file sub/nope not found"),
+    ],
+)
 def test_unknown_names_and_missing_files_say_what_to_do(spec: str, error: str) -> None:
     with pytest.raises(AzjobsError) as e:
         resolve_positions(spec)
@@ -62,16 +68,19 @@ def test_unknown_names_and_missing_files_say_what_to_do(spec: str, error: str) -
 
 
 def test_the_command_takes_a_name_and_says_what_is_wrong() -> None:
-    ok = CliRunner().invoke(main, ["bench", "strength", "--game", "connect4", "--player", "random",
-                                   "--positions", "connect4"])
+    ok = CliRunner().invoke(
+        main, ["bench", "strength", "--game", "connect4", "--player", "random", "--positions", "connect4"]
+    )
     assert ok.exit_code == 0, ok.output
     out = json.loads(ok.stdout.strip().splitlines()[-1])
     assert out["positions"] == 1302 and out["positions_file"] == "connect4"
-    bad = CliRunner().invoke(main, ["bench", "strength", "--game", "connect4", "--player", "random",
-                                    "--positions", "connect5"])
+    bad = CliRunner().invoke(
+        main, ["bench", "strength", "--game", "connect4", "--player", "random", "--positions", "connect5"]
+    )
     assert bad.exit_code != 0
-    assert bad.stderr.strip() == ("Error: unknown labelled set 'connect5': name a bundled set (connect4) "
-                                  "or give a JSON-lines file's path")
+    assert bad.stderr.strip() == (
+        "Error: unknown labelled set 'connect5': name a bundled set (connect4) or give a JSON-lines file's path"
+    )
 
 
 def test_run_refuses_an_unknown_set_before_starting() -> None:
@@ -82,8 +91,9 @@ def test_run_refuses_an_unknown_set_before_starting() -> None:
 def test_the_stored_setting_keeps_the_name(redis_client: redis.Redis, tmp_path: Path) -> None:
     """Each machine resolves the name from its own install; the trainer copies the set into the run."""
     run_dir = tmp_path / "c4run"
-    settings = resolve(None, {"game": "connect4", "net_blocks": 1, "net_channels": 8,
-                              "eval_positions": "connect4"}, environ={})
+    settings = resolve(
+        None, {"game": "connect4", "net_blocks": 1, "net_channels": 8, "eval_positions": "connect4"}, environ={}
+    )
     run_settings.publish(redis_client, run_dir.name, run_dir, settings)
     redis_client.delete(keys.settings(run_dir.name))  # read back from the storage root, then from Redis
     assert run_settings.fetch(redis_client, run_dir.name, run_dir).eval_positions == "connect4"

@@ -16,7 +16,7 @@ def simulated(games_per_pair: int, seed: int = 0, draw_share: float = 0.0) -> li
     names = list(TRUE)
     out = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             p = 1 / (1 + 10 ** ((TRUE[b] - TRUE[a]) / 400))
             outcome = rng.random(games_per_pair)
             draws = int((outcome < draw_share).sum())
@@ -88,8 +88,9 @@ def test_older_versions_keep_the_rating_they_were_given() -> None:
     fitted = fit_versions(results, known=known, window=10)
     for v in range(1, 21):
         assert (fitted[f"net:{v}"].elo, fitted[f"net:{v}"].se) == (100.0 + v, 7.0)
-        assert fitted[f"net:{v}"].games == sum(r.a_wins + r.draws + r.b_wins for r in results
-                                               if f"net:{v}" in (r.a, r.b))
+        assert fitted[f"net:{v}"].games == sum(
+            r.a_wins + r.draws + r.b_wins for r in results if f"net:{v}" in (r.a, r.b)
+        )
     newest = fit(results, fixed=known)
     for v in range(21, 31):
         assert fitted[f"net:{v}"] == newest[f"net:{v}"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from labels import labelled_lines
 
 from azjobs import settings as run_settings
 from azjobs.cli import main
@@ -21,7 +22,6 @@ from azjobs.net import build_model, to_bytes
 from azjobs.players import make_player
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
-from labels import labelled_lines
 
 C4 = get_game("connect4")
 TTT = get_game("tictactoe")
@@ -61,8 +61,10 @@ def test_random_player_scores_its_expectation() -> None:
 
 def test_baselines_rank_by_strength_on_connect4() -> None:
     labels = load_positions(C4_SAMPLE, C4)
-    weak = {spec: measure(labels, make_player(spec, C4), np.random.default_rng(0)).overall.weak
-            for spec in ("random", "oneply", "alphabeta:3")}
+    weak = {
+        spec: measure(labels, make_player(spec, C4), np.random.default_rng(0)).overall.weak
+        for spec in ("random", "oneply", "alphabeta:3")
+    }
     assert weak["random"] < weak["oneply"] < weak["alphabeta:3"]
 
 
@@ -79,8 +81,10 @@ def test_weak_strong_and_phases_by_hand(tmp_path: Path) -> None:
     path = tmp_path / "two.jsonl"
     path.write_text(
         # X to move; 3 wins quickest (score 3), 5 wins slower (1), the others draw or lose.
-        json.dumps({"moves": "1 4 2 7", "scores": [None, None, 3, None, 1, 0, None, -2, 0]}) + "\n\n"
-        + json.dumps({"moves": "5", "scores": [0, 0, 0, 0, None, 0, 0, 0, -1], "best_class": "draw"}) + "\n"
+        json.dumps({"moves": "1 4 2 7", "scores": [None, None, 3, None, 1, 0, None, -2, 0]})
+        + "\n\n"
+        + json.dumps({"moves": "5", "scores": [0, 0, 0, 0, None, 0, 0, 0, -1], "best_class": "draw"})
+        + "\n"
     )
     labels = load_positions(path, TTT)
     assert labels.moves_played.tolist() == [4, 1]
@@ -95,17 +99,20 @@ def test_weak_strong_and_phases_by_hand(tmp_path: Path) -> None:
     assert out["positions"] == 2 and out["weak_accuracy"] == 1.0 and out["strong_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("line, error", [
-    ("{", "line 1: not a JSON object"),
-    ('{"scores": [0,0,0,0,0,0,0,0,0]}', 'line 1: needs "moves"'),
-    ('{"moves": "5", "scores": [0, 0]}', 'line 1: needs "scores", a list of 9'),
-    ('{"moves": "5 5", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: move 2 (5) is illegal"),
-    ('{"moves": "0", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: '0' is not a cell"),
-    ('{"moves": "5", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: move 5 is illegal but has a score"),
-    ('{"moves": "5", "scores": [null,0,0,0,null,0,0,0,0]}', "line 1: move 1 is legal but its score is null"),
-    ('{"moves": "5", "scores": ["a",0,0,0,null,0,0,0,0]}', "line 1: score of move 1 is 'a', not a number"),
-    ('{"moves": "12457", "scores": [null,null,0,null,null,0,null,0,0]}', "line 1: the game is already over"),
-])
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        ("{", "line 1: not a JSON object"),
+        ('{"scores": [0,0,0,0,0,0,0,0,0]}', 'line 1: needs "moves"'),
+        ('{"moves": "5", "scores": [0, 0]}', 'line 1: needs "scores", a list of 9'),
+        ('{"moves": "5 5", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: move 2 (5) is illegal"),
+        ('{"moves": "0", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: '0' is not a cell"),
+        ('{"moves": "5", "scores": [0,0,0,0,0,0,0,0,0]}', "line 1: move 5 is illegal but has a score"),
+        ('{"moves": "5", "scores": [null,0,0,0,null,0,0,0,0]}', "line 1: move 1 is legal but its score is null"),
+        ('{"moves": "5", "scores": ["a",0,0,0,null,0,0,0,0]}', "line 1: score of move 1 is 'a', not a number"),
+        ('{"moves": "12457", "scores": [null,null,0,null,null,0,null,0,0]}', "line 1: the game is already over"),
+    ],
+)
 def test_bad_files_name_the_line(tmp_path: Path, line: str, error: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(line + "\n")
@@ -129,8 +136,9 @@ def last_json(output: str) -> dict:
 
 
 def test_bench_command_with_a_baseline(ttt_file: Path) -> None:
-    result = CliRunner().invoke(main, ["bench", "strength", "--game", "tictactoe", "--player", "alphabeta:9",
-                                       "--positions", str(ttt_file)])
+    result = CliRunner().invoke(
+        main, ["bench", "strength", "--game", "tictactoe", "--player", "alphabeta:9", "--positions", str(ttt_file)]
+    )
     assert result.exit_code == 0, result.output
     out = last_json(result.stdout)
     assert (out["positions"], out["weak_accuracy"], out["strong_accuracy"]) == (300, 1.0, 1.0)
@@ -144,24 +152,28 @@ def test_bench_command_with_a_run(ttt_file: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     write_atomic(run_dir / WEIGHTS_DIR / file_name(3), to_bytes(build_model(TTT, settings), {"version": 3}))
     for extra, sims in (([], 4), (["--sims", "0"], 0)):
-        result = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir),
-                                           "--positions", str(ttt_file), *extra])
+        result = CliRunner().invoke(
+            main, ["bench", "strength", "--run-dir", str(run_dir), "--positions", str(ttt_file), *extra]
+        )
         assert result.exit_code == 0, result.output
         out = last_json(result.stdout)
         assert out["positions"] == 300 and out["weights_version"] == 3 and out["sims"] == sims
         assert 0 <= out["strong_accuracy"] <= out["weak_accuracy"] <= 1
-    recorded = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir), "--positions", str(ttt_file),
-                                         "--sims", "2", "--record"])
+    recorded = CliRunner().invoke(
+        main, ["bench", "strength", "--run-dir", str(run_dir), "--positions", str(ttt_file), "--sims", "2", "--record"]
+    )
     assert recorded.exit_code == 0, recorded.output
     [kept] = records.read_files(run_dir, records.AccuracyRecord)  # where `azjobs plot` finds it
     assert (kept.player, kept.sims, kept.version["version"]) == ("net:3", 2, 3)
     assert kept.weak_accuracy == last_json(recorded.stdout)["weak_accuracy"]
-    baseline = CliRunner().invoke(main, ["bench", "strength", "--game", "tictactoe", "--player", "random",
-                                         "--positions", str(ttt_file), "--record"])
+    baseline = CliRunner().invoke(
+        main,
+        ["bench", "strength", "--game", "tictactoe", "--player", "random", "--positions", str(ttt_file), "--record"],
+    )
     assert baseline.exit_code != 0 and "use it with a net player" in baseline.stderr
-    wrong_game = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir), "--game", "connect4",
-                                           "--positions", str(ttt_file)])
+    wrong_game = CliRunner().invoke(
+        main, ["bench", "strength", "--run-dir", str(run_dir), "--game", "connect4", "--positions", str(ttt_file)]
+    )
     assert wrong_game.exit_code != 0 and "plays tictactoe, not connect4" in wrong_game.stderr
-    bad_file = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir),
-                                         "--positions", str(C4_SAMPLE)])
+    bad_file = CliRunner().invoke(main, ["bench", "strength", "--run-dir", str(run_dir), "--positions", str(C4_SAMPLE)])
     assert bad_file.exit_code != 0 and "c4_sample.jsonl line 1:" in bad_file.stderr

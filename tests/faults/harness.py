@@ -24,8 +24,20 @@ from azjobs.storage.replay import list_shards, shard_names
 AZJOBS = [sys.executable, "-m", "azjobs"]
 # A run that is quick on a busy 2-core machine: tic-tac-toe, a tiny network, few simulations.
 TINY = [
-    "--game", "tictactoe", "--net-blocks", "1", "--net-channels", "8", "--num-simulations", "4",
-    "--games-per-job", "8", "--temperature-moves", "2", "--selfplay-queue-depth", "3",
+    "--game",
+    "tictactoe",
+    "--net-blocks",
+    "1",
+    "--net-channels",
+    "8",
+    "--num-simulations",
+    "4",
+    "--games-per-job",
+    "8",
+    "--temperature-moves",
+    "2",
+    "--selfplay-queue-depth",
+    "3",
 ]
 NEVER_TRAINS = ["--min-replay-positions", "1000000", "--replay-buffer-size", "1000000"]
 
@@ -54,7 +66,9 @@ class Role:
     def wait_for(self, line: str, timeout_s: float = 90.0) -> None:
         def said() -> bool:
             if self.process.poll() is not None and line not in self.text():
-                pytest.fail(f"{self.name} exited ({self.process.returncode}) before saying {line!r}:\n{self.text()[-3000:]}")
+                pytest.fail(
+                    f"{self.name} exited ({self.process.returncode}) before saying {line!r}:\n{self.text()[-3000:]}"
+                )
             return line in self.text()
 
         wait_until(said, f"{self.name} to say {line!r}", timeout_s)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faketime
 import redis
 import torch
-import faketime
 from harness import Roles, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
 from rq.job import JobStatus
@@ -19,8 +19,9 @@ from azjobs.net import build_model, to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
-SETTINGS = Settings(game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4, games_per_job=4,
-                    temperature_moves=2)
+SETTINGS = Settings(
+    game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4, games_per_job=4, temperature_moves=2
+)
 
 
 def skewed(offset_s: int) -> dict[str, str]:
@@ -28,8 +29,9 @@ def skewed(offset_s: int) -> dict[str, str]:
     return faketime.skewed_env(offset_s)
 
 
-def test_skewed_worker_clocks_never_requeue_running_jobs(roles: Roles, tmp_path: Path,
-                                                         redis_client: redis.Redis) -> None:
+def test_skewed_worker_clocks_never_requeue_running_jobs(
+    roles: Roles, tmp_path: Path, redis_client: redis.Redis
+) -> None:
     behind_env, ahead_env = skewed(-30), skewed(+30)  # skips here, before anything starts, if none works
     run_dir = tmp_path / "storage" / "sk"
     run_settings.publish(redis_client, "sk", run_dir, SETTINGS)
@@ -46,8 +48,12 @@ def test_skewed_worker_clocks_never_requeue_running_jobs(roles: Roles, tmp_path:
     dead.kill()
     behind = roles.start("worker-behind", ["worker", *common], **behind_env)
     normal = roles.start("worker-normal", ["worker", *common])
-    held = {role.name: wait_until(lambda r=role: started_by(redis_client, "sk", rq_name("sk", r)),
-                                  f"{role.name} to start a job") for role in (behind, normal)}
+    held = {
+        role.name: wait_until(
+            lambda r=role: started_by(redis_client, "sk", rq_name("sk", r)), f"{role.name} to start a job"
+        )
+        for role in (behind, normal)
+    }
     # Idle (no job left): its maintenance reaps every 10 s, on a clock 30 s ahead.
     ahead = roles.start("worker-ahead", ["worker", *common], **ahead_env)
     ahead.wait_for(dead_job, timeout_s=120)  # it handed back the dead worker's job

@@ -14,8 +14,20 @@ from azjobs.storage.replay import shard_names
 from azjobs.storage.shards import shard_name
 from azjobs.storage.weights import versions_in
 
-TRAINS = ["--min-replay-positions", "100", "--replay-buffer-size", "5000", "--batch-size", "32",
-          "--publish-every-steps", "5", "--checkpoint-every-steps", "10", "--max-train-per-position", "8"]
+TRAINS = [
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--checkpoint-every-steps",
+    "10",
+    "--max-train-per-position",
+    "8",
+]
 
 
 def test_corrupt_shards_are_set_aside(roles: Roles, tmp_path: Path, redis_client: redis.Redis) -> None:

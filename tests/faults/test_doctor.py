@@ -20,8 +20,9 @@ PASSWORD = "s3cret-Pw"
 
 
 def doctor(run_dir: Path, url: str, *extra: str) -> tuple[int, dict[str, list[dict[str, str]]]]:
-    result = CliRunner().invoke(main, ["doctor", "--run-dir", str(run_dir), "--redis-url", url, "--json",
-                                       "--interval", "1", *extra])
+    result = CliRunner().invoke(
+        main, ["doctor", "--run-dir", str(run_dir), "--redis-url", url, "--json", "--interval", "1", *extra]
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     by_check: dict[str, list[dict[str, str]]] = {}
     for verdict in json.loads(result.stdout):
@@ -75,11 +76,18 @@ def test_doctor_on_a_run(roles: Roles, tmp_path: Path, redis_client: redis.Redis
         assert levels(found, "cuda") == {"warn"} and all("CUDA is not visible" in v["found"] for v in found["cuda"])
 
     # A gpu-serve on another GPU machine: its card, capability and precision are shown.
-    heartbeat.beat(redis_client, "dr", "gpu-serve", "gpu-box-1", {"device": "cuda:1", "cuda": "NVIDIA A100",
-                                                                   "cuda_capability": "8.0", "precision": "bf16"})
+    heartbeat.beat(
+        redis_client,
+        "dr",
+        "gpu-serve",
+        "gpu-box-1",
+        {"device": "cuda:1", "cuda": "NVIDIA A100", "cuda_capability": "8.0", "precision": "bf16"},
+    )
     code, found = doctor(run_dir, redis_url, "--interval", "0")
-    assert any(v["level"] == "ok" and v["found"].endswith("runs on cuda:1 (NVIDIA A100, capability 8.0, bf16)")
-               for v in found["cuda"]), found["cuda"]
+    assert any(
+        v["level"] == "ok" and v["found"].endswith("runs on cuda:1 (NVIDIA A100, capability 8.0, bf16)")
+        for v in found["cuda"]
+    ), found["cuda"]
     redis_client.delete(keys.heartbeat("dr", "gpu-serve", "gpu-box-1"))
     redis_client.srem(keys.processes("dr"), "gpu-serve:gpu-box-1")
 
@@ -106,8 +114,9 @@ def test_doctor_on_a_run(roles: Roles, tmp_path: Path, redis_client: redis.Redis
 def test_doctor_text_lines(roles: Roles, tmp_path: Path, redis_url: str) -> None:
     run_dir = tmp_path / "storage" / "dt"
     roles.start("trainer", ["train", "--run-dir", str(run_dir), *TINY, *NEVER_TRAINS]).wait_for("published weights")
-    result = CliRunner().invoke(main, ["doctor", "--run-dir", str(run_dir), "--redis-url", redis_url,
-                                       "--interval", "0"])
+    result = CliRunner().invoke(
+        main, ["doctor", "--run-dir", str(run_dir), "--redis-url", redis_url, "--interval", "0"]
+    )
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("ok    redis     reachable at unix://")
     for line in lines:

@@ -69,8 +69,10 @@ def test_garbage_on_the_request_list(roles: Roles, tmp_path: Path, redis_client:
     np.testing.assert_allclose(after.values, before.values, atol=1e-5)
     np.testing.assert_allclose(after.logits, before.logits, atol=1e-5)
 
-    wait_until(lambda: role_beat(redis_client, "gb", "gpu-serve").get("dropped") == str(len(pieces)),
-               f"the server's heartbeat to count {len(pieces)} dropped")
+    wait_until(
+        lambda: role_beat(redis_client, "gb", "gpu-serve").get("dropped") == str(len(pieces)),
+        f"the server's heartbeat to count {len(pieces)} dropped",
+    )
     assert redis_client.llen(keys.requests("gb")) == 0
     assert server.process.poll() is None
     assert server.text().count("dropped a malformed request") == len(pieces)

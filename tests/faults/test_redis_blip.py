@@ -17,7 +17,7 @@ from azjobs.storage.replay import shard_names
 LONG_JOBS = ["--games-per-job", "48", "--num-simulations", "16"]  # a job that is surely still searching
 
 
-def test_a_job_in_flight_rides_out_a_redis_restart(restartable: RestartableRedis, tmp_path: Path) -> None:
+def test_a_job_in_flight_rides_out_a_redis_restart(restartable: RestartableRedis, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
     run_dir = tmp_path / "storage" / "bl"
     common = ["--run-dir", str(run_dir)]
     roles = Roles(tmp_path / "logs", restartable.url)
@@ -29,16 +29,21 @@ def test_a_job_in_flight_rides_out_a_redis_restart(restartable: RestartableRedis
         worker = roles.start("worker", ["worker", *common])
         in_flight = wait_until(lambda: started_by(client, "bl", rq_name("bl", worker)), "a job to start")
         # Mid-search: the worker has had answers from the server for this job.
-        wait_until(lambda: int(client.hget(keys.heartbeat("bl", "worker", rq_name("bl", worker)), "leaf_evals")
-                               or 0) > 0, "the job's first evaluations")
+        wait_until(
+            lambda: int(client.hget(keys.heartbeat("bl", "worker", rq_name("bl", worker)), "leaf_evals") or 0) > 0,
+            "the job's first evaluations",
+        )
 
         restartable.kill()
         time.sleep(1.0)
         restartable.start()  # empty: the requests in flight are gone with everything else
         client = redis.Redis.from_url(restartable.url)
 
-        wait_until(lambda: any(in_flight in name for name in shard_names(run_dir / "replay")),
-                   "the job in flight to store its games", timeout_s=150)
+        wait_until(
+            lambda: any(in_flight in name for name in shard_names(run_dir / "replay")),
+            "the job in flight to store its games",
+            timeout_s=150,
+        )
         for role in (trainer, server, worker):
             assert role.process.poll() is None, f"{role.name} died:\n{role.text()[-3000:]}"
         failed = selfplay_queue(client, "bl").failed_job_registry.get_job_ids()

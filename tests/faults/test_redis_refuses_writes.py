@@ -55,8 +55,11 @@ def test_out_of_memory_and_read_only_are_waited_out(own_redis: embedded.Embedded
         client.set("ballast", b"x" * 2_000_000)  # more than the limit below: every write is refused
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", "1mb")
-        for role, line in ((server, "Redis is out of memory"), (trainer, "trainer: Redis is out of memory"),
-                           (idle, "lost Redis (gone, or refusing writes)")):
+        for role, line in (
+            (server, "Redis is out of memory"),
+            (trainer, "trainer: Redis is out of memory"),
+            (idle, "lost Redis (gone, or refusing writes)"),
+        ):
             role.wait_for(line)
         client.config_set("maxmemory", "0")
         client.delete("ballast")

@@ -17,8 +17,20 @@ from azjobs.cluster import embedded
 from azjobs.storage.replay import shard_names
 from azjobs.storage.weights import versions_in
 
-TRAINS = ["--min-replay-positions", "100", "--replay-buffer-size", "5000", "--batch-size", "32",
-          "--publish-every-steps", "5", "--checkpoint-every-steps", "10", "--max-train-per-position", "8"]
+TRAINS = [
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--checkpoint-every-steps",
+    "10",
+    "--max-train-per-position",
+    "8",
+]
 
 
 class RestartableRedis:
@@ -31,8 +43,21 @@ class RestartableRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        args = [embedded.redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        args = [
+            embedded.redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.folder),
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def answers() -> bool:
@@ -82,8 +107,10 @@ def test_redis_restarted_empty(restartable: RestartableRedis, tmp_path: Path) ->
         wait_until(lambda: client.get(keys.settings("rr")), "the settings back in Redis")
         wait_until(lambda: int(client.get(keys.weights_latest("rr")) or 0) >= before, "the newest weights back")
         indexed = lambda: {r.decode() for r in client.lrange(keys.shards("rr"), 0, -1)}  # noqa: E731
-        wait_until(lambda: all(any(name in r for r in indexed()) for name in shards_before),
-                   "every shard written before the restart back in the index")
+        wait_until(
+            lambda: all(any(name in r for r in indexed()) for name in shards_before),
+            "every shard written before the restart back in the index",
+        )
         wait_until(lambda: versions_in(run_dir / "weights")[-1] >= before + 2, "training going on", timeout_s=150)
         wait_until(lambda: len(set(shard_names(run_dir / "replay")) - shards_before) >= 2, "new games stored")
         for role in (trainer, server, *workers):

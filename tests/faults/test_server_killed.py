@@ -51,5 +51,6 @@ def test_server_killed_and_restarted(roles: Roles, tmp_path: Path, redis_client:
     assert_replay_consistent(redis_client, "sk", run_dir)
     game = get_game("tictactoe")
     for name in shard_names(run_dir / "replay"):  # each reply went to its own search: the games are sound
-        read_shard(run_dir / "replay" / name, game=game.name, planes_shape=game.planes_shape,
-                   num_actions=game.num_actions)
+        read_shard(
+            run_dir / "replay" / name, game=game.name, planes_shape=game.planes_shape, num_actions=game.num_actions
+        )

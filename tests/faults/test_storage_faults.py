@@ -18,16 +18,23 @@ from azjobs.storage.atomic import host
 
 def one_line_failure(args: list[str], cwd: Path, redis_url: str) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    done = subprocess.run([*AZJOBS, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env={**clean, "AZJOBS_REDIS_URL": redis_url})
+    done = subprocess.run(
+        [*AZJOBS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**clean, "AZJOBS_REDIS_URL": redis_url},
+    )
     assert done.returncode != 0, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
     return lines[0]
 
 
-def test_a_worker_without_the_storage_root_refuses(roles: Roles, tmp_path: Path, redis_client: redis.Redis,
-                                                   redis_url: str) -> None:
+def test_a_worker_without_the_storage_root_refuses(
+    roles: Roles, tmp_path: Path, redis_client: redis.Redis, redis_url: str
+) -> None:
     run_dir = tmp_path / "storage" / "um"
     roles.start("trainer", ["train", "--run-dir", str(run_dir), *TINY, *NEVER_TRAINS])
     wait_until(lambda: selfplay_queue(redis_client, "um").count >= 3, "the trainer to queue self-play")
@@ -49,8 +56,9 @@ def test_a_second_trainer_is_refused(roles: Roles, tmp_path: Path, redis_client:
     assert f"run 'tt' already has a trainer: {host()} pid {first.process.pid} holds {run_dir / 'trainer.lock'}" in line
     assert "stop that one first" in line
     # `azjobs run` on the same folder (its own embedded Redis) is refused before it starts anything.
-    line = one_line_failure(["run", "--run-dir", str(run_dir), "--minutes", "1", *TINY, *NEVER_TRAINS], tmp_path,
-                            redis_url)
+    line = one_line_failure(
+        ["run", "--run-dir", str(run_dir), "--minutes", "1", *TINY, *NEVER_TRAINS], tmp_path, redis_url
+    )
     assert f"already has a trainer: {host()} pid {first.process.pid}" in line
     assert not (run_dir / ".local-redis-url").exists()
     assert first.process.poll() is None  # the first goes on

@@ -15,8 +15,20 @@ from azjobs import keys
 from azjobs.storage.checkpoints import checkpoint_paths
 from azjobs.storage.weights import versions_in
 
-TRAINS = ["--min-replay-positions", "100", "--replay-buffer-size", "5000", "--batch-size", "32",
-          "--publish-every-steps", "5", "--checkpoint-every-steps", "10", "--max-train-per-position", "8"]
+TRAINS = [
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--checkpoint-every-steps",
+    "10",
+    "--max-train-per-position",
+    "8",
+]
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
@@ -45,8 +57,9 @@ def test_trainer_killed_and_restarted(roles: Roles, tmp_path: Path, redis_client
     watcher.start()
     first = roles.start("trainer-1", ["train", *common, *TINY, *TRAINS])
     roles.start("worker", ["worker", *common, "--evaluator", "local"])
-    wait_until(lambda: [s for s in checkpoint_steps(run_dir) if s >= 20], "a checkpoint at step 20 or later",
-               timeout_s=150)
+    wait_until(
+        lambda: [s for s in checkpoint_steps(run_dir) if s >= 20], "a checkpoint at step 20 or later", timeout_s=150
+    )
     first.kill()
     before_kill = versions_in(run_dir / "weights")[-1]
     resume_step = checkpoint_steps(run_dir)[-1]
@@ -54,8 +67,11 @@ def test_trainer_killed_and_restarted(roles: Roles, tmp_path: Path, redis_client
 
     second = roles.start("trainer-2", ["train", *common, *TINY, *TRAINS])
     second.wait_for(f"resumed from ckpt-{resume_step:09d}.safetensors (step {resume_step},")
-    wait_until(lambda: versions_in(run_dir / "weights")[-1] >= before_kill + 2, "two more versions after the restart",
-               timeout_s=150)
+    wait_until(
+        lambda: versions_in(run_dir / "weights")[-1] >= before_kill + 2,
+        "two more versions after the restart",
+        timeout_s=150,
+    )
     assert second.stop() == 0
     watching.set()
     watcher.join()

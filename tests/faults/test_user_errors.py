@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from disks import small_tmpfs
 import redis
+from disks import small_tmpfs
 from harness import AZJOBS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
 
 from azjobs.cluster import embedded
@@ -19,15 +19,26 @@ from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
-TRAINS = ["--min-replay-positions", "100", "--replay-buffer-size", "5000", "--batch-size", "32",
-          "--publish-every-steps", "5", "--checkpoint-every-steps", "10", "--max-train-per-position", "8"]
+TRAINS = [
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--checkpoint-every-steps",
+    "10",
+    "--max-train-per-position",
+    "8",
+]
 ROLES = [["train", *TINY], ["gpu-serve"], ["worker"], ["status"]]
 
 
 def one_line_failure(args: list[str], cwd: Path, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    done = subprocess.run([*AZJOBS, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env={**clean, **env})
+    done = subprocess.run([*AZJOBS, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env={**clean, **env})
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
@@ -73,13 +84,15 @@ def fill(disk: Path) -> Path:
 
 def test_train_on_a_full_disk(small_disk: Path, redis_url: str) -> None:
     fill(small_disk)
-    line = one_line_failure(["train", *TINY, "--run-dir", str(small_disk / "full")], small_disk,
-                            AZJOBS_REDIS_URL=redis_url)
+    line = one_line_failure(
+        ["train", *TINY, "--run-dir", str(small_disk / "full")], small_disk, AZJOBS_REDIS_URL=redis_url
+    )
     assert "storage root full: no space left on device writing" in line and str(small_disk / "full") in line
 
 
-def test_disk_fills_under_a_running_system(small_disk: Path, tmp_path: Path, redis_client: redis.Redis,
-                                           redis_url: str) -> None:
+def test_disk_fills_under_a_running_system(
+    small_disk: Path, tmp_path: Path, redis_client: redis.Redis, redis_url: str
+) -> None:
     run_dir = small_disk / "df"
     common = ["--run-dir", str(run_dir)]
     roles = Roles(tmp_path / "logs", redis_url)  # the logs stay on the big disk

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import redis
-from rq.job import JobStatus
-
 from harness import NEVER_TRAINS, TINY, Roles, assert_replay_consistent, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
+from rq.job import JobStatus
 
 
 def test_worker_killed_mid_job(roles: Roles, tmp_path: Path, redis_client: redis.Redis) -> None:
@@ -45,10 +44,18 @@ def test_worker_killed_mid_job(roles: Roles, tmp_path: Path, redis_client: redis
     assert "handed back to RQ" in survivor.text() or any("handed back" in r.text() for r in roles.started)
 
     # Every job a killed worker held is settled too: none stays `started` for a dead worker.
-    wait_until(lambda: not queue.started_job_registry.get_job_ids(cleanup=False)
-               or all(j.worker_name == rq_name("wk", survivor)
-                      for j in map(queue.fetch_job, queue.started_job_registry.get_job_ids(cleanup=False)) if j),
-               "no job left started by a dead worker", timeout_s=60)
+    wait_until(
+        lambda: (
+            not queue.started_job_registry.get_job_ids(cleanup=False)
+            or all(
+                j.worker_name == rq_name("wk", survivor)
+                for j in map(queue.fetch_job, queue.started_job_registry.get_job_ids(cleanup=False))
+                if j
+            )
+        ),
+        "no job left started by a dead worker",
+        timeout_s=60,
+    )
     survivor.stop()
     roles.stop_all()
 

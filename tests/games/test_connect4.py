@@ -195,5 +195,9 @@ def test_registered_with_its_settings() -> None:
     assert (settings.net_blocks, settings.net_channels, settings.temperature_moves) == (4, 64, 10)
     # the strength-per-compute winners (README): playout cap randomization, FPU, forced playouts, resignation
     assert (settings.full_search_prob, settings.fpu_reduction, settings.forced_playouts, settings.resign_value) == (
-        0.25, 0.2, 2.0, -0.9)
+        0.25,
+        0.2,
+        2.0,
+        -0.9,
+    )
     assert GAME.planes_shape == (2, 6, 7) and GAME.num_actions == 7 and GAME.num_symmetries == 2

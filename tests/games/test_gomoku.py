@@ -48,7 +48,7 @@ def _play_stones(black: str, white: str, game: Gomoku = GAME) -> np.ndarray:
     """The state after black and white alternate on the cells given (black's list may be one longer)."""
     b, w = game.parse_moves(black), game.parse_moves(white)
     assert len(b) - len(w) in (0, 1)
-    order = [cell for pair in zip(b, w) for cell in pair] + b[len(w):]
+    order = [cell for pair in zip(b, w) for cell in pair] + b[len(w) :]
     return game.state_after(order)
 
 
@@ -72,7 +72,9 @@ WHITE_WINS = [
 ]
 
 
-@pytest.mark.parametrize(("black", "white", "winner", "shows"), WINS + WHITE_WINS, ids=[w[3] for w in WINS + WHITE_WINS])
+@pytest.mark.parametrize(
+    ("black", "white", "winner", "shows"), WINS + WHITE_WINS, ids=[w[3] for w in WINS + WHITE_WINS]
+)
 def test_five_in_a_row_wins(black: str, white: str, winner: str, shows: str) -> None:
     state = _play_stones(black, white)  # raises if the game ended before the last stone
     assert GAME.terminal_value(state[None])[0] == -1.0
@@ -88,7 +90,7 @@ def test_five_in_a_row_wins(black: str, white: str, winner: str, shows: str) -> 
 
 def _order(black: str, white: str) -> str:
     b, w = black.split(), white.split()
-    return " ".join([cell for pair in zip(b, w) for cell in pair] + b[len(w):])
+    return " ".join([cell for pair in zip(b, w) for cell in pair] + b[len(w) :])
 
 
 def _direction(shows: str) -> str:
@@ -144,7 +146,7 @@ def test_a_full_board_without_five_is_a_draw() -> None:
 
 @pytest.mark.parametrize("game", [GAME, GOMOKU15], ids=lambda g: g.name)
 def test_matches_the_reference_on_random_games(game: Gomoku) -> None:
-    rng, count, n = np.random.default_rng(5), 100, game.size
+    rng, count = np.random.default_rng(5), 100
     states = np.repeat(game.initial_state()[None], count, axis=0)
     seen: set[tuple[int, str]] = set()
     while len(states):
@@ -215,6 +217,8 @@ def test_registered_with_its_settings() -> None:
     assert get_game("gomoku") is GAME and get_game("gomoku15") is GOMOKU15
     assert (GAME.planes_shape, GAME.num_actions, GAME.num_symmetries) == ((2, 9, 9), 81, 8)
     assert (GOMOKU15.planes_shape, GOMOKU15.num_actions) == ((2, 15, 15), 225)
-    assert resolve(flags={"game": "gomoku15"}, environ={}).num_simulations == GOMOKU15.default_settings["num_simulations"]
+    assert (
+        resolve(flags={"game": "gomoku15"}, environ={}).num_simulations == GOMOKU15.default_settings["num_simulations"]
+    )
     with pytest.raises(ValueError, match="board size from 5 to 19"):
         Gomoku(4)

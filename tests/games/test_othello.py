@@ -23,6 +23,7 @@ PASS = 64
 
 # A plain reference of the rules: a list of rows (1 black, -1 white, 0 empty), one game at a time.
 
+
 def ref_flips(board: list[list[int]], r: int, c: int, me: int) -> list[tuple[int, int]]:
     n = len(board)
     if board[r][c]:
@@ -89,6 +90,7 @@ def _legal(state: np.ndarray, game: Othello = GAME) -> set[str]:
 
 # Counts.
 
+
 def test_perft_from_the_start_matches_the_published_counts() -> None:
     assert perft(GAME, 9) == [4, 12, 56, 244, 1396, 8200, 55092, 390216, 3005288]
 
@@ -106,6 +108,7 @@ def test_perft_6x6_matches_the_reference() -> None:
 
 # Hand-checked positions.
 
+
 def test_start_position() -> None:
     start = GAME.initial_state()
     board = _board(start)
@@ -119,43 +122,52 @@ def test_start_position() -> None:
 
 
 def test_flips_in_all_eight_directions() -> None:
-    before = GAME.state_from_rows([
-        "........",
-        ".X.X.X..",
-        "..OOO...",
-        ".XO.OOX.",
-        "..OOO...",
-        ".X.X.X..",
-        "........",
-        "........",
-    ], to_move="X")
+    before = GAME.state_from_rows(
+        [
+            "........",
+            ".X.X.X..",
+            "..OOO...",
+            ".XO.OOX.",
+            "..OOO...",
+            ".X.X.X..",
+            "........",
+            "........",
+        ],
+        to_move="X",
+    )
     after = GAME.play(before[None], np.array([GAME.parse_action("d4")]))[0]
-    expected = GAME.state_from_rows([
-        "........",
-        ".X.X.X..",
-        "..XXX...",
-        ".XXXXXX.",  # two discs flipped towards the east
-        "..XXX...",
-        ".X.X.X..",
-        "........",
-        "........",
-    ], to_move="O")
+    expected = GAME.state_from_rows(
+        [
+            "........",
+            ".X.X.X..",
+            "..XXX...",
+            ".XXXXXX.",  # two discs flipped towards the east
+            "..XXX...",
+            ".X.X.X..",
+            "........",
+            "........",
+        ],
+        to_move="O",
+    )
     np.testing.assert_array_equal(after, expected)
     assert tuple(GAME.disc_counts(after[None])[0]) == (18, 0)  # 8 + 9 flipped + the new one
     assert GAME.terminal_value(after[None])[0] == -1.0  # white has no disc left: the game is over
 
 
 def test_lines_ending_at_the_edge_or_an_empty_cell_flip_nothing() -> None:
-    before = GAME.state_from_rows([
-        ".OOOOOOO",  # a1 east: white to the edge
-        "OO......",  # a1 south: white up to an empty a3; a1 south-east: b2 then black c3
-        "..X.....",
-        "........",
-        "........",
-        "........",
-        "........",
-        ".......X",
-    ], to_move="X")
+    before = GAME.state_from_rows(
+        [
+            ".OOOOOOO",  # a1 east: white to the edge
+            "OO......",  # a1 south: white up to an empty a3; a1 south-east: b2 then black c3
+            "..X.....",
+            "........",
+            "........",
+            "........",
+            "........",
+            ".......X",
+        ],
+        to_move="X",
+    )
     assert _legal(before) == {"a1"}
     after = GAME.play(before[None], np.array([GAME.parse_action("a1")]))[0]
     board = _board(after)
@@ -210,6 +222,7 @@ def test_final_score_of_a_full_board() -> None:
 
 # Against the reference, move by move.
 
+
 @pytest.mark.parametrize("game", [GAME, OTHELLO6], ids=lambda g: g.name)
 def test_matches_the_reference_on_random_games(game: Othello) -> None:
     n, rng, count = game.size, np.random.default_rng(5), 150
@@ -248,6 +261,7 @@ def test_matches_the_reference_on_random_games(game: Othello) -> None:
 
 # The shipped rule checks.
 
+
 @pytest.mark.parametrize("game", [GAME, OTHELLO6], ids=lambda g: g.name)
 def test_random_playouts_pass_rule_checks(game: Othello) -> None:
     summary = check_random_playouts(game, n_games=200, seed=3)
@@ -277,6 +291,7 @@ def test_symmetries_of_the_start() -> None:
 
 
 # Notation, drawing, registration.
+
 
 def test_notation() -> None:
     assert [GAME.action_to_str(a) for a in (0, 7, 8, 63, 64)] == ["a1", "h1", "a2", "h8", "pass"]

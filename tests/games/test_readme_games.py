@@ -14,7 +14,7 @@ def _table() -> dict[str, list[str]]:
     lines = README.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| game | board |"))
     rows = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]

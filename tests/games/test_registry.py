@@ -16,7 +16,7 @@ from azjobs.games import GAMES, UnknownGame, get_game, load_games, register
 from azjobs.games.tictactoe import TicTacToe
 
 # A game of one's own: tic-tac-toe under another name, in a module outside azjobs.
-NOUGHTS = '''
+NOUGHTS = """
 from azjobs.games import register
 from azjobs.games.tictactoe import TicTacToe
 
@@ -27,13 +27,19 @@ class Noughts(TicTacToe):
 
 
 NOUGHTS = register(Noughts())
-'''
+"""
 
 
 def azjobs(args: list[str], path: Path, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_") and k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-m", "azjobs", *args], capture_output=True, text=True, timeout=120,
-                          cwd=path, env={**clean, "PYTHONPATH": str(path), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "azjobs", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=path,
+        env={**clean, "PYTHONPATH": str(path), **env},
+    )
 
 
 def listed(done: subprocess.CompletedProcess) -> dict[str, str]:
@@ -59,8 +65,11 @@ def test_module_named_in_the_environment(folder: Path) -> None:
     assert games["noughts"].split()[1:] == ["planes", "2x3x3,", "9", "actions,", "8", "symmetries", "(noughts_game)"]
     assert "connect4" in games and "tictactoe" in games
     # Every command finds it: the trainer gets past the settings and on to Redis.
-    done = azjobs(["train", "--game", "noughts", "--run-dir", "r", "--redis-url", "redis://127.0.0.1:1/0"], folder,
-                  AZJOBS_GAMES=" json , noughts_game")  # spaces and a module that registers nothing are fine
+    done = azjobs(
+        ["train", "--game", "noughts", "--run-dir", "r", "--redis-url", "redis://127.0.0.1:1/0"],
+        folder,
+        AZJOBS_GAMES=" json , noughts_game",
+    )  # spaces and a module that registers nothing are fine
     assert done.returncode == 1 and "cannot reach Redis" in done.stderr, done.stderr
 
 
@@ -76,8 +85,14 @@ def test_entry_point_of_an_installed_package(folder: Path, value: str) -> None:
 
 def test_settings_come_from_the_games_defaults(folder: Path) -> None:
     code = "from azjobs.settings import resolve; print(resolve(flags={'game': 'noughts'}).num_simulations)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=folder,
-                          env={**os.environ, "PYTHONPATH": str(folder), "AZJOBS_GAMES": "noughts_game"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(folder), "AZJOBS_GAMES": "noughts_game"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "7"
 
@@ -85,8 +100,10 @@ def test_settings_come_from_the_games_defaults(folder: Path) -> None:
 def test_missing_module_is_a_one_line_error(folder: Path) -> None:
     done = azjobs(["games"], folder, AZJOBS_GAMES="noughts_gam")
     assert done.returncode == 1
-    assert done.stderr.splitlines() == ["Error: cannot import game module 'noughts_gam' named in AZJOBS_GAMES: "
-                                        "no module 'noughts_gam' (install its package, or add its folder to PYTHONPATH)"]
+    assert done.stderr.splitlines() == [
+        "Error: cannot import game module 'noughts_gam' named in AZJOBS_GAMES: "
+        "no module 'noughts_gam' (install its package, or add its folder to PYTHONPATH)"
+    ]
     done = azjobs(["train", "--game", "noughts", "--run-dir", "r"], folder)
     assert done.returncode == 1
     assert "unknown game 'noughts'; choose one of: connect4" in done.stderr

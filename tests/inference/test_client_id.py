@@ -45,29 +45,52 @@ def test_ids_fit_and_stay_readable(host: str) -> None:
 
 
 def test_a_selfplay_job_on_a_host_with_a_long_name(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     keep_signal_handlers: None,
 ) -> None:
     monkeypatch.setattr(inference_client.socket, "gethostname", lambda: LONG_HOST)
     assert socket.gethostname() == LONG_HOST
-    settings = Settings(game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4, games_per_job=2,
-                        games_in_flight=2, temperature_moves=2, inference_batch_size=2, inference_wait_ms=1.0)
+    settings = Settings(
+        game="tictactoe",
+        net_blocks=1,
+        net_channels=8,
+        num_simulations=4,
+        games_per_job=2,
+        games_in_flight=2,
+        temperature_moves=2,
+        inference_batch_size=2,
+        inference_wait_ms=1.0,
+    )
     run_dir = tmp_path / "longhost"
     run = run_dir.name
     run_settings.publish(redis_client, run, run_dir, settings)
     torch.manual_seed(1)
     game = get_game("tictactoe")
-    WeightStore(redis_client, run, run_dir).publish(1, to_bytes(build_model(game, settings), {"version": 1, "game": game.name}))
+    WeightStore(redis_client, run, run_dir).publish(
+        1, to_bytes(build_model(game, settings), {"version": 1, "game": game.name})
+    )
     queue = Queue(keys.selfplay_queue(run), connection=redis_client, serializer=JSONSerializer)
     job = queue.enqueue("azjobs.jobs.selfplay.selfplay", run, 3)
     stop = threading.Event()
-    serving = threading.Thread(target=server.run, args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
-                               kwargs={"device": "cpu", "options": RunnerOptions(precision="fp32", channels_last="off"),
-                                       "stop": stop, "log": lambda line: None, "name": "srv"})
+    serving = threading.Thread(
+        target=server.run,
+        args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
+        kwargs={
+            "device": "cpu",
+            "options": RunnerOptions(precision="fp32", channels_last="off"),
+            "stop": stop,
+            "log": lambda line: None,
+            "name": "srv",
+        },
+    )
     serving.start()
     try:
-        worker.run(settings, redis_client, run, run_dir, evaluator="remote", name="w-long", burst=True,
-                   say=lambda line: None)
+        worker.run(
+            settings, redis_client, run, run_dir, evaluator="remote", name="w-long", burst=True, say=lambda line: None
+        )
     finally:
         stop.set()
         serving.join(timeout=10)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from cuda_marks import cuda, gpus
 
-from azjobs.games.connect4 import CONNECT4
 from azjobs.errors import AzjobsError
+from azjobs.games.connect4 import CONNECT4
 from azjobs.inference.runner import NetRunner, NullRunner, RunnerOptions, _has_triton, buckets, fold_batch_norms
-from azjobs.net import device as devices
 from azjobs.net import build_model, to_bytes
+from azjobs.net import device as devices
 from azjobs.settings import Settings
 
 SETTINGS = Settings(game="connect4", net_blocks=1, net_channels=16)
@@ -56,10 +56,13 @@ def run(runner: NetRunner, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return runner.forward(len(x))
 
 
-@pytest.mark.parametrize(("precision", "channels_last", "tolerance"),
-                         [("fp32", "off", 1e-5), ("fp32", "on", 1e-4), ("bf16", "off", 0.05), ("bf16", "on", 0.05)])
-def test_each_precision_and_layout_agrees_with_the_network(precision: str, channels_last: str,
-                                                           tolerance: float) -> None:
+@pytest.mark.parametrize(
+    ("precision", "channels_last", "tolerance"),
+    [("fp32", "off", 1e-5), ("fp32", "on", 1e-4), ("bf16", "off", 0.05), ("bf16", "on", 0.05)],
+)
+def test_each_precision_and_layout_agrees_with_the_network(
+    precision: str, channels_last: str, tolerance: float
+) -> None:
     runner = NetRunner(model(1), "cpu", 32, 64, RunnerOptions(precision=precision, channels_last=channels_last))
     assert runner.choice.describe() == precision + ("+channels_last" if channels_last == "on" else "")
     x = planes(20, seed=2)
@@ -122,8 +125,9 @@ def test_fp16_on_a_cpu_is_refused_with_the_fix() -> None:
 TOLERANCE = {"fp32": 1e-4, "tf32": 0.02, "bf16": 0.05, "fp16": 0.02}
 
 
-def agrees_before_and_after_a_swap(runner: NetRunner, tolerance: float,
-                                   sizes: tuple[int, ...] = (1, 7, 8, 9, 64, 100)) -> None:
+def agrees_before_and_after_a_swap(
+    runner: NetRunner, tolerance: float, sizes: tuple[int, ...] = (1, 7, 8, 9, 64, 100)
+) -> None:
     for version, seed in ((1, 1), (2, 2)):  # the second after a weights swap: graphs see the new weights
         if version == 2:
             runner.load(to_bytes(model(2), {"version": 2}), version=2)
@@ -138,8 +142,14 @@ def agrees_before_and_after_a_swap(runner: NetRunner, tolerance: float,
 
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
-@pytest.mark.parametrize("options", [RunnerOptions(channels_last="off"), RunnerOptions(cuda_graphs=True),
-                                     RunnerOptions(cuda_graphs=True, channels_last="on")])
+@pytest.mark.parametrize(
+    "options",
+    [
+        RunnerOptions(channels_last="off"),
+        RunnerOptions(cuda_graphs=True),
+        RunnerOptions(cuda_graphs=True, channels_last="on"),
+    ],
+)
 def test_cuda_batches_of_any_size_agree_with_the_network(options: RunnerOptions, precision: str) -> None:
     options = RunnerOptions(precision, options.channels_last, options.cuda_graphs)
     runner = NetRunner(model(1), "cuda", 64, 100, options)

@@ -15,8 +15,16 @@ def test_the_search_configs_defaults_are_the_settings_defaults() -> None:
 
 
 def test_every_knob_comes_from_its_setting() -> None:
-    changed = Settings(num_simulations=7, c_puct=2.5, gumbel=True, cheap_simulations=3, forced_playouts=2.0,
-                       temperature_moves=3, resign_value=-0.8, resign_playout_share=0.5)
+    changed = Settings(
+        num_simulations=7,
+        c_puct=2.5,
+        gumbel=True,
+        cheap_simulations=3,
+        forced_playouts=2.0,
+        temperature_moves=3,
+        resign_value=-0.8,
+        resign_playout_share=0.5,
+    )
     config = selfplay_config(changed)
     for f in fields(SearchConfig):
         assert getattr(config.search, f.name) == getattr(changed, f.name), f.name

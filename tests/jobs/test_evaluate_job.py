@@ -10,6 +10,7 @@ import pytest
 import redis
 import torch
 from click.testing import CliRunner
+from labels import labelled_lines
 from rq.job import Job
 
 from azjobs import keys
@@ -21,11 +22,18 @@ from azjobs.jobs import context, evaluate, worker
 from azjobs.net import build_model, read_metadata, to_bytes
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore, versions_in
-from labels import labelled_lines
 
 GAME = get_game("tictactoe")
-SETTINGS = Settings(game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4, eval_simulations=4,
-                    eval_games=6, eval_every_versions=2, eval_opponents="previous,random,oneply")
+SETTINGS = Settings(
+    game="tictactoe",
+    net_blocks=1,
+    net_channels=8,
+    num_simulations=4,
+    eval_simulations=4,
+    eval_games=6,
+    eval_every_versions=2,
+    eval_opponents="previous,random,oneply",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +109,10 @@ def test_what_a_version_plays(redis_client: redis.Redis, tmp_path: Path) -> None
     queue = evaluate.eval_queue(redis_client, run)
     jobs = [queue.fetch_job(i) for i in queue.job_ids]
     assert [(j.args[1], j.args[2], j.args[5]) for j in jobs] == [
-        ("net:1", "random", "schedule"), ("net:1", "oneply", "schedule"), ("oneply", "random", "ladder")]
+        ("net:1", "random", "schedule"),
+        ("net:1", "oneply", "schedule"),
+        ("oneply", "random", "ladder"),
+    ]
     assert all(j.func_name == evaluate.MATCH_JOB and j.args[3] == SETTINGS.eval_games for j in jobs)
     assert len({j.args[4] for j in jobs}) == 3  # each its own seed
 
@@ -149,8 +160,9 @@ def test_records_come_back_from_the_storage_root(redis_client: redis.Redis, tmp_
 def test_eval_command(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "ev"
     run = make_run(redis_client, run_dir)
-    result = CliRunner().invoke(main, ["eval", "net:3", "alphabeta:2", "--games", "4", "--redis-url", redis_url,
-                                       "--run-dir", str(run_dir)])
+    result = CliRunner().invoke(
+        main, ["eval", "net:3", "alphabeta:2", "--games", "4", "--redis-url", redis_url, "--run-dir", str(run_dir)]
+    )
     assert result.exit_code == 0, result.output
     queue = evaluate.eval_queue(redis_client, run)
     [job] = [queue.fetch_job(i) for i in queue.job_ids]
@@ -158,8 +170,9 @@ def test_eval_command(redis_client: redis.Redis, redis_url: str, tmp_path: Path)
     for args, error in ((["net", "random"], "name the weights version"), (["net:3", "best"], "unknown player 'best'")):
         bad = CliRunner().invoke(main, ["eval", *args, "--redis-url", redis_url, "--run-dir", str(run_dir)])
         assert bad.exit_code != 0 and error in bad.stderr
-    missing = CliRunner().invoke(main, ["eval", "random", "oneply", "--redis-url", redis_url,
-                                        "--run-dir", str(tmp_path / "other")])
+    missing = CliRunner().invoke(
+        main, ["eval", "random", "oneply", "--redis-url", redis_url, "--run-dir", str(tmp_path / "other")]
+    )
     assert missing.exit_code != 0 and "no run 'other'" in missing.stderr
 
 

@@ -44,13 +44,15 @@ def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An importable module that leaves a file behind when imported and another when its function runs."""
     folder = tmp_path / "planted"
     folder.mkdir()
-    (folder / f"{PLANTED}.py").write_text(textwrap.dedent(f"""
+    (folder / f"{PLANTED}.py").write_text(
+        textwrap.dedent(f"""
         from pathlib import Path
         Path({str(folder / "imported")!r}).write_text("imported")
 
         def run(*args):
             Path({str(folder / "ran")!r}).write_text("ran")
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(folder))
     importlib.invalidate_caches()
     return folder
@@ -61,7 +63,9 @@ def make_run(client: redis.Redis, run_dir: Path) -> str:
     run_settings.publish(client, run, run_dir, SETTINGS)
     game = get_game(SETTINGS.game)
     torch.manual_seed(1)
-    WeightStore(client, run, run_dir).publish(1, to_bytes(build_model(game, SETTINGS), {"version": 1, "game": game.name}))
+    WeightStore(client, run, run_dir).publish(
+        1, to_bytes(build_model(game, SETTINGS), {"version": 1, "game": game.name})
+    )
     return run
 
 

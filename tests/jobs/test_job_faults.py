@@ -12,8 +12,8 @@ from pathlib import Path
 
 import h5py
 import pytest
-from disks import small_tmpfs
 import redis
+from disks import small_tmpfs
 from rq import Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -21,7 +21,8 @@ from test_selfplay_job import SELFPLAY, SETTINGS, make_run, selfplay_queue, work
 
 from azjobs import keys
 from azjobs.eval import records
-from azjobs.jobs import context, evaluate, selfplay as selfplay_module
+from azjobs.jobs import context, evaluate
+from azjobs.jobs import selfplay as selfplay_module
 from azjobs.storage import marker, shards
 from azjobs.storage.replay import list_shards, shard_names
 from azjobs.storage.shards import ShardInfo
@@ -50,7 +51,11 @@ def assert_landed_once(client: redis.Redis, run: str, run_dir: Path) -> ShardInf
     assert sorted(os.listdir(run_dir / "replay")) == names  # no second shard, no temporary file
     counted = stats(client, run)
     assert (counted["games"], counted["positions"], counted["shards"], counted["jobs"]) == (
-        index[0].games, index[0].positions, 1, 1)
+        index[0].games,
+        index[0].positions,
+        1,
+        1,
+    )
     assert index[0].games == SETTINGS.games_per_job
     return index[0]
 
@@ -97,8 +102,9 @@ def test_a_job_that_failed_between_landing_and_registering_is_retried_once(
     assert_landed_once(redis_client, run, run_dir)
 
 
-def test_an_evaluation_run_twice_is_recorded_once(redis_client: redis.Redis, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_evaluation_run_twice_is_recorded_once(
+    redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir = tmp_path / "ev"
     run = make_run(redis_client, run_dir)
     ctx = evaluate.EvalContext.create(redis_client, run, run_dir, SETTINGS)
@@ -161,8 +167,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-def test_a_really_full_disk_holds_the_games(redis_client: redis.Redis, small_disk: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_really_full_disk_holds_the_games(
+    redis_client: redis.Redis, small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir = small_disk / "rf"
     run = make_run(redis_client, run_dir)
     monkeypatch.setattr(selfplay_module, "FULL_DISK_RETRY_S", 0.05)

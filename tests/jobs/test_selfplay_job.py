@@ -83,8 +83,9 @@ def work(client: redis.Redis, run: str, run_dir: Path, settings: Settings = SETT
     said: list[str] = []
     # This test's own job (publish_version) is allowed besides azjobs' job functions.
     job_class = worker.allowing(frozenset({f"{__name__}.publish_version"}))
-    worker.run(settings, client, run, run_dir, evaluator="local", name=name, burst=True, say=said.append,
-               job_class=job_class)
+    worker.run(
+        settings, client, run, run_dir, evaluator="local", name=name, burst=True, say=said.append, job_class=job_class
+    )
     return said
 
 
@@ -105,8 +106,12 @@ def test_selfplay_job_through_a_real_worker(redis_client: redis.Redis, tmp_path:
     assert summary["games"] == SETTINGS.games_per_job
     shards = list_shards(redis_client, run)
     assert [s.name for s in shards] == shard_names(run_dir / "replay") == [summary["shard"]]
-    records = read_shard(run_dir / "replay" / summary["shard"], game=GAME.name,
-                         planes_shape=GAME.planes_shape, num_actions=GAME.num_actions)
+    records = read_shard(
+        run_dir / "replay" / summary["shard"],
+        game=GAME.name,
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+    )
     assert summary["positions"] == records.positions == int(records.game_lengths.sum()) == shards[0].positions
     assert summary["games"] == records.games == shards[0].games
     wins = (summary["first_player_wins"], summary["draws"], summary["second_player_wins"])
@@ -128,8 +133,9 @@ def test_selfplay_job_through_a_real_worker(redis_client: redis.Redis, tmp_path:
 
 def shard_of(client: redis.Redis, run_dir: Path, job: Job) -> GameRecords:
     name = Job.fetch(job.id, connection=client, serializer=JSONSerializer).return_value()["shard"]
-    return read_shard(run_dir / "replay" / name, game=GAME.name, planes_shape=GAME.planes_shape,
-                      num_actions=GAME.num_actions)
+    return read_shard(
+        run_dir / "replay" / name, game=GAME.name, planes_shape=GAME.planes_shape, num_actions=GAME.num_actions
+    )
 
 
 def versions_of(client: redis.Redis, run: str, job_id: str) -> list[int]:
@@ -183,14 +189,23 @@ def test_selfplay_job_through_the_inference_server(redis_client: redis.Redis, re
     run = make_run(redis_client, run_dir, settings)
     job = selfplay_queue(redis_client, run).enqueue(SELFPLAY, run, 5)
     stop, lines = threading.Event(), []
-    serving = threading.Thread(target=server.run, args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
-                               kwargs={"device": "cpu", "options": RunnerOptions(precision="fp32", channels_last="off"),
-                                       "stop": stop, "log": lines.append, "name": "srv"})
+    serving = threading.Thread(
+        target=server.run,
+        args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
+        kwargs={
+            "device": "cpu",
+            "options": RunnerOptions(precision="fp32", channels_last="off"),
+            "stop": stop,
+            "log": lines.append,
+            "name": "srv",
+        },
+    )
     serving.start()
     try:
         said: list[str] = []
-        worker.run(settings, redis_client, run, run_dir, evaluator="remote", name="w-remote", burst=True,
-                   say=said.append)
+        worker.run(
+            settings, redis_client, run, run_dir, evaluator="remote", name="w-remote", burst=True, say=said.append
+        )
     finally:
         stop.set()
         serving.join(timeout=10)
@@ -224,4 +239,7 @@ def test_the_job_reports_policy_targets_and_resignations(redis_client: redis.Red
     assert 0 <= summary["false_resigns"] <= summary["resign_checked"]
     stats = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats(run)).items()}
     assert [stats[k] for k in ("resigned", "resign_checked", "false_resigns")] == [
-        summary["resigned"], summary["resign_checked"], summary["false_resigns"]]
+        summary["resigned"],
+        summary["resign_checked"],
+        summary["false_resigns"],
+    ]

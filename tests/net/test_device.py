@@ -11,8 +11,10 @@ from azjobs.net import device as devices
 from azjobs.train.precision import MixedPrecision
 
 
-@pytest.mark.parametrize(("cap", "expected"), [((6, 1), "fp16"), ((7, 0), "fp16"), ((7, 5), "fp16"),
-                                               ((8, 0), "bf16"), ((8, 6), "bf16"), ((9, 0), "bf16")])
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [((6, 1), "fp16"), ((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((8, 6), "bf16"), ((9, 0), "bf16")],
+)
 def test_cuda_precision_follows_compute_capability(cap: tuple[int, int], expected: str) -> None:
     """T4 (7.5), V100 (7.0), GTX 10xx (6.1) emulate bf16: fp16 there; Ampere (8.x) and later: bf16."""
     assert devices.auto_cuda_precision(cap) == expected
@@ -88,6 +90,8 @@ def test_gpu_serve_on_a_missing_gpu_stops_before_waiting_for_the_run(tmp_path) -
 
     from azjobs.cli import main
 
-    result = CliRunner().invoke(main, ["gpu-serve", "--run-dir", str(tmp_path / "r"), "--device", "cuda:1",
-                                       "--redis-url", "redis://127.0.0.1:1/0"])
+    result = CliRunner().invoke(
+        main,
+        ["gpu-serve", "--run-dir", str(tmp_path / "r"), "--device", "cuda:1", "--redis-url", "redis://127.0.0.1:1/0"],
+    )
     assert result.exit_code == 1 and "--device cuda:1: CUDA is not visible here" in result.output

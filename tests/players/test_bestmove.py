@@ -129,30 +129,37 @@ def test_run_of_an_unknown_game(tmp_path: Path) -> None:
 
 def test_a_baseline_player_needs_only_the_game() -> None:
     lines = [line for line, _ in LINES]
-    result = CliRunner().invoke(main, ["bestmove", "--game", "tictactoe", "--player", "alphabeta:9"],
-                                input="\n".join(lines) + "\n")
+    result = CliRunner().invoke(
+        main, ["bestmove", "--game", "tictactoe", "--player", "alphabeta:9"], input="\n".join(lines) + "\n"
+    )
     assert result.exit_code == 0, result.output
     check_answers(lines, result.stdout.splitlines())
     # X to move with 1 2 on the top row: 3 wins at once; O to move must then block 3 too.
-    result = CliRunner().invoke(main, ["bestmove", "--game", "tictactoe", "--player", "oneply"], input="1 4 2 5\n1 4 2\n")
+    result = CliRunner().invoke(
+        main, ["bestmove", "--game", "tictactoe", "--player", "oneply"], input="1 4 2 5\n1 4 2\n"
+    )
     assert result.stdout.splitlines() == ["3", "3"]
 
 
 def test_a_version_of_the_run(run_dir: Path) -> None:
-    result = CliRunner().invoke(main, ["bestmove", "--run-dir", str(run_dir), "--player", "net:1", "--sims", "0"],
-                                input="5\n")
+    result = CliRunner().invoke(
+        main, ["bestmove", "--run-dir", str(run_dir), "--player", "net:1", "--sims", "0"], input="5\n"
+    )
     assert result.exit_code == 0, result.output
     agent = bestmove.load_agent(run_dir)
     agent.evaluator.load((run_dir / WEIGHTS_DIR / file_name(1)).read_bytes())
     assert result.stdout.splitlines() == [policy_move(agent, "5")]
 
 
-@pytest.mark.parametrize("args, error", [
-    (["--player", "alphabeta:2"], "player alphabeta:2 needs --game"),
-    (["--player", "net", "--game", "tictactoe"], "player net needs --run-dir"),
-    (["--player", "best", "--game", "tictactoe"], "unknown player 'best'"),
-    (["--player", "random", "--game", "chess"], "unknown game 'chess'"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["--player", "alphabeta:2"], "player alphabeta:2 needs --game"),
+        (["--player", "net", "--game", "tictactoe"], "player net needs --run-dir"),
+        (["--player", "best", "--game", "tictactoe"], "unknown player 'best'"),
+        (["--player", "random", "--game", "chess"], "unknown game 'chess'"),
+    ],
+)
 def test_player_mistakes(args: list[str], error: str) -> None:
     result = CliRunner().invoke(main, ["bestmove", *args], input="5\n")
     assert result.exit_code != 0 and error in result.stderr and len(result.stderr.splitlines()) == 1
@@ -183,8 +190,11 @@ def test_redis_url_is_accepted_unused_and_hidden(run_dir: Path) -> None:
     """Scripts pass --redis-url to every command: bestmove takes it (nothing listens there) and
     leaves it out of --help, since it reads the storage root alone."""
     lines = [line for line, _ in LINES]
-    result = CliRunner().invoke(main, ["bestmove", "--run-dir", str(run_dir), "--redis-url", "redis://127.0.0.1:1/0"],
-                                input="\n".join(lines) + "\n")
+    result = CliRunner().invoke(
+        main,
+        ["bestmove", "--run-dir", str(run_dir), "--redis-url", "redis://127.0.0.1:1/0"],
+        input="\n".join(lines) + "\n",
+    )
     assert result.exit_code == 0, result.output
     check_answers(lines, result.stdout.splitlines())
     assert "--redis-url" not in CliRunner().invoke(main, ["bestmove", "--help"]).stdout

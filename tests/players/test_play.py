@@ -100,8 +100,9 @@ def test_play_without_weights(tmp_path: Path) -> None:
 def test_redis_url_is_accepted_unused_and_hidden(run_dir: Path) -> None:
     """As for bestmove: play reads the storage root alone, so --redis-url (nothing listens there) is
     taken and left out of --help."""
-    result = CliRunner().invoke(main, ["play", "--run-dir", str(run_dir), "--redis-url", "redis://127.0.0.1:1/0"],
-                                input="q\n")
+    result = CliRunner().invoke(
+        main, ["play", "--run-dir", str(run_dir), "--redis-url", "redis://127.0.0.1:1/0"], input="q\n"
+    )
     assert result.exit_code == 0, result.output
     assert "weights version 4" in result.stdout.splitlines()[0]
     assert "--redis-url" not in CliRunner().invoke(main, ["play", "--help"]).stdout

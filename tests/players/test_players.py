@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from bonusnim import BONUSNIM, MAX_PILE, move_wins
 
 from azjobs.eval.match import random_openings
 from azjobs.games import get_game
@@ -14,7 +15,6 @@ from azjobs.net import build_model, to_bytes
 from azjobs.players import AlphaBetaPlayer, NetPlayer, PlayerSpec, make_player
 from azjobs.players.heuristics import line_windows
 from azjobs.settings import Settings
-from bonusnim import BONUSNIM, MAX_PILE, move_wins
 
 C4 = get_game("connect4")
 TTT = get_game("tictactoe")
@@ -54,8 +54,10 @@ def test_takes_a_win_and_blocks_one(spec: str) -> None:
 def test_oneply_avoids_giving_a_win_away() -> None:
     # X has three stones up column 1; O must play 1, every other move loses at once.
     state = c4("121213")  # X: 1 1 1 (column 1, three high), O: 2 2 3; O to move
-    moves = {C4.action_to_str(int(a)) for a in make_player("oneply", C4).choose(np.repeat(state[None], 40, 0),
-                                                                                    np.random.default_rng(1))}
+    moves = {
+        C4.action_to_str(int(a))
+        for a in make_player("oneply", C4).choose(np.repeat(state[None], 40, 0), np.random.default_rng(1))
+    }
     assert moves == {"1"}
 
 
@@ -109,10 +111,20 @@ def test_line_windows() -> None:
     )
 
 
-@pytest.mark.parametrize("text, name", [
-    ("random", "random"), ("oneply", "oneply"), ("alphabeta", "alphabeta:4"), ("alphabeta:6", "alphabeta:6"),
-    ("mcts", "mcts:500"), ("mcts:50", "mcts:50"), ("net", "net"), ("net:12", "net:12"), (" oneply ", "oneply"),
-])
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("random", "random"),
+        ("oneply", "oneply"),
+        ("alphabeta", "alphabeta:4"),
+        ("alphabeta:6", "alphabeta:6"),
+        ("mcts", "mcts:500"),
+        ("mcts:50", "mcts:50"),
+        ("net", "net"),
+        ("net:12", "net:12"),
+        (" oneply ", "oneply"),
+    ],
+)
 def test_specs(text: str, name: str) -> None:
     assert str(PlayerSpec.parse(text)) == name
 

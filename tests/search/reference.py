@@ -88,8 +88,9 @@ class Search:
     and hand the answer to `apply`. The first step evaluates the roots; each later step is one
     simulation of every game whose root is not terminal."""
 
-    def __init__(self, game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator,
-                 *, add_noise: bool) -> None:
+    def __init__(
+        self, game: Game, states: np.ndarray, config: SearchConfig, rng: np.random.Generator, *, add_noise: bool
+    ) -> None:
         batch = len(states)  # states [B, S]
         self.game, self.config, self.rng, self.add_noise = game, config, rng, add_noise
         self.tree = t = Tree.empty(batch, config.num_simulations + 1, game.num_actions, game.state_size)
@@ -122,8 +123,10 @@ class Search:
         logits = np.asarray(logits, np.float32)  # [K, A]
         values = np.asarray(values, np.float32)  # [K]
         if logits.shape != (k, self.game.num_actions) or values.shape != (k,):
-            raise ValueError(f"evaluation of {k} positions gave logits {logits.shape} and values {values.shape}, "
-                             f"expected ({k}, {self.game.num_actions}) and ({k},)")
+            raise ValueError(
+                f"evaluation of {k} positions gave logits {logits.shape} and values {values.shape}, "
+                f"expected ({k}, {self.game.num_actions}) and ({k},)"
+            )
         games, nodes = self._pending_games, self._pending_nodes
         priors = _legal_softmax(logits, self.tree.legal[games, nodes])
         if self._at_root:
@@ -203,8 +206,7 @@ class Search:
         u = self.config.c_puct * t.prior[games, nodes] * (np.sqrt(parent_visits)[:, None] / (1 + visits))
         return np.where(t.legal[games, nodes], q + u, -np.inf).argmax(axis=1).astype(np.int32)
 
-    def _expand(self, games: np.ndarray, parents: np.ndarray, actions: np.ndarray,
-                children: np.ndarray) -> np.ndarray:
+    def _expand(self, games: np.ndarray, parents: np.ndarray, actions: np.ndarray, children: np.ndarray) -> np.ndarray:
         """Create the child of each new edge. The leaf node of every game.  # [G] int32"""
         t = self.tree
         new = children == UNVISITED
@@ -264,8 +266,15 @@ def _legal_softmax(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
     return (exp / np.maximum(exp.sum(axis=1, keepdims=True), 1e-30)).astype(np.float32)
 
 
-def search(game: Game, states: np.ndarray, evaluate: Evaluate, config: SearchConfig,
-           rng: np.random.Generator, *, add_noise: bool) -> SearchResult:
+def search(
+    game: Game,
+    states: np.ndarray,
+    evaluate: Evaluate,
+    config: SearchConfig,
+    rng: np.random.Generator,
+    *,
+    add_noise: bool,
+) -> SearchResult:
     """Search the games `states  # [B, S]`, calling `evaluate` once per simulation step."""
     tree = Search(game, states, config, rng, add_noise=add_noise)
     while not tree.done:

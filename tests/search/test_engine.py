@@ -47,10 +47,17 @@ def test_same_visits_and_values_as_the_simple_search(name: str, add_noise: bool)
     game = get_game(name)
     states = random_positions(game, 48, seed=1)
     evaluate = hashed(game, seed=2)
-    got = search(game, states, evaluate, SearchConfig(num_simulations=40), np.random.default_rng(3),
-                 add_noise=add_noise)
-    want = reference.search(game, states, evaluate, reference.SearchConfig(num_simulations=40),
-                            np.random.default_rng(3), add_noise=add_noise)
+    got = search(
+        game, states, evaluate, SearchConfig(num_simulations=40), np.random.default_rng(3), add_noise=add_noise
+    )
+    want = reference.search(
+        game,
+        states,
+        evaluate,
+        reference.SearchConfig(num_simulations=40),
+        np.random.default_rng(3),
+        add_noise=add_noise,
+    )
     assert np.isnan(game.terminal_value(states)).sum() < len(states)  # finished games are among them
     np.testing.assert_array_equal(got.visits, want.visits)
     np.testing.assert_allclose(got.root_value, want.root_value, rtol=1e-5, atol=1e-6)
@@ -62,8 +69,14 @@ def subtree(s, b: int, node: int) -> dict[tuple[int, ...], tuple]:
     t, out, stack = s.tree, {}, [((), node)]
     while stack:
         path, n = stack.pop()
-        out[path] = (int(t.node_visits[b, n]), float(t.node_value_sum[b, n]), t.children_visits[b, n].tolist(),
-                     t.prior[b, n].tolist(), t.state[b, n].tolist(), int(t.to_play[b, n]))
+        out[path] = (
+            int(t.node_visits[b, n]),
+            float(t.node_value_sum[b, n]),
+            t.children_visits[b, n].tolist(),
+            t.prior[b, n].tolist(),
+            t.state[b, n].tolist(),
+            int(t.to_play[b, n]),
+        )
         stack.extend((path + (a,), int(c)) for a, c in enumerate(t.children_index[b, n]) if c != UNVISITED)
     return out
 
@@ -151,8 +164,13 @@ def test_without_reuse_the_next_search_is_a_fresh_one(name: str) -> None:
 def test_the_search_tree_is_never_bigger_than_simulations_plus_one() -> None:
     game = get_game("connect4")
     evaluate = hashed(game, seed=10)
-    s = new_search(game, np.repeat(game.initial_state()[None], 6, axis=0), SearchConfig(num_simulations=25),
-                   np.random.default_rng(11), add_noise=True)
+    s = new_search(
+        game,
+        np.repeat(game.initial_state()[None], 6, axis=0),
+        SearchConfig(num_simulations=25),
+        np.random.default_rng(11),
+        add_noise=True,
+    )
     games = np.arange(6)
     for _ in range(12):  # the tree is reused move after move; its capacity is 26 nodes
         while not s.done:

@@ -52,7 +52,8 @@ def test_first_play_urgency_is_the_parent_mean_less_the_reduction() -> None:
 
 
 def test_the_root_and_the_inner_nodes_have_their_own_reduction() -> None:
-    # Node 1: b0 0.5 + 1.5 * sqrt(3) * 0.6 / 3 = 1.0196; b1 0.1 - f * sqrt(0.6) + 1.5 * sqrt(3) * 0.4 = 1.1392 - 0.7746 f.
+    # Node 1: b0 0.5 + 1.5 * sqrt(3) * 0.6 / 3 = 1.0196;
+    # b1 0.1 - f * sqrt(0.6) + 1.5 * sqrt(3) * 0.4 = 1.1392 - 0.7746 f.
     def select(fpu_root: float, fpu: float) -> tuple[int, int]:
         t = hand_built_tree()
         parent, action = np.empty(1, np.int32), np.empty(1, np.int32)
@@ -70,13 +71,20 @@ def test_forced_playouts_give_each_tried_root_child_its_share() -> None:
     rng = np.random.default_rng(0)
 
     def evaluate(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return rng.normal(size=(len(planes), 9)).astype(np.float32) * 2, rng.uniform(-1, 1, len(planes)).astype(np.float32)
+        return rng.normal(size=(len(planes), 9)).astype(np.float32) * 2, rng.uniform(-1, 1, len(planes)).astype(
+            np.float32
+        )
 
     states = np.repeat(GAME.initial_state()[None], 32, axis=0)
     short = {}
     for k in (0.0, 2.0):
-        s = new_search(GAME, states, SearchConfig(num_simulations=200, forced_playouts=k, reuse_tree=False),
-                       np.random.default_rng(1), add_noise=True)
+        s = new_search(
+            GAME,
+            states,
+            SearchConfig(num_simulations=200, forced_playouts=k, reuse_tree=False),
+            np.random.default_rng(1),
+            add_noise=True,
+        )
         while not s.done:
             s.apply(*evaluate(s.pending_planes()))
         visits, prior = s.tree.children_visits[:, ROOT], s.tree.prior[:, ROOT]  # prior with the noise
@@ -101,29 +109,31 @@ def test_no_forced_playouts_without_noise() -> None:
 def test_pruning_takes_the_forced_visits_off() -> None:
     # sqrt(101) * 0.5 / 51 = 0.0985 is the best child's PUCT; the others keep their Q below it after losing
     # all sqrt(2 P N) of their visits, so they lose exactly that many.
-    got = prune_forced(np.array([[50.0, 40, 10]]), np.array([[0.0, 0.0, -0.5]]), np.array([[0.5, 0.3, 0.2]]),
-                       np.array([101]), 1.0, 2.0)
+    got = prune_forced(
+        np.array([[50.0, 40, 10]]), np.array([[0.0, 0.0, -0.5]]), np.array([[0.5, 0.3, 0.2]]), np.array([101]), 1.0, 2.0
+    )
     np.testing.assert_allclose(got, [[50, 40 - math.sqrt(60), 10 - math.sqrt(40)]])
 
 
 def test_pruning_stops_where_the_child_would_look_better_than_the_best() -> None:
     # Equal priors and values: one visit fewer would make the second child the PUCT choice.
-    got = prune_forced(np.array([[50.0, 45]]), np.array([[0.0, 0.0]]), np.array([[0.5, 0.5]]), np.array([96]),
-                       1.0, 2.0)
+    got = prune_forced(np.array([[50.0, 45]]), np.array([[0.0, 0.0]]), np.array([[0.5, 0.5]]), np.array([96]), 1.0, 2.0)
     np.testing.assert_allclose(got, [[50, 45]])
     # In between: PUCT(best) = 0.05 + sqrt(96) * 0.5 / 51 = 0.1461; the second child (Q 0) may keep
     # no fewer than sqrt(96) * 0.5 / 0.1461 - 1 = 32.54 visits. With k = 2 its sqrt(2 * 0.5 * 95) = 9.75
     # forced visits all go (35.25 left); with k = 20, 30.8 of them would, and the floor holds.
     floor = math.sqrt(96) * 0.5 / (0.05 + math.sqrt(96) * 0.5 / 51) - 1
     for k, kept in ((2.0, 45 - math.sqrt(95)), (20.0, floor)):
-        got = prune_forced(np.array([[50.0, 45]]), np.array([[0.05, 0.0]]), np.array([[0.5, 0.5]]), np.array([96]),
-                           1.0, k)
+        got = prune_forced(
+            np.array([[50.0, 45]]), np.array([[0.05, 0.0]]), np.array([[0.5, 0.5]]), np.array([96]), 1.0, k
+        )
         np.testing.assert_allclose(got, [[50, kept]])
 
 
 def test_pruning_drops_children_left_with_one_visit() -> None:
-    got = prune_forced(np.array([[50.0, 2, 0]]), np.array([[0.0, -0.9, 0]]), np.array([[0.8, 0.1, 0.1]]),
-                       np.array([53]), 1.0, 2.0)
+    got = prune_forced(
+        np.array([[50.0, 2, 0]]), np.array([[0.0, -0.9, 0]]), np.array([[0.8, 0.1, 0.1]]), np.array([53]), 1.0, 2.0
+    )
     np.testing.assert_allclose(got, [[50, 0, 0]])
 
 
@@ -131,7 +141,6 @@ def test_pruning_drops_children_left_with_one_visit() -> None:
 def test_self_play_targets_with_forced_playouts_are_distributions(k: float, uniform) -> None:
     from azjobs.search.selfplay import play_games
 
-    records = play_games(GAME, selfplay(num_simulations=40, forced_playouts=k), uniform, 6,
-                         np.random.default_rng(2))
+    records = play_games(GAME, selfplay(num_simulations=40, forced_playouts=k), uniform, 6, np.random.default_rng(2))
     np.testing.assert_allclose(records.policy.sum(axis=1), 1, atol=1e-5)
     assert (records.policy >= 0).all()

@@ -65,8 +65,14 @@ def test_sequential_halving_allocates_the_budget_as_scheduled(name: str, budget:
 def test_fewer_considered_actions_leave_the_others_unvisited() -> None:
     states = GAME.initial_state()[None]
     config = SearchConfig(num_simulations=24, gumbel=True, gumbel_considered=4)
-    result = search(GAME, states, lambda p: (np.zeros((len(p), 9), np.float32), np.zeros(len(p), np.float32)),
-                    config, np.random.default_rng(3), add_noise=True)
+    result = search(
+        GAME,
+        states,
+        lambda p: (np.zeros((len(p), 9), np.float32), np.zeros(len(p), np.float32)),
+        config,
+        np.random.default_rng(3),
+        add_noise=True,
+    )
     assert (result.visits[0] > 0).sum() == 4
     assert result.visits.sum() == 24
 
@@ -74,8 +80,15 @@ def test_fewer_considered_actions_leave_the_others_unvisited() -> None:
 def test_gumbel_takes_every_immediate_win_with_8_simulations(perfect, uniform) -> None:
     states = perfect.states
     outcomes = solved_outcomes(perfect.solver, states)
-    wins_at_once = np.array([any(GAME.terminal_value(GAME.play(s[None], np.array([a])))[0] == -1
-                                 for a in np.flatnonzero(GAME.legal_mask(s[None])[0])) for s in states])
+    wins_at_once = np.array(
+        [
+            any(
+                GAME.terminal_value(GAME.play(s[None], np.array([a])))[0] == -1
+                for a in np.flatnonzero(GAME.legal_mask(s[None])[0])
+            )
+            for s in states
+        ]
+    )
     chosen = best_actions(GAME, states[wins_at_once], uniform, 8, config=GUMBEL)
     assert wins_at_once.sum() > 1000
     assert (outcomes[wins_at_once][np.arange(len(chosen)), chosen] == 1).all()
@@ -98,8 +111,9 @@ def test_best_actions_use_no_noise(uniform) -> None:
     states = np.stack([GAME.initial_state(), GAME.play(GAME.initial_state()[None], np.array([4]))[0]])
     first = best_actions(GAME, states, uniform, 12, config=GUMBEL, rng=np.random.default_rng(1))
     for seed in range(2, 6):
-        np.testing.assert_array_equal(best_actions(GAME, states, uniform, 12, config=GUMBEL,
-                                                   rng=np.random.default_rng(seed)), first)
+        np.testing.assert_array_equal(
+            best_actions(GAME, states, uniform, 12, config=GUMBEL, rng=np.random.default_rng(seed)), first
+        )
 
 
 def completed_q_reference(visits, value_sum, prior, legal, raw_value, c_visit=50.0, c_scale=1.0):
@@ -123,8 +137,9 @@ def test_improved_policy_is_the_softmax_of_logits_plus_sigma_of_completed_q(perf
         logits, values = perfect(planes)
         return rng.normal(size=logits.shape).astype(np.float32), values * 0.8
 
-    s = new_search(GAME, states, SearchConfig(num_simulations=20, gumbel=True), np.random.default_rng(5),
-                   add_noise=True)
+    s = new_search(
+        GAME, states, SearchConfig(num_simulations=20, gumbel=True), np.random.default_rng(5), add_noise=True
+    )
     while not s.done:
         s.apply(*evaluate(s.pending_planes()))
     t = s.tree
@@ -133,8 +148,13 @@ def test_improved_policy_is_the_softmax_of_logits_plus_sigma_of_completed_q(perf
         if not np.isnan(t.terminal_value[b, ROOT]):
             continue
         legal = t.legal[b, ROOT]
-        sigma = completed_q_reference(t.children_visits[b, ROOT], t.children_value_sum[b, ROOT].astype(np.float64),
-                                      t.prior[b, ROOT].astype(np.float64), legal, float(t.raw_value[b, ROOT]))
+        sigma = completed_q_reference(
+            t.children_visits[b, ROOT],
+            t.children_value_sum[b, ROOT].astype(np.float64),
+            t.prior[b, ROOT].astype(np.float64),
+            legal,
+            float(t.raw_value[b, ROOT]),
+        )
         logits = np.log(t.prior[b, ROOT][legal].astype(np.float64)) + sigma
         want = np.exp(logits - logits.max())
         np.testing.assert_allclose(targets[b][legal], want / want.sum(), rtol=1e-4, atol=1e-6)

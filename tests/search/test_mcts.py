@@ -58,8 +58,9 @@ def test_visits_sum_to_simulations_and_terminal_roots_are_left_alone() -> None:
     # Roots: the start, two middle games, a won game (X 1 2 3) and a drawn full board.
     states = states_after("", "5", "1 5 2 3 7", "1 4 2 5 3", "1 2 3 5 4 6 8 7 9")
     terminal = np.array([False, False, False, True, True])
-    result = search(GAME, states, random_logits(0), SearchConfig(num_simulations=50),
-                    np.random.default_rng(0), add_noise=True)
+    result = search(
+        GAME, states, random_logits(0), SearchConfig(num_simulations=50), np.random.default_rng(0), add_noise=True
+    )
     legal = GAME.legal_mask(states)
     # Convention: the root's own evaluation is not a child visit, so children sum to num_simulations.
     np.testing.assert_array_equal(result.visits.sum(axis=1), np.where(terminal, 0, 50))
@@ -90,8 +91,7 @@ def test_only_terminal_leaves_need_no_evaluation(uniform) -> None:
         return uniform(planes)
 
     states = states_after("1 2 3 5 4 6 8 7")  # X's last move, at 9, draws
-    result = search(GAME, states, counting, SearchConfig(num_simulations=20), np.random.default_rng(0),
-                    add_noise=False)
+    result = search(GAME, states, counting, SearchConfig(num_simulations=20), np.random.default_rng(0), add_noise=False)
     assert calls == [1]  # only the root
     assert result.visits[0, 8] == 20 and result.root_value[0] == 0
 
@@ -99,8 +99,7 @@ def test_only_terminal_leaves_need_no_evaluation(uniform) -> None:
 def test_root_values_have_the_right_sign(perfect) -> None:
     # X to move wins at 3; O to move loses (X 1 5 7 threatens 3 and 4).
     states = states_after("1 4 2 5", "5 2 1 9 7")
-    result = search(GAME, states, perfect, SearchConfig(num_simulations=100), np.random.default_rng(0),
-                    add_noise=False)
+    result = search(GAME, states, perfect, SearchConfig(num_simulations=100), np.random.default_rng(0), add_noise=False)
     assert result.root_value[0] > 0.9 and result.root_value[1] < -0.9
 
 
@@ -196,14 +195,21 @@ def test_values_change_sign_only_when_the_player_to_move_changes() -> None:
     def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((len(planes), 2), np.float32), np.zeros(len(planes), np.float32)
 
-    result = search(game, game.initial_state()[None], uniform, SearchConfig(num_simulations=40),
-                    np.random.default_rng(0), add_noise=False)
+    result = search(
+        game,
+        game.initial_state()[None],
+        uniform,
+        SearchConfig(num_simulations=40),
+        np.random.default_rng(0),
+        add_noise=False,
+    )
     assert result.visits[0, 1] > 30 and result.root_value[0] > 0.5
     assert best_actions(game, game.initial_state()[None], uniform, 40)[0] == 1
 
 
 def test_an_evaluation_of_the_wrong_shape_is_refused() -> None:
-    steps = new_search(GAME, states_after("", "5"), SearchConfig(num_simulations=2), np.random.default_rng(0),
-                       add_noise=False)
+    steps = new_search(
+        GAME, states_after("", "5"), SearchConfig(num_simulations=2), np.random.default_rng(0), add_noise=False
+    )
     with pytest.raises(ValueError, match="expected"):
         steps.apply(np.zeros((2, 8), np.float32), np.zeros(2, np.float32))

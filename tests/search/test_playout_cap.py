@@ -53,12 +53,19 @@ def test_self_play_flags_the_full_searches(uniform) -> None:
         counted.append(len(planes))
         return uniform(planes)
 
-    records = play_pipelined(GAME, config, SyncEvaluator(counting, GAME.planes_shape), 200,
-                             np.random.default_rng(1), games_in_flight=32)
+    records = play_pipelined(
+        GAME, config, SyncEvaluator(counting, GAME.planes_shape), 200, np.random.default_rng(1), games_in_flight=32
+    )
     assert set(np.unique(records.policy_weight)) == {0.0, 1.0}
     assert 0.18 < records.policy_weight.mean() < 0.32
-    full = play_pipelined(GAME, selfplay(num_simulations=16, full_search_prob=1.0),
-                          SyncEvaluator(uniform, GAME.planes_shape), 200, np.random.default_rng(1), games_in_flight=32)
+    full = play_pipelined(
+        GAME,
+        selfplay(num_simulations=16, full_search_prob=1.0),
+        SyncEvaluator(uniform, GAME.planes_shape),
+        200,
+        np.random.default_rng(1),
+        games_in_flight=32,
+    )
     assert (full.policy_weight == 1).all()
     # A quarter of the moves at 16 simulations and the rest at 4 cost well under half the evaluations.
     assert sum(counted) < 0.5 * 16 * records.positions

@@ -20,8 +20,14 @@ def first_player_doomed(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_lost_player_resigns_and_loses() -> None:
     resign = ResignCounts()
-    records = play_games(GAME, selfplay(**KNOBS, resign_playout_share=0.0), first_player_doomed, 20,
-                         np.random.default_rng(0), resign=resign)
+    records = play_games(
+        GAME,
+        selfplay(**KNOBS, resign_playout_share=0.0),
+        first_player_doomed,
+        20,
+        np.random.default_rng(0),
+        resign=resign,
+    )
     assert resign.resigned == 20 and resign.checked == 0
     assert (records.results == -1).all()  # the first player resigned: the second won
     assert (records.game_lengths == 1).all()  # at its first move
@@ -31,8 +37,14 @@ def test_a_lost_player_resigns_and_loses() -> None:
 
 def test_played_out_games_count_the_false_resignations() -> None:
     resign = ResignCounts()
-    records = play_games(GAME, selfplay(**KNOBS, resign_playout_share=1.0), first_player_doomed, 30,
-                         np.random.default_rng(1), resign=resign)
+    records = play_games(
+        GAME,
+        selfplay(**KNOBS, resign_playout_share=1.0),
+        first_player_doomed,
+        30,
+        np.random.default_rng(1),
+        resign=resign,
+    )
     assert resign.resigned == 0 and resign.checked == 30  # every game played out; the first player would resign
     assert (records.game_lengths >= 5).all()
     assert resign.false == (records.results != -1).sum() > 0  # the games the first player did not lose
@@ -40,9 +52,15 @@ def test_played_out_games_count_the_false_resignations() -> None:
 
 def test_a_share_of_the_games_is_played_out() -> None:
     resign = ResignCounts()
-    records = play_pipelined(GAME, selfplay(**KNOBS, resign_playout_share=0.25),
-                             SyncEvaluator(first_player_doomed, GAME.planes_shape), 400, np.random.default_rng(2),
-                             games_in_flight=32, resign=resign)
+    records = play_pipelined(
+        GAME,
+        selfplay(**KNOBS, resign_playout_share=0.25),
+        SyncEvaluator(first_player_doomed, GAME.planes_shape),
+        400,
+        np.random.default_rng(2),
+        games_in_flight=32,
+        resign=resign,
+    )
     assert resign.resigned + resign.checked == 400
     assert 0.18 < resign.checked / 400 < 0.32
     assert (records.game_lengths == 1).sum() == resign.resigned
@@ -50,8 +68,9 @@ def test_a_share_of_the_games_is_played_out() -> None:
 
 def test_no_resignation_by_default(perfect) -> None:
     resign = ResignCounts()
-    records = play_games(GAME, selfplay(num_simulations=16, temperature_moves=2), perfect, 40,
-                         np.random.default_rng(3), resign=resign)
+    records = play_games(
+        GAME, selfplay(num_simulations=16, temperature_moves=2), perfect, 40, np.random.default_rng(3), resign=resign
+    )
     assert resign == ResignCounts()
     lost = records.value == -1
     assert lost.any()  # positions lost for their player were played on
@@ -61,8 +80,9 @@ def test_against_perfect_play_no_resignation_is_false(perfect) -> None:
     """With exact values, whoever resigns after the sampled opening moves is lost: the measured rate is 0.
     (Mean values of a lost position stay above -1: the search tries the winner's mistakes too.)"""
     resign = ResignCounts()
-    config = selfplay(num_simulations=50, resign_value=-0.5, resign_playout_share=0.5, temperature_moves=2,
-                      dirichlet_fraction=0.0)
+    config = selfplay(
+        num_simulations=50, resign_value=-0.5, resign_playout_share=0.5, temperature_moves=2, dirichlet_fraction=0.0
+    )
     play_games(GAME, config, perfect, 200, np.random.default_rng(4), resign=resign)
     assert resign.checked > 0 and resign.false == 0
     assert resign.resigned > 0

@@ -16,8 +16,14 @@ GAME = get_game("tictactoe")
 
 def test_uniform_self_play_records(uniform) -> None:
     versions = itertools.count()
-    records = play_games(GAME, selfplay(num_simulations=16, temperature_moves=4), uniform, 24,
-                         np.random.default_rng(0), weights_version=lambda: next(versions))
+    records = play_games(
+        GAME,
+        selfplay(num_simulations=16, temperature_moves=4),
+        uniform,
+        24,
+        np.random.default_rng(0),
+        weights_version=lambda: next(versions),
+    )
     n = records.positions
     assert records.games == 24 and n == records.game_lengths.sum()
     assert records.planes.shape == (n, 2, 3, 3) and records.planes.dtype == np.uint8
@@ -31,8 +37,14 @@ def test_uniform_self_play_records(uniform) -> None:
 
 def test_positions_are_in_game_order_with_consistent_targets(uniform) -> None:
     versions = itertools.count()
-    records = play_games(GAME, selfplay(num_simulations=8, temperature_moves=9), uniform, 16,
-                         np.random.default_rng(1), weights_version=lambda: next(versions))
+    records = play_games(
+        GAME,
+        selfplay(num_simulations=8, temperature_moves=9),
+        uniform,
+        16,
+        np.random.default_rng(1),
+        weights_version=lambda: next(versions),
+    )
     game = np.repeat(np.arange(records.games), records.game_lengths)  # [N] game of each position
     move = np.concatenate([np.arange(length) for length in records.game_lengths])  # [N] move number
     stones = records.planes.reshape(records.positions, -1).sum(axis=1)
@@ -47,8 +59,7 @@ def test_positions_are_in_game_order_with_consistent_targets(uniform) -> None:
 
 
 def test_perfect_self_play_without_temperature_draws(perfect) -> None:
-    records = play_games(GAME, selfplay(num_simulations=50, temperature_moves=0), perfect, 16,
-                         np.random.default_rng(2))
+    records = play_games(GAME, selfplay(num_simulations=50, temperature_moves=0), perfect, 16, np.random.default_rng(2))
     np.testing.assert_array_equal(records.results, 0)
     np.testing.assert_array_equal(records.game_lengths, 9)
     np.testing.assert_array_equal(records.value, 0)
@@ -93,8 +104,9 @@ class RecordingEvaluator(SyncEvaluator):
 
 def test_two_groups_are_in_flight_while_one_is_searched(uniform) -> None:
     recorder = RecordingEvaluator(uniform)
-    records = play_pipelined(GAME, selfplay(num_simulations=12), recorder, 20, np.random.default_rng(3),
-                             games_in_flight=8)
+    records = play_pipelined(
+        GAME, selfplay(num_simulations=12), recorder, 20, np.random.default_rng(3), games_in_flight=8
+    )
     assert records.games == 20
     in_flight: set[int] = set()
     last_submit = {slot: max(i for i, e in enumerate(recorder.events) if e[:2] == ("submit", slot)) for slot in (0, 1)}
@@ -119,8 +131,14 @@ def test_two_groups_are_in_flight_while_one_is_searched(uniform) -> None:
 
 
 def test_pipelined_self_play_records(uniform) -> None:
-    records = play_pipelined(GAME, selfplay(num_simulations=16, temperature_moves=9), SyncEvaluator(
-        uniform, GAME.planes_shape), 30, np.random.default_rng(4), games_in_flight=10)
+    records = play_pipelined(
+        GAME,
+        selfplay(num_simulations=16, temperature_moves=9),
+        SyncEvaluator(uniform, GAME.planes_shape),
+        30,
+        np.random.default_rng(4),
+        games_in_flight=10,
+    )
     assert records.games == 30 and records.positions == records.game_lengths.sum()
     game = np.repeat(np.arange(records.games), records.game_lengths)  # [N] game of each position
     move = np.concatenate([np.arange(length) for length in records.game_lengths])  # [N] move number
@@ -134,17 +152,28 @@ def test_pipelined_self_play_records(uniform) -> None:
 
 
 def test_pipelined_perfect_self_play_without_temperature_draws(perfect) -> None:
-    records = play_pipelined(GAME, selfplay(num_simulations=50, temperature_moves=0),
-                             SyncEvaluator(perfect, GAME.planes_shape), 12, np.random.default_rng(5),
-                             games_in_flight=6)
+    records = play_pipelined(
+        GAME,
+        selfplay(num_simulations=50, temperature_moves=0),
+        SyncEvaluator(perfect, GAME.planes_shape),
+        12,
+        np.random.default_rng(5),
+        games_in_flight=6,
+    )
     np.testing.assert_array_equal(records.results, 0)
     np.testing.assert_array_equal(records.game_lengths, 9)
 
 
 def test_pipelined_self_play_is_reproducible(uniform) -> None:
     def play() -> object:
-        return play_pipelined(GAME, selfplay(num_simulations=10), SyncEvaluator(uniform, GAME.planes_shape), 9,
-                              np.random.default_rng(6), games_in_flight=4)
+        return play_pipelined(
+            GAME,
+            selfplay(num_simulations=10),
+            SyncEvaluator(uniform, GAME.planes_shape),
+            9,
+            np.random.default_rng(6),
+            games_in_flight=4,
+        )
 
     first, second = play(), play()
     for name in ("planes", "policy", "value", "results", "game_lengths"):

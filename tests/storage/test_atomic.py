@@ -40,9 +40,11 @@ def killed_writer(final: Path) -> Path:
 
 def test_a_killed_writers_temporary_files_are_swept(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    left = [killed_writer(run_dir / "replay" / "20260101T000000.000000Z-j.h5"),
-            killed_writer(run_dir / "weights" / "v000003.safetensors"),
-            killed_writer(run_dir / "checkpoints" / "ckpt-000000010.safetensors")]
+    left = [
+        killed_writer(run_dir / "replay" / "20260101T000000.000000Z-j.h5"),
+        killed_writer(run_dir / "weights" / "v000003.safetensors"),
+        killed_writer(run_dir / "checkpoints" / "ckpt-000000010.safetensors"),
+    ]
     assert all(p.exists() and p.name.startswith(f".tmp-{atomic.host()}+") for p in left)
     said: list[str] = []
     assert sweep_temps(run_dir, said.append) == 3

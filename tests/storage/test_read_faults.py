@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import redis
+from synthetic import make_records
 
 from azjobs import keys
 from azjobs.games import get_game
@@ -24,22 +25,36 @@ from azjobs.storage.replay import (
     unregister_shard,
 )
 from azjobs.storage.shards import ShardInfo, TransientShardError, read_shard, write_shard
-from synthetic import make_records
 
 GAME = get_game("tictactoe")
 RUN = "rf"
 
 
 def write(run_dir: Path, lengths: list[int], job_id: str) -> ShardInfo:
-    return write_shard(run_dir / "replay", make_records(lengths), game=GAME.name, job_id=job_id, worker="w",
-                       planes_shape=GAME.planes_shape, num_actions=GAME.num_actions)
+    return write_shard(
+        run_dir / "replay",
+        make_records(lengths),
+        game=GAME.name,
+        job_id=job_id,
+        worker="w",
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+    )
 
 
-def buffer_for(run_dir: Path, logs: list[str], client: redis.Redis | None = None,
-               waits: list[float] | None = None) -> ReplayBuffer:
+def buffer_for(
+    run_dir: Path, logs: list[str], client: redis.Redis | None = None, waits: list[float] | None = None
+) -> ReplayBuffer:
     on_set_aside = (lambda name: unregister_shard(client, RUN, name)) if client is not None else None
-    return ReplayBuffer(run_dir, GAME, capacity=1000, rng=np.random.default_rng(0), log=logs.append,
-                        on_set_aside=on_set_aside, sleep=(waits.append if waits is not None else lambda s: None))
+    return ReplayBuffer(
+        run_dir,
+        GAME,
+        capacity=1000,
+        rng=np.random.default_rng(0),
+        log=logs.append,
+        on_set_aside=on_set_aside,
+        sleep=(waits.append if waits is not None else lambda s: None),
+    )
 
 
 def stats(client: redis.Redis) -> dict[str, int]:
@@ -138,17 +153,34 @@ def test_a_shard_registers_once(redis_client: redis.Redis, tmp_path: Path) -> No
 
 
 def test_a_retried_write_of_the_same_job_keeps_the_first_shard(tmp_path: Path) -> None:
-    first = write_shard(tmp_path / "replay", make_records([3, 3]), game=GAME.name, job_id="j", worker="w",
-                        planes_shape=GAME.planes_shape, num_actions=GAME.num_actions, created=100.0)
-    again = write_shard(tmp_path / "replay", make_records([2, 2, 2, 2]), game=GAME.name, job_id="j", worker="w",
-                        planes_shape=GAME.planes_shape, num_actions=GAME.num_actions, created=100.0)
+    first = write_shard(
+        tmp_path / "replay",
+        make_records([3, 3]),
+        game=GAME.name,
+        job_id="j",
+        worker="w",
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+        created=100.0,
+    )
+    again = write_shard(
+        tmp_path / "replay",
+        make_records([2, 2, 2, 2]),
+        game=GAME.name,
+        job_id="j",
+        worker="w",
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+        created=100.0,
+    )
     assert again == first and first.positions == 6
     assert shard_names(tmp_path / "replay") == [first.name]
     assert [p.name for p in (tmp_path / "replay").iterdir()] == [first.name]  # no temporary file left
 
 
 def test_rebuilding_the_index_counts_each_shard_once(redis_client: redis.Redis, tmp_path: Path) -> None:
-    a, b = write(tmp_path, [3, 3], "a"), write(tmp_path, [2, 2, 2], "b")
+    a = write(tmp_path, [3, 3], "a")
+    write(tmp_path, [2, 2, 2], "b")
     register_shard(redis_client, RUN, a)
     assert rebuild_index(redis_client, RUN, tmp_path) == 1  # b only
     assert rebuild_index(redis_client, RUN, tmp_path) == 0

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from synthetic import make_records
 
 from azjobs import keys
-from azjobs.games import get_game
 from azjobs.game_records import GameRecords
+from azjobs.games import get_game
 from azjobs.storage.replay import ReplayBuffer, list_shards, rebuild_index, register_shard
 from azjobs.storage.shards import ShardInfo, write_shard
-from synthetic import make_records
 
 GAME = get_game("tictactoe")
 RUN = "run-a"
@@ -177,7 +177,8 @@ def test_powerlaw_window() -> None:
     sizes = [powerlaw_window(n, c, 0.65, 0.4) for n in (2_000, 10_000, 100_000, 1_000_000)]
     assert sizes == sorted(sizes)
     assert [s / n for s, n in zip(sizes, (2_000, 10_000, 100_000, 1_000_000))] == sorted(
-        [s / n for s, n in zip(sizes, (2_000, 10_000, 100_000, 1_000_000))], reverse=True)
+        [s / n for s, n in zip(sizes, (2_000, 10_000, 100_000, 1_000_000))], reverse=True
+    )
     assert powerlaw_window(100_000, c, 0.65, 0.4) == int(c * (1 + 0.4 * ((100) ** 0.65 - 1) / 0.65))
     assert powerlaw_window(54_321, c, 1.0, 1.0) == 54_321  # exponent 1, one row per row: all the data
 

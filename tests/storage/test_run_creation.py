@@ -40,7 +40,9 @@ def test_two_creators_with_two_redis_servers_on_one_folder(redis_client: redis.R
         other_client.set(keys.settings("twice"), B.to_json(), nx=True)  # B's Redis took B's settings
         assert run_settings.publish(redis_client, "twice", run_dir, A) == A  # A's file landed first
         assert run_settings.publish(other_client, "twice", run_dir, B) == A
-        assert in_redis(other_client, "twice") == A == in_redis(redis_client, "twice") == run_settings.read_file(run_dir)
+        assert (
+            in_redis(other_client, "twice") == A == in_redis(redis_client, "twice") == run_settings.read_file(run_dir)
+        )
         other_client.close()
     finally:
         other.stop()

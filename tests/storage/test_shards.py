@@ -7,9 +7,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from synthetic import make_records
 
-from azjobs.games import get_game
 from azjobs.game_records import GameRecords
+from azjobs.games import get_game
 from azjobs.storage.replay import shard_names
 from azjobs.storage.shards import (
     FORMAT_VERSION,
@@ -20,7 +21,6 @@ from azjobs.storage.shards import (
     read_shard_info,
     write_shard,
 )
-from synthetic import make_records
 
 GAME = get_game("tictactoe")
 

@@ -19,7 +19,8 @@ from netns import HEAD_ADDRESS, SCRIPTS, Host, check, env_for
 
 URL = f"redis://{HEAD_ADDRESS}:6379/0"
 
-# What a run's Redis holds that the checks need (jobs: self-play and evaluation), printed as one JSON object (run inside the head's namespace).
+# What a run's Redis holds that the checks need (jobs: self-play and evaluation), printed as one JSON object
+# (run inside the head's namespace).
 FACTS = """
 import json, sys
 from rq import Queue
@@ -62,21 +63,29 @@ class Cluster:
         return env_for(host, AZJOBS_REDIS_PASSWORD=self.password, AZJOBS_REDIS_URL=URL, **extra)
 
     def start_head(self) -> None:
-        check(self.head.run([str(SCRIPTS / "start_head.sh"), "--bind", HEAD_ADDRESS, "--no-dashboard"],
-                            env_for(self.head)))
+        check(
+            self.head.run(
+                [str(SCRIPTS / "start_head.sh"), "--bind", HEAD_ADDRESS, "--no-dashboard"], env_for(self.head)
+            )
+        )
         self.password = (self.head.state / "redis.password").read_text().strip()
 
     def start_gpu(self, host: Host, run_dir: Path, *train: str) -> None:
-        check(host.run([str(SCRIPTS / "start_gpu.sh"), "--run-dir", str(run_dir), "--game", "tictactoe", *train],
-                       self.env(host)))
+        check(
+            host.run(
+                [str(SCRIPTS / "start_gpu.sh"), "--run-dir", str(run_dir), "--game", "tictactoe", *train],
+                self.env(host),
+            )
+        )
 
     def start_workers(self, host: Host, run_dir: Path, count: int, **env: str) -> subprocess.CompletedProcess:
         """scripts/start_worker.sh on `host`; the test fails if the script does (see `worker_script`)."""
         return check(self.worker_script(host, run_dir, count, **env))
 
     def worker_script(self, host: Host, run_dir: Path, count: int, **env: str) -> subprocess.CompletedProcess:
-        return host.run([str(SCRIPTS / "start_worker.sh"), "--run-dir", str(run_dir), "-n", str(count)],
-                        self.env(host, **env))
+        return host.run(
+            [str(SCRIPTS / "start_worker.sh"), "--run-dir", str(run_dir), "-n", str(count)], self.env(host, **env)
+        )
 
     def stop(self, host: Host, *flags: str) -> None:
         check(host.run([str(SCRIPTS / "stop_cluster.sh"), *flags], env_for(host)))
@@ -136,8 +145,15 @@ def shard_files(replay: Path) -> list[ShardFile]:
         if path.name.startswith("."):
             continue
         with h5py.File(path, "r") as f:
-            found.append(ShardFile(path.name, str(f.attrs["job_id"]), str(f.attrs["worker"]), int(f.attrs["games"]),
-                                   int(f.attrs["positions"])))
+            found.append(
+                ShardFile(
+                    path.name,
+                    str(f.attrs["job_id"]),
+                    str(f.attrs["worker"]),
+                    int(f.attrs["games"]),
+                    int(f.attrs["positions"]),
+                )
+            )
     return found
 
 

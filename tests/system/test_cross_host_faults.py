@@ -39,10 +39,23 @@ def test_gpu_host_partitioned_while_redis_restarts(tmp_path: Path, storage: Path
         try:
             cluster.start_gpu(gpu, cluster.run_dir, *TRAIN)
             cluster.start_workers(head, cluster.run_dir, 2)
-            wait_until(lambda: ((snap := cluster.status())["weights_version"] or 0) >= 2
-                       and int(snap["stats"].get("shards", 0)) >= 2, "the run to train", timeout_s=300)
-            pids = {name: daemon_pid(host, name) for host, name in
-                    ((gpu, "trainer.tt"), (gpu, "gpu-serve.tt"), (head, "worker.tt.1"), (head, "worker.tt.2"))}
+            wait_until(
+                lambda: (
+                    ((snap := cluster.status())["weights_version"] or 0) >= 2
+                    and int(snap["stats"].get("shards", 0)) >= 2
+                ),
+                "the run to train",
+                timeout_s=300,
+            )
+            pids = {
+                name: daemon_pid(host, name)
+                for host, name in (
+                    (gpu, "trainer.tt"),
+                    (gpu, "gpu-serve.tt"),
+                    (head, "worker.tt.1"),
+                    (head, "worker.tt.2"),
+                )
+            }
 
             cut(head, gpu)
             cut_at = time.monotonic()
@@ -53,16 +66,23 @@ def test_gpu_host_partitioned_while_redis_restarts(tmp_path: Path, storage: Path
             heal(head, gpu)
 
             everyone = {("trainer", gpu.name), ("gpu-serve", gpu.name), ("worker", head.name)}
-            wait_until(lambda: roles_alive(cluster.status()) >= everyone, "every role to beat again after the "
-                       "partition healed", timeout_s=BACK_WITHIN_S)
+            wait_until(
+                lambda: roles_alive(cluster.status()) >= everyone,
+                "every role to beat again after the partition healed",
+                timeout_s=BACK_WITHIN_S,
+            )
 
             def progressed() -> bool:
                 snap = cluster.status()
-                return ((snap["weights_version"] or 0) > (before["weights_version"] or 0)
-                        and int(snap["stats"].get("games", 0)) > int(before["stats"].get("games", 0)))
+                return (snap["weights_version"] or 0) > (before["weights_version"] or 0) and int(
+                    snap["stats"].get("games", 0)
+                ) > int(before["stats"].get("games", 0))
 
-            wait_until(progressed, "a new weights version and new games after the partition healed",
-                       timeout_s=PROGRESS_WITHIN_S)
+            wait_until(
+                progressed,
+                "a new weights version and new games after the partition healed",
+                timeout_s=PROGRESS_WITHIN_S,
+            )
             assert {name for name, pid in pids.items() if not alive(pid)} == set(), "a role died of the fault"
         finally:
             cluster.stop(gpu)
@@ -100,7 +120,9 @@ def test_worker_clock_ahead(tmp_path: Path, storage: Path) -> None:
             # Between jobs a worker reaps at most every MAINTENANCE_EVERY_S: give the one ahead several passes.
             time.sleep(max(0.0, ahead_since + REAP_PASSES * MAINTENANCE_EVERY_S - time.monotonic()))
             facts = cluster.facts()
-            assert facts["retried"] == [], f"jobs handed back as abandoned while their worker ran them: {facts['retried']}"
+            assert facts["retried"] == [], (
+                f"jobs handed back as abandoned while their worker ran them: {facts['retried']}"
+            )
             assert facts["failed"] == 0, f"{facts['failed']} jobs failed"
         finally:
             cluster.stop(ahead)
@@ -152,16 +174,22 @@ def test_storage_root_unmounted_under_running_worker(tmp_path: Path, storage: Pa
             cluster.start_gpu(head, cluster.run_dir, *TRAIN)
             cluster.start_workers(cpu, mount_point / "tt", 1)
             cluster.start_workers(head, cluster.run_dir, 1)
-            wait_until(lambda: any(cpu.name in f.worker for f in shard_files(cluster.run_dir / "replay")),
-                       "a shard of the worker host", timeout_s=300)
+            wait_until(
+                lambda: any(cpu.name in f.worker for f in shard_files(cluster.run_dir / "replay")),
+                "a shard of the worker host",
+                timeout_s=300,
+            )
             worker = daemon_pid(cpu, "worker.tt.1")
             unmount = ["nsenter", "-t", str(worker), "-m", "umount", "-l", str(mount_point)]
             done = subprocess.run(unmount, capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
             unmounted_at = cluster.facts()["stats"].get("shards", 0)
             # The head's worker goes on; give the other one time for several jobs.
-            wait_until(lambda: cluster.facts()["stats"].get("shards", 0) >= unmounted_at + 4 or not alive(worker),
-                       "four more shards", timeout_s=240)
+            wait_until(
+                lambda: cluster.facts()["stats"].get("shards", 0) >= unmounted_at + 4 or not alive(worker),
+                "four more shards",
+                timeout_s=240,
+            )
             time.sleep(5)
         finally:
             cluster.stop(cpu)

@@ -16,8 +16,20 @@ from azjobs.bench.system_soak import FAULTS, failed_checks
 @pytest.mark.system
 def test_short_system_soak() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
-    command = [sys.executable, "-m", "azjobs", "bench", "soak", "--system", "--seconds", "80", "--fault-every", "12",
-               "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "azjobs",
+        "bench",
+        "soak",
+        "--system",
+        "--seconds",
+        "80",
+        "--fault-every",
+        "12",
+        "--workers",
+        "2",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == (1 if report["checks_failed"] else 0), done.stderr
@@ -35,24 +47,40 @@ def test_short_system_soak() -> None:
 
 
 def clean_report() -> dict:
-    replay = {"games_counted": 80, "games_on_disk": 80, "positions_counted": 500, "positions_on_disk": 500,
-              "finished_jobs": 10, "finished_jobs_not_counted_once": 0, "jobs_in_two_shards": 0,
-              "listed_and_missing": 0, "listed_twice": 0, "on_disk_not_listed": 0}
-    return {"replay": replay, "weights": {"first": 1, "last": 9, "decreases": 0}, "died_unbidden": [],
-            "memory": {"trainer#1": {"flat": True}}}
+    replay = {
+        "games_counted": 80,
+        "games_on_disk": 80,
+        "positions_counted": 500,
+        "positions_on_disk": 500,
+        "finished_jobs": 10,
+        "finished_jobs_not_counted_once": 0,
+        "jobs_in_two_shards": 0,
+        "listed_and_missing": 0,
+        "listed_twice": 0,
+        "on_disk_not_listed": 0,
+    }
+    return {
+        "replay": replay,
+        "weights": {"first": 1, "last": 9, "decreases": 0},
+        "died_unbidden": [],
+        "memory": {"trainer#1": {"flat": True}},
+    }
 
 
-@pytest.mark.parametrize(("change", "failed"), [
-    ({"replay": {"games_counted": 88}}, "games counted once"),
-    ({"replay": {"jobs_in_two_shards": 1}}, "every job in one shard"),
-    ({"replay": {"listed_and_missing": 1}}, "no shard listed and missing"),
-    ({"replay": {"on_disk_not_listed": 2}}, "no shard on disk unlisted"),
-    ({"replay": {"finished_jobs_not_counted_once": 1}}, "finished jobs counted once"),
-    ({"weights": {"decreases": 1}}, "weights versions only rising"),
-    ({"weights": {"last": 1}}, "the run made progress"),
-    ({"died_unbidden": ["gpu-serve#2 (exit 1)"]}, "no process died unbidden"),
-    ({"memory": {"worker-1#1": {"flat": False}}}, "memory flat"),
-])
+@pytest.mark.parametrize(
+    ("change", "failed"),
+    [
+        ({"replay": {"games_counted": 88}}, "games counted once"),
+        ({"replay": {"jobs_in_two_shards": 1}}, "every job in one shard"),
+        ({"replay": {"listed_and_missing": 1}}, "no shard listed and missing"),
+        ({"replay": {"on_disk_not_listed": 2}}, "no shard on disk unlisted"),
+        ({"replay": {"finished_jobs_not_counted_once": 1}}, "finished jobs counted once"),
+        ({"weights": {"decreases": 1}}, "weights versions only rising"),
+        ({"weights": {"last": 1}}, "the run made progress"),
+        ({"died_unbidden": ["gpu-serve#2 (exit 1)"]}, "no process died unbidden"),
+        ({"memory": {"worker-1#1": {"flat": False}}}, "memory flat"),
+    ],
+)
 def test_each_check_fails_alone(change: dict, failed: str) -> None:
     report = clean_report()
     assert failed_checks(report) == []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from test_trainer import SETTINGS, add_shard, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_trainer import SETTINGS, add_shard, train
 
 from azjobs.cluster import heartbeat
 
@@ -22,8 +22,17 @@ def test_event_files_hold_the_run_curves(redis_client: redis.Redis, tmp_path: Pa
     events = EventAccumulator(str(run_dir / "logs"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"loss/loss", "loss/policy_loss", "loss/value_loss", "train/learning_rate", "selfplay/positions",
-            "selfplay/games", "inference/evals_per_s", "inference/batch_fill", "train/version"} <= tags
+    assert {
+        "loss/loss",
+        "loss/policy_loss",
+        "loss/value_loss",
+        "train/learning_rate",
+        "selfplay/positions",
+        "selfplay/games",
+        "inference/evals_per_s",
+        "inference/batch_fill",
+        "train/version",
+    } <= tags
     assert [e.step for e in events.Scalars("loss/loss")] == [10, 20]
     assert events.Scalars("train/learning_rate")[-1].value == pytest.approx(SETTINGS.learning_rate)
     assert events.Scalars("selfplay/positions")[-1].value == info.positions

@@ -74,8 +74,15 @@ def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def add_shard(client: redis.Redis, run_dir: Path, seed: int, games: int = 48) -> ShardInfo:
     """Self-play games of a know-nothing evaluator, written and registered as a worker would."""
     records = play_games(GAME, selfplay_config(SETTINGS), uniform, games, np.random.default_rng(seed))
-    info = write_shard(run_dir / "replay", records, game=GAME.name, job_id=f"prep-{seed}", worker="test",
-                       planes_shape=GAME.planes_shape, num_actions=GAME.num_actions)
+    info = write_shard(
+        run_dir / "replay",
+        records,
+        game=GAME.name,
+        job_id=f"prep-{seed}",
+        worker="test",
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+    )
     register_shard(client, run_dir.name, info)
     return info
 
@@ -284,9 +291,27 @@ def test_train_command_creates_and_then_keeps_the_run(
     redis_client: redis.Redis, redis_url: str, run_dir: Path, keep_signal_handlers: None
 ) -> None:
     add_shard(redis_client, run_dir, seed=0)
-    flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",
-             "--net-channels", "8", "--batch-size", "16", "--min-replay-positions", "100",
-             "--publish-every-steps", "2", "--max-steps", "4"]
+    flags = [
+        "train",
+        "--redis-url",
+        redis_url,
+        "--run-dir",
+        str(run_dir),
+        "--game",
+        "tictactoe",
+        "--net-blocks",
+        "1",
+        "--net-channels",
+        "8",
+        "--batch-size",
+        "16",
+        "--min-replay-positions",
+        "100",
+        "--publish-every-steps",
+        "2",
+        "--max-steps",
+        "4",
+    ]
     first = CliRunner().invoke(main, flags)
     assert first.exit_code == 0, first.output
     assert versions_in(run_dir / "weights") == [1, 2, 3]
@@ -300,6 +325,7 @@ def test_train_command_creates_and_then_keeps_the_run(
 
 
 # Growing replay window, train/play ratio, evaluations, gating.
+
 
 def quiet_trainer(client: redis.Redis, run_dir: Path, settings: Settings, logs: list[str] | None = None) -> Trainer:
     log = logs.append if logs is not None else (lambda _: None)
@@ -356,25 +382,32 @@ def test_evaluations_are_queued_on_schedule(redis_client: redis.Redis, run_dir: 
     positions = tmp_path / "ttt.jsonl"
     positions.write_text("\n".join(labelled_lines(20)) + "\n")
     add_shard(redis_client, run_dir, seed=0)
-    settings = SETTINGS.replace(eval_every_versions=2, eval_opponents="previous,random", eval_simulations=8,
-                                eval_positions=str(positions))
+    settings = SETTINGS.replace(
+        eval_every_versions=2, eval_opponents="previous,random", eval_simulations=8, eval_positions=str(positions)
+    )
     _, logs = train(redis_client, run_dir, settings, max_steps=9)  # versions 1-4: 1 and 3 are evaluated
 
     assert (run_dir / "evals" / "positions.jsonl").read_text() == positions.read_text()
     assert eval_jobs(redis_client, run_dir.name) == [
-        ("match", "net:1", "random"), ("accuracy", "net:1", 8), ("accuracy", "net:1", 0),
-        ("match", "net:3", "net:1"), ("match", "net:3", "random"), ("accuracy", "net:3", 8), ("accuracy", "net:3", 0),
+        ("match", "net:1", "random"),
+        ("accuracy", "net:1", 8),
+        ("accuracy", "net:1", 0),
+        ("match", "net:3", "net:1"),
+        ("match", "net:3", "random"),
+        ("accuracy", "net:3", 8),
+        ("accuracy", "net:3", 0),
     ]
     assert "trainer: queued 3 evaluation jobs for version 1" in logs
 
 
-def test_a_bad_positions_file_stops_the_trainer_at_once(redis_client: redis.Redis, run_dir: Path,
-                                                        tmp_path: Path) -> None:
+def test_a_bad_positions_file_stops_the_trainer_at_once(
+    redis_client: redis.Redis, run_dir: Path, tmp_path: Path
+) -> None:
     from azjobs.errors import AzjobsError
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"moves": "5", "scores": [1]}\n')
-    with pytest.raises(AzjobsError, match="bad.jsonl line 1: needs \"scores\""):
+    with pytest.raises(AzjobsError, match='bad.jsonl line 1: needs "scores"'):
         train(redis_client, run_dir, SETTINGS.replace(eval_positions=str(bad)), max_steps=1)
 
 
@@ -400,12 +433,37 @@ def test_evaluations_become_ratings_and_curves(redis_client: redis.Redis, run_di
     add_shard(redis_client, run_dir, seed=0)
     t = quiet_trainer(redis_client, run_dir, SETTINGS.replace(eval_every_versions=0))
     run = run_dir.name
-    match = records.MatchRecord(id="m1", time=1.0, purpose="schedule", a="net:2", b="random", a_wins=8, draws=1,
-                                b_wins=1, a_first_wins=4, a_first_draws=1, a_first_losses=0, openings=5,
-                                opening_moves=2, seconds=1.0, sims=8, versions={"net:2": {"version": 2, "step": 30}})
-    scored = records.AccuracyRecord(id="a1", time=1.0, player="net:2", sims=0, positions=10, weak_accuracy=0.7,
-                                    strong_accuracy=0.6, phases={}, random_weak_accuracy=0.4, seconds=1.0,
-                                    version={"version": 2, "step": 30})
+    match = records.MatchRecord(
+        id="m1",
+        time=1.0,
+        purpose="schedule",
+        a="net:2",
+        b="random",
+        a_wins=8,
+        draws=1,
+        b_wins=1,
+        a_first_wins=4,
+        a_first_draws=1,
+        a_first_losses=0,
+        openings=5,
+        opening_moves=2,
+        seconds=1.0,
+        sims=8,
+        versions={"net:2": {"version": 2, "step": 30}},
+    )
+    scored = records.AccuracyRecord(
+        id="a1",
+        time=1.0,
+        player="net:2",
+        sims=0,
+        positions=10,
+        weak_accuracy=0.7,
+        strong_accuracy=0.6,
+        phases={},
+        random_weak_accuracy=0.4,
+        seconds=1.0,
+        version={"version": 2, "step": 30},
+    )
     records.save(redis_client, run, run_dir, match)
     records.save(redis_client, run, run_dir, scored)
     t.refresh()
@@ -459,10 +517,18 @@ def build_model_at_seed_0() -> dict[str, torch.Tensor]:
 
 
 def test_the_replay_buffer_samples_the_policy_weights(run_dir: Path) -> None:
-    records = play_games(GAME, selfplay_config(SETTINGS.replace(full_search_prob=0.3)), uniform, 20,
-                         np.random.default_rng(1))
-    write_shard(run_dir / "replay", records, game=GAME.name, job_id="j", worker="w", planes_shape=GAME.planes_shape,
-                num_actions=GAME.num_actions)
+    records = play_games(
+        GAME, selfplay_config(SETTINGS.replace(full_search_prob=0.3)), uniform, 20, np.random.default_rng(1)
+    )
+    write_shard(
+        run_dir / "replay",
+        records,
+        game=GAME.name,
+        job_id="j",
+        worker="w",
+        planes_shape=GAME.planes_shape,
+        num_actions=GAME.num_actions,
+    )
     buffer = ReplayBuffer(run_dir, GAME, capacity=1000, rng=np.random.default_rng(2))
     assert buffer.refresh() == records.positions
     planes, policy, value, weight = buffer.sample(500)
@@ -476,25 +542,58 @@ def test_a_trainer_started_with_its_own_cadence_keeps_the_runs_settings(
     from azjobs.cluster import status
 
     add_shard(redis_client, run_dir, seed=0)
-    flags = ["train", "--redis-url", redis_url, "--run-dir", str(run_dir), "--game", "tictactoe", "--net-blocks", "1",
-             "--net-channels", "8", "--batch-size", "16", "--min-replay-positions", "100"]
+    flags = [
+        "train",
+        "--redis-url",
+        redis_url,
+        "--run-dir",
+        str(run_dir),
+        "--game",
+        "tictactoe",
+        "--net-blocks",
+        "1",
+        "--net-channels",
+        "8",
+        "--batch-size",
+        "16",
+        "--min-replay-positions",
+        "100",
+    ]
     first = CliRunner().invoke(main, [*flags, "--publish-every-steps", "2", "--max-steps", "4"])
     assert first.exit_code == 0, first.output
     # On the existing run: its own publishing and checkpoint cadence; --batch-size 32 stays the run's 16.
-    again = CliRunner().invoke(main, [*flags, "--batch-size", "32", "--publish-every-steps", "3",
-                                      "--checkpoint-every-steps", "7", "--max-steps", "10"])
+    again = CliRunner().invoke(
+        main,
+        [
+            *flags,
+            "--batch-size",
+            "32",
+            "--publish-every-steps",
+            "3",
+            "--checkpoint-every-steps",
+            "7",
+            "--max-steps",
+            "10",
+        ],
+    )
     assert again.exit_code == 0, again.output
     assert "using its stored settings" in again.stderr
-    assert ("trainer: this process's own publish_every_steps 3 (the run's: 2), checkpoint_every_steps 7 "
-            "(the run's: 200)") in again.stderr
+    assert (
+        "trainer: this process's own publish_every_steps 3 (the run's: 2), checkpoint_every_steps 7 (the run's: 200)"
+    ) in again.stderr
     assert published_steps(redis_client, run_dir) == {1: 0, 2: 2, 3: 4, 4: 6, 5: 9}
     assert checkpoint_steps(run_dir) == [4, 7, 10]
     for stored in (Settings.from_json(redis_client.get(keys.settings("tr"))), read_file(run_dir)):  # tictactoe: 200
         assert (stored.publish_every_steps, stored.checkpoint_every_steps, stored.batch_size) == (2, 200, 16)
     (beat,) = [p for p in status.collect(redis_client, "tr").processes if p["role"] == "trainer"]
-    assert (beat["publish_every_steps"], beat["checkpoint_every_steps"], beat["eval_every_versions"]) == ("3", "7", "10")
+    assert (beat["publish_every_steps"], beat["checkpoint_every_steps"], beat["eval_every_versions"]) == (
+        "3",
+        "7",
+        "10",
+    )
     assert status.collect(redis_client, "tr").overrides == {
-        f"trainer:{beat['id']}": {"publish_every_steps": 3, "checkpoint_every_steps": 7}}
+        f"trainer:{beat['id']}": {"publish_every_steps": 3, "checkpoint_every_steps": 7}
+    }
 
 
 def test_a_trainer_refuses_a_run_setting_as_its_own(redis_client: redis.Redis, run_dir: Path) -> None:

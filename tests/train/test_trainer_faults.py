@@ -91,8 +91,11 @@ def test_a_second_trainer_is_refused_naming_the_first(redis_client: redis.Redis,
     run = run_dir.name
     stop = threading.Event()
     logs: list[str] = []
-    first = threading.Thread(target=trainer.run, args=(SETTINGS, redis_client, run, run_dir),
-                             kwargs={"device": "cpu", "stop": stop, "log": logs.append})
+    first = threading.Thread(
+        target=trainer.run,
+        args=(SETTINGS, redis_client, run, run_dir),
+        kwargs={"device": "cpu", "stop": stop, "log": logs.append},
+    )
     first.start()
     try:
         held = json.loads(wait_for_lease(redis_client, run, first))
@@ -100,7 +103,9 @@ def test_a_second_trainer_is_refused_naming_the_first(redis_client: redis.Redis,
         with pytest.raises(lease.TrainerBusyError) as refused:
             trainer.run(SETTINGS, redis_client, run, run_dir, device="cpu", log=logs.append)
         message = str(refused.value)
-        assert f"run {run!r} already has a trainer: {host()} pid {os.getpid()} holds {run_dir / 'trainer.lock'}" in message
+        assert (
+            f"run {run!r} already has a trainer: {host()} pid {os.getpid()} holds {run_dir / 'trainer.lock'}" in message
+        )
         assert "stop that one first" in message and "\n" not in message
     finally:
         stop.set()
