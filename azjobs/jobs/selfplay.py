@@ -132,8 +132,8 @@ def pipeline(ctx: context.WorkerContext) -> AsyncEvaluator:
     """The worker's evaluator with requests in flight: the inference client is one; an in-process
     network evaluates each request when its reply is asked for."""
     evaluator = ctx.evaluator
-    if hasattr(evaluator, "submit_buffer"):
-        return evaluator  # type: ignore[return-value]
+    if isinstance(evaluator, AsyncEvaluator):
+        return evaluator
     return SyncEvaluator(evaluator.evaluate, ctx.game.planes_shape, lambda: evaluator.last_version)
 
 

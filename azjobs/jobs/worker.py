@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -57,7 +58,7 @@ class AzjobsJob(Job):
     allowed: frozenset[str] = JOB_FUNCTIONS
     _extras: tuple[str, ...] = ()
 
-    def restore(self, raw_data):  # type: ignore[no-untyped-def]
+    def restore(self, raw_data: dict[bytes, bytes]) -> None:
         super().restore(raw_data)
         # azjobs enqueues no callbacks and no webhooks: a job that names one was not enqueued by azjobs.
         names = {
@@ -71,7 +72,7 @@ class AzjobsJob(Job):
         self.webhooks = []
 
     @property
-    def func(self):  # type: ignore[no-untyped-def]
+    def func(self) -> Callable[..., Any]:
         name, why = self.func_name, ""
         if not isinstance(name, str) or name not in self.allowed:
             why = "it is not one of azjobs' job functions"
@@ -106,14 +107,16 @@ class RunWorker(SimpleWorker):
         if is_outage(e):
             self.lost_redis = True
 
-    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+    def execute_job(self, job: Job, queue: Queue) -> None:
         try:
             super().execute_job(job, queue)
         except redis.RedisError as e:
             self._note(e)
             raise
 
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
         try:  # RQ retries a lost connection here itself, but not a refused write (its heartbeat)
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         except redis.RedisError as e:
@@ -158,13 +161,14 @@ class SyncingLocalEvaluator:
         self.store = store
         self.game = get_game(game_name)
         self.say = say
-        version, data = store.latest() or (None, None)
-        if version is None:
+        latest = store.latest()
+        if latest is None:
             raise RuntimeError("no weights published yet")
+        version, data = latest
         self.local = LocalEvaluator.from_bytes(self.game, data)
         self.last_version = version
 
-    def evaluate(self, planes):  # type: ignore[no-untyped-def]
+    def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.local.evaluate(planes)
 
     def sync(self) -> None:

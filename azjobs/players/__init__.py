@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 
 class Player(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The player's spec with every number filled in (ratings and records use it)."""
+        ...
 
     def choose(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The move for each of `states  # [B, S]` (none finished).  # [B] int64"""

@@ -37,7 +37,11 @@ class Agent:
     @property
     def evaluator(self) -> LocalEvaluator:
         """The network the player searches with (`make_player` hands the player its bound `evaluate`)."""
-        return self.player.evaluate.__self__  # type: ignore[attr-defined]
+        from azjobs.inference.local import LocalEvaluator
+
+        evaluator = getattr(self.player.evaluate, "__self__", None)
+        assert isinstance(evaluator, LocalEvaluator)  # load_player's network players evaluate locally
+        return evaluator
 
     def with_sims(self, sims: int) -> NetPlayer:
         """The same player searching with `sims` simulations (0: the policy's top move)."""

@@ -74,8 +74,13 @@ def load_player(
         )
     if settings is not None and game is not None and game != settings.game:
         raise AzjobsError(f"run {run_dir} plays {settings.game}, not {game}: drop --game or pick another run")
+    if game:
+        game_name = game
+    else:
+        assert settings is not None  # checked above: without --game, a run's settings name the game
+        game_name = settings.game
     try:
-        found = get_game(game or settings.game)  # type: ignore[union-attr]
+        found = get_game(game_name)
     except ValueError as e:
         raise AzjobsError(f"run {run_dir}: {e}" if game is None else str(e)) from None
     if sims is None:

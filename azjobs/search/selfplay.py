@@ -11,7 +11,7 @@ its request is sent from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -292,6 +292,7 @@ def play_games(
     return group.records()
 
 
+@runtime_checkable
 class AsyncEvaluator(Protocol):
     """Evaluation with several requests in flight, each sent from a buffer of its own slot."""
 
