@@ -7,8 +7,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
+import redis
 
 from azjobs.cluster.connection import connect
 from azjobs.settings import Settings
@@ -55,6 +57,12 @@ class Session:
         assert self.run_dir is not None, "a command naming the run takes --run-dir"
         return run_name(self.run_dir)
 
+    @property
+    def root(self) -> Path:
+        """--run-dir, for a command that takes it (required)."""
+        assert self.run_dir is not None, "a command naming the run takes --run-dir"
+        return self.run_dir
+
     def url(self) -> str | None:
         """--redis-url; else that of an `azjobs run` running on --run-dir (its embedded Redis), if one is live."""
         from azjobs.cluster.local_mode import read_url_file
@@ -63,11 +71,11 @@ class Session:
             return read_url_file(self.run_dir) or None
         return self.redis_url
 
-    def connect(self, *, find_local: bool = False):  # type: ignore[no-untyped-def]
+    def connect(self, *, find_local: bool = False) -> redis.Redis:
         """A client of --redis-url (find_local: else of the `azjobs run` live on --run-dir)."""
         return connect(self.url() if find_local else self.redis_url)
 
-    def join(self, *, cuda: bool = False, device: str | None = None):  # type: ignore[no-untyped-def]
+    def join(self, *, cuda: bool = False, device: str | None = None) -> tuple[redis.Redis, Settings]:
         """Connect and wait (saying so) until the run exists; then (client, settings)."""
         from azjobs.run import Run
 
@@ -77,23 +85,18 @@ class Session:
         return client, found
 
     def note_facts(
-        self,
-        client,
-        settings: Settings,
-        *,
-        cuda: bool = False,  # type: ignore[no-untyped-def]
-        device: str | None = None,
+        self, client: redis.Redis, settings: Settings, *, cuda: bool = False, device: str | None = None
     ) -> None:
         """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
         from azjobs.cluster import doctor, heartbeat
 
-        heartbeat.FACTS.update(doctor.facts(client, self.name, self.run_dir, settings, cuda=cuda, device=device))
+        heartbeat.FACTS.update(doctor.facts(client, self.name, self.root, settings, cuda=cuda, device=device))
 
 
 pass_session = click.make_pass_decorator(Session, ensure=True)
 
 
-def session_setter(field: str):  # type: ignore[no-untyped-def]
+def session_setter(field: str) -> Callable[[click.Context, click.Parameter, object], object]:
     """An option callback that stores the option's value on the Session."""
 
     def store(ctx: click.Context, param: click.Parameter, value: object) -> object:

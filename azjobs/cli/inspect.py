@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,12 @@ from azjobs.cli.context import Session, pass_session, say
 from azjobs.cli.options import redis_url_option, run_dir_option, settings_options
 from azjobs.cluster.connection import redact
 from azjobs.errors import AzjobsError
+
+if TYPE_CHECKING:
+    import redis
+
+    from azjobs.cluster.status import Snapshot
+    from azjobs.settings import Settings
 
 
 @click.command("status")
@@ -40,7 +46,7 @@ def status_cmd(session: Session, as_json: bool, watch: bool) -> None:
         Console().print(status.render(snap))
 
 
-def _watch(client, name: str, snap) -> None:  # type: ignore[no-untyped-def]
+def _watch(client: redis.Redis, name: str, snap: Snapshot) -> None:
     from rich.live import Live
 
     from azjobs.cluster import status
@@ -79,7 +85,7 @@ def doctor_cmd(session: Session, interval: float, as_json: bool) -> None:
     """
     from azjobs.cluster import doctor
 
-    verdicts = doctor.diagnose(session.url(), session.run_dir, interval_s=interval)
+    verdicts = doctor.diagnose(session.url(), session.root, interval_s=interval)
     click.echo(json.dumps(doctor.as_json(verdicts)) if as_json else doctor.render(verdicts))
     if doctor.failed(verdicts):
         sys.exit(1)
@@ -145,7 +151,7 @@ def plot_cmd(session: Session, out: Path | None) -> None:
     """
     from azjobs.eval import plot
 
-    path, summary = plot.plot(session.run_dir, out)
+    path, summary = plot.plot(session.root, out)
     for player, rating in summary.to_dict()["ratings"].items():
         click.echo(f"{player:>14}  {rating['elo']:7.1f} ± {rating['se']:5.1f}  ({rating['games']} games)")
     say(f"wrote {path}")
@@ -180,12 +186,12 @@ def settings_cmd(session: Session, config: Path | None, **flags: Any) -> None:
     click.echo(run_settings.to_toml(found, title), nl=False)
 
 
-def _stored(session: Session):  # type: ignore[no-untyped-def]
+def _stored(session: Session) -> Settings:
     """The run's stored settings: from its Redis with --redis-url, else from its settings.toml."""
     from azjobs import settings as run_settings
 
     if session.redis_url is None:
-        stored = run_settings.read_file(session.run_dir)
+        stored = run_settings.read_file(session.root)
     else:
         stored = run_settings.fetch(session.connect(), session.name, session.run_dir)
     if stored is None:

@@ -33,7 +33,7 @@ def play_cmd(session: Session, sims: int | None, second: bool, seed: int) -> Non
     """
     from azjobs.players import bestmove, play
 
-    agent = bestmove.load_agent(session.run_dir)
+    agent = bestmove.load_agent(session.root)
     sims = agent.settings.num_simulations if sims is None else sims
     play.play(agent, sims=sims, human_first=not second, read=sys.stdin, say=click.echo, seed=seed)
 

@@ -98,17 +98,17 @@ def train_cmd(
 
     set_threads(threads)
     client = session.connect()
-    stored = run_settings.publish(client, session.name, session.run_dir, settings)
+    stored = run_settings.publish(client, session.name, session.root, settings)
     own = {name: value for name, value in given.items() if name in run_settings.process_settings("train")}
     if stored.replace(**own) != settings:
         say(f"run {session.name} exists: using its stored settings")
-    marker.ensure(client, session.name, session.run_dir)
+    marker.ensure(client, session.name, session.root)
     session.note_facts(client, stored, cuda=True, device=device)
     trainer.run(
         stored,
         client,
         session.name,
-        session.run_dir,
+        session.root,
         device=device,
         stop=stop_on_signals(),
         max_steps=max_steps,
@@ -171,7 +171,7 @@ def serve_cmd(
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs, compile=compile_net
     )
     server.run(
-        settings, client, session.name, session.run_dir, device=device, options=options, stop=stop_on_signals(), log=say
+        settings, client, session.name, session.root, device=device, options=options, stop=stop_on_signals(), log=say
     )
 
 
@@ -200,7 +200,7 @@ def worker_cmd(session: Session, evaluator: str, burst: bool, max_jobs: int | No
     set_threads(threads)
     client, settings = session.join()
     worker.run(
-        settings, client, session.name, session.run_dir, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
+        settings, client, session.name, session.root, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
     )
 
 

@@ -138,5 +138,5 @@ def soak_client_cmd(session: Session, index: int, games: int, seconds: float) ->
 
     from azjobs.bench import soak
 
-    result = soak.client_main(os.environ[URL_ENV], session.name, session.run_dir, index, games, seconds)
+    result = soak.client_main(os.environ[URL_ENV], session.name, session.root, index, games, seconds)
     click.echo(json.dumps(dataclasses.asdict(result)))

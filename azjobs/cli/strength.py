@@ -110,7 +110,7 @@ def bench_oracle_cmd(session: Session, sims: int, minutes: float | None, device:
     from azjobs.bench import oracle
 
     set_threads(threads)
-    oracle.run(session.run_dir, sims, minutes, device=device)
+    oracle.run(session.root, sims, minutes, device=device)
 
 
 @bench_group.command("compare")
