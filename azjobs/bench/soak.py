@@ -30,6 +30,7 @@ from azjobs import keys
 from azjobs import settings as run_settings
 from azjobs.bench import publish_random_weights
 from azjobs.cluster import embedded
+from azjobs.cluster.connection import as_bytes, as_text, as_text_hash
 from azjobs.games import Game, get_game
 from azjobs.settings import Settings
 
@@ -115,7 +116,7 @@ def client_main(url: str, run: str, run_dir: Path, index: int, games: int, secon
                 result.lost += 1
                 break
             try:
-                reply = decode_reply(popped[1])
+                reply = decode_reply(as_bytes(popped[1]))
             except WireError:
                 result.wrong += 1
                 continue
@@ -262,7 +263,7 @@ def run(
 
 def _server_beat(client: redis.Redis) -> dict[str, str]:
     for member in client.smembers(keys.processes("soak")):
-        role, _, pid = member.decode().partition(":")
+        role, _, pid = as_text(member).partition(":")
         if role == "gpu-serve":
-            return {k.decode(): v.decode() for k, v in client.hgetall(keys.heartbeat("soak", role, pid)).items()}
+            return as_text_hash(client.hgetall(keys.heartbeat("soak", role, pid)))
     return {}

@@ -35,6 +35,7 @@ from azjobs import keys
 from azjobs import settings as run_settings
 from azjobs.bench.soak import rss_mb
 from azjobs.cluster import embedded
+from azjobs.cluster.connection import as_text_hash
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, replay_dir, shard_names
 
@@ -348,7 +349,7 @@ def _replay_checks(client: redis.Redis, run_dir: Path) -> dict[str, Any]:
     """What the index, the counters and the files on disk say about each other."""
     files = _shard_files(run_dir)
     index = [info.name for info in list_shards(client, RUN)]
-    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.stats(RUN)).items()}
+    stats = {k: int(v) for k, v in as_text_hash(client.hgetall(keys.stats(RUN))).items()}
     jobs = [job_id for job_id, _, _ in files.values()]
     finished = _finished_jobs(client)
     return {
@@ -402,7 +403,7 @@ def _report(
     unbidden: list[str],
 ) -> dict[str, Any]:
     versions = sampler.versions
-    trainer = {k.decode(): v.decode() for k, v in client.hgetall(keys.trainer(RUN)).items()}
+    trainer = as_text_hash(client.hgetall(keys.trainer(RUN)))
     return {
         "bench": "soak-system",
         "game": settings.game,

@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
@@ -92,6 +92,26 @@ def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
     if check:
         ping(client, url)
     return client
+
+
+# redis-py types its replies as `bytes | str` or wider (it cannot know decode_responses); azjobs' clients
+# are made without decode_responses, so every reply is bytes. These say so once, for the type checker too.
+
+
+def as_bytes(reply: object) -> bytes:
+    """A reply of an azjobs client: bytes."""
+    assert isinstance(reply, bytes), "azjobs' Redis clients return bytes (made without decode_responses)"
+    return reply
+
+
+def as_text(reply: object) -> str:
+    """A reply of an azjobs client, decoded as UTF-8."""
+    return as_bytes(reply).decode()
+
+
+def as_text_hash(reply: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    """An HGETALL reply of an azjobs client, its fields and values decoded as UTF-8."""
+    return {as_text(k): as_text(v) for k, v in reply.items()}
 
 
 def connection_options(url: str) -> dict[str, object]:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import redis
 
 from azjobs import __version__, keys
+from azjobs.cluster.connection import as_text, as_text_hash
 
 # What this process found when it joined the run (azjobs version, settings digest, storage marker
 # verdict, CUDA): sent with every beat, so `azjobs doctor` can compare the machines.
@@ -61,13 +62,13 @@ def is_alive(client: redis.Redis, run: str, role: str, pid: str) -> bool:
 def read_all(client: redis.Redis, run: str) -> list[dict[str, str]]:
     """Every known process of the run, with `alive` from its alive key."""
     out = []
-    for member in sorted(m.decode() for m in client.smembers(keys.processes(run))):
+    for member in sorted(as_text(m) for m in client.smembers(keys.processes(run))):
         role, _, pid = member.partition(":")
         raw = client.hgetall(keys.heartbeat(run, role, pid))
         if not raw:
             client.srem(keys.processes(run), member)
             continue
-        info = {k.decode(): v.decode() for k, v in raw.items()}
+        info = as_text_hash(raw)
         info["id"] = pid
         info["alive"] = str(is_alive(client, run, role, pid))
         out.append(info)

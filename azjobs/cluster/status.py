@@ -15,6 +15,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
+from azjobs.cluster.connection import as_text_hash
 from azjobs.eval import records
 from azjobs.settings import FIELD_TYPES, PROCESS_SETTINGS, Settings, SettingsError, process_settings
 
@@ -40,10 +41,6 @@ class Snapshot:
         return self.__dict__.copy()
 
 
-def _decode(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
 def collect(client: redis.Redis, run: str) -> Snapshot:
     queues = {}
     for name in (keys.selfplay_queue(run), keys.eval_queue(run)):
@@ -60,8 +57,8 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
     return Snapshot(
         run=run,
         time=time.time(),
-        stats=_decode(client.hgetall(keys.stats(run))),
-        trainer=_decode(client.hgetall(keys.trainer(run))),
+        stats=as_text_hash(client.hgetall(keys.stats(run))),
+        trainer=as_text_hash(client.hgetall(keys.trainer(run))),
         weights_version=int(latest) if latest is not None else None,
         queues=queues,
         processes=processes,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from azjobs import keys
+from azjobs.cluster.connection import as_text
 from azjobs.eval import ratings
 from azjobs.eval.match import MatchResult
 from azjobs.net.weights import read_metadata
@@ -274,5 +275,5 @@ def stored_ratings(run_dir: Path) -> dict[str, ratings.Rating]:
 def read_ratings(client: Redis, run: str) -> dict[str, dict[str, float]]:
     """The stored ratings, best first."""
     raw = client.hgetall(keys.ratings(run))
-    table = {k.decode(): json.loads(v) for k, v in raw.items()}
+    table = {as_text(k): json.loads(v) for k, v in raw.items()}
     return dict(sorted(table.items(), key=lambda item: -item[1]["elo"]))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from azjobs import keys
-from azjobs.cluster.connection import wait_for
+from azjobs.cluster.connection import as_text, wait_for
 from azjobs.errors import AzjobsError
 from azjobs.storage.atomic import write_atomic
 
@@ -45,7 +45,7 @@ def check(client: Redis, run: str, run_dir: Path) -> str:
     found = read(run_dir)
     if found is None:
         return f"{run_dir} has no marker file: not the run's folder on the shared storage root"
-    if found != stored.decode():
+    if found != as_text(stored):
         return f"{run_dir} belongs to another run of the same name: not the shared storage root"
     return "ok"
 
@@ -76,7 +76,7 @@ def require(
     if problem == "ok":
         return
     stored = client.get(keys.marker(run))
-    expected = f"marker {stored.decode()}" if stored is not None else "a marker file"
+    expected = f"marker {as_text(stored)}" if stored is not None else "a marker file"
     raise StorageMismatchError(
         f"{role} refuses to use {Path(run_dir).resolve()}: {problem} (expected {expected} in {MARKER_FILE}); "
         f"mount the storage root on this machine or pass the run's folder on it as --run-dir"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from azjobs import keys
+from azjobs.cluster.connection import as_bytes
 from azjobs.errors import AzjobsError
 from azjobs.storage.atomic import write_atomic
 
@@ -105,7 +106,7 @@ class WeightStore:
         old = self.redis.zrange(keys.weights_versions(run), 0, -self.keep_in_redis - 1)
         if old:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(*(keys.weights(run, int(v)) for v in old))
+            pipe.delete(*(keys.weights(run, int(as_bytes(v))) for v in old))
             pipe.zrem(keys.weights_versions(run), *old)
             pipe.execute()
         return advanced
@@ -141,7 +142,7 @@ class WeightStore:
     def load(self, version: int) -> bytes:
         """The bytes of one version: from Redis if held there, else from its file."""
         data = self.redis.get(keys.weights(self.run, version))
-        return data if data is not None else self._read_file(version)
+        return as_bytes(data) if data is not None else self._read_file(version)
 
     def _read_file(self, version: int) -> bytes:
         try:

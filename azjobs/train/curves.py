@@ -9,11 +9,12 @@ import redis
 
 from azjobs import keys
 from azjobs.cluster import heartbeat
+from azjobs.cluster.connection import as_text_hash
 
 
 def record_run(writer: Any, client: redis.Redis, run: str, step: int) -> None:
     """Add the run's self-play and inference scalars at training step `step` to a SummaryWriter."""
-    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.stats(run)).items() if v.isdigit()}
+    stats = {k: int(v) for k, v in as_text_hash(client.hgetall(keys.stats(run))).items() if v.isdigit()}
     for name in ("games", "positions", "jobs"):
         if name in stats:
             writer.add_scalar(f"selfplay/{name}", stats[name], step)
