@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+_ALL_ONES = np.ones(0, np.float32)  # GameRecords' default policy_weight, replaced by ones of its length
+
 
 @dataclass(frozen=True)
 class GameRecords:
@@ -23,10 +25,10 @@ class GameRecords:
     weights_version: np.ndarray  # [N] int32, the weights version whose search chose the move
     results: np.ndarray  # [G] int8, per game: +1 first player won, 0 draw, -1 second player won
     game_lengths: np.ndarray  # [G] int32, moves per game
-    policy_weight: np.ndarray = field(default=None)  # type: ignore[assignment]  # [N] float32, 0 or 1
+    policy_weight: np.ndarray = field(default_factory=lambda: _ALL_ONES)  # [N] float32, 0 or 1
 
     def __post_init__(self) -> None:
-        if self.policy_weight is None:
+        if self.policy_weight is _ALL_ONES:
             object.__setattr__(self, "policy_weight", np.ones(len(self.value), np.float32))
 
     @property

@@ -382,9 +382,9 @@ def check_value(name: str, value: Any, source: str | None = None) -> Any:
     if kind is bool or kind is str:
         if type(value) is not kind:
             raise _bad(name, value, source)
-        if name == "eval_opponents":
+        if name == "eval_opponents" and isinstance(value, str):
             _in_source(_check_opponents, value, source)
-        elif name == "learning_rate_schedule":
+        elif name == "learning_rate_schedule" and isinstance(value, str):
             _in_source(rate_schedule, value, source)
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real if kind is float else numbers.Integral):

@@ -50,8 +50,8 @@ def refuse_pickle() -> None:
     Queue, registry, Result and Worker that rq-dashboard makes without one reads JSON; any code that
     names `DefaultSerializer` itself gets a `loads` that raises (RQ then shows the field as unreadable).
     """
-    rq.serializers.DefaultSerializer.loads = staticmethod(_refuse_pickle)  # type: ignore[assignment]
-    rq.serializers.PickleSerializer = JSONSerializer  # type: ignore[misc]
+    rq.serializers.DefaultSerializer.loads = staticmethod(_refuse_pickle)
+    setattr(rq.serializers, "PickleSerializer", JSONSerializer)  # a module global swapped, not a subclass
     rq.serializers.SERIALIZER_ALIASES["pickle"] = JSONSerializer
 
 

@@ -118,7 +118,8 @@ def fit_versions(
     (those without one are fitted first, oldest first, `window` at a time, against the ones before them).
     With at most `window` versions this is `fit` itself."""
     rows = list(results)
-    versions = sorted({p for r in rows for p in (r.a, r.b) if _version(p) is not None}, key=_version)
+    numbered = {p: v for r in rows for p in (r.a, r.b) if (v := _version(p)) is not None}
+    versions = sorted(numbered, key=numbered.__getitem__)
     old = versions[:-window] if len(versions) > window else []
     held = {p: known[p] for p in old if known and p in known}
     todo = [p for p in old if p not in held]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from azjobs.errors import AzjobsError
 from azjobs.games.base import Game
@@ -85,7 +85,7 @@ def _import(module: str, source: str) -> None:
     _loaded.add(module)
 
 
-def _load_entry_point(point) -> None:  # type: ignore[no-untyped-def]
+def _load_entry_point(point: EntryPoint) -> None:
     try:
         found = point.load()
     except ModuleNotFoundError as e:

@@ -127,7 +127,7 @@ class ConnectFour(Game):
 
     def parse_moves(self, line: str) -> list[int]:
         """Columns separated by spaces ("4 4 5 3") or run together ("4453"), or a mix of both."""
-        tokens = []
+        tokens: list[str] = []
         for token in line.split():
             tokens.extend(token if token.isdigit() else [token])  # every column is one digit
         return [self.parse_action(token) for token in tokens]

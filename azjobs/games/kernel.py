@@ -27,7 +27,7 @@ class GameKernel:
         self.num_actions = game.num_actions  # A
         self.planes_shape = tuple(game.planes_shape)  # (C, H, W)
         self.width = game.state_size  # W
-        self.dtype = np.dtype(np.int8)
+        self.dtype: np.dtype = np.dtype(np.int8)  # of kernel states
 
     def from_states(self, states: np.ndarray) -> np.ndarray:
         """Kernel states of game state rows.  # [K, S] int8 -> [K, W]"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +94,9 @@ def score(game: Game, choose: Chooser, solver: Solver | None = None) -> OracleSc
     return OracleScore(len(states), int(optimal), lost, lines)
 
 
-def _lines_against_perfect(game: Game, solver: Solver, agent_moves: dict[bytes, int], agent_side: int):  # type: ignore[no-untyped-def]
+def _lines_against_perfect(
+    game: Game, solver: Solver, agent_moves: dict[bytes, int], agent_side: int
+) -> Iterator[np.ndarray]:
     """Final states of every game where the agent plays its moves and the opponent any optimal one."""
     stack = [game.initial_state()]
     while stack:

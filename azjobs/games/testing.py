@@ -385,7 +385,7 @@ def check_batch_matches_single(game: Game, states: np.ndarray, seed: int = 0, *,
         )
         _require(game.to_play(one)[0] == players[i], game, f"to_play alone differs:\n{game.render(state)}")
         _require(np.array_equal(game.encode(one)[0], planes[i]), game, f"encode alone differs:\n{game.render(state)}")
-    for row, i in enumerate(np.flatnonzero(live)):
+    for row, i in enumerate(np.flatnonzero(live).tolist()):
         alone = game.play(states[i][None], actions[i : i + 1])[0]
         _require(
             np.array_equal(alone, nexts[row]),

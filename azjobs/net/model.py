@@ -84,7 +84,7 @@ class PolicyValueNet(nn.Module):
 def build_model(game: Game, settings: Settings) -> PolicyValueNet:
     """A freshly initialised network of the run's size for `game`."""
     return PolicyValueNet(
-        tuple(game.planes_shape),
+        game.planes_shape,
         game.num_actions,
         blocks=settings.net_blocks,
         channels=settings.net_channels,

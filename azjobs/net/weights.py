@@ -88,7 +88,7 @@ def model_from_bytes(game: Game, data: bytes) -> tuple[PolicyValueNet, dict[str,
     if meta.get("game") and meta["game"] != game.name:
         raise AzjobsError(f"weights are for game {meta['game']}, not {game.name}: use the run that made them")
     model = PolicyValueNet(
-        tuple(game.planes_shape),
+        game.planes_shape,
         game.num_actions,
         blocks=int(meta["blocks"]),
         channels=int(meta["channels"]),
