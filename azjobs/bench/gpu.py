@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,11 @@ TOLERANCES = {
     "fp16": 2e-2,  # 10-bit mantissa throughout, fp32 accumulation
     "bf16": 6e-2,  # 7-bit mantissa throughout
 }
-MODES = {  # mode -> RunnerOptions fields
-    "eager": {"channels_last": "off"},
-    "graphs": {"channels_last": "off", "cuda_graphs": True},
-    "graphs+channels_last": {"channels_last": "on", "cuda_graphs": True},
-    "compile": {"channels_last": "off", "compile": True},
+MODES = {  # mode -> RunnerOptions (its precision set per variant)
+    "eager": RunnerOptions(channels_last="off"),
+    "graphs": RunnerOptions(channels_last="off", cuda_graphs=True),
+    "graphs+channels_last": RunnerOptions(channels_last="on", cuda_graphs=True),
+    "compile": RunnerOptions(channels_last="off", compile=True),
 }
 
 
@@ -53,7 +53,7 @@ class Variant:
         return f"{self.precision} {self.mode}"
 
     def options(self) -> RunnerOptions:
-        return RunnerOptions(precision=self.precision, **MODES[self.mode])  # type: ignore[arg-type]
+        return replace(MODES[self.mode], precision=self.precision)
 
 
 @dataclass

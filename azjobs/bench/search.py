@@ -8,7 +8,7 @@ zero logits and values, so what is left is the search's own cost.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def run(settings: Settings, seconds: float, changed: list[str] | None = None) ->
     return emit(result)
 
 
-def _window(groups: list[SelfPlay], step, seconds: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _window(groups: list[SelfPlay], step: Callable[[int], int], seconds: float) -> dict[str, float]:
     sims0 = sum(g.search.simulations for g in groups)
     moves0 = sum(g.positions for g in groups)
     leaves = 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis import Redis
 from rq import Queue, Retry, get_current_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -45,7 +46,7 @@ RESULT_TTL_S = 7 * 24 * 3600  # evaluation summaries stay visible in rq-dashboar
 class EvalContext:
     """What an evaluation needs: the run, its settings and game, and its weights."""
 
-    redis: redis.Redis
+    redis: Redis
     run: str
     run_dir: Path
     settings: Settings
@@ -54,9 +55,7 @@ class EvalContext:
     device: str = "cpu"
 
     @classmethod
-    def create(
-        cls, client: redis.Redis, run: str, run_dir: Path, settings: Settings, device: str = "cpu"
-    ) -> EvalContext:
+    def create(cls, client: Redis, run: str, run_dir: Path, settings: Settings, device: str = "cpu") -> EvalContext:
         store = WeightStore(client, run, Path(run_dir), keep_in_redis=settings.weights_kept_in_redis)
         return cls(client, run, Path(run_dir), settings, get_game(settings.game), store, device)
 

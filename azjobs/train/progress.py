@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import torch
@@ -16,6 +16,9 @@ from azjobs.cluster import heartbeat
 from azjobs.eval import records
 from azjobs.settings import Settings, process_settings
 from azjobs.train.curves import record_run
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Snapshot:
 # TensorBoard.
 
 
-def summary_writer(logdir: Path):  # type: ignore[no-untyped-def]
+def summary_writer(logdir: Path) -> SummaryWriter | None:
     """A SummaryWriter on `logdir`, or None without tensorboard."""
     try:
         from torch.utils.tensorboard import SummaryWriter
