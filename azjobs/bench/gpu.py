@@ -99,6 +99,7 @@ def learnt_like(model: PolicyValueNet, seed: int) -> PolicyValueNet:
     with torch.no_grad():
         for layer in model.modules():
             if isinstance(layer, torch.nn.BatchNorm2d):
+                assert layer.running_mean is not None and layer.running_var is not None  # tracked by default
                 layer.running_mean.uniform_(-0.5, 0.5, generator=generator)
                 layer.running_var.uniform_(0.5, 2.0, generator=generator)
                 layer.weight.uniform_(0.5, 1.5, generator=generator)

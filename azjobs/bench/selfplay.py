@@ -133,7 +133,9 @@ def _top_up(queue: Queue, run: str, workers: int) -> None:
 def _check_alive(children: list[subprocess.Popen], log_dir: Path) -> None:
     for child in children:
         if child.poll() is not None:
-            raise RuntimeError(f"`{' '.join(child.args[3:5])}` exited early; see its log in {log_dir}")
+            command = child.args
+            assert isinstance(command, list)  # started with an argument list
+            raise RuntimeError(f"`{' '.join(command[3:5])}` exited early; see its log in {log_dir}")
 
 
 def _warm_up(

@@ -368,7 +368,8 @@ def _replay_checks(client: redis.Redis, run_dir: Path) -> dict[str, Any]:
         "finished_jobs_not_counted_once": sum(
             1
             for job in finished
-            if index.count(job.get("shard")) != 1 or files.get(job.get("shard"), ("", -1, 0))[1] != job.get("games")
+            if index.count(job.get("shard", "")) != 1
+            or files.get(job.get("shard", ""), ("", -1, 0))[1] != job.get("games")
         ),
         "jobs_enqueued": stats.get("jobs_enqueued", 0),
     }

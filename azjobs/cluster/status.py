@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rq import Queue
@@ -177,7 +177,7 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
         state = Text("alive", style="green") if p["alive"] == "True" else Text("dead", style="red")
         procs.add_row(p.get("role", "?"), p["id"], state, _figures(p, snap.run_settings))
     head = Text(title or f"azjobs run {snap.run}", style="bold")
-    parts = [head, summary]
+    parts: list[RenderableType] = [head, summary]
     for line in _strength_lines(snap):
         summary.add_row(*line)
     parts.extend([queues, procs])

@@ -192,7 +192,7 @@ def landed(run_dir: Path, cls: type[Record], id: str) -> Record | None:
     return None
 
 
-def save(client: Redis | None, run: str, run_dir: Path, record: MatchRecord | AccuracyRecord) -> Path:
+def save(client: Redis | None, run: str, run_dir: Path, record: Record) -> Path:
     """Write the record's file (atomically), then append it to the run's list in Redis (if given;
     without, the trainer puts it there when it next starts). Once per id: a record whose id is on
     the storage root already is not written again, and an id already in Redis is not appended again."""
@@ -233,15 +233,18 @@ def read_files(run_dir: Path, cls: type[Record]) -> list[Record]:
 
 def rebuild(client: Redis, run: str, run_dir: Path) -> int:
     """Append to Redis the records on the storage root that it lacks; how many were added."""
+    return _rebuild_kind(client, run, run_dir, MatchRecord) + _rebuild_kind(client, run, run_dir, AccuracyRecord)
+
+
+def _rebuild_kind(client: Redis, run: str, run_dir: Path, cls: type[Record]) -> int:
     added = 0
-    for cls in (MatchRecord, AccuracyRecord):
-        known = {r.id for r in read(client, run, cls)}
-        for record in read_files(run_dir, cls):
-            if record.id not in known:
-                # Forced only where the set of ids outlived the list: a job recording it meanwhile wins.
-                stale = bool(client.sismember(keys.evals_recorded(run), record.id))
-                added += _append_once(client, run, record, force=stale)
-                known.add(record.id)
+    known = {r.id for r in read(client, run, cls)}
+    for record in read_files(run_dir, cls):
+        if record.id not in known:
+            # Forced only where the set of ids outlived the list: a job recording it meanwhile wins.
+            stale = bool(client.sismember(keys.evals_recorded(run), record.id))
+            added += _append_once(client, run, record, force=stale)
+            known.add(record.id)
     return added
 
 

@@ -268,7 +268,9 @@ def wait_for(job: Job, poll_s: float = 0.5) -> dict[str, Any]:
         status = job.get_status(refresh=True)
         status = getattr(status, "value", status)  # rq's JobStatus enum, or a plain string
         if status == "finished":
-            return job.return_value()
+            result = job.return_value()
+            assert isinstance(result, dict)  # the evaluation jobs return their summary
+            return result
         if status in ("failed", "stopped", "canceled"):
             raise AzjobsError(f"evaluation job {job.id} {status}: see the worker's log or rq-dashboard")
         time.sleep(poll_s)
