@@ -51,8 +51,8 @@ def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, c
     from azjobs.storage.weights import WeightStore
 
     class CountingRunner(NullRunner):
-        def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
-            outputs = super().forward(n, slot)
+        def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:  # every pass ends here
+            outputs = super().outputs(n, slot)
             counts[0] += 1
             counts[1] += n
             return outputs

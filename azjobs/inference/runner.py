@@ -121,6 +121,7 @@ class NetRunner:
             self.model = _prepared(fold_batch_norms(self.source), self.choice, self.device)
             self._compiled = self._compile() if self._fixed_shapes and options.compile else None
             self._build_fixed_shapes(log)
+        self.asynchronous = self.cuda  # `launch` returns while the GPU runs; `outputs` waits for it
         if self.cuda:
             self._done = torch.cuda.Event(blocking=True)  # its synchronize() sleeps instead of spinning
         log(f"network on {devices.where(self.device)}: {self.choice.describe()}"
@@ -165,13 +166,19 @@ class NetRunner:
     def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(logits [n, A], values [n]) float32 of buffers[slot][:n]; views of the slot's output buffers,
         valid until its next forward. On CUDA it waits on an event (sleeping, the GIL released)."""
+        self.launch(n, slot)
+        return self.outputs(n, slot)
+
+    def launch(self, n: int, slot: int = 0) -> None:
+        """Start the pass over buffers[slot][:n]: on CUDA queued on the GPU (`outputs` waits for it), on the
+        CPU run here."""
         planes, out_logits, out_values = self._planes[slot], self._logits[slot], self._values[slot]
         if not self.cuda:
             with torch.inference_mode():
                 logits, values = self._run(self.model, planes[:n])
                 out_logits[:n].copy_(logits)
                 out_values[:n].copy_(values)
-            return out_logits.numpy()[:n], out_values.numpy()[:n]
+            return
         with self._on_device():
             if self._graphs and n <= self.buckets[-1]:
                 self._replay(n, slot)
@@ -182,8 +189,12 @@ class NetRunner:
                     out_logits[:n].copy_(logits[:n], non_blocking=True)
                     out_values[:n].copy_(values[:n], non_blocking=True)
             self._done.record()
+
+    def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The outputs of the pass launched on slot: (logits [n, A], values [n]), once it is done."""
+        if self.cuda:
             self._done.synchronize()
-        return out_logits.numpy()[:n], out_values.numpy()[:n]
+        return self._logits[slot].numpy()[:n], self._values[slot].numpy()[:n]
 
     def _bucket(self, n: int) -> int:
         """The fixed size a batch of n is padded to; n itself past the largest (or without fixed sizes)."""
@@ -296,7 +307,8 @@ def _has_triton() -> bool:
 
 class NullRunner:
     """The network's stand-in for `azjobs bench transport`: answers zeros, so only transport costs; with
-    `forward_s`, each pass sleeps that long, as a forward on a GPU does while the CPU waits on its event."""
+    `forward_s`, each pass takes that long and, like a pass on a GPU, runs while the CPU does other work
+    (`launch` returns at once, `outputs` sleeps until it is over)."""
 
     def __init__(self, planes_shape: tuple[int, int, int], num_actions: int, max_batch: int, *, slots: int = 1,
                  forward_s: float = 0.0) -> None:
@@ -304,15 +316,25 @@ class NullRunner:
         self.version = 0
         self.choice = Choice("none", False)
         self.forward_s = forward_s
+        self.asynchronous = forward_s > 0
         self.buffers = [np.zeros((max_batch, *planes_shape), np.uint8) for _ in range(slots)]
         self.planes = self.buffers[0]
         self._logits = np.zeros((max_batch, num_actions), np.float32)  # read only: one set serves every slot
         self._values = np.zeros(max_batch, np.float32)
+        self._ends = [0.0] * slots  # when each slot's pass is over (time.perf_counter)
 
     def load(self, data: bytes, version: int) -> None:
         self.version = version
 
     def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        if self.forward_s > 0:
-            time.sleep(self.forward_s)
+        self.launch(n, slot)
+        return self.outputs(n, slot)
+
+    def launch(self, n: int, slot: int = 0) -> None:
+        self._ends[slot] = time.perf_counter() + self.forward_s
+
+    def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        left = self._ends[slot] - time.perf_counter()
+        if left > 0:
+            time.sleep(left)
         return self._logits[:n], self._values[:n]
