@@ -15,7 +15,9 @@ both processes, which is most of what the inference path costs on a busy machine
 
 from __future__ import annotations
 
+import socket
 import ssl
+import struct
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Union
@@ -143,8 +145,11 @@ class ListChannel:
         try:
             if connection._sock is None:  # noqa: SLF001 (redis-py connects, authenticates, selects the db)
                 connection.connect()
+                _kernel_timeouts(connection._sock)  # noqa: SLF001
             parts = [part for command in (*held, *commands) for part in _resp(command)]
             _send(connection._sock, parts)  # noqa: SLF001
+        except BlockingIOError as e:  # the kernel's send timeout: Redis reads nothing
+            raise self._lost(redis.TimeoutError(f"Redis does not read: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise self._lost(e) from e
         self._expect.extend([ACK] * len(held) + [kind] * len(commands))
@@ -183,7 +188,7 @@ class ListChannel:
                     self._results.append(reply)
                 elif isinstance(reply, redis.RedisError):
                     self._errors.append(reply)
-        except TimeoutError as e:  # the socket's: Redis silent for SOCKET_TIMEOUT_S
+        except (TimeoutError, BlockingIOError) as e:  # the socket's timeout: Redis silent for SOCKET_TIMEOUT_S
             raise self._lost(redis.TimeoutError(f"Redis did not answer: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError, hiredis.ProtocolError) as e:
             raise self._lost(e) from e
@@ -231,6 +236,20 @@ def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
 
 def _bulk(raw: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
+def _kernel_timeouts(sock: Any) -> None:
+    """The socket's timeout kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) instead of Python, which polls
+    before every recv and send of a socket with a timeout: one system call per read or write, not two.
+    A timeout is then a BlockingIOError. TLS sockets keep Python's timeout."""
+    timeout = sock.gettimeout()
+    if isinstance(sock, ssl.SSLSocket) or timeout is None:
+        return
+    seconds = int(timeout)
+    interval = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))  # struct timeval
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, interval)
+    sock.settimeout(None)
 
 
 def _send(sock: Any, parts: list[bytes | memoryview]) -> None:
