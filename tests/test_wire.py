@@ -1,4 +1,4 @@
-"""The binary wire format: round trips, zero-copy decoding, and every malformed message rejected."""
+"""The binary wire format: round trips, zero-copy decoding, planes as bits, and every malformed message rejected."""
 
 from __future__ import annotations
 
@@ -57,10 +57,11 @@ def test_request_buffer_refuses_sizes_it_does_not_hold(k: int) -> None:
         buffer.message(1, k)
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_a_message_of_an_older_format_is_refused_with_the_fix(old: int) -> None:
-    # Version 2 stamped requests with the sender's clock, which servers on other hosts cannot compare.
-    with pytest.raises(WireError, match=f"format version {old}, expected 3: update azjobs everywhere"):
+    # Version 2 stamped requests with the sender's clock, which servers on other hosts cannot compare;
+    # version 3 had no planes encoding.
+    with pytest.raises(WireError, match=f"format version {old}, expected 4: update azjobs everywhere"):
         _decode(_header_with(GOOD, 4, "<B", old))
 
 
@@ -73,6 +74,54 @@ def test_a_restamped_request_differs_in_its_send_time_only() -> None:
     assert len(again) == len(message) and first.sent_us == 5
     with pytest.raises(WireError):
         wire.restamped(b"junk", 1)
+
+
+def _binary(k: int, shape: tuple[int, int, int] = SHAPE) -> np.ndarray:
+    return np.random.default_rng(100 + k).integers(0, 2, size=(k, *shape), dtype=np.uint8)  # what games encode
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])  # 18, 54 (not whole bytes) and 144 values
+def test_planes_of_zeros_and_ones_go_as_bits(k: int) -> None:
+    planes = _binary(k)
+    data = encode_request(4, "c", planes, sent_us=7)
+    assert len(data) == 34 + 1 + -(-k * 18 // 8)  # the header, the client id, one bit per value
+    request = _decode(data)
+    assert request.encoding == wire.PLANES_BITS and request.positions == k and request.sent_us == 7
+    assert np.array_equal(request.planes, planes)
+    rows = np.full((k + 2, *SHAPE), 9, np.uint8)
+    request.write_planes(rows[1 : k + 1])
+    assert np.array_equal(rows[1 : k + 1], planes) and (rows[0] == 9).all() and (rows[k + 1] == 9).all()
+
+
+def test_other_planes_go_as_bytes() -> None:
+    planes = _planes(4)
+    assert planes.max() == 2
+    request = _decode(encode_request(1, "c", planes))
+    assert request.encoding == wire.PLANES_RAW and np.array_equal(request.planes, planes)
+    rows = np.zeros((4, *SHAPE), np.uint8)
+    request.write_planes(rows)
+    assert np.array_equal(rows, planes)
+
+
+def test_a_request_buffer_sends_bits_when_it_can() -> None:
+    buffer = RequestBuffer("worker-7", SHAPE, capacity=2)
+    for request_id, planes in ((1, _binary(2)), (2, _planes(2)), (3, _binary(5)), (4, _binary(1))):
+        buffer.planes(len(planes))[:] = planes
+        message = buffer.message(request_id, len(planes), sent_us=42)
+        assert bytes(message) == encode_request(request_id, "worker-7", planes, sent_us=42)
+        assert np.array_equal(_decode(bytes(message)).planes, planes)
+
+
+def test_a_reply_of_a_whole_batch_is_slices_of_it() -> None:
+    rng = np.random.default_rng(3)
+    logits, values = rng.normal(size=(6, 9)).astype(np.float32), rng.uniform(-1, 1, 6).astype(np.float32)
+    parts = wire.batch_reply_parts([10, 11, 12], [1, 3, 2], 5, logits, values)
+    for (header, row_logits, row_values), (request_id, start, end) in zip(parts, [(10, 0, 1), (11, 1, 4), (12, 4, 6)]):
+        data = b"".join((header, row_logits, row_values))
+        assert data == encode_reply(request_id, 5, logits[start:end], values[start:end])
+        assert np.shares_memory(np.frombuffer(row_logits, np.float32), logits)
+    with pytest.raises(WireError):
+        wire.batch_reply_parts([1], [5], 5, logits, values)
 
 
 def test_request_planes_are_not_copied() -> None:
@@ -126,6 +175,9 @@ MALFORMED_REQUESTS = {
     "id length too long": (_header_with(GOOD, 24, "<B", 65), "client id"),
     "non-ascii id": (GOOD.replace(b"client", b"cli\xffnt"), "ASCII"),
     "id with space": (GOOD.replace(b"client", b"cli nt"), "ASCII"),
+    "unknown planes encoding": (_header_with(GOOD, 33, "<B", 2), "encoding"),
+    "truncated bits": (encode_request(9, "client", np.ones((3, *SHAPE), np.uint8))[:-1], "truncated"),
+    "bits too long": (encode_request(9, "client", np.ones((3, *SHAPE), np.uint8)) + b"\x00", "oversized"),
     "pickle": (b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.", "truncated"),
     "pickle-sized junk": (b"\x80\x04" + bytes(40), "magic"),
 }

@@ -51,8 +51,8 @@ def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, c
     from azjobs.storage.weights import WeightStore
 
     class CountingRunner(NullRunner):
-        def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
-            outputs = super().forward(n, slot)
+        def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:  # every pass ends here
+            outputs = super().outputs(n, slot)
             counts[0] += 1
             counts[1] += n
             return outputs
@@ -60,12 +60,25 @@ def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, c
     settings = Settings.from_json(settings_json)
     game = get_game(settings.game)
     client = connect(url)
-    runner = CountingRunner(game.planes_shape, game.num_actions, server.batch_capacity(settings), slots=server.SLOTS,
-                            forward_s=forward_ms / 1000.0)
+    runner = CountingRunner(
+        game.planes_shape,
+        game.num_actions,
+        server.batch_capacity(settings),
+        slots=server.SLOTS,
+        forward_s=forward_ms / 1000.0,
+    )
     event = threading.Event()
     threading.Thread(target=lambda: (stop.wait(), event.set()), daemon=True).start()
-    server.serve(settings, client, RUN, WeightStore(client, RUN, Path(run_dir)), runner, stop=event,
-                 log=lambda line: None, name="bench")
+    server.serve(
+        settings,
+        client,
+        RUN,
+        WeightStore(client, RUN, Path(run_dir)),
+        runner,
+        stop=event,
+        log=lambda line: None,
+        name="bench",
+    )
 
 
 def _client(url: str, planes_shape: tuple[int, int, int], leaves: int, seed: int, trips: Any, stop: Any) -> None:
@@ -90,8 +103,7 @@ def _client(url: str, planes_shape: tuple[int, int, int], leaves: int, seed: int
 def run(settings: Settings, urls: list[str], seconds: float, shape: Shape) -> dict[str, Any]:
     """Measure over `urls` (one shard each) and emit the figures as one JSON line."""
     game = get_game(settings.game)
-    settings = settings.replace(inference_batch_size=shape.batch_size,
-                                max_request_positions=max(shape.leaves, 64))
+    settings = settings.replace(inference_batch_size=shape.batch_size, max_request_positions=max(shape.leaves, 64))
     context = multiprocessing.get_context("spawn")
     stop_clients, stop_servers = context.Event(), context.Event()  # clients first: their last replies come
     redises = [connect(url) for url in urls]
@@ -100,22 +112,35 @@ def run(settings: Settings, urls: list[str], seconds: float, shape: Shape) -> di
     counts = [context.RawArray("d", 2) for _ in urls]
     trips = [context.RawValue("q", 0) for _ in range(shape.clients)]
     with tempfile.TemporaryDirectory() as run_dir:
-        servers = [context.Process(target=_serve_null, args=(url, settings.to_json(), run_dir, shape.forward_ms,
-                                                              counts[i], stop_servers), daemon=True)
-                   for i, url in enumerate(urls)]
-        clients = [context.Process(target=_client, args=(urls[i % len(urls)], game.planes_shape, shape.leaves, i,
-                                                         trips[i], stop_clients), daemon=True)
-                   for i in range(shape.clients)]
+        servers = [
+            context.Process(
+                target=_serve_null,
+                args=(url, settings.to_json(), run_dir, shape.forward_ms, counts[i], stop_servers),
+                daemon=True,
+            )
+            for i, url in enumerate(urls)
+        ]
+        clients = [
+            context.Process(
+                target=_client,
+                args=(urls[i % len(urls)], game.planes_shape, shape.leaves, i, trips[i], stop_clients),
+                daemon=True,
+            )
+            for i in range(shape.clients)
+        ]
         for process in servers + clients:
             process.start()
         try:
-            say(f"bench transport: {game.name}, {shape.leaves} leaves per request, {shape.clients} clients with "
+            say(
+                f"bench transport: {game.name}, {shape.leaves} leaves per request, {shape.clients} clients with "
                 f"{IN_FLIGHT} requests in flight each, batches of {shape.batch_size}"
                 + (f", {shape.forward_ms:g} ms per forward" if shape.forward_ms else "")
-                + f", {len(urls)} shard{'s' if len(urls) > 1 else ''}, {WINDOWS} windows of {seconds / WINDOWS:.1f} s")
+                + f", {len(urls)} shard{'s' if len(urls) > 1 else ''}, {WINDOWS} windows of {seconds / WINDOWS:.1f} s"
+            )
             _wait_warm(trips, clients + servers)
-            windows = [_window(redises, servers, clients, counts, trips, shape, seconds / WINDOWS)
-                       for _ in range(WINDOWS)]
+            windows = [
+                _window(redises, servers, clients, counts, trips, shape, seconds / WINDOWS) for _ in range(WINDOWS)
+            ]
         finally:
             for stop, processes in ((stop_clients, clients), (stop_servers, servers)):
                 stop.set()
@@ -138,15 +163,27 @@ def _wait_warm(trips: list[Any], processes: list[multiprocessing.process.BasePro
         time.sleep(0.1)
 
 
-def _window(redises: list[redis.Redis], servers: list[multiprocessing.process.BaseProcess],
-            clients: list[multiprocessing.process.BaseProcess], counts: list[Any], trips: list[Any], shape: Shape,
-            seconds: float) -> dict[str, float]:
+def _window(
+    redises: list[redis.Redis],
+    servers: list[multiprocessing.process.BaseProcess],
+    clients: list[multiprocessing.process.BaseProcess],
+    counts: list[Any],
+    trips: list[Any],
+    shape: Shape,
+    seconds: float,
+) -> dict[str, float]:
     """One measurement window's figures, per position carried (and per batch run)."""
+
     def sample() -> dict[str, Any]:
-        return {"wall": time.perf_counter(), "trips": sum(t.value for t in trips),
-                "client_cpu": sum(_cpu(p.pid) for p in clients), "server_cpu": [_cpu(p.pid) for p in servers],
-                "redis_cpu": [_redis_cpu(r) for r in redises], "batches": sum(c[0] for c in counts),
-                "positions": [c[1] for c in counts]}
+        return {
+            "wall": time.perf_counter(),
+            "trips": sum(t.value for t in trips),
+            "client_cpu": sum(_cpu(p.pid) for p in clients),
+            "server_cpu": [_cpu(p.pid) for p in servers],
+            "redis_cpu": [_redis_cpu(r) for r in redises],
+            "batches": sum(c[0] for c in counts),
+            "positions": [c[1] for c in counts],
+        }
 
     before = sample()
     time.sleep(seconds)
@@ -176,16 +213,27 @@ def _window(redises: list[redis.Redis], servers: list[multiprocessing.process.Ba
 
 def _report(game: str, shape: Shape, shards: int, windows: list[dict[str, float]]) -> dict[str, Any]:
     for w in windows:
-        say(f"  worker {w['worker_cpu_us_per_leaf']:.2f} us/leaf, server {w['server_cpu_us_per_leaf']:.3f} us/leaf, "
+        say(
+            f"  worker {w['worker_cpu_us_per_leaf']:.2f} us/leaf, server {w['server_cpu_us_per_leaf']:.3f} us/leaf, "
             f"redis {w['redis_cpu_us_per_leaf']:.3f} us/leaf, {w['leaves_per_sec']:,.0f} leaves/s, "
-            f"{w['ms_per_batch']:.2f} ms per batch, fill {w['batch_fill']:.2f}")
-    result: dict[str, Any] = {"bench": "transport", "game": game, "leaves_per_request": shape.leaves,
-                              "clients": shape.clients, "in_flight": IN_FLIGHT, "batch_size": shape.batch_size,
-                              "forward_ms": shape.forward_ms, "shards": shards}
+            f"{w['ms_per_batch']:.2f} ms per batch, fill {w['batch_fill']:.2f}"
+        )
+    result: dict[str, Any] = {
+        "bench": "transport",
+        "game": game,
+        "leaves_per_request": shape.leaves,
+        "clients": shape.clients,
+        "in_flight": IN_FLIGHT,
+        "batch_size": shape.batch_size,
+        "forward_ms": shape.forward_ms,
+        "shards": shards,
+    }
     result.update({key: median([w[key] for w in windows], 3) for key in windows[0]})
     result["redis_core_requests_per_sec"] = round(result["redis_core_leaves_per_sec"] / shape.leaves, 1)
-    result["windows"] = {key: [round(w[key], 3) for w in windows]
-                         for key in ("server_cpu_us_per_leaf", "redis_cpu_us_per_leaf", "ms_per_batch")}
+    result["windows"] = {
+        key: [round(w[key], 3) for w in windows]
+        for key in ("server_cpu_us_per_leaf", "redis_cpu_us_per_leaf", "ms_per_batch")
+    }
     return emit(result)
 
 

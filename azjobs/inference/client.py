@@ -10,7 +10,10 @@ earlier copy of a resent request) is dropped, so each request is answered once, 
 outage of Redis (lost, restarted, silent, refusing writes) is waited out with backoff; once Redis
 answers, every outstanding request is refreshed or pushed again the same way.
 Self-play keeps several requests in flight (`planes_buffer`, `submit_buffer`, `receive_reply`: the
-`AsyncEvaluator` of `azjobs.search.selfplay`), each built in place in a buffer of its own slot.
+`AsyncEvaluator` of `azjobs.search.selfplay`), each built in place in a buffer of its own slot (as bits
+when its planes are 0/1, `azjobs.wire`). A push is not waited for: its acknowledgement is read with the
+next BLPOP, and `submit_buffer`'s request goes out in the same write as that BLPOP (self-play asks for
+its next reply right after submitting), so Redis wakes once for both.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ from azjobs.cluster.connection import is_outage
 from azjobs.errors import AzjobsError
 from azjobs.inference.channel import ListChannel
 from azjobs.wire import (
-    MAX_CLIENT_ID, REQUEST_TTL_S, RequestBuffer, WireError, decode_reply, encode_request, restamped,
+    MAX_CLIENT_ID,
+    REQUEST_TTL_S,
+    RequestBuffer,
+    WireError,
+    decode_reply,
+    encode_request,
+    restamped,
 )
 
 # KEYS[1]: the request list; ARGV[1]: the copy pushed last; ARGV[2]: the same request stamped now.
@@ -119,8 +128,9 @@ class InferenceClient:
     def submit(self, planes: np.ndarray) -> int:
         """Send one request without waiting; its id, for `receive`."""
         request_id = self._take_id()
-        return self._push(request_id, lambda sent_us: encode_request(request_id, self.client_id, planes, sent_us),
-                          len(planes))
+        return self._push(
+            request_id, lambda sent_us: encode_request(request_id, self.client_id, planes, sent_us), len(planes)
+        )
 
     def planes_buffer(self, slot: int, count: int) -> np.ndarray:
         """Where to encode the planes `[count, C, H, W]` of slot's next request (part of the message)."""
@@ -132,22 +142,27 @@ class InferenceClient:
         return buffer.planes(count)
 
     def submit_buffer(self, slot: int, count: int) -> int:
-        """Send the first `count` planes written into slot's buffer; the request's id."""
+        """Send the first `count` planes written into slot's buffer; the request's id. The request goes out
+        with the next `receive_reply`'s BLPOP, in one write (self-play asks for a reply right after)."""
         request_id = self._take_id()
         buffer = self._buffers[slot]
-        return self._push(request_id, lambda sent_us: buffer.message(request_id, count, sent_us), count)
+        return self._push(request_id, lambda sent_us: buffer.message(request_id, count, sent_us), count, hold=True)
 
     def _take_id(self) -> int:
         request_id = self._next_id
         self._next_id += 1
         return request_id
 
-    def _push(self, request_id: int, encode: Callable[[int], bytes | memoryview], positions: int) -> int:
-        """Stamp and push a new request; while Redis is away it is kept, to be pushed once it is back."""
+    def _push(
+        self, request_id: int, encode: Callable[[int], bytes | memoryview], positions: int, hold: bool = False
+    ) -> int:
+        """Stamp and push a new request (with `hold`, with the next BLPOP); while Redis is away it is kept, to
+        be pushed once it is back."""
         try:
             message = encode(self._clock.now_us())
             self._pending[request_id] = _Pending(message, positions, time.monotonic())
-            self._channel.rpush(self._requests_key, message)
+            # Not waited for: its reply is read with the next BLPOP's.
+            self._channel.rpush_later(self._requests_key, message, hold=hold)
         except redis_lib.RedisError as e:
             if not is_outage(e):
                 raise
@@ -178,12 +193,20 @@ class InferenceClient:
                 self._went_away()
                 self._wait_for_redis(give_up, e)
                 continue
-            self._backoff_s = 0.0
+            refused = self._channel.take_errors()  # pushes that Redis refused (OOM, read-only)
             if raw is not None:
                 self._accept(raw)
-                if request_id in self._arrived:
-                    return self._take(request_id)
-            elif give_up is not None and time.monotonic() >= give_up:
+            if refused:
+                if not is_outage(refused[0]):
+                    raise refused[0]
+                self._went_away()  # which push failed is not known: each outstanding one is looked for again
+                if request_id not in self._arrived:
+                    self._wait_for_redis(give_up, refused[0])
+                    continue
+            self._backoff_s = 0.0
+            if request_id in self._arrived:
+                return self._take(request_id)
+            if raw is None and give_up is not None and time.monotonic() >= give_up:
                 raise AzjobsError(
                     f"no inference reply within {self.timeout_s:g} s: "
                     f"is `azjobs gpu-serve` running for run {self.run!r}?"

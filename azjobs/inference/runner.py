@@ -104,9 +104,18 @@ class NetRunner:
     """Runs `model` on the first n rows of `planes  # [max_batch, C, H, W] uint8`; the options are
     chosen (when "auto") by timing batches of `batch_size`."""
 
-    def __init__(self, model: PolicyValueNet, device: str | torch.device, batch_size: int, max_batch: int,
-                 options: RunnerOptions = RunnerOptions(), *, version: int = 0, slots: int = 1,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(
+        self,
+        model: PolicyValueNet,
+        device: str | torch.device,
+        batch_size: int,
+        max_batch: int,
+        options: RunnerOptions = RunnerOptions(),
+        *,
+        version: int = 0,
+        slots: int = 1,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
         self.device = devices.resolve(device)
         self.cuda = self.device.type == "cuda"
         self.source = model.cpu().eval()  # what new weights load into; the runner runs a folded copy
@@ -121,26 +130,35 @@ class NetRunner:
             self.model = _prepared(fold_batch_norms(self.source), self.choice, self.device)
             self._compiled = self._compile() if self._fixed_shapes and options.compile else None
             self._build_fixed_shapes(log)
+        self.asynchronous = self.cuda  # `launch` returns while the GPU runs; `outputs` waits for it
         if self.cuda:
             self._done = torch.cuda.Event(blocking=True)  # its synchronize() sleeps instead of spinning
-        log(f"network on {devices.where(self.device)}: {self.choice.describe()}"
+        log(
+            f"network on {devices.where(self.device)}: {self.choice.describe()}"
             + (f", TF32 {'on' if self.choice.tf32 else 'off'}" if self.cuda else "")
             + (f" (chosen by timing {self._timings_text()})" if self.choice.timings_ms else "")
-            + (", CUDA graphs" if self._graphs else "") + (", torch.compile" if self._compiled else "")
+            + (", CUDA graphs" if self._graphs else "")
+            + (", torch.compile" if self._compiled else "")
             + (f" for batch sizes {', '.join(map(str, self.buckets))}" if self.buckets else "")
-            + (" (--cuda-graphs and --compile apply on CUDA only)"
-               if not self.cuda and (options.cuda_graphs or options.compile) else ""))
+            + (
+                " (--cuda-graphs and --compile apply on CUDA only)"
+                if not self.cuda and (options.cuda_graphs or options.compile)
+                else ""
+            )
+        )
 
     def _allocate(self, planes_shape: tuple[int, int, int], num_actions: int, slots: int) -> None:
         """Host buffers, one set per slot; on CUDA pinned, so copies to and from the GPU run asynchronously."""
         pin = self.cuda
-        self._planes = [torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin)
-                        for _ in range(slots)]
+        self._planes = [
+            torch.empty((self.max_batch, *planes_shape), dtype=torch.uint8, pin_memory=pin) for _ in range(slots)
+        ]
         # [max_batch, C, H, W] each: the server decodes the next batch into one while another runs.
         self.buffers = [planes.numpy() for planes in self._planes]
         self.planes = self.buffers[0]
-        self._logits = [torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin)
-                        for _ in range(slots)]
+        self._logits = [
+            torch.empty((self.max_batch, num_actions), dtype=torch.float32, pin_memory=pin) for _ in range(slots)
+        ]
         self._values = [torch.empty(self.max_batch, dtype=torch.float32, pin_memory=pin) for _ in range(slots)]
 
     @property
@@ -165,13 +183,19 @@ class NetRunner:
     def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(logits [n, A], values [n]) float32 of buffers[slot][:n]; views of the slot's output buffers,
         valid until its next forward. On CUDA it waits on an event (sleeping, the GIL released)."""
+        self.launch(n, slot)
+        return self.outputs(n, slot)
+
+    def launch(self, n: int, slot: int = 0) -> None:
+        """Start the pass over buffers[slot][:n]: on CUDA queued on the GPU (`outputs` waits for it), on the
+        CPU run here."""
         planes, out_logits, out_values = self._planes[slot], self._logits[slot], self._values[slot]
         if not self.cuda:
             with torch.inference_mode():
                 logits, values = self._run(self.model, planes[:n])
                 out_logits[:n].copy_(logits)
                 out_values[:n].copy_(values)
-            return out_logits.numpy()[:n], out_values.numpy()[:n]
+            return
         with self._on_device():
             if self._graphs and n <= self.buckets[-1]:
                 self._replay(n, slot)
@@ -182,8 +206,12 @@ class NetRunner:
                     out_logits[:n].copy_(logits[:n], non_blocking=True)
                     out_values[:n].copy_(values[:n], non_blocking=True)
             self._done.record()
+
+    def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The outputs of the pass launched on slot: (logits [n, A], values [n]), once it is done."""
+        if self.cuda:
             self._done.synchronize()
-        return out_logits.numpy()[:n], out_values.numpy()[:n]
+        return self._logits[slot].numpy()[:n], self._values[slot].numpy()[:n]
 
     def _bucket(self, n: int) -> int:
         """The fixed size a batch of n is padded to; n itself past the largest (or without fixed sizes)."""
@@ -248,8 +276,9 @@ class NetRunner:
 
     def _choose(self, batch: int) -> Choice:
         """The options as given, or the fastest of the candidates at `batch`, timed here."""
-        precisions = devices.serving_candidates(self.options.precision, self.device.type,
-                                                devices.capability(self.device))
+        precisions = devices.serving_candidates(
+            self.options.precision, self.device.type, devices.capability(self.device)
+        )
         layouts = {"on": [True], "off": [False], "auto": [False, True]}[self.options.channels_last]
         candidates = [Choice(p, c) for p in precisions for c in layouts]
         if len(candidates) > 1:
@@ -280,8 +309,10 @@ class NetRunner:
 def require_compile() -> None:
     """AzjobsError, at start rather than mid-serving, when torch.compile cannot build GPU code here."""
     if not _has_triton():
-        raise AzjobsError("--compile needs Triton for this GPU (torch.utils._triton.has_triton() is False): "
-                          "pip install the triton that matches torch, or serve without --compile")
+        raise AzjobsError(
+            "--compile needs Triton for this GPU (torch.utils._triton.has_triton() is False): "
+            "pip install the triton that matches torch, or serve without --compile"
+        )
 
 
 def _has_triton() -> bool:
@@ -296,23 +327,41 @@ def _has_triton() -> bool:
 
 class NullRunner:
     """The network's stand-in for `azjobs bench transport`: answers zeros, so only transport costs; with
-    `forward_s`, each pass sleeps that long, as a forward on a GPU does while the CPU waits on its event."""
+    `forward_s`, each pass takes that long and, like a pass on a GPU, runs while the CPU does other work
+    (`launch` returns at once, `outputs` sleeps until it is over)."""
 
-    def __init__(self, planes_shape: tuple[int, int, int], num_actions: int, max_batch: int, *, slots: int = 1,
-                 forward_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        planes_shape: tuple[int, int, int],
+        num_actions: int,
+        max_batch: int,
+        *,
+        slots: int = 1,
+        forward_s: float = 0.0,
+    ) -> None:
         self.device = torch.device("cpu")
         self.version = 0
         self.choice = Choice("none", False)
         self.forward_s = forward_s
+        self.asynchronous = forward_s > 0
         self.buffers = [np.zeros((max_batch, *planes_shape), np.uint8) for _ in range(slots)]
         self.planes = self.buffers[0]
         self._logits = np.zeros((max_batch, num_actions), np.float32)  # read only: one set serves every slot
         self._values = np.zeros(max_batch, np.float32)
+        self._ends = [0.0] * slots  # when each slot's pass is over (time.perf_counter)
 
     def load(self, data: bytes, version: int) -> None:
         self.version = version
 
     def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        if self.forward_s > 0:
-            time.sleep(self.forward_s)
+        self.launch(n, slot)
+        return self.outputs(n, slot)
+
+    def launch(self, n: int, slot: int = 0) -> None:
+        self._ends[slot] = time.perf_counter() + self.forward_s
+
+    def outputs(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        left = self._ends[slot] - time.perf_counter()
+        if left > 0:
+            time.sleep(left)
         return self._logits[:n], self._values[:n]

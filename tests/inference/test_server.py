@@ -64,8 +64,12 @@ def store(redis_client: redis.Redis, tmp_path: Path) -> WeightStore:
 
 @contextmanager
 def serving(
-    url: str, run_dir: Path, settings: Settings = SETTINGS, max_batches: int | None = None,
-    options: RunnerOptions = FP32, name: str | None = None,
+    url: str,
+    run_dir: Path,
+    settings: Settings = SETTINGS,
+    max_batches: int | None = None,
+    options: RunnerOptions = FP32,
+    name: str | None = None,
 ) -> Iterator[list[str]]:
     """The server running in a thread with its own connection; yields its log lines."""
     lines: list[str] = []
@@ -75,8 +79,18 @@ def serving(
 
     def target() -> None:
         try:
-            server.run(settings, client, RUN, run_dir, device="cpu", options=options, stop=stop,
-                       max_batches=max_batches, log=lines.append, name=name)
+            server.run(
+                settings,
+                client,
+                RUN,
+                run_dir,
+                device="cpu",
+                options=options,
+                stop=stop,
+                max_batches=max_batches,
+                log=lines.append,
+                name=name,
+            )
         except BaseException as e:  # handed to the test thread below
             errors.append(e)
 
@@ -149,9 +163,7 @@ def test_replies_go_to_their_sender_only(
     other.close()
 
 
-def test_reply_lists_expire(
-    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
-) -> None:
+def test_reply_lists_expire(redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path) -> None:
     client = InferenceClient(redis_client, RUN, client_id="gone")
     client.submit(_planes(1, seed=1))
     with serving(redis_url, tmp_path, max_batches=1):
@@ -268,8 +280,10 @@ def test_while_no_server_runs_each_request_waits_once_and_a_late_server_answers_
     with serving(redis_url, tmp_path) as lines:
         waiting.join(timeout=20)
         assert not waiting.is_alive()
-        _wait_for(lambda: any(b.get("stale") == "1" for b in heartbeat.read_all(redis_client, RUN)),
-                  "the stale request counted")
+        _wait_for(
+            lambda: any(b.get("stale") == "1" for b in heartbeat.read_all(redis_client, RUN)),
+            "the stale request counted",
+        )
     for got, p in zip(answers, planes):
         _assert_same(got, oracle.evaluate(p))
     beat = _gpu_serve_beat(redis_client)
@@ -513,3 +527,80 @@ def test_stopping_gives_back_collected_batches_in_order(
     assert runner.forwards == [runner.forwards[0]]  # nothing else ran
     left = redis_client.lrange(keys.requests(RUN), 0, -1)
     assert _request_ids(left) == ids[1:]  # given back at the head of the list, in their order
+
+
+def test_requests_as_bits_and_as_bytes_share_a_batch(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    """Planes of 0/1 travel as bits, others as bytes (wire.PLANES_BITS / PLANES_RAW): the network sees the same."""
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    settings = SETTINGS.replace(inference_batch_size=32, inference_wait_ms=500.0)
+    client = InferenceClient(redis_client, RUN)
+    planes = [_planes(3, seed=80), np.full((2, *TICTACTOE.planes_shape), 2, np.uint8), _planes(4, seed=81)]
+    ids = [client.submit(p) for p in planes]
+    encodings = [
+        wire.decode_request(raw, max_positions=64, planes_shape=TICTACTOE.planes_shape).encoding
+        for raw in redis_client.lrange(keys.requests(RUN), 0, -1)
+    ]
+    assert encodings == [wire.PLANES_BITS, wire.PLANES_RAW, wire.PLANES_BITS]
+    with serving(redis_url, tmp_path, settings, max_batches=1):
+        pass
+    for request_id, p in zip(ids, planes):
+        _assert_same(client.receive(request_id), oracle.evaluate(p))
+    assert _gpu_serve_beat(redis_client)["requests"] == "3"
+
+
+def test_a_request_built_in_place_goes_out_with_the_next_receive(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore, tmp_path: Path
+) -> None:
+    oracle = LocalEvaluator.from_bytes(TICTACTOE, store.load(1))
+    client = InferenceClient(redis_client, RUN, planes_shape=TICTACTOE.planes_shape)
+    planes = [_planes(2, seed=90), _planes(3, seed=91)]
+    for slot, p in enumerate(planes):
+        client.planes_buffer(slot, len(p))[:] = p
+    ids = [client.submit_buffer(slot, len(p)) for slot, p in enumerate(planes)]
+    assert redis_client.llen(keys.requests(RUN)) == 0  # held: one write with the BLPOP that follows
+    with serving(redis_url, tmp_path):
+        for request_id, p in zip(ids, planes):
+            logits, values, version = client.receive_reply(request_id)
+            _assert_same((logits, values), oracle.evaluate(p))
+            assert version == 1
+    assert client.dropped == 0 and client.resent == 0
+
+
+def test_an_asynchronous_runner_answers_each_request_once(
+    redis_url: str, redis_client: redis.Redis, store: WeightStore
+) -> None:
+    """A runner that computes while the CPU works (CUDA; here a NullRunner with a forward time): every request
+    is still answered once, with its own rows, and stopping pushes the replies of the last pass."""
+    runner = NullRunner(TICTACTOE.planes_shape, TICTACTOE.num_actions, 8, slots=server.SLOTS, forward_s=0.002)
+    assert runner.asynchronous
+    settings = SETTINGS.replace(inference_batch_size=8, inference_wait_ms=1.0)
+    clients = [InferenceClient(redis.Redis.from_url(redis_url), RUN, client_id=f"a{i}") for i in range(3)]
+    sizes = {(i, j): 1 + (i + j) % 4 for i in range(3) for j in range(10)}
+    stop, errors = threading.Event(), []
+    serve_client = redis.Redis.from_url(redis_url)
+
+    def target() -> None:
+        try:
+            server.serve(settings, serve_client, RUN, store, runner, stop=stop, log=lambda line: None, name="async")
+        except BaseException as e:  # handed to the test thread below
+            errors.append(e)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        ids = {key: clients[key[0]].submit(_planes(k, seed=key[1])) for key, k in sizes.items()}
+        for key, request_id in ids.items():
+            logits, values = clients[key[0]].receive(request_id)
+            assert logits.shape == (sizes[key], TICTACTOE.num_actions) and values.shape == (sizes[key],)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        serve_client.close()
+    assert not thread.is_alive() and not errors, errors
+    assert _gpu_serve_beat(redis_client)["requests"] == str(len(sizes))
+    for c in clients:
+        assert c.dropped == 0 and c.resent == 0 and redis_client.llen(keys.reply(RUN, c.client_id)) == 0
+        c.close()
+        c.redis.close()
