@@ -301,7 +301,8 @@ class AsyncEvaluator(Protocol):
         ...
 
     def submit_buffer(self, slot: int, count: int) -> int:
-        """Send slot's buffer without waiting; an id for `receive_reply`."""
+        """Hand slot's buffer over for evaluation without waiting for it (it may go out with the next
+        `receive_reply`); an id for `receive_reply`."""
         ...
 
     def receive_reply(self, request_id: int) -> tuple[np.ndarray, np.ndarray, int]:
