@@ -39,6 +39,22 @@ TINY = [
     "--selfplay-queue-depth",
     "3",
 ]
+# A tiny run that trains, publishes every 5 steps and checkpoints every 10.
+TRAINS = [
+    "--min-replay-positions",
+    "100",
+    "--replay-buffer-size",
+    "5000",
+    "--batch-size",
+    "32",
+    "--publish-every-steps",
+    "5",
+    "--checkpoint-every-steps",
+    "10",
+    "--max-train-per-position",
+    "8",
+]
+
 NEVER_TRAINS = ["--min-replay-positions", "1000000", "--replay-buffer-size", "1000000"]
 
 

@@ -8,26 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import redis
-from harness import TINY, Roles, wait_until
+from harness import TINY, TRAINS, Roles, wait_until
 
 from azjobs.storage.replay import shard_names
 from azjobs.storage.shards import shard_name
 from azjobs.storage.weights import versions_in
-
-TRAINS = [
-    "--min-replay-positions",
-    "100",
-    "--replay-buffer-size",
-    "5000",
-    "--batch-size",
-    "32",
-    "--publish-every-steps",
-    "5",
-    "--checkpoint-every-steps",
-    "10",
-    "--max-train-per-position",
-    "8",
-]
 
 
 def test_corrupt_shards_are_set_aside(roles: Roles, tmp_path: Path, redis_client: redis.Redis) -> None:

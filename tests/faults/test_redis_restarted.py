@@ -10,27 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from harness import TINY, Roles, assert_replay_consistent, wait_until
+from harness import TINY, TRAINS, Roles, assert_replay_consistent, wait_until
 
 from azjobs import keys
 from azjobs.cluster import embedded
 from azjobs.storage.replay import shard_names
 from azjobs.storage.weights import versions_in
-
-TRAINS = [
-    "--min-replay-positions",
-    "100",
-    "--replay-buffer-size",
-    "5000",
-    "--batch-size",
-    "32",
-    "--publish-every-steps",
-    "5",
-    "--checkpoint-every-steps",
-    "10",
-    "--max-train-per-position",
-    "8",
-]
 
 
 class RestartableRedis:

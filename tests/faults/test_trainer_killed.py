@@ -8,27 +8,12 @@ import threading
 from pathlib import Path
 
 import redis
-from harness import TINY, Roles, wait_until
+from harness import TINY, TRAINS, Roles, wait_until
 from safetensors import safe_open
 
 from azjobs import keys
 from azjobs.storage.checkpoints import checkpoint_paths
 from azjobs.storage.weights import versions_in
-
-TRAINS = [
-    "--min-replay-positions",
-    "100",
-    "--replay-buffer-size",
-    "5000",
-    "--batch-size",
-    "32",
-    "--publish-every-steps",
-    "5",
-    "--checkpoint-every-steps",
-    "10",
-    "--max-train-per-position",
-    "8",
-]
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 from disks import small_tmpfs
-from harness import AZJOBS, TINY, Roles, assert_replay_consistent, selfplay_queue, wait_until
+from harness import AZJOBS, TINY, TRAINS, Roles, assert_replay_consistent, selfplay_queue, wait_until
 
 from azjobs.cluster import embedded
 from azjobs.settings import ENV_PREFIX
@@ -19,20 +19,6 @@ from azjobs.storage.replay import list_shards
 from azjobs.storage.weights import versions_in
 
 PASSWORD = "s3cret-Pw"  # the password of the `password_server` fixture
-TRAINS = [
-    "--min-replay-positions",
-    "100",
-    "--replay-buffer-size",
-    "5000",
-    "--batch-size",
-    "32",
-    "--publish-every-steps",
-    "5",
-    "--checkpoint-every-steps",
-    "10",
-    "--max-train-per-position",
-    "8",
-]
 ROLES = [["train", *TINY], ["gpu-serve"], ["worker"], ["status"]]
 
 
