@@ -223,7 +223,7 @@ class Site:
                 selfplay.append(
                     {
                         "id": f"{name}:{i}",
-                        "title": f"self-play {name[:-3]} #{i + 1}",
+                        "title": f"game {i + 1} of the job done {time.strftime('%H:%M:%S', time.localtime(created))}",
                         "moves": int(lengths[i]),
                         "result": int(results[i]),
                         "time": created,

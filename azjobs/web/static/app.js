@@ -100,7 +100,8 @@ function drawThroughput(history) {
   polyline(svg, rates.map((r) => [x(r.t), ye(r.evals)]), "#e8833a");
   label(svg, pad.l - 4, pad.t + 10, num(gMax), "end", "#2f6fde");
   label(svg, w - pad.r + 4, pad.t + 10, num(eMax), "start", "#e8833a");
-  label(svg, pad.l, h - 6, Math.round((rates[rates.length - 1].t - rates[0].t) / 60) + " min shown");
+  const shown = rates[rates.length - 1].t - rates[0].t;
+  label(svg, pad.l, h - 6, (shown < 120 ? Math.round(shown) + " s" : Math.round(shown / 60) + " min") + " shown");
 }
 
 // The networks.
@@ -160,7 +161,14 @@ function drawBoard(svg, grid, game, onClick, last) {
       svg.append(cell);
       const v = grid[r][c];
       if (v === 0 && game === "connect4") svg.append(el("svg:circle", { cx: c * size + size / 2, cy: r * size + size / 2, r: size * 0.38, fill: "#fff", "pointer-events": "none" }));
-      if (v > 0) {
+      if (v > 0 && game === "tictactoe") {
+        const m = size * 0.25, x0 = c * size, y0 = r * size;
+        if (v === 1) {
+          svg.append(el("svg:path", { d: `M${x0 + m},${y0 + m}L${x0 + size - m},${y0 + size - m}M${x0 + size - m},${y0 + m}L${x0 + m},${y0 + size - m}`, stroke: "#1d2330", "stroke-width": 4, "pointer-events": "none" }));
+        } else {
+          svg.append(el("svg:circle", { cx: x0 + size / 2, cy: y0 + size / 2, r: size / 2 - m, fill: "none", stroke: "#d92d20", "stroke-width": 4, "pointer-events": "none" }));
+        }
+      } else if (v > 0) {
         const colour = game === "connect4" ? ["", "#d92d20", "#fdb022"][v] : STONES[v];
         svg.append(el("svg:circle", { cx: c * size + size / 2, cy: r * size + size / 2, r: size * 0.38, fill: colour, stroke: "#1d2330", "stroke-width": 1, "pointer-events": "none" }));
       }
