@@ -31,9 +31,10 @@ FORGET_AFTER_S = 24 * 3600  # a dead process's hash expires after a day
 _PROCESS: psutil.Process | None = None  # this process, kept so cpu_percent measures since the last beat
 
 
-def resources() -> dict[str, Any]:
+def resources(device: str | None = None) -> dict[str, Any]:
     """This process's CPU share since the last beat (100 = one core), its resident memory, and the CUDA
-    memory torch holds on its current device where this process uses CUDA (torch imported and initialized)."""
+    memory torch holds on `device` (`cuda:N`; else its current one) where this process uses CUDA (torch
+    imported and initialized)."""
     global _PROCESS
     if _PROCESS is None or _PROCESS.pid != os.getpid():  # a forked child measures itself
         _PROCESS = psutil.Process()
@@ -47,10 +48,11 @@ def resources() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     cuda = getattr(torch, "cuda", None)
     if cuda is not None and cuda.is_initialized():
-        try:
-            out["gpu_memory_mb"] = round(cuda.memory_reserved() / 2**20, 1)
-            out["gpu_memory_total_mb"] = round(cuda.get_device_properties(cuda.current_device()).total_memory / 2**20)
-        except RuntimeError:
+        try:  # the role's own device (a beat may come from a thread whose current device is another)
+            index = int(device.split(":")[1]) if device and device.startswith("cuda:") else cuda.current_device()
+            out["gpu_memory_mb"] = round(cuda.memory_reserved(index) / 2**20, 1)
+            out["gpu_memory_total_mb"] = round(cuda.get_device_properties(index).total_memory / 2**20)
+        except (RuntimeError, ValueError, AssertionError):
             pass
     return out
 
@@ -72,7 +74,7 @@ def beat(
     """Record that `role:pid` is alive now, with its own figures (`clock`: this host's wall clock)."""
     key = keys.heartbeat(run, role, pid)
     values: dict[str, Any] = dict(FACTS)
-    values.update(resources())
+    values.update(resources(str((fields or {}).get("device", "")) or None))
     values.update({"time": clock(), "role": role, "host": socket.gethostname()})
     values.update(fields or {})
     values["azjobs"] = __version__  # last: a role's own `version` field is its weights version

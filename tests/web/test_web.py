@@ -139,6 +139,21 @@ def test_machines_show_every_role_with_host_device_and_figures(client: FlaskClie
     assert found["history"][-1]["games"] == 40
 
 
+def test_status_prints_the_same_machines(redis_client: redis.Redis) -> None:
+    from rich.console import Console
+
+    from azjobs.cluster import status
+
+    fields = {"device": "cuda:1", "cuda": "NVIDIA H200", "gpu_memory_mb": 2048, "gpu_memory_total_mb": 143771}
+    heartbeat.beat(redis_client, RUN, "gpu-serve", "gpu-1", fields)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(status.render(status.collect(redis_client, RUN)))
+    text = console.export_text()
+    assert "machines" in text and "device NVIDIA H200 (cuda:1), 2,048 of 143,771 MiB" in text
+    [row] = status.machines(status.collect(redis_client, RUN))
+    assert f"{row['host']}  CPU {row['cpu']}  memory {row['memory']}" in text
+
+
 def test_overview_without_redis_still_answers(run_dir: Path) -> None:
     def unreachable() -> redis.Redis:
         raise redis.ConnectionError("no Redis here")
