@@ -216,4 +216,65 @@ def games_cmd() -> None:
         )
 
 
-COMMANDS = [status_cmd, doctor_cmd, dashboard_cmd, plot_cmd, settings_cmd, games_cmd]
+@click.command("web")
+@redis_url_option
+@run_dir_option(required=True)
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the password (or token) every request needs: HTTP basic auth, user azjobs, or "
+    "?token=PASSWORD in the URL (default: $AZJOBS_WEB_PASSWORD, else none, which only loopback allows).",
+)
+@click.option(
+    "--dashboard-url", default=None, help="Where the page links rq-dashboard (default: this host, port 9181)."
+)
+@click.option(
+    "--tensorboard-url", default=None, help="Where the page links TensorBoard (default: this host, port 6006)."
+)
+@pass_session
+def web_cmd(
+    session: Session,
+    bind: str,
+    port: int,
+    password_file: Path | None,
+    dashboard_url: str | None,
+    tensorboard_url: str | None,
+) -> None:
+    """One live page for the whole run: machines, the run, the networks, games to replay, and play.
+
+    Read-only: it reads the run's Redis and its folder on the storage root and writes neither. With only
+    --run-dir of a running `azjobs run`, it finds that run's embedded Redis (and again after a restart).
+    """
+    from azjobs.cluster import connection, dashboard
+    from azjobs.settings import read_file
+    from azjobs.web import app
+
+    password = connection.read_password(password_file, env=app.PASSWORD_ENV, what="the web page's password file")
+    dashboard.check_exposure(bind, password, what="the web page", env=app.PASSWORD_ENV)
+    if read_file(session.root) is None:
+        raise AzjobsError(f"no run at {session.root} (no settings.toml): pass the --run-dir of a run")
+    click.echo(
+        f"azjobs web for run {session.name} at http://{bind}:{port}/ (read-only"
+        f"{', password required' if password else ''})",
+        err=True,
+    )
+    app.run(
+        session.root,
+        lambda: session.connect(find_local=True),
+        bind=bind,
+        port=port,
+        password=password,
+        dashboard_url=dashboard_url,
+        tensorboard_url=tensorboard_url,
+    )
+
+
+COMMANDS = [status_cmd, doctor_cmd, dashboard_cmd, web_cmd, plot_cmd, settings_cmd, games_cmd]

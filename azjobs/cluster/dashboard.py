@@ -69,12 +69,12 @@ def read_password(password_file: Path | None) -> str | None:
     return connection.read_password(password_file, env=PASSWORD_ENV, what="the dashboard's password file")
 
 
-def check_exposure(bind: str, password: str | None) -> None:
-    """Refuse to serve beyond loopback without a password."""
+def check_exposure(bind: str, password: str | None, *, what: str = "the dashboard", env: str = PASSWORD_ENV) -> None:
+    """Refuse to serve beyond loopback without a password (the rule of every azjobs web server)."""
     if not password and not is_loopback(bind):
         raise AzjobsError(
-            f"refusing to serve the dashboard on {bind} without a password: pass --password-file FILE or set "
-            f"${PASSWORD_ENV} (or keep --bind 127.0.0.1 and reach it with ssh -L)"
+            f"refusing to serve {what} on {bind} without a password: pass --password-file FILE or set "
+            f"${env} (or keep --bind 127.0.0.1 and reach it with ssh -L)"
         )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from typing import Any, Callable, Mapping
 
+import psutil
 import redis
 
 from azjobs import __version__, keys
@@ -24,6 +26,35 @@ FACTS: dict[str, str] = {}
 INTERVAL_S = 2.0
 DEAD_AFTER_S = 15.0
 FORGET_AFTER_S = 24 * 3600  # a dead process's hash expires after a day
+
+
+_PROCESS: psutil.Process | None = None  # this process, kept so cpu_percent measures since the last beat
+
+
+def resources(device: str | None = None) -> dict[str, Any]:
+    """This process's CPU share since the last beat (100 = one core), its resident memory, and the CUDA
+    memory torch holds on `device` (`cuda:N`; else its current one) where this process uses CUDA (torch
+    imported and initialized)."""
+    global _PROCESS
+    if _PROCESS is None or _PROCESS.pid != os.getpid():  # a forked child measures itself
+        _PROCESS = psutil.Process()
+    out: dict[str, Any] = {}
+    try:
+        with _PROCESS.oneshot():
+            out["cpu_percent"] = round(_PROCESS.cpu_percent(), 1)
+            out["rss_mb"] = round(_PROCESS.memory_info().rss / 2**20, 1)
+    except psutil.Error:
+        pass
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and cuda.is_initialized():
+        try:  # the role's own device (a beat may come from a thread whose current device is another)
+            index = int(device.split(":")[1]) if device and device.startswith("cuda:") else cuda.current_device()
+            out["gpu_memory_mb"] = round(cuda.memory_reserved(index) / 2**20, 1)
+            out["gpu_memory_total_mb"] = round(cuda.get_device_properties(index).total_memory / 2**20)
+        except (RuntimeError, ValueError, AssertionError):
+            pass
+    return out
 
 
 def process_id() -> str:
@@ -43,6 +74,7 @@ def beat(
     """Record that `role:pid` is alive now, with its own figures (`clock`: this host's wall clock)."""
     key = keys.heartbeat(run, role, pid)
     values: dict[str, Any] = dict(FACTS)
+    values.update(resources(str((fields or {}).get("device", "")) or None))
     values.update({"time": clock(), "role": role, "host": socket.gethostname()})
     values.update(fields or {})
     values["azjobs"] = __version__  # last: a role's own `version` field is its weights version

@@ -172,10 +172,11 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
     for name, counts in snap.queues.items():
         queues.add_row(name, *(str(counts[c]) for c in ("queued", "running", "finished", "failed")))
 
-    procs = Table("role", "id", "state", "figures", title="processes", title_justify="left")
-    for p in snap.processes:
-        state = Text("alive", style="green") if p["alive"] == "True" else Text("dead", style="red")
-        procs.add_row(p.get("role", "?"), p["id"], state, _figures(p, snap.run_settings))
+    procs = Table("role", "id", "state", "figures / host, CPU, memory, device", title="machines", title_justify="left")
+    for m in machines(snap):
+        state = Text("alive", style="green") if m["state"] == "alive" else Text("dead", style="red")
+        where = f"{m['host']}  CPU {m['cpu']}  memory {m['memory']}  device {m['device']}"
+        procs.add_row(m["role"], m["id"], state, Text(m["figures"]) + Text("\n" + where, style="dim"))
     head = Text(title or f"azjobs run {snap.run}", style="bold")
     parts: list[RenderableType] = [head, summary]
     for line in _strength_lines(snap):
@@ -184,6 +185,37 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
     if snap.ratings:
         parts.append(_ratings_table(snap.ratings))
     return Group(*parts)
+
+
+def machines(snap: Snapshot) -> list[dict[str, str]]:
+    """Every process of the run as one row of the machines table (`azjobs status` and `azjobs web`):
+    role, id, host, state, CPU (100% = one core), memory, device and the role's own figures."""
+    return [
+        {
+            "role": p.get("role", "?"),
+            "id": p["id"],
+            "host": p.get("host", "?"),
+            "state": "alive" if p.get("alive") == "True" else "dead",
+            "cpu": f"{_num(p.get('cpu_percent'))}%" if p.get("cpu_percent") else "-",
+            "memory": f"{_num(p.get('rss_mb'))} MiB" if p.get("rss_mb") else "-",
+            "device": device_of(p),
+            "figures": _figures(p, snap.run_settings),
+        }
+        for p in snap.processes
+    ]
+
+
+def device_of(p: dict[str, str]) -> str:
+    """`NVIDIA H100 (cuda:0), 1,234 of 81,559 MiB` where a process runs on CUDA, else `cpu`."""
+    device = p.get("device", "")
+    if p.get("role") == "worker" and not device:
+        return "cpu"  # a worker's search runs on its CPU; a local evaluator's device is in its figures
+    if not device.startswith("cuda"):
+        return device or "cpu"
+    name = p.get("cuda", "")
+    used = p.get("gpu_memory_mb")
+    memory = f", {_num(used)} of {_num(p.get('gpu_memory_total_mb'))} MiB" if used else ""
+    return f"{name} ({device}){memory}" if name and name != "not visible" else f"{device}{memory}"
 
 
 RATINGS_SHOWN = 8  # rows of the ratings table: the best, and always the baselines and the newest version
@@ -246,7 +278,14 @@ def _figures(p: dict[str, str], stored: dict[str, Any]) -> str:
             if own_values(p)
             else ""
         )
-        return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}{cadence}"
+        losses = (
+            f"  loss {_num(p.get('policy_loss'), 3)} / {_num(p.get('value_loss'), 3)}  "
+            f"{_num(p.get('steps_per_s'), 1)} steps/s"
+            if "policy_loss" in p
+            else ""
+        )
+        return f"step {p.get('step', '-')}  v{p.get('version', '-')}  {p.get('device', '')}{losses}{cadence}"
     if role == "worker":
-        return f"evaluator {p.get('evaluator', '-')}"
+        job = p.get("job") or "idle"
+        return f"evaluator {p.get('evaluator', '-')}  jobs done {p.get('jobs_done', '-')}  now {job}"
     return ""

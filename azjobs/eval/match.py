@@ -35,6 +35,9 @@ class MatchResult:
     openings: int  # distinct openings played (each with both colours)
     opening_moves: int
     seconds: float
+    # The first SAMPLE_GAMES games move by move, for `azjobs web`: {"moves": actions from the start,
+    # the opening's included, "a_first": whether A moved first, "result": +1 the first player won}.
+    sample_games: tuple[dict[str, Any], ...] = ()
 
     @property
     def games(self) -> int:
@@ -60,32 +63,47 @@ class MatchResult:
             "openings": self.openings,
             "opening_moves": self.opening_moves,
             "seconds": round(self.seconds, 2),
+            "sample_games": list(self.sample_games),
         }
+
+
+SAMPLE_GAMES = 4  # games of a match kept move by move in its record
 
 
 def random_openings(game: Game, count: int, moves: int, rng: np.random.Generator, tries: int = 8) -> np.ndarray:
     """`count` positions after `moves` random moves, distinct while there are enough of them, none
     finished. Fewer distinct ones than asked (a small game, few moves) are repeated in turn.  # [count, S]"""
+    return opening_lines(game, count, moves, rng, tries)[0]
+
+
+def opening_lines(
+    game: Game, count: int, moves: int, rng: np.random.Generator, tries: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """`random_openings` and the moves that reach each.  # [count, S], [count, moves or 0]"""
     start = np.repeat(game.initial_state()[None], count * tries, axis=0)
-    states = start
+    states, lines = start, np.zeros((len(start), 0), np.int64)
     for _ in range(moves):
         live = np.isnan(game.terminal_value(states))
-        states = states[live]
-        states = game.play(states, random_legal(game.legal_mask(states), rng))
-    states = states[np.isnan(game.terminal_value(states))]
-    if len(states) == 0:
-        states = start[:1]  # every random line ended within `moves`: play from the start
+        states, lines = states[live], lines[live]
+        actions = random_legal(game.legal_mask(states), rng)
+        states, lines = game.play(states, actions), np.concatenate([lines, np.asarray(actions)[:, None]], axis=1)
+    live = np.isnan(game.terminal_value(states))
+    states, lines = states[live], lines[live]
+    if len(states) == 0:  # every random line ended within `moves`: play from the start
+        states, lines = start[:1], np.zeros((1, 0), np.int64)
     _, first = np.unique(states.reshape(len(states), -1), axis=0, return_index=True)
-    distinct = states[np.sort(first)]  # in the random order they came, not sorted by bytes
-    return distinct[np.arange(count) % len(distinct)]
+    order = np.sort(first)  # in the random order they came, not sorted by bytes
+    pick = order[np.arange(count) % len(order)]
+    return states[pick], lines[pick]
 
 
 def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator, *, opening_moves: int) -> MatchResult:
     """Play `games` games (rounded up to even) of A against B from paired random openings."""
     started = time.monotonic()
     pairs = max(1, (games + 1) // 2)
-    openings = random_openings(game, pairs, opening_moves, rng)
+    openings, lines = opening_lines(game, pairs, opening_moves, rng)
     states = np.repeat(openings, 2, axis=0)  # [G, S]: each opening twice in a row
+    played = [list(map(int, line)) for line in np.repeat(lines, 2, axis=0)[:SAMPLE_GAMES]]
     first_colour = game.to_play(states)
     a_colour = np.where(np.arange(len(states)) % 2 == 0, first_colour, 1 - first_colour)  # [G]
     live = np.flatnonzero(np.isnan(game.terminal_value(states)))
@@ -93,7 +111,11 @@ def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator,
         a_turn = game.to_play(states[live]) == a_colour[live]
         for player, rows in ((a, live[a_turn]), (b, live[~a_turn])):
             if len(rows):
-                states[rows] = game.play(states[rows], np.asarray(player.choose(states[rows], rng)))
+                actions = np.asarray(player.choose(states[rows], rng))
+                states[rows] = game.play(states[rows], actions)
+                for row, action in zip(rows, actions):
+                    if row < len(played):
+                        played[row].append(int(action))
         live = live[np.isnan(game.terminal_value(states[live]))]
     first_results = first_player_results(game, states).astype(np.int64)  # [G] +1: the first player won
     a_result = np.where(a_colour == 0, first_results, -first_results)
@@ -110,4 +132,8 @@ def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator,
         openings=len({s.tobytes() for s in openings}),
         opening_moves=opening_moves,
         seconds=time.monotonic() - started,
+        sample_games=tuple(
+            {"moves": moves, "a_first": bool(a_first[i]), "result": int(first_results[i])}
+            for i, moves in enumerate(played)
+        ),
     )

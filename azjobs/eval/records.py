@@ -80,6 +80,7 @@ class MatchRecord:
     sims: int  # search simulations of the network players
     versions: dict[str, dict[str, float]] = field(default_factory=dict)  # net player -> version_info
     promoted: bool | None = None  # a gate match: whether A became the version self-play uses
+    sample_games: list[dict[str, Any]] = field(default_factory=list)  # MatchResult's, for `azjobs web`
 
     kind = "match"
 

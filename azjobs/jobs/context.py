@@ -32,6 +32,8 @@ class Progress:
 
     positions: int = 0  # moves played in self-play, all jobs together
     leaf_evals: int = 0  # positions sent to the network
+    jobs_done: int = 0  # jobs this worker finished (or failed)
+    job: str = ""  # the job it runs now: `<function> <job id>`, "" between jobs
 
 
 @dataclass
@@ -53,6 +55,11 @@ _CURRENT: WorkerContext | None = None
 def install(context: WorkerContext) -> None:
     global _CURRENT
     _CURRENT = context
+
+
+def progress_of(run: str) -> Progress | None:
+    """The counters of this worker's context for `run`; None outside a worker of that run."""
+    return _CURRENT.progress if _CURRENT is not None and _CURRENT.run == run else None
 
 
 def current(run: str) -> WorkerContext:

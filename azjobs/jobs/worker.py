@@ -108,11 +108,17 @@ class RunWorker(SimpleWorker):
             self.lost_redis = True
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        progress = context.progress_of(self.run_name)
+        if progress is not None:  # for the heartbeat: what it runs now, and how many it ran
+            progress.job = f"{str(job.func_name).rsplit('.', 1)[-1]} {job.id}"
         try:
             super().execute_job(job, queue)
         except redis.RedisError as e:
             self._note(e)
             raise
+        finally:
+            if progress is not None:
+                progress.job, progress.jobs_done = "", progress.jobs_done + 1
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
@@ -324,6 +330,8 @@ class _HeartbeatThread(threading.Thread):
             "evaluator": self.evaluator,
             "positions": self.progress.positions,
             "leaf_evals": self.progress.leaf_evals,
+            "jobs_done": self.progress.jobs_done,
+            "job": self.progress.job,
             "cpu_s": round(time.process_time(), 4),
         }
         try:
