@@ -7,14 +7,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 import redis
 
 from azjobs.cluster.connection import connect
-from azjobs.run import Run
 from azjobs.settings import Settings
+
+if TYPE_CHECKING:
+    from azjobs.run import Run  # imported where used: it brings the storage (numpy, h5py)
 
 
 def say(message: str) -> None:
@@ -78,6 +80,8 @@ class Session:
 
     def create(self, settings: Settings, *, device: str | None = None) -> tuple[Run, Settings]:
         """Connect and create the run (or join it, if it exists); then (run, the settings it holds)."""
+        from azjobs.run import Run
+
         run = Run.at(self.root, self.connect())
         stored = run.create(settings)
         self.note_facts(run, stored, cuda=True, device=device)
@@ -85,6 +89,8 @@ class Session:
 
     def join(self, *, cuda: bool = False, device: str | None = None) -> tuple[Run, Settings]:
         """Connect and wait (saying so) until the run exists; then (run, its settings)."""
+        from azjobs.run import Run
+
         run = Run.at(self.root, self.connect())
         found = run.join(say)
         self.note_facts(run, found, cuda=cuda, device=device)
