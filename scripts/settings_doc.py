@@ -1,4 +1,4 @@
-"""Render docs/settings.md from the settings (azjobs/settings.py, azjobs/cli/settings_doc.py).
+"""Render docs/settings.md from the settings (azjobs/settings/, azjobs/cli/settings_doc.py).
 
 Run `python scripts/settings_doc.py` from the repository root.
 """

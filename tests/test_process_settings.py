@@ -24,6 +24,7 @@ from azjobs.games.tictactoe import TICTACTOE
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
 from azjobs.net import build_model, to_bytes
+from azjobs.run import publish, read_file
 from azjobs.storage.weights import WeightStore
 
 RUN = "roles"
@@ -49,7 +50,7 @@ def one_line_error(args: list[str], env: dict[str, str] | None = None) -> str:
 
 def created_run(client: redis.Redis, run_dir: Path) -> WeightStore:
     """A run created with a CPU's batch of 64, with its first weights published."""
-    S.publish(client, RUN, run_dir, RUN_SETTINGS)
+    publish(client, RUN, run_dir, RUN_SETTINGS)
     torch.manual_seed(1)
     store = WeightStore(client, RUN, run_dir)
     store.publish(1, to_bytes(build_model(TICTACTOE, RUN_SETTINGS), {"version": 1}))
@@ -110,7 +111,7 @@ def test_gpu_serve_with_its_own_batch_size(redis_url: str, redis_client: redis.R
     assert int(beat["positions"]) == 5 * int(beat["requests"])
     # The run's settings stay as created, in Redis and on the storage root.
     assert S.Settings.from_json(redis_client.get(keys.settings(RUN))).inference_batch_size == 64
-    assert S.read_file(run_dir).inference_batch_size == 64
+    assert read_file(run_dir).inference_batch_size == 64
 
     result = CliRunner().invoke(main, ["status", "--json", "--redis-url", redis_url, "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.output
@@ -126,7 +127,7 @@ def test_status_marks_a_process_value_that_is_not_the_runs(redis_client: redis.R
 
     from azjobs.cluster import status
 
-    S.publish(redis_client, RUN, tmp_path / RUN, RUN_SETTINGS.replace(publish_every_steps=100))
+    publish(redis_client, RUN, tmp_path / RUN, RUN_SETTINGS.replace(publish_every_steps=100))
     heartbeat.beat(redis_client, RUN, "gpu-serve", "g1", {"batch_size": 512, "inference_wait_ms": 2.0})
     heartbeat.beat(
         redis_client,

@@ -1,4 +1,4 @@
-"""Settings: the layers, every field's type and range, the stored run settings, docs/settings.md."""
+"""Settings: the layers, every field's type and range, docs/settings.md."""
 
 import dataclasses
 import math
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from azjobs import keys
 from azjobs import settings as S
 from azjobs.cli import settings_doc
 from azjobs.games import BUILTIN_MODULES, load_games
+from azjobs.run import resolve
 
 DOCS_PAGE = Path(__file__).parent.parent / "docs" / "settings.md"
 
@@ -19,7 +19,7 @@ def test_precedence_defaults_game_file_env_flags(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('game = "tictactoe"\nbatch_size = 64\nnum_simulations = 20\nc_puct = 2.0\n')
     env = {"AZJOBS_NUM_SIMULATIONS": "30", "AZJOBS_C_PUCT": "3.0"}
-    got = S.resolve(config, flags={"c_puct": 4.0, "seed": None}, environ=env)
+    got = resolve(config, flags={"c_puct": 4.0, "seed": None}, environ=env)
     assert got.game == "tictactoe"
     assert got.net_channels == 32  # tic-tac-toe's own default beats the global one
     assert got.batch_size == 64  # file beats game default
@@ -30,26 +30,13 @@ def test_precedence_defaults_game_file_env_flags(tmp_path: Path) -> None:
 
 def test_unknown_and_badly_typed_settings_are_named(tmp_path: Path) -> None:
     with pytest.raises(S.SettingsError, match="unknown setting 'bogus'"):
-        S.resolve(flags={"bogus": 1}, environ={})
+        resolve(flags={"bogus": 1}, environ={})
     with pytest.raises(S.SettingsError, match="batch_size in the environment must be an integer >= 1 .*'lots'"):
-        S.resolve(environ={"AZJOBS_BATCH_SIZE": "lots"})
+        resolve(environ={"AZJOBS_BATCH_SIZE": "lots"})
     bad = tmp_path / "bad.toml"
     bad.write_text("batch_size = [")
     with pytest.raises(S.SettingsError, match="not valid TOML"):
-        S.resolve(bad, environ={})
-
-
-def test_file_round_trip_and_publish_keeps_first_settings(tmp_path: Path, redis_client) -> None:
-    first = S.resolve(flags={"game": "tictactoe"}, environ={})
-    S.write_file(tmp_path, first)
-    assert S.read_file(tmp_path) == first
-    run_dir = tmp_path / "run1"
-    assert S.publish(redis_client, "run1", run_dir, first) == first
-    later = first.replace(batch_size=7)
-    assert S.publish(redis_client, "run1", run_dir, later) == first
-    redis_client.flushall()  # Redis lost: the storage root restores it
-    assert S.fetch(redis_client, "run1", run_dir) == first
-    assert S.fetch(redis_client, "nope", tmp_path / "nope") is None
+        resolve(bad, environ={})
 
 
 def test_requests_bigger_than_servers_accept_are_refused() -> None:
@@ -59,8 +46,8 @@ def test_requests_bigger_than_servers_accept_are_refused() -> None:
 
 
 def test_reuse_tree_reads_as_a_boolean() -> None:
-    assert S.resolve(environ={"AZJOBS_REUSE_TREE": "false"}).reuse_tree is False
-    assert S.resolve(flags={"reuse_tree": True}, environ={}).reuse_tree is True
+    assert resolve(environ={"AZJOBS_REUSE_TREE": "false"}).reuse_tree is False
+    assert resolve(flags={"reuse_tree": True}, environ={}).reuse_tree is True
 
 
 @pytest.mark.parametrize(
@@ -132,7 +119,7 @@ def test_the_defaults_and_every_games_defaults_validate() -> None:
     games = [name for name, game in load_games().items() if type(game).__module__ in BUILTIN_MODULES]
     assert {"connect4", "tictactoe", "othello", "gomoku"} <= set(games)
     for game in games:
-        got = S.resolve(flags={"game": game}, environ={})
+        got = resolve(flags={"game": game}, environ={})
         for name, value in load_games()[game].default_settings.items():
             assert getattr(got, name) == value, (game, name)
 
@@ -204,14 +191,14 @@ def test_an_integer_where_a_number_is_asked_for_becomes_a_float() -> None:
     "text, value", [("true", True), ("TRUE", True), ("1", True), (" false ", False), ("False", False), ("0", False)]
 )
 def test_booleans_in_text_take_true_false_1_or_0(text: str, value: bool) -> None:
-    assert S.resolve(environ={"AZJOBS_GATING": text}).gating is value
-    assert S.resolve(flags={"gating": text}, environ={}).gating is value
+    assert resolve(environ={"AZJOBS_GATING": text}).gating is value
+    assert resolve(flags={"gating": text}, environ={}).gating is value
 
 
 @pytest.mark.parametrize("text", ["ture", "yes", "no", "on", "2", ""])
 def test_a_misspelt_boolean_is_an_error_naming_the_spellings(text: str) -> None:
     with pytest.raises(S.SettingsError) as caught:
-        S.resolve(environ={"AZJOBS_REUSE_TREE": text})
+        resolve(environ={"AZJOBS_REUSE_TREE": text})
     assert str(caught.value) == (
         f"setting reuse_tree in the environment must be true, false, 1 or 0 (default true), got {text!r}"
     )
@@ -235,47 +222,16 @@ def test_a_bad_config_file_names_the_file_the_setting_and_the_range(tmp_path: Pa
     config = tmp_path / "c.toml"
     config.write_text(line + "\n")
     with pytest.raises(S.SettingsError, match=message) as caught:
-        S.resolve(config, environ={})
+        resolve(config, environ={})
     assert str(config) in str(caught.value)
 
 
 def test_numbers_from_the_environment_are_checked_too() -> None:
     with pytest.raises(S.SettingsError, match="inference_wait_ms in the environment must be .*got nan"):
-        S.resolve(environ={"AZJOBS_INFERENCE_WAIT_MS": "nan"})
+        resolve(environ={"AZJOBS_INFERENCE_WAIT_MS": "nan"})
     with pytest.raises(S.SettingsError, match="selfplay_queue_depth in the flags must be an integer >= 1"):
-        S.resolve(flags={"selfplay_queue_depth": "0"}, environ={})
-    assert S.resolve(environ={"AZJOBS_REPLAY_BUFFER_SIZE": "300_000"}).replay_buffer_size == 300_000
-
-
-# A damaged run: its settings.toml or its Redis value.
-
-
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (b'game = "connect4"\nbatch_size = [\n', "is not valid TOML"),
-        (b"\xff\xfe garbage", "not UTF-8"),
-        (b"", "names no game"),
-        (b'game = "connect4"\nbatch_size = "lots"\n', "setting batch_size in .* must be an integer"),
-        (b'game = "connect4"\nc_puct = 0.0\n', "setting c_puct in .* must be a number > 0"),
-    ],
-)
-def test_a_damaged_run_settings_file_names_the_file_and_the_fix(tmp_path: Path, content: bytes, message: str) -> None:
-    (tmp_path / S.SETTINGS_FILE).write_bytes(content)
-    with pytest.raises(S.SettingsError, match=message) as caught:
-        S.read_file(tmp_path)
-    text = str(caught.value)
-    assert str(tmp_path / S.SETTINGS_FILE) in text and "restore it from a backup" in text
-    assert f"azjobs settings --run-dir {tmp_path} --redis-url URL" in text and "\n" not in text
-
-
-def test_damaged_settings_in_redis_are_named(redis_client) -> None:
-    redis_client.set(keys.settings("r"), b"{not json")
-    with pytest.raises(S.SettingsError, match="settings stored in Redis are not a JSON object"):
-        S.fetch(redis_client, "r")
-    redis_client.set(keys.settings("r"), '{"c_puct": -1}')
-    with pytest.raises(S.SettingsError, match="c_puct in the run's settings in Redis must be a number > 0"):
-        S.fetch(redis_client, "r")
+        resolve(flags={"selfplay_queue_depth": "0"}, environ={})
+    assert resolve(environ={"AZJOBS_REPLAY_BUFFER_SIZE": "300_000"}).replay_buffer_size == 300_000
 
 
 # docs/settings.md is rendered from the code.

@@ -13,6 +13,7 @@ from azjobs import keys
 from azjobs import settings as S
 from azjobs.cli import main
 from azjobs.games import BUILTIN_MODULES, load_games
+from azjobs.run import SETTINGS_FILE, publish, resolve, write_file
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
 GAMES = sorted(name for name, game in load_games().items() if type(game).__module__ in BUILTIN_MODULES)
@@ -54,7 +55,7 @@ def printed(args: list[str], tmp_path: Path, name: str = "printed.toml") -> Path
 @pytest.mark.parametrize("game", GAMES)
 def test_printed_settings_read_back_with_config_give_equal_settings(game: str, tmp_path: Path) -> None:
     saved = printed(["--game", game], tmp_path)
-    assert S.resolve(saved, environ={}) == S.resolve(flags={"game": game}, environ={})
+    assert resolve(saved, environ={}) == resolve(flags={"game": game}, environ={})
     again = printed(["--config", str(saved)], tmp_path, "again.toml")  # through the CLI's own --config
     assert again.read_text() == saved.read_text()
 
@@ -66,7 +67,7 @@ def test_printed_settings_carry_every_layer_and_a_comment_per_setting(tmp_path: 
     saved = printed(args, tmp_path)
     result = invoke(["settings", *args], env={"AZJOBS_EVAL_OPPONENTS": "random,mcts:8"})
     saved.write_text(result.stdout)
-    got = S.resolve(saved, environ={})
+    got = resolve(saved, environ={})
     assert (got.game, got.gating, got.c_puct, got.learning_rate_schedule) == ("tictactoe", True, 2.5, "100:3e-4")
     assert got.eval_opponents == "random,mcts:8" and got.net_channels == 32  # environment; game default
     lines = saved.read_text().splitlines()
@@ -77,18 +78,18 @@ def test_printed_settings_carry_every_layer_and_a_comment_per_setting(tmp_path: 
 
 def test_settings_of_a_run_from_its_folder_and_from_redis(tmp_path: Path, redis_client, redis_url: str) -> None:
     run_dir = tmp_path / "run1"
-    stored = S.resolve(flags={"game": "othello", "seed": 7, "gumbel": True}, environ={})
-    S.publish(redis_client, "run1", run_dir, stored)
+    stored = resolve(flags={"game": "othello", "seed": 7, "gumbel": True}, environ={})
+    publish(redis_client, "run1", run_dir, stored)
     saved = printed(["--run-dir", str(run_dir)], tmp_path)
-    assert S.resolve(saved, environ={}) == stored
-    (run_dir / S.SETTINGS_FILE).unlink()  # the storage root lost it: the run's Redis still has it
+    assert resolve(saved, environ={}) == stored
+    (run_dir / SETTINGS_FILE).unlink()  # the storage root lost it: the run's Redis still has it
     from_redis = printed(["--run-dir", str(run_dir), "--redis-url", redis_url], tmp_path, "redis.toml")
-    assert S.resolve(from_redis, environ={}) == stored
+    assert resolve(from_redis, environ={}) == stored
     assert "run1" in from_redis.read_text().splitlines()[0]
 
 
 def test_settings_of_a_run_refuse_new_values_and_a_missing_run(tmp_path: Path) -> None:
-    S.write_file(tmp_path / "r", S.Settings())
+    write_file(tmp_path / "r", S.Settings())
     result = invoke(["settings", "--run-dir", str(tmp_path / "r"), "--num-simulations", "5"])
     assert result.exit_code == 2 and "fixed at its creation: drop --num-simulations" in result.stderr
     line = one_line_error(invoke(["settings", "--run-dir", str(tmp_path / "nothing")]))
@@ -101,8 +102,8 @@ def test_settings_of_a_run_refuse_new_values_and_a_missing_run(tmp_path: Path) -
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
 def test_example_loads_through_config_and_validates(example: Path, tmp_path: Path) -> None:
     saved = printed(["--config", str(example)], tmp_path)
-    got = S.resolve(saved, environ={})
-    assert got == S.resolve(example, environ={}) and got.game == "connect4"
+    got = resolve(saved, environ={})
+    assert got == resolve(example, environ={}) and got.game == "connect4"
     written = tomllib.loads(example.read_text())
     assert {name: getattr(got, name) for name in written} == written  # nothing of it lost on the way
 
@@ -116,7 +117,7 @@ def test_example_is_commented_line_by_line(example: Path) -> None:
 
 def test_both_examples_exist_and_the_gpu_one_is_sized_up() -> None:
     assert [path.name for path in EXAMPLES] == ["connect4-cpu.toml", "connect4-gpu.toml"]
-    cpu, gpu = (S.resolve(path, environ={}) for path in EXAMPLES)
+    cpu, gpu = (resolve(path, environ={}) for path in EXAMPLES)
     assert gpu.inference_batch_size > cpu.inference_batch_size and gpu.games_in_flight > cpu.games_in_flight
     assert gpu.net_blocks * gpu.net_channels > cpu.net_blocks * cpu.net_channels
     assert "starting points" in EXAMPLES[1].read_text()
@@ -143,7 +144,7 @@ def test_a_damaged_run_settings_file_is_one_line_for_every_reader(
 ) -> None:
     run_dir = tmp_path / "run1"
     run_dir.mkdir()
-    (run_dir / S.SETTINGS_FILE).write_bytes(content)
+    (run_dir / SETTINGS_FILE).write_bytes(content)
     for args in (
         ["settings"],
         ["bestmove"],
@@ -153,7 +154,7 @@ def test_a_damaged_run_settings_file_is_one_line_for_every_reader(
         ["train", "--redis-url", redis_url],
     ):
         line = one_line_error(invoke([*args, "--run-dir", str(run_dir)], input="3\n"))
-        assert str(run_dir / S.SETTINGS_FILE) in line and "restore it from a backup" in line, args
+        assert str(run_dir / SETTINGS_FILE) in line and "restore it from a backup" in line, args
 
 
 def test_damaged_settings_in_redis_are_one_line(tmp_path: Path, redis_client, redis_url: str) -> None:
@@ -172,4 +173,4 @@ def test_a_misspelt_boolean_flag_is_a_usage_error_naming_the_spellings(value: st
 @pytest.mark.parametrize("value, expected", [("0", False), ("FALSE", False), ("1", True), ("true", True)])
 def test_boolean_flags_take_true_false_1_or_0(value: str, expected: bool, tmp_path: Path) -> None:
     saved = printed(["--reuse-tree", value], tmp_path)
-    assert S.resolve(saved, environ={}).reuse_tree is expected
+    assert resolve(saved, environ={}).reuse_tree is expected

@@ -24,7 +24,8 @@ from azjobs.errors import AzjobsError
 from azjobs.eval import strength
 from azjobs.eval.positions import load_positions
 from azjobs.games import get_game
-from azjobs.settings import FALSE, FIELD_TYPES, TRUE, SettingsError, resolve
+from azjobs.run import resolve
+from azjobs.settings import FALSE, FIELD_TYPES, TRUE, SettingsError
 from azjobs.storage.weights import WEIGHTS_DIR, versions_in
 
 # Each knob of strength per compute (docs/strength.md) on its own, against the baseline: plain AlphaZero

@@ -25,11 +25,11 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.bench import WINDOWS, emit, median, publish_random_weights, say
 from azjobs.cluster import embedded, heartbeat
 from azjobs.cluster.connection import connect
 from azjobs.games import get_game
+from azjobs.run import publish
 from azjobs.settings import Settings
 
 SELFPLAY = "azjobs.jobs.selfplay.selfplay"
@@ -63,7 +63,7 @@ def run(
         try:
             client = connect(redis_server.url)
             run = run_dir.name
-            run_settings.publish(client, run, run_dir, settings)
+            publish(client, run, run_dir, settings)
             publish_random_weights(client, run, run_dir, settings)
             queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
             _top_up(queue, run, workers)

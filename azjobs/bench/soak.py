@@ -27,11 +27,11 @@ import numpy as np
 import redis
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.bench import publish_random_weights
 from azjobs.cluster import embedded
 from azjobs.cluster.connection import as_bytes, as_text, as_text_hash
 from azjobs.games import Game, get_game
+from azjobs.run import fetch, publish
 from azjobs.settings import Settings
 
 REPLY_TIMEOUT_S = 30.0  # a reply later than this counts as lost
@@ -89,7 +89,7 @@ def client_main(url: str, run: str, run_dir: Path, index: int, games: int, secon
     from azjobs.wire import WireError, decode_reply, encode_request
 
     client = redis.Redis.from_url(url)
-    settings = run_settings.fetch(client, run, run_dir)
+    settings = fetch(client, run, run_dir)
     assert settings is not None, f"no run {run!r} in the bench's Redis"
     game = get_game(settings.game)
     _, data = WeightStore(client, run, run_dir).latest() or (None, b"")
@@ -165,7 +165,7 @@ def run(
     children: dict[str, subprocess.Popen] = {}
     try:
         client = redis.Redis.from_url(server_redis.url)
-        run_settings.publish(client, "soak", run_dir, settings)
+        publish(client, "soak", run_dir, settings)
         publish_random_weights(client, "soak", run_dir, settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
         env.update(AZJOBS_REDIS_URL=server_redis.url, OMP_NUM_THREADS="1")

@@ -32,10 +32,10 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.bench.soak import rss_mb
 from azjobs.cluster import embedded
 from azjobs.cluster.connection import as_text_hash
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, replay_dir, shard_names
 
@@ -284,7 +284,7 @@ def run(
     injector = Injector(fleet, server, log)
     try:
         client = redis.Redis.from_url(server.url, socket_timeout=10)
-        run_settings.publish(client, RUN, fleet.run_dir, settings)
+        publish(client, RUN, fleet.run_dir, settings)
         for role in ("trainer", "gpu-serve", *(f"worker-{i + 1}" for i in range(workers))):
             fleet.start(role)
         log(

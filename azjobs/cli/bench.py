@@ -38,7 +38,7 @@ def bench_options(seconds: float) -> Callable:
 
 def bench_settings(game: str, **flags: Any) -> Settings:
     """The game's default settings with the benchmark's flags (no file, no environment)."""
-    from azjobs.settings import resolve
+    from azjobs.run import resolve
 
     return resolve(None, {"game": game, **flags}, environ={})
 

@@ -7,13 +7,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 import redis
 
 from azjobs.cluster.connection import connect
 from azjobs.settings import Settings
+
+if TYPE_CHECKING:
+    from azjobs.run import Run  # imported where used: it brings the storage (numpy, h5py)
 
 
 def say(message: str) -> None:
@@ -75,22 +78,30 @@ class Session:
         """A client of --redis-url (find_local: else of the `azjobs run` live on --run-dir)."""
         return connect(self.url() if find_local else self.redis_url)
 
-    def join(self, *, cuda: bool = False, device: str | None = None) -> tuple[redis.Redis, Settings]:
-        """Connect and wait (saying so) until the run exists; then (client, settings)."""
+    def create(self, settings: Settings, *, device: str | None = None) -> tuple[Run, Settings]:
+        """Connect and create the run (or join it, if it exists); then (run, the settings it holds)."""
         from azjobs.run import Run
 
-        client = self.connect()
-        found = Run(self.name, self.run_dir, client).wait(say)
-        self.note_facts(client, found, cuda=cuda, device=device)
-        return client, found
+        run = Run.at(self.root, self.connect())
+        stored = run.create(settings)
+        self.note_facts(run, stored, cuda=True, device=device)
+        return run, stored
 
-    def note_facts(
-        self, client: redis.Redis, settings: Settings, *, cuda: bool = False, device: str | None = None
-    ) -> None:
+    def join(self, *, cuda: bool = False, device: str | None = None) -> tuple[Run, Settings]:
+        """Connect and wait (saying so) until the run exists; then (run, its settings)."""
+        from azjobs.run import Run
+
+        run = Run.at(self.root, self.connect())
+        found = run.join(say)
+        self.note_facts(run, found, cuda=cuda, device=device)
+        return run, found
+
+    def note_facts(self, run: Run, settings: Settings, *, cuda: bool = False, device: str | None = None) -> None:
         """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
         from azjobs.cluster import doctor, heartbeat
 
-        heartbeat.FACTS.update(doctor.facts(client, self.name, self.root, settings, cuda=cuda, device=device))
+        assert run.folder is not None, "a role names its run by --run-dir"
+        heartbeat.FACTS.update(doctor.facts(run.redis, run.name, run.folder, settings, cuda=cuda, device=device))
 
 
 pass_session = click.make_pass_decorator(Session, ensure=True)

@@ -170,10 +170,11 @@ def settings_cmd(session: Session, config: Path | None, **flags: Any) -> None:
     With --run-dir: the run's stored settings, from its settings.toml; with --redis-url, from the
     run's Redis as its processes read them (else its settings.toml).
     """
-    from azjobs import settings as run_settings
+    from azjobs.run import resolve
+    from azjobs.settings import to_toml
 
     if session.run_dir is None:
-        found = run_settings.resolve(config, flags)
+        found = resolve(config, flags)
         title = f"azjobs settings for a new {found.game} run; use with `azjobs run --config FILE`."
     else:
         given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
@@ -183,20 +184,20 @@ def settings_cmd(session: Session, config: Path | None, **flags: Any) -> None:
                 f"with --run-dir (docs/settings.md)"
             )
         found, title = _stored(session), f"azjobs settings of run {session.name} (stored when it was created)."
-    click.echo(run_settings.to_toml(found, title), nl=False)
+    click.echo(to_toml(found, title), nl=False)
 
 
 def _stored(session: Session) -> Settings:
     """The run's stored settings: from its Redis with --redis-url, else from its settings.toml."""
-    from azjobs import settings as run_settings
+    from azjobs.run import SETTINGS_FILE, Run, read_file
 
     if session.redis_url is None:
-        stored = run_settings.read_file(session.root)
+        stored = read_file(session.root)
     else:
-        stored = run_settings.fetch(session.connect(), session.name, session.run_dir)
+        stored = Run(session.name, session.run_dir, session.connect()).settings()
     if stored is None:
         raise AzjobsError(
-            f"no run at {session.run_dir}: no {run_settings.SETTINGS_FILE} there"
+            f"no run at {session.run_dir}: no {SETTINGS_FILE} there"
             + ("" if session.redis_url is None else " and no such run in Redis")
             + "; check --run-dir"
         )

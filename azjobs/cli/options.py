@@ -138,7 +138,7 @@ def with_settings(f: Callable) -> Callable:
 
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
-        from azjobs.settings import resolve
+        from azjobs.run import resolve
 
         flags = {name: kwargs.pop(name) for name in FIELD_TYPES}
         return f(resolve(config, flags), **kwargs)
@@ -152,7 +152,8 @@ def with_given_settings(f: Callable) -> Callable:
 
     @wraps(f)
     def wrapper(config: Path | None, **kwargs: Any) -> Any:
-        from azjobs.settings import from_given, given
+        from azjobs.run import from_given
+        from azjobs.settings import given
 
         values = given(config, {name: kwargs.pop(name) for name in FIELD_TYPES})
         return f(from_given(values), values, **kwargs)

@@ -82,15 +82,13 @@ def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, 
     Players: net:V (weights version V), random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS.
     The result joins the run's ratings.
     """
-    from azjobs import settings as run_settings
     from azjobs.jobs import evaluate
+    from azjobs.run import Run
 
     a, b = _versioned(player_a), _versioned(player_b)
-    client = session.connect(find_local=True)
-    settings = run_settings.fetch(client, session.name, session.run_dir)
-    if settings is None:
-        raise AzjobsError(f"no run {session.name!r} in this Redis: start `azjobs train` or `azjobs run` for it first")
-    job = evaluate.enqueue_match(client, session.name, a, b, games or settings.eval_games)
+    run = Run(session.name, session.run_dir, session.connect(find_local=True))
+    settings = run.join()
+    job = evaluate.enqueue_match(run.redis, run.name, a, b, games or settings.eval_games)
     say(f"queued {job.description} ({games or settings.eval_games} games) as job {job.id}")
     if wait:
         click.echo(json.dumps(evaluate.wait_for(job)))

@@ -92,22 +92,18 @@ def train_cmd(
     On an existing run the stored settings hold, but for the trainer's process settings given
     (--publish-every-steps, --eval-every-versions, ...): this process's own.
     """
-    from azjobs import settings as run_settings
-    from azjobs.storage import marker
+    from azjobs.settings import process_settings
     from azjobs.train import trainer
 
     set_threads(threads)
-    client = session.connect()
-    stored = run_settings.publish(client, session.name, session.root, settings)
-    own = {name: value for name, value in given.items() if name in run_settings.process_settings("train")}
+    run, stored = session.create(settings, device=device)
+    own = {name: value for name, value in given.items() if name in process_settings("train")}
     if stored.replace(**own) != settings:
-        say(f"run {session.name} exists: using its stored settings")
-    marker.ensure(client, session.name, session.root)
-    session.note_facts(client, stored, cuda=True, device=device)
+        say(f"run {run.name} exists: using its stored settings")
     trainer.run(
         stored,
-        client,
-        session.name,
+        run.redis,
+        run.name,
         session.root,
         device=device,
         stop=stop_on_signals(),
@@ -163,7 +159,7 @@ def serve_cmd(
     set_threads(threads)
     if devices.resolve(device).type == "cuda" and compile_net:
         require_compile()  # before waiting for the run and its weights: a missing GPU or Triton stops here
-    client, stored = session.join(cuda=True, device=device)
+    run, stored = session.join(cuda=True, device=device)
     settings = run_settings.for_process(stored, "gpu-serve", own)
     if settings != stored:
         say(f"gpu-serve: this process's own {run_settings.overridden(settings, stored)}")
@@ -171,7 +167,7 @@ def serve_cmd(
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs, compile=compile_net
     )
     server.run(
-        settings, client, session.name, session.root, device=device, options=options, stop=stop_on_signals(), log=say
+        settings, run.redis, run.name, session.root, device=device, options=options, stop=stop_on_signals(), log=say
     )
 
 
@@ -198,9 +194,9 @@ def worker_cmd(session: Session, evaluator: str, burst: bool, max_jobs: int | No
     from azjobs.jobs import worker
 
     set_threads(threads)
-    client, settings = session.join()
+    run, settings = session.join()
     worker.run(
-        settings, client, session.name, session.root, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
+        settings, run.redis, run.name, session.root, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
     )
 
 

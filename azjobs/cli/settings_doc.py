@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from azjobs.settings import DEFAULTS, ENV_PREFIX, FIELD_TYPES, PROCESS_SETTINGS, SECTIONS, SPECS, _shown
+from azjobs.settings import DEFAULTS, ENV_PREFIX, FIELD_TYPES, PROCESS_SETTINGS, SECTIONS, SPECS, shown
 
 DOC_COMMAND = "python scripts/settings_doc.py"
 
 _DOC_INTRO = """\
 # Settings
 
-<!-- Rendered from azjobs/settings.py by `{command}`: edit the code, then run it. -->
+<!-- Rendered from azjobs/settings/ by `{command}`: edit the code, then run it. -->
 
 Every tunable of a run is one setting. This page lists them all, with their defaults, the values
 each takes and what it does; `azjobs settings` prints the effective ones as a TOML file, and
@@ -109,8 +109,7 @@ def _settings_tables() -> list[str]:
             command, flag = PROCESS_SETTINGS[name]
             doc += f"; *a process setting: `azjobs {command} {flag}`*"
         lines.append(
-            f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {_cell(spec.allowed(FIELD_TYPES[name]))} | "
-            f"{_cell(doc)} |\n"
+            f"| `{name}` | {_cell(shown(DEFAULTS[name]))} | {_cell(spec.allowed(FIELD_TYPES[name]))} | {_cell(doc)} |\n"
         )
     return lines
 
@@ -130,10 +129,10 @@ def _games_table() -> list[str]:
     ]
     for name in changed:
         cells = [
-            _cell(_shown(game.default_settings[name])) if name in game.default_settings else ""
+            _cell(shown(game.default_settings[name])) if name in game.default_settings else ""
             for game in games.values()
         ]
-        lines.append(f"| `{name}` | {_cell(_shown(DEFAULTS[name]))} | {' | '.join(cells)} |\n")
+        lines.append(f"| `{name}` | {_cell(shown(DEFAULTS[name]))} | {' | '.join(cells)} |\n")
     return lines
 
 

@@ -66,7 +66,7 @@ def soak_cmd(
     if a check failed. Settings flags (--game, --net-blocks, --inference-batch-size, ...) set the run; with
     --system an unset one takes the soak's tiny tic-tac-toe run (no --config or --game given).
     """
-    from azjobs.settings import resolve
+    from azjobs.run import resolve
 
     if system:
         from azjobs.bench import system_soak

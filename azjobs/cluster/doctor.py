@@ -17,10 +17,10 @@ from typing import Any
 import redis
 
 from azjobs import __version__
-from azjobs import settings as run_settings
 from azjobs.cluster import heartbeat, status
 from azjobs.cluster.connection import connect, effective_url, redact
 from azjobs.errors import AzjobsError
+from azjobs.run import SETTINGS_FILE, fetch, read_file
 from azjobs.settings import Settings
 from azjobs.storage import marker
 from azjobs.storage.weights import versions_in
@@ -89,7 +89,7 @@ def diagnose(url: str | None, run_dir: Path, *, interval_s: float = 3.0) -> list
     password = bool(client.connection_pool.connection_kwargs.get("password"))
     verdicts = [Verdict(OK, "redis", f"reachable at {shown}" + (", password accepted" if password else ""))]
     verdicts += _redis_config(client, password)
-    stored = run_settings.fetch(client, run)
+    stored = fetch(client, run)
     if stored is None:
         verdicts.append(
             Verdict(
@@ -176,13 +176,13 @@ def _storage(client: redis.Redis, run: str, run_dir: Path, stored: Settings | No
         out.append(Verdict(OK, "storage", f"{run_dir} is the run's folder (marker matches Redis)"))
     else:
         out.append(Verdict(FAIL, "storage", verdict, "pass the run's folder on the shared storage root as --run-dir"))
-    on_disk = run_settings.read_file(run_dir)
+    on_disk = read_file(run_dir)
     if stored is not None and on_disk is not None and on_disk != stored:
         out.append(
             Verdict(
                 FAIL,
                 "settings",
-                f"{run_dir / run_settings.SETTINGS_FILE} differs from the run's settings in Redis",
+                f"{run_dir / SETTINGS_FILE} differs from the run's settings in Redis",
                 "use the run's own folder, or a new run name",
             )
         )

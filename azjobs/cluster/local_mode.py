@@ -22,13 +22,13 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 
-from azjobs import settings as run_settings
 from azjobs.cluster import embedded, status
 from azjobs.cluster.children import Child, Signals, spawn, stop_in_order
 from azjobs.cluster.connection import connect
 from azjobs.errors import AzjobsError
-from azjobs.settings import PROCESS_SETTINGS, Settings, process_settings
-from azjobs.storage import lease, marker
+from azjobs.run import SETTINGS_FILE, Run
+from azjobs.settings import PROCESS_SETTINGS, Settings, overridden, process_settings
+from azjobs.storage import lease
 from azjobs.storage.atomic import write_with
 
 LOCAL_URL_FILE = ".local-redis-url"  # lets `azjobs status --run-dir` find a running local mode
@@ -142,11 +142,10 @@ def run(
     `own`: values given to this command; its process settings go to the roles that take them."""
     console = console or Console()
     run_dir = Path(run_dir).resolve()
-    run_name = run_dir.name
     workers = workers or settings.num_workers or default_workers()
     holder = lease.holder_of(run_dir)  # a second `azjobs run` on this folder would start a second trainer
     if holder is not None:
-        raise AzjobsError(lease.busy_message(run_name, holder, str(run_dir / lease.LOCK_FILE)))
+        raise AzjobsError(lease.busy_message(run_dir.name, holder, str(run_dir / lease.LOCK_FILE)))
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     signals = Signals()
@@ -155,35 +154,11 @@ def run(
     children: list[Child] = []
     url_file = run_dir / LOCAL_URL_FILE
     try:
-        client = connect(server.url)
-        stored = run_settings.publish(client, run_name, run_dir, settings)
-        marker.ensure(client, run_name, run_dir)
+        the_run = Run.at(run_dir, connect(server.url))
         own = {name: value for name, value in (own or {}).items() if name in PROCESS_SETTINGS}
-        if stored != settings:
-            console.print(
-                f"[yellow]run {run_name} exists: resuming with its stored settings ({run_dir / 'settings.toml'})"
-            )
-            changed = run_settings.overridden(stored.replace(**own), stored)
-            if changed:
-                console.print(f"[yellow]this run's own: {changed}")
+        stored = _create(the_run, settings, own, console)
         write_url_file(run_dir, server.url)
-        cores = os.cpu_count() or 2
-        steps = ["--max-steps", str(max_steps)] if max_steps is not None else []
-        children.append(
-            spawn("trainer", ["train", *steps, *own_flags("train", own)], server.url, run_dir, log_dir, threads=1)
-        )
-        children.append(
-            spawn(
-                "gpu-serve",
-                ["gpu-serve", *own_flags("gpu-serve", own)],
-                server.url,
-                run_dir,
-                log_dir,
-                threads=max(1, cores // 2),
-            )
-        )
-        for i in range(workers):
-            children.append(spawn(f"worker-{i + 1}", ["worker"], server.url, run_dir, log_dir, threads=1))
+        _start_roles(children, server.url, run_dir, log_dir, workers, max_steps, own)
         bounds = " or ".join(
             ([] if minutes is None else [f"{minutes:g} min"]) + ([] if max_steps is None else [f"{max_steps} steps"])
         )
@@ -191,7 +166,7 @@ def run(
             f"azjobs run: {stored.game}, {workers} worker(s), {bounds or 'until Ctrl-C'}, run dir {run_dir} "
             f"(logs in {log_dir})"
         )
-        return _watch(client, run_name, children, minutes, max_steps, console)
+        return _watch(the_run.redis, the_run.name, children, minutes, max_steps, console)
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
         stop_in_order(children, console, signals.urgent)
@@ -199,6 +174,38 @@ def run(
         server.stop(now=signals.urgent.is_set())
         if signals.urgent.is_set():
             raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
+
+
+def _create(the_run: Run, settings: Settings, own: Mapping[str, Any], console: Console) -> Settings:
+    """Create the run (or resume it, saying so, with its stored settings and this command's own values)."""
+    stored = the_run.create(settings)
+    if stored != settings:
+        console.print(
+            f"[yellow]run {the_run.name} exists: resuming with its stored settings ({the_run.folder}/{SETTINGS_FILE})"
+        )
+        changed = overridden(stored.replace(**own), stored)
+        if changed:
+            console.print(f"[yellow]this run's own: {changed}")
+    return stored
+
+
+def _start_roles(
+    children: list[Child],
+    url: str,
+    run_dir: Path,
+    log_dir: Path,
+    workers: int,
+    max_steps: int | None,
+    own: Mapping[str, Any],
+) -> None:
+    """Start the trainer, gpu-serve and the workers, each added to `children` as it starts."""
+    cores = os.cpu_count() or 2
+    steps = ["--max-steps", str(max_steps)] if max_steps is not None else []
+    children.append(spawn("trainer", ["train", *steps, *own_flags("train", own)], url, run_dir, log_dir, threads=1))
+    serve = ["gpu-serve", *own_flags("gpu-serve", own)]
+    children.append(spawn("gpu-serve", serve, url, run_dir, log_dir, threads=max(1, cores // 2)))
+    for i in range(workers):
+        children.append(spawn(f"worker-{i + 1}", ["worker"], url, run_dir, log_dir, threads=1))
 
 
 def _watch(

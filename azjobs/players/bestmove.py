@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from azjobs import settings as run_settings
 from azjobs.games import Game
 from azjobs.players import Player, load_player
 from azjobs.players.network import NetPlayer
+from azjobs.run import read_file
 from azjobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Agent:
 def load_agent(run_dir: Path, device: str = "cpu", version: int | None = None) -> Agent:
     """The run's game, settings and newest weights (or weights `version`), read from the storage root alone."""
     game, player = load_player("net" if version is None else f"net:{version}", run_dir=run_dir, device=device)
-    settings = run_settings.read_file(run_dir)
+    settings = read_file(run_dir)
     assert isinstance(player, NetPlayer) and settings is not None  # load_player has read both
     return Agent(game, settings, player)
 

@@ -54,16 +54,16 @@ def load_player(
 ) -> tuple[Game, Player]:
     """A player for a command: a baseline needs only the game (--game or the run's); a network
     player reads the run's settings and weights from `run_dir` (no Redis). AzjobsError if it can't."""
-    from azjobs import settings as run_settings
     from azjobs.games import get_game
     from azjobs.jobs.configs import search_config
     from azjobs.players.network import weights_from_run_dir
+    from azjobs.run import read_file
 
     try:
         parsed = PlayerSpec.parse(spec)
     except ValueError as e:
         raise AzjobsError(str(e)) from None
-    settings = run_settings.read_file(run_dir) if run_dir is not None else None
+    settings = read_file(run_dir) if run_dir is not None else None
     if run_dir is not None and settings is None:
         raise AzjobsError(f"no run at {run_dir} (no settings.toml): pass the --run-dir of a run that has trained")
     if settings is None and (game is None or not parsed.is_baseline):

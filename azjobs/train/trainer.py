@@ -33,11 +33,11 @@ from azjobs.eval import records
 from azjobs.games import get_game
 from azjobs.net import device as devices
 from azjobs.net.weights import to_bytes
+from azjobs.run import Run
 from azjobs.settings import Settings, for_process, learning_rate_at, overridden
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.lease import TrainerLease
 from azjobs.storage.replay import ReplayBuffer, rebuild_index, unregister_shard
-from azjobs.storage.restore import restore_if_lost
 from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore
 from azjobs.train import progress, schedule
@@ -356,9 +356,7 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.tick()
     if time.monotonic() - last_refresh > REFRESH_EVERY_S:
         # A Redis that restarted empty gets the run back from the storage root first.
-        restore_if_lost(
-            trainer.client, trainer.run_name, trainer.run_dir, trainer.run_settings, trainer.store, trainer.log
-        )
+        Run(trainer.run_name, trainer.run_dir, trainer.client).restore(trainer.run_settings, trainer.store, trainer.log)
         trainer.refresh()
         last_refresh = time.monotonic()
     trainer.state.waiting = trainer.why_wait()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from azjobs import settings as run_settings
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -24,7 +24,7 @@ def write_run() -> Callable[..., Settings]:
 def _write_run(run_dir: Path, train_seconds: dict[int, float], game: str = "tictactoe") -> Settings:
     """A run of `game` with a tiny network, one weights version per entry (version -> seconds of training)."""
     settings = Settings(game=game, net_blocks=1, net_channels=8, num_simulations=4)
-    run_settings.write_file(run_dir, settings)
+    write_file(run_dir, settings)
     torch.manual_seed(0)
     for version, seconds in train_seconds.items():
         model = build_model(get_game(game), settings)

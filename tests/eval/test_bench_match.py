@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -34,7 +34,7 @@ def test_perfect_play_never_loses_to_random() -> None:
 def test_the_runs_newest_weights_by_default(tmp_path: Path) -> None:
     game, settings = get_game("tictactoe"), Settings(game="tictactoe", net_blocks=1, net_channels=8)
     run_dir = tmp_path / "ttt"
-    run_settings.write_file(run_dir, settings)
+    write_file(run_dir, settings)
     for version in (1, 3):
         torch.manual_seed(version)
         data = to_bytes(build_model(game, settings), {"version": version, "game": game.name})

@@ -13,13 +13,12 @@ from click.testing import CliRunner
 from labels import labelled_lines
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
 from azjobs.eval import records
 from azjobs.eval.positions import BUNDLED, DATA_DIR, load_positions, resolve_positions
 from azjobs.games import get_game
-from azjobs.settings import resolve
+from azjobs.run import fetch, publish, resolve
 from azjobs.train.schedule import copy_positions
 
 C4 = get_game("connect4")
@@ -94,10 +93,10 @@ def test_the_stored_setting_keeps_the_name(redis_client: redis.Redis, tmp_path: 
     settings = resolve(
         None, {"game": "connect4", "net_blocks": 1, "net_channels": 8, "eval_positions": "connect4"}, environ={}
     )
-    run_settings.publish(redis_client, run_dir.name, run_dir, settings)
+    publish(redis_client, run_dir.name, run_dir, settings)
     redis_client.delete(keys.settings(run_dir.name))  # read back from the storage root, then from Redis
-    assert run_settings.fetch(redis_client, run_dir.name, run_dir).eval_positions == "connect4"
-    assert run_settings.fetch(redis_client, run_dir.name).eval_positions == "connect4"
+    assert fetch(redis_client, run_dir.name, run_dir).eval_positions == "connect4"
+    assert fetch(redis_client, run_dir.name).eval_positions == "connect4"
     logs: list[str] = []
     copy_positions(settings, C4, run_dir, logs.append)
     copied = records.evals_dir(run_dir) / records.POSITIONS_FILE

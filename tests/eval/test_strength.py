@@ -11,7 +11,6 @@ import torch
 from click.testing import CliRunner
 from labels import labelled_lines
 
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
 from azjobs.eval import records
@@ -20,6 +19,7 @@ from azjobs.eval.strength import measure, random_weak_accuracy, score
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
 from azjobs.players import make_player
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -148,7 +148,7 @@ def test_bench_command_with_a_baseline(ttt_file: Path) -> None:
 def test_bench_command_with_a_run(ttt_file: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     settings = Settings(game="tictactoe", net_blocks=1, net_channels=8, num_simulations=4)
-    run_settings.write_file(run_dir, settings)
+    write_file(run_dir, settings)
     torch.manual_seed(0)
     write_atomic(run_dir / WEIGHTS_DIR / file_name(3), to_bytes(build_model(TTT, settings), {"version": 3}))
     for extra, sims in (([], 4), (["--sims", "0"], 0)):

@@ -12,10 +12,10 @@ from harness import Roles, selfplay_queue, started_by, wait_until
 from harness import worker_name as rq_name
 from rq.job import JobStatus
 
-from azjobs import settings as run_settings
 from azjobs.games import get_game
 from azjobs.jobs import reaper
 from azjobs.net import build_model, to_bytes
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
@@ -34,7 +34,7 @@ def test_skewed_worker_clocks_never_requeue_running_jobs(
 ) -> None:
     behind_env, ahead_env = skewed(-30), skewed(+30)  # skips here, before anything starts, if none works
     run_dir = tmp_path / "storage" / "sk"
-    run_settings.publish(redis_client, "sk", run_dir, SETTINGS)
+    publish(redis_client, "sk", run_dir, SETTINGS)
     game = get_game("tictactoe")
     torch.manual_seed(1)
     WeightStore(redis_client, "sk", run_dir).publish(1, to_bytes(build_model(game, SETTINGS), {"version": 1}))

@@ -12,8 +12,8 @@ import redis
 from harness import NEVER_TRAINS, TINY, Roles, role_beat, wait_until
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cluster import embedded
+from azjobs.run import publish
 from azjobs.settings import Settings
 
 
@@ -46,7 +46,7 @@ def test_out_of_memory_and_read_only_are_waited_out(own_redis: embedded.Embedded
         worker = roles.start("worker", ["worker", "--run-dir", str(run_dir)])
         # A worker of a run without jobs: it waits in RQ's dequeue, whose heartbeat is a write.
         idle_dir = tmp_path / "storage" / "idle"
-        run_settings.publish(client, "idle", idle_dir, Settings(game="tictactoe"))
+        publish(client, "idle", idle_dir, Settings(game="tictactoe"))
         idle = roles.start("worker-idle", ["worker", "--run-dir", str(idle_dir)])
         idle.wait_for("taking jobs")
         wait_until(lambda: role_beat(client, "oom", "trainer"), "the trainer's heartbeat")

@@ -8,7 +8,7 @@ import pytest
 from azjobs.games import get_game
 from azjobs.games.connect4 import CONNECT4 as GAME
 from azjobs.games.testing import check_encoding, check_random_playouts, check_symmetries
-from azjobs.settings import game_defaults, resolve
+from azjobs.run import game_defaults, resolve
 
 ROWS, COLS = 6, 7
 DIRECTIONS = {"horizontal": (0, 1), "vertical": (1, 0), "diagonal /": (1, 1), "diagonal \\": (1, -1)}

@@ -15,7 +15,7 @@ from azjobs.games.testing import (
     check_symmetries,
     perft,
 )
-from azjobs.settings import resolve
+from azjobs.run import resolve
 
 DIRECTIONS = {"horizontal": (0, 1), "vertical": (1, 0), "diagonal \\": (1, 1), "diagonal /": (1, -1)}
 # A full 9x9 board (41 black, 40 white) without five in a row anywhere.

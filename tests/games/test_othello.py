@@ -15,7 +15,7 @@ from azjobs.games.testing import (
     check_symmetries,
     perft,
 )
-from azjobs.settings import resolve
+from azjobs.run import resolve
 
 DIRECTIONS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
 PASS = 64

@@ -84,7 +84,7 @@ def test_entry_point_of_an_installed_package(folder: Path, value: str) -> None:
 
 
 def test_settings_come_from_the_games_defaults(folder: Path) -> None:
-    code = "from azjobs.settings import resolve; print(resolve(flags={'game': 'noughts'}).num_simulations)"
+    code = "from azjobs.run import resolve; print(resolve(flags={'game': 'noughts'}).num_simulations)"
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

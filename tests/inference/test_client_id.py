@@ -14,7 +14,6 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.games import get_game
 from azjobs.inference import client as inference_client
 from azjobs.inference import server
@@ -22,6 +21,7 @@ from azjobs.inference.client import make_client_id
 from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.net import build_model, to_bytes
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.wire import MAX_CLIENT_ID
@@ -66,7 +66,7 @@ def test_a_selfplay_job_on_a_host_with_a_long_name(
     )
     run_dir = tmp_path / "longhost"
     run = run_dir.name
-    run_settings.publish(redis_client, run, run_dir, settings)
+    publish(redis_client, run, run_dir, settings)
     torch.manual_seed(1)
     game = get_game("tictactoe")
     WeightStore(redis_client, run, run_dir).publish(

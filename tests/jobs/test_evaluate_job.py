@@ -14,12 +14,12 @@ from labels import labelled_lines
 from rq.job import Job
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.eval import records
 from azjobs.games import get_game
 from azjobs.jobs import context, evaluate, worker
 from azjobs.net import build_model, read_metadata, to_bytes
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore, versions_in
 
@@ -52,7 +52,7 @@ def weights(version: int, seed: int, step: int = 0) -> bytes:
 
 def make_run(client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS) -> str:
     run = run_dir.name
-    run_settings.publish(client, run, run_dir, settings)
+    publish(client, run, run_dir, settings)
     store = WeightStore(client, run, run_dir)
     store.publish(1, weights(1, seed=1))
     store.publish(3, weights(3, seed=3, step=300))

@@ -19,10 +19,10 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.games import get_game
 from azjobs.jobs import context, worker
 from azjobs.net import build_model, to_bytes
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
@@ -60,7 +60,7 @@ def planted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def make_run(client: redis.Redis, run_dir: Path) -> str:
     run = run_dir.name
-    run_settings.publish(client, run, run_dir, SETTINGS)
+    publish(client, run, run_dir, SETTINGS)
     game = get_game(SETTINGS.game)
     torch.manual_seed(1)
     WeightStore(client, run, run_dir).publish(

@@ -19,7 +19,6 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cluster import heartbeat
 from azjobs.errors import AzjobsError
 from azjobs.game_records import GameRecords
@@ -29,6 +28,7 @@ from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.jobs.selfplay import selfplay
 from azjobs.net import build_model, to_bytes
+from azjobs.run import publish
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, shard_names
 from azjobs.storage.shards import read_shard
@@ -70,7 +70,7 @@ def publish_version(run: str, run_dir: str, version: int) -> int:
 
 def make_run(client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS) -> str:
     run = run_dir.name
-    run_settings.publish(client, run, run_dir, settings)
+    publish(client, run, run_dir, settings)
     WeightStore(client, run, run_dir).publish(1, weights(1, seed=1))
     return run
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.errors import AzjobsError
 from azjobs.eval.records import version_at
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
 from azjobs.players import bestmove
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -46,7 +46,7 @@ def publish_to_disk(run_dir: Path, version: int) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("storage") / "ttt"
-    run_settings.write_file(folder, SETTINGS)
+    write_file(folder, SETTINGS)
     for version in (1, 2):
         publish_to_disk(folder, version)
     return folder
@@ -109,7 +109,7 @@ def test_command_reads_stdin(run_dir: Path) -> None:
 
 
 def test_run_without_weights(tmp_path: Path) -> None:
-    run_settings.write_file(tmp_path / "fresh", SETTINGS)
+    write_file(tmp_path / "fresh", SETTINGS)
     with pytest.raises(AzjobsError, match="has no published weights yet: train it first"):
         bestmove.load_agent(tmp_path / "fresh")
 

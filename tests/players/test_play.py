@@ -11,11 +11,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.games import get_game
 from azjobs.net import build_model, to_bytes
 from azjobs.players import bestmove, play
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -27,7 +27,7 @@ MOVE = re.compile(r"^azjobs plays (\d) \(its evaluation: ([+-]\d\.\d\d) for itse
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("storage") / "ttt"
-    run_settings.write_file(folder, SETTINGS)
+    write_file(folder, SETTINGS)
     torch.manual_seed(3)
     data = to_bytes(build_model(GAME, SETTINGS), {"version": 4, "game": GAME.name})
     write_atomic(folder / WEIGHTS_DIR / file_name(4), data)

@@ -8,8 +8,8 @@ from pathlib import Path
 import redis
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cluster import embedded
+from azjobs.run import publish, read_file
 from azjobs.settings import Settings
 from azjobs.storage import marker
 
@@ -26,9 +26,9 @@ def test_a_creator_that_comes_between_the_other_ones_redis_write_and_its_file(
 ) -> None:
     run_dir = tmp_path / "race"
     redis_client.set(keys.settings("race"), A.to_json(), nx=True)  # creator A got as far as Redis
-    assert run_settings.publish(redis_client, "race", run_dir, B) == A  # creator B joins what won
-    assert run_settings.read_file(run_dir) == A == in_redis(redis_client, "race")
-    assert run_settings.publish(redis_client, "race", run_dir, A) == A  # and A finishes
+    assert publish(redis_client, "race", run_dir, B) == A  # creator B joins what won
+    assert read_file(run_dir) == A == in_redis(redis_client, "race")
+    assert publish(redis_client, "race", run_dir, A) == A  # and A finishes
 
 
 def test_two_creators_with_two_redis_servers_on_one_folder(redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -38,11 +38,9 @@ def test_two_creators_with_two_redis_servers_on_one_folder(redis_client: redis.R
     try:
         other_client = redis.Redis.from_url(other.url)
         other_client.set(keys.settings("twice"), B.to_json(), nx=True)  # B's Redis took B's settings
-        assert run_settings.publish(redis_client, "twice", run_dir, A) == A  # A's file landed first
-        assert run_settings.publish(other_client, "twice", run_dir, B) == A
-        assert (
-            in_redis(other_client, "twice") == A == in_redis(redis_client, "twice") == run_settings.read_file(run_dir)
-        )
+        assert publish(redis_client, "twice", run_dir, A) == A  # A's file landed first
+        assert publish(other_client, "twice", run_dir, B) == A
+        assert in_redis(other_client, "twice") == A == in_redis(redis_client, "twice") == read_file(run_dir)
         other_client.close()
     finally:
         other.stop()
@@ -57,18 +55,18 @@ def test_creators_at_once_agree(redis_client: redis.Redis, tmp_path: Path) -> No
 
         def create(name: str, settings: Settings) -> None:
             start.wait()
-            got[name] = run_settings.publish(redis_client, run, run_dir, settings)
+            got[name] = publish(redis_client, run, run_dir, settings)
 
         threads = [threading.Thread(target=create, args=(n, s)) for n, s in (("a", A), ("b", B))]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert got["a"] == got["b"] == run_settings.read_file(run_dir) == in_redis(redis_client, run)
+        assert got["a"] == got["b"] == read_file(run_dir) == in_redis(redis_client, run)
         assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
 
 
 def test_creating_a_run_gives_it_its_marker(redis_client: redis.Redis, tmp_path: Path) -> None:
-    run_settings.publish(redis_client, "m", tmp_path / "m", A)
+    publish(redis_client, "m", tmp_path / "m", A)
     assert marker.check(redis_client, "m", tmp_path / "m") == "ok"
     assert redis_client.get(keys.marker("m")).decode() == marker.read(tmp_path / "m")

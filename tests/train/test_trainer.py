@@ -25,8 +25,9 @@ from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net import read_metadata
 from azjobs.net.model import build_model
+from azjobs.run import read_file
 from azjobs.search.selfplay import play_games
-from azjobs.settings import Settings, SettingsError, read_file
+from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
 from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard

@@ -1,100 +1,15 @@
-"""One settings object per run: defaults < game defaults < TOML file < AZJOBS_* env < flags.
-
-The process that creates a run (`azjobs train` or `azjobs run`) resolves the settings
-once and stores them in Redis and in `<run_dir>/settings.toml`; every other process of
-the run reads them back from there, so machines never disagree (a role may run with its own
-values of the few PROCESS_SETTINGS, which leaves the run's as stored).
-"""
+"""The Settings: every tunable of a run with its default, meaning and range, and the checks of each value."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import numbers
-import os
-import tomllib
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
 
-from azjobs import keys
-from azjobs.errors import AzjobsError
-from azjobs.players.specs import check_opponents
-
-if TYPE_CHECKING:
-    from redis import Redis
-
-ENV_PREFIX = "AZJOBS_"
-SETTINGS_FILE = "settings.toml"
-
-
-class SettingsError(AzjobsError, ValueError):
-    """A setting has an unknown name, a value of the wrong type, or one out of its range."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What one setting means and which values it takes: docs, --help, TOML comments and checks read it."""
-
-    doc: str
-    at_least: float | None = None
-    above: float | None = None
-    at_most: float | None = None
-    text: str = "text"  # the values a text setting takes, in words
-
-    def allows(self, value: float) -> bool:
-        return math.isfinite(value) and not (
-            (self.at_least is not None and value < self.at_least)
-            or (self.above is not None and value <= self.above)
-            or (self.at_most is not None and value > self.at_most)
-        )
-
-    def allowed(self, kind: type) -> str:
-        """The values it takes in words, e.g. "a number in (0, 1]" or "an integer >= 1"."""
-        if kind is bool:
-            return "true or false"
-        if kind is str:
-            return self.text
-        noun = "an integer" if kind is int else "a number"
-        low = self.at_least if self.at_least is not None else self.above
-        if low is not None and self.at_most is not None:
-            return f"{noun} in {'[' if self.above is None else '('}{_num(low)}, {_num(self.at_most)}]"
-        if low is not None:
-            return f"{noun} {'>=' if self.above is None else '>'} {_num(low)}"
-        return f"{noun} <= {_num(self.at_most)}" if self.at_most is not None else noun
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def setting(
-    default: Any,
-    doc: str,
-    *,
-    at_least: float | None = None,
-    above: float | None = None,
-    at_most: float | None = None,
-    text: str = "text",
-) -> Any:
-    """A Settings field: its default, its one-line meaning and its range (bounds as in Spec)."""
-    return field(default=default, metadata={"spec": Spec(doc, at_least, above, at_most, text)})
-
-
-# The sections of the docs and of `azjobs settings`: each starts at the setting named.
-SECTIONS: dict[str, str] = {
-    "game": "The run",
-    "net_blocks": "Network",
-    "num_simulations": "Search",
-    "gumbel": "Strength per compute",
-    "games_per_job": "Self-play",
-    "inference_batch_size": "Inference server",
-    "replay_buffer_size": "Training",
-    "replay_window_min_rows": "Growing replay window",
-    "eval_every_versions": "Evaluation and gating",
-}
+from azjobs.settings.spec import SettingsError, Spec, setting
+from azjobs.settings.syntax import check_eval_opponents, rate_schedule
 
 
 @dataclass(frozen=True)
@@ -316,45 +231,7 @@ class Settings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str, *, text: bool = False) -> Settings:
         """Settings from `source`'s values; with text, strings are parsed as the environment's are."""
-        return cls(**_coerce(values, source, text=text))
-
-
-def _check_opponents(text: str) -> None:
-    try:
-        check_opponents(text)
-    except ValueError as e:
-        raise SettingsError(f"setting eval_opponents: {e}") from None
-
-
-@functools.cache  # the trainer asks before every step
-def rate_schedule(text: str) -> tuple[tuple[int, float], ...]:
-    """The (step, rate) pairs of learning_rate_schedule, steps rising; SettingsError if malformed."""
-    pairs = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            step, rate = item.split(":")
-            pairs.append((int(step), float(rate)))
-        except ValueError:
-            raise SettingsError(
-                f'setting learning_rate_schedule: {item!r} is not STEP:RATE (e.g. "20000:3e-4,40000:1e-4")'
-            ) from None
-    steps = [step for step, _ in pairs]
-    if any(step < 1 for step in steps) or steps != sorted(set(steps)) or any(rate <= 0 for _, rate in pairs):
-        raise SettingsError(
-            f"setting learning_rate_schedule: steps must rise from 1 and rates be above 0, got {text!r}"
-        )
-    return tuple(pairs)
-
-
-def learning_rate_at(settings: Settings, step: int) -> float:
-    """The learning rate of training step `step` (0-based: the steps taken before it)."""
-    rate = settings.learning_rate
-    for start, scheduled in rate_schedule(settings.learning_rate_schedule):
-        if step >= start:
-            rate = scheduled
-    return rate
+        return cls(**coerce(values, source, text=text))
 
 
 FIELD_TYPES: dict[str, type] = {
@@ -372,7 +249,7 @@ def _bad(name: str, value: Any, source: str | None) -> SettingsError:
     allowed = SPECS[name].allowed(FIELD_TYPES[name])
     if FIELD_TYPES[name] is bool and source in TEXT_SOURCES:
         allowed = "true, false, 1 or 0"
-    return SettingsError(f"setting {name}{where} must be {allowed} (default {_shown(DEFAULTS[name])}), got {value!r}")
+    return SettingsError(f"setting {name}{where} must be {allowed} (default {shown(DEFAULTS[name])}), got {value!r}")
 
 
 def check_value(name: str, value: Any, source: str | None = None) -> Any:
@@ -383,7 +260,7 @@ def check_value(name: str, value: Any, source: str | None = None) -> Any:
         if type(value) is not kind:
             raise _bad(name, value, source)
         if name == "eval_opponents" and isinstance(value, str):
-            _in_source(_check_opponents, value, source)
+            _in_source(check_eval_opponents, value, source)
         elif name == "learning_rate_schedule" and isinstance(value, str):
             _in_source(rate_schedule, value, source)
         return value
@@ -402,7 +279,7 @@ def _in_source(check: Callable[[str], Any], value: str, source: str | None) -> N
         raise SettingsError(f"{e} (in {source})" if source else str(e)) from None
 
 
-def _coerce(values: Mapping[str, Any], source: str, *, text: bool = False) -> dict[str, Any]:
+def coerce(values: Mapping[str, Any], source: str, *, text: bool = False) -> dict[str, Any]:
     """Each known setting of `values`, checked; with text, a string is parsed for a number or boolean."""
     out: dict[str, Any] = {}
     for name, value in values.items():
@@ -430,199 +307,8 @@ def _parse(name: str, text: str, source: str) -> Any:
         raise _bad(name, text, source) from None
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as the docs show it: booleans as TOML writes them, the empty string as \"\"."""
     if isinstance(value, bool):
         return str(value).lower()
     return '""' if value == "" else str(value)
-
-
-def game_defaults(game: str) -> dict[str, Any]:
-    """The game's own defaults; SettingsError naming the known games if there is no such game."""
-    from azjobs.games import get_game
-
-    try:
-        found = get_game(game)
-    except ValueError as e:  # get_game's message already names the known games
-        raise SettingsError(f"setting game: {e}") from None
-    return dict(found.default_settings)
-
-
-def resolve(
-    config_file: Path | None = None,
-    flags: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Settings for a new run: defaults < game defaults < file < environment < flags."""
-    return from_given(given(config_file, flags, environ))
-
-
-def from_given(merged: Mapping[str, Any]) -> Settings:
-    """Settings for a new run from the values `given` found: the game's defaults below them."""
-    game = merged.get("game", Settings.game)
-    values = _coerce(game_defaults(game), f"defaults of game {game}")
-    values.update(merged)
-    return Settings(**values)
-
-
-def given(
-    config_file: Path | None = None,
-    flags: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The values the file, the environment and the flags set, each checked, later layers winning."""
-    environ = os.environ if environ is None else environ
-    layers: list[dict[str, Any]] = []
-    if config_file is not None:
-        layers.append(_coerce(_load_toml(Path(config_file), "config file"), str(config_file)))
-    env = {name: environ[ENV_PREFIX + name.upper()] for name in FIELD_TYPES if ENV_PREFIX + name.upper() in environ}
-    layers.append(_coerce(env, "the environment", text=True))
-    layers.append(_coerce({k: v for k, v in (flags or {}).items() if v is not None}, "the flags", text=True))
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    return merged
-
-
-# Settings of a process, not of the run: how one role works on its machine, not what the run learns.
-# A role started with its own value (its command's flag or AZJOBS_<NAME>) uses it for itself; the
-# run's stored value stays as it was. Setting -> (the command that takes it, the flag).
-PROCESS_SETTINGS: dict[str, tuple[str, str]] = {
-    "selfplay_queue_depth": ("train", "--selfplay-queue-depth"),
-    "num_workers": ("run", "--workers"),
-    "inference_batch_size": ("gpu-serve", "--batch-size"),
-    "inference_wait_ms": ("gpu-serve", "--wait-ms"),
-    "publish_every_steps": ("train", "--publish-every-steps"),
-    "checkpoint_every_steps": ("train", "--checkpoint-every-steps"),
-    "eval_every_versions": ("train", "--eval-every-versions"),
-}
-
-
-def process_settings(command: str) -> list[str]:
-    """The process settings `azjobs <command>` takes for itself."""
-    return [name for name, (owner, _) in PROCESS_SETTINGS.items() if owner == command]
-
-
-def own_values(command: str, values: Mapping[str, Any], source: str = "the flags") -> dict[str, Any]:
-    """`values` (text parsed as the flags' is) checked as `command`'s own: SettingsError for a value out
-    of range, or for a setting that is the run's (fixed when the run is created) or another role's."""
-    for name in values:
-        if name in FIELD_TYPES and name not in process_settings(command):
-            raise SettingsError(
-                f"setting {name} is not one `azjobs {command}` takes for itself: "
-                f"it is fixed when the run is created (docs/settings.md)"
-            )
-    return _coerce(values, source, text=True)
-
-
-def for_process(settings: Settings, command: str, values: Mapping[str, Any], source: str = "the flags") -> Settings:
-    """The run's settings with this process's own values of its process settings (the run's stay as stored)."""
-    return settings.replace(**own_values(command, values, source))
-
-
-def overridden(own: Settings, run: Settings) -> str:
-    """The process settings `own` holds other than the run's, e.g. `inference_batch_size 8 (the run's: 64)`."""
-    return ", ".join(
-        f"{name} {_shown(getattr(own, name))} (the run's: {_shown(getattr(run, name))})"
-        for name in PROCESS_SETTINGS
-        if getattr(own, name) != getattr(run, name)
-    )
-
-
-def _load_toml(path: Path, what: str) -> dict[str, Any]:
-    """The file's top-level table; SettingsError naming the file and the fix if it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise SettingsError(f"cannot read {what} {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SettingsError(
-            f"{what} {path} is not valid TOML ({e}): fix that line; each setting is "
-            f"`name = value`, text in quotes, booleans true or false"
-        ) from None
-    except UnicodeDecodeError:
-        raise SettingsError(f"{what} {path} is not valid TOML (not UTF-8 text): is it the right file?") from None
-
-
-def to_toml(settings: Settings, title: str = "azjobs run settings: written once when the run was created.") -> str:
-    """Every setting as a TOML file `--config` reads, each under a comment line saying what it means."""
-    lines = [
-        f"# {title}\n",
-        "# Each setting: `# meaning; values allowed`, then `name = value`. docs/settings.md has more.\n",
-    ]
-    for name, value in settings.to_dict().items():
-        if name in SECTIONS:
-            lines.append(f"\n# == {SECTIONS[name]} ==\n")
-        lines.append(f"# {DOCS[name]}; {SPECS[name].allowed(FIELD_TYPES[name])}\n")
-        lines.append(f"{name} = {json.dumps(value)}\n")  # JSON's numbers, strings and booleans are TOML's too
-    return "".join(lines)
-
-
-def read_file(run_dir: Path) -> Settings | None:
-    """The settings in `<run_dir>/settings.toml`; None if there is none, SettingsError if it is damaged."""
-    path = Path(run_dir) / SETTINGS_FILE
-    if not path.exists():
-        return None
-    try:
-        values = _load_toml(path, "the run's settings file")
-        if "game" not in values:
-            raise SettingsError(f"the run's settings file {path} names no game")
-        return Settings.from_mapping(values, str(path))
-    except SettingsError as e:
-        raise SettingsError(
-            f"{e}; the file is damaged: restore it from a backup, or, while the run's Redis "
-            f"still holds them, print them with `azjobs settings --run-dir {run_dir} "
-            f"--redis-url URL`"
-        ) from None
-
-
-def write_file(run_dir: Path, settings: Settings) -> None:
-    """Write `<run_dir>/settings.toml` atomically (temporary name, then rename)."""
-    from azjobs.storage.atomic import write_atomic
-
-    write_atomic(Path(run_dir) / SETTINGS_FILE, to_toml(settings).encode())
-
-
-def create_file(run_dir: Path, settings: Settings) -> Settings:
-    """Write `<run_dir>/settings.toml` unless it exists; the settings the file holds then (of two
-    creators at once, exactly one writes it, and both return what it wrote)."""
-    from azjobs.storage.atomic import write_with
-
-    write_with(Path(run_dir) / SETTINGS_FILE, lambda tmp: tmp.write_text(to_toml(settings)), replace=False)
-    stored = read_file(run_dir)
-    assert stored is not None  # it landed, ours or the other creator's
-    return stored
-
-
-def publish(redis: "Redis", run: str, run_dir: Path, settings: Settings) -> Settings:
-    """Store a new run's settings; an existing run keeps the settings it was created with.
-
-    Atomic against a second creator: the first SET NX in Redis wins, the file is written (once) from
-    the winner, and the file, the run's lasting copy, is what Redis holds in the end and what is returned."""
-    stored = read_file(run_dir)
-    if stored is None:
-        redis.set(keys.settings(run), settings.to_json(), nx=True)
-        raw = redis.get(keys.settings(run))
-        stored = create_file(run_dir, Settings.from_json(raw) if raw is not None else settings)
-    raw = redis.get(keys.settings(run))
-    if raw is None or Settings.from_json(raw) != stored:
-        redis.set(keys.settings(run), stored.to_json())  # e.g. another Redis' creator wrote the file first
-    from azjobs.storage import marker
-
-    marker.ensure(redis, run, Path(run_dir))  # workers refuse a run folder without the run's marker
-    return stored
-
-
-def fetch(redis: "Redis", run: str, run_dir: Path | None = None) -> Settings | None:
-    """The run's settings from Redis, else from the storage root (restoring Redis); None if no run."""
-    raw = redis.get(keys.settings(run))
-    if raw is not None:
-        try:
-            return Settings.from_json(raw)
-        except SettingsError as e:
-            raise SettingsError(f"{e} (key {keys.settings(run)})") from None
-    stored = read_file(run_dir) if run_dir is not None else None
-    if stored is not None:
-        redis.set(keys.settings(run), stored.to_json(), nx=True)
-    return stored
