@@ -255,7 +255,7 @@ def web_cmd(
     --run-dir of a running `azjobs run`, it finds that run's embedded Redis (and again after a restart).
     """
     from azjobs.cluster import connection, dashboard
-    from azjobs.settings import read_file
+    from azjobs.run import read_file
     from azjobs.web import app
 
     password = connection.read_password(password_file, env=app.PASSWORD_ENV, what="the web page's password file")

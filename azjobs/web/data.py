@@ -26,7 +26,8 @@ from azjobs.games import get_game, load_games
 from azjobs.games.base import Game
 from azjobs.net.weights import read_metadata
 from azjobs.players.specs import PlayerSpec
-from azjobs.settings import Settings, read_file
+from azjobs.run import read_file
+from azjobs.settings import Settings
 from azjobs.storage.replay import replay_dir, shard_names
 from azjobs.storage.shards import ShardError, open_for_reading, read_shard
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, latest_file, versions_in

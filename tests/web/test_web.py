@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from azjobs import keys
-from azjobs import settings as run_settings
 from azjobs.cli import main
 from azjobs.cluster import heartbeat
 from azjobs.eval import records
@@ -24,6 +23,7 @@ from azjobs.game_records import GameRecords
 from azjobs.games import get_game, load_games
 from azjobs.net import build_model, to_bytes
 from azjobs.players.baselines import OnePlyPlayer, RandomPlayer
+from azjobs.run import write_file
 from azjobs.settings import Settings
 from azjobs.storage.replay import replay_dir
 from azjobs.storage.shards import write_shard
@@ -70,7 +70,7 @@ def random_games(count: int, seed: int) -> tuple[GameRecords, list[list[int]]]:
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     folder = tmp_path / RUN
-    run_settings.write_file(folder, SETTINGS)
+    write_file(folder, SETTINGS)
     torch.manual_seed(0)
     for version in (1, 2):
         meta = {"version": version, "step": 50 * (version - 1), "train_seconds": 60.0 * version, "game": GAME.name}
