@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 from azjobs import keys
 from azjobs.cluster.connection import as_text
 from azjobs.eval import ratings
-from azjobs.eval.match import MatchResult
+from azjobs.eval.match import MatchRecord
 from azjobs.net.weights import read_metadata
 from azjobs.storage.atomic import write_atomic
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in
@@ -57,64 +57,6 @@ def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
         if seconds <= minutes * 60:
             found = (version, seconds)
     return found
-
-
-@dataclass(frozen=True)
-class MatchRecord:
-    """One finished match between players A and B (results are A's)."""
-
-    id: str
-    time: float
-    purpose: str  # "schedule" (the trainer's), "ladder" (baseline against baseline), "gate" or "manual"
-    a: str
-    b: str
-    a_wins: int
-    draws: int
-    b_wins: int
-    a_first_wins: int
-    a_first_draws: int
-    a_first_losses: int
-    openings: int
-    opening_moves: int
-    seconds: float
-    sims: int  # search simulations of the network players
-    versions: dict[str, dict[str, float]] = field(default_factory=dict)  # net player -> version_info
-    promoted: bool | None = None  # a gate match: whether A became the version self-play uses
-
-    kind = "match"
-
-    @classmethod
-    def of(
-        cls,
-        result: MatchResult,
-        *,
-        purpose: str,
-        sims: int,
-        versions: dict[str, dict[str, float]],
-        id: str | None = None,
-        promoted: bool | None = None,
-    ) -> MatchRecord:
-        fields = {k: v for k, v in result.to_dict().items() if k in cls.__dataclass_fields__}
-        return cls(
-            id=id or uuid.uuid4().hex,
-            time=time.time(),
-            purpose=purpose,
-            sims=sims,
-            versions=versions,
-            promoted=promoted,
-            **fields,
-        )
-
-    @property
-    def games(self) -> int:
-        return self.a_wins + self.draws + self.b_wins
-
-    @property
-    def a_score(self) -> float:
-        return (self.a_wins + 0.5 * self.draws) / max(self.games, 1)
-
-    def result(self) -> ratings.Result:
-        return ratings.Result(self.a, self.b, self.a_wins, self.draws, self.b_wins)
 
 
 @dataclass(frozen=True)
