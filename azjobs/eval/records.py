@@ -121,17 +121,8 @@ def _append_once(client: Redis, run: str, record: MatchRecord | AccuracyRecord, 
 
 def landed(run_dir: Path, cls: type[Record], id: str) -> Record | None:
     """The record of this id on the storage root (an earlier run of the same job saved it), or None."""
-    folder = evals_dir(run_dir)
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(f"-{id}.json"))
-    except FileNotFoundError:
-        return None
-    for name in names:
-        try:
-            return from_json(cls, (folder / name).read_bytes())
-        except (OSError, ValueError, TypeError):
-            continue
-    return None
+    found = (_load(cls, path) for path in _files(run_dir, cls, f"-{id}.json"))
+    return next((record for record in found if record is not None), None)
 
 
 def save(client: Redis | None, run: str, run_dir: Path, record: Record) -> Path:
@@ -159,18 +150,25 @@ def count(client: Redis, run: str, cls: type) -> int:
 
 def read_files(run_dir: Path, cls: type[Record]) -> list[Record]:
     """The run's records of one kind from the storage root, oldest first (unreadable files skipped)."""
+    found = (_load(cls, path) for path in _files(run_dir, cls, ".json"))
+    return [record for record in found if record is not None]
+
+
+def _files(run_dir: Path, cls: type[Record], ending: str) -> list[Path]:
+    """The files of one kind of record whose names end in `ending`, oldest first (their names begin with the time)."""
     folder = evals_dir(run_dir)
     try:
-        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(".json"))
+        names = os.listdir(folder)
     except FileNotFoundError:
         return []
-    found = []
-    for name in names:
-        try:
-            found.append(from_json(cls, (folder / name).read_bytes()))
-        except (OSError, ValueError, TypeError):
-            continue  # a foreign or damaged file: the others still count
-    return found
+    return [folder / n for n in sorted(names) if n.startswith(f"{cls.kind}-") and n.endswith(ending)]
+
+
+def _load(cls: type[Record], path: Path) -> Record | None:
+    try:
+        return from_json(cls, path.read_bytes())
+    except (OSError, ValueError, TypeError):
+        return None  # a foreign or damaged file: the others still count
 
 
 def rebuild(client: Redis, run: str, run_dir: Path) -> int:
