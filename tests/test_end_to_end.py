@@ -61,8 +61,9 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     # The trainer had version 1 evaluated (and 11, 21, ... as far as it got) by the worker, between
     # self-play jobs: matches against the default opponents, the ladder of baselines, the ratings.
     from azjobs.eval import records
+    from azjobs.eval.match import MatchRecord
 
-    played = {(m.a, m.b) for m in records.read_files(run_dir, records.MatchRecord)}
+    played = {(m.a, m.b) for m in records.read_files(run_dir, MatchRecord)}
     assert {("net:1", "random"), ("net:1", "oneply"), ("oneply", "random"), ("alphabeta:4", "oneply")} <= played
     ratings = json.loads((run_dir / "evals" / "ratings.json").read_text())["ratings"]
     assert ratings["random"]["elo"] == 0 and ratings["net:1"]["elo"] > 100 and ratings["oneply"]["elo"] > 100

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from azjobs.bench import WINDOWS, emit, median, say
+from azjobs.bench.net import forward_rate
 from azjobs.errors import AzjobsError
 from azjobs.games import get_game
 from azjobs.inference.runner import NetRunner, RunnerOptions
@@ -158,14 +159,7 @@ def time_batches(runner: NetRunner, seconds: float) -> dict[str, float]:
     rates = {}
     for size in TIMED_SIZES:
         runner.forward(size)
-        windows = []
-        for _ in range(WINDOWS):
-            passes, started = 0, time.perf_counter()
-            while passes < 3 or time.perf_counter() - started < window_s:
-                runner.forward(size)
-                passes += 1
-            windows.append(passes * size / (time.perf_counter() - started))
-        rates[str(size)] = median(windows, 0)
+        rates[str(size)] = median([forward_rate(runner, size, window_s) for _ in range(WINDOWS)], 0)
     return rates
 
 

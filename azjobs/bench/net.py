@@ -41,7 +41,7 @@ def run(
     rates: dict[str, float] = {}
     for size in batch_sizes:
         runner.forward(size)  # warm-up (CUDA graphs, kernels chosen for this shape)
-        windows = [_window(runner, size, per_size) for _ in range(WINDOWS)]
+        windows = [forward_rate(runner, size, per_size) for _ in range(WINDOWS)]
         rates[str(size)] = median(windows, 0)
         say(f"  batch {size:5d}: {rates[str(size)]:>10,.0f} positions/s  ({', '.join(f'{w:,.0f}' for w in windows)})")
     return emit(
@@ -58,7 +58,7 @@ def run(
     )
 
 
-def _window(runner: NetRunner, size: int, seconds: float) -> float:
+def forward_rate(runner: NetRunner, size: int, seconds: float) -> float:
     """Positions per second of back-to-back forward passes of `size` for about `seconds` (3 passes at least)."""
     passes, started = 0, time.perf_counter()
     while passes < 3 or time.perf_counter() - started < seconds:

@@ -9,10 +9,6 @@ of everything else per leaf evaluation (search, encoding, transport, Redis, the 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ from rq.serializers import JSONSerializer
 from azjobs import keys
 from azjobs.bench import WINDOWS, emit, median, publish_random_weights, say
 from azjobs.cluster import embedded, heartbeat
+from azjobs.cluster.children import Child, exited, spawn, stop_in_order
 from azjobs.cluster.connection import connect
 from azjobs.games import get_game
 from azjobs.run import publish
@@ -59,7 +56,7 @@ def run(
         log_dir = Path(tmp) / "logs"
         log_dir.mkdir()
         redis_server = embedded.start()
-        children: list[subprocess.Popen] = []
+        children: list[Child] = []
         try:
             client = connect(redis_server.url)
             run = run_dir.name
@@ -72,11 +69,7 @@ def run(
                 f"gpu-serve with {server_threads} thread(s), batch {settings.inference_batch_size}, "
                 f"{settings.games_in_flight} games in flight per job; logs in {log_dir}"
             )
-            env = dict(os.environ, AZJOBS_REDIS_URL=redis_server.url)
-            children.append(
-                _spawn(["gpu-serve", *serve_flags], env, run_dir, log_dir / "gpu-serve.log", server_threads)
-            )
-            children += [_spawn(["worker"], env, run_dir, log_dir / f"worker-{i + 1}.log", 1) for i in range(workers)]
+            _start(children, redis_server.url, run_dir, log_dir, workers, server_threads, serve_flags)
             _warm_up(client, run, queue, workers, children, warmup_s, log_dir)
             samples = [_sample(client, run, children, redis_server.process.pid)]
             for _ in range(WINDOWS):
@@ -87,7 +80,7 @@ def run(
                     time.sleep(0.5)
                 samples.append(_sample(client, run, children, redis_server.process.pid))
         finally:
-            _stop(children)
+            stop_in_order(children)  # workers first (a second SIGTERM stops a job now), then the server
             redis_server.stop()
     windows = [_figures(a, b, settings.inference_batch_size) for a, b in zip(samples, samples[1:])]
     for w in windows:
@@ -115,13 +108,19 @@ def run(
     )
 
 
-def _spawn(args: list[str], env: dict[str, str], run_dir: Path, log: Path, threads: int) -> subprocess.Popen:
-    env = dict(env, OMP_NUM_THREADS=str(threads))
-    command = [sys.executable, "-m", "azjobs", *args, "--run-dir", str(run_dir), "--threads", str(threads)]
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+def _start(
+    children: list[Child],
+    url: str,
+    run_dir: Path,
+    log_dir: Path,
+    workers: int,
+    server_threads: int,
+    serve_flags: list[str],
+) -> None:
+    """Start gpu-serve, then the workers, each appended to `children` once started (the caller stops them)."""
+    children.append(spawn("gpu-serve", ["gpu-serve", *serve_flags], url, run_dir, log_dir, server_threads))
+    for i in range(workers):
+        children.append(spawn(f"worker-{i + 1}", ["worker"], url, run_dir, log_dir, 1))
 
 
 def _top_up(queue: Queue, run: str, workers: int) -> None:
@@ -130,12 +129,9 @@ def _top_up(queue: Queue, run: str, workers: int) -> None:
         queue.enqueue(SELFPLAY, run, int(time.time_ns() % 2**31), job_timeout=-1)
 
 
-def _check_alive(children: list[subprocess.Popen], log_dir: Path) -> None:
-    for child in children:
-        if child.poll() is not None:
-            command = child.args
-            assert isinstance(command, list)  # started with an argument list
-            raise RuntimeError(f"`{' '.join(command[3:5])}` exited early; see its log in {log_dir}")
+def _check_alive(children: list[Child], log_dir: Path) -> None:
+    for child in exited(children):
+        raise RuntimeError(f"{child.role} exited early; see its log in {log_dir}")
 
 
 def _warm_up(
@@ -143,7 +139,7 @@ def _warm_up(
     run: str,
     queue: Queue,
     workers: int,
-    children: list[subprocess.Popen],
+    children: list[Child],
     warmup_s: float,
     log_dir: Path,
 ) -> None:
@@ -167,12 +163,14 @@ def _warm_up(
         time.sleep(0.5)
 
 
-def _sample(client: redis.Redis, run: str, children: list[subprocess.Popen], redis_pid: int) -> Sample:
+def _sample(client: redis.Redis, run: str, children: list[Child], redis_pid: int) -> Sample:
     """Wait for the server's next heartbeat, then read every process's CPU time at once."""
     server_beat = _server_beat(client, run)
     while (fresh := _server_beat(client, run))["time"] == server_beat["time"]:
         time.sleep(0.002)
-    workers_cpu = sum(_cpu(child.pid) for child in children[1:])  # children[0] is the server: its beat has its CPU
+    workers_cpu = sum(
+        _cpu(child.process.pid) for child in children[1:]
+    )  # children[0] is the server: its beat has its CPU
     redis_cpu = _cpu(redis_pid)
     beats = heartbeat.read_all(client, run)
     return Sample(
@@ -222,18 +220,3 @@ def _figures(a: Sample, b: Sample, batch_size: int) -> dict[str, float]:
         "forward_us_per_leaf": 1e6 * forward / leaves,
         "cpu_cores_busy": total / dt,
     }
-
-
-def _stop(children: list[subprocess.Popen]) -> None:
-    """Workers first (a second SIGTERM stops a worker's job now), then the server."""
-    for child in children[1:] + children[:1]:
-        for _ in range(2):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                time.sleep(0.3)
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +26,7 @@ import redis
 from azjobs import keys
 from azjobs.bench import publish_random_weights
 from azjobs.cluster import embedded
+from azjobs.cluster.children import Child, exited, spawn, stop_in_order
 from azjobs.cluster.connection import as_bytes, as_text, as_text_hash
 from azjobs.games import Game, get_game
 from azjobs.run import fetch, publish
@@ -162,52 +160,17 @@ def run(
     server_redis = embedded.start(unix_socket=False)  # TCP on 127.0.0.1: loopback, as between machines
     folder = Path(tempfile.mkdtemp(prefix="azjobs-soak-"))
     run_dir = folder / "soak"
-    children: dict[str, subprocess.Popen] = {}
+    children: list[Child] = []
     try:
         client = redis.Redis.from_url(server_redis.url)
         publish(client, "soak", run_dir, settings)
         publish_random_weights(client, "soak", run_dir, settings)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
-        env.update(AZJOBS_REDIS_URL=server_redis.url, OMP_NUM_THREADS="1")
-        azjobs = [sys.executable, "-m", "azjobs"]
         logs = folder / "logs"
         logs.mkdir()
-        children["gpu-serve"] = subprocess.Popen(
-            # fp32, as the clients' reference (LocalEvaluator on CPU): bf16 differs from it by about
-            # 1e-3, beyond what the check allows, and the soak is about delivery, not precision
-            [*azjobs, "gpu-serve", "--run-dir", str(run_dir), "--precision", "fp32"],
-            env=env,
-            stdout=open(logs / "gpu-serve.log", "wb"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        for i in range(workers):
-            children[f"client-{i + 1}"] = subprocess.Popen(
-                [
-                    *azjobs,
-                    "bench",
-                    "soak-client",
-                    "--run-dir",
-                    str(run_dir),
-                    "--index",
-                    str(i),
-                    "--games",
-                    str(games),
-                    "--seconds",
-                    str(seconds),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=open(logs / f"client-{i}.log", "wb"),
-                stdin=subprocess.DEVNULL,
-            )
-        ready_by = time.monotonic() + 120
-        while client.llen(READY_KEY) < workers:
-            if time.monotonic() > ready_by or any(p.poll() is not None for p in children.values()):
-                raise RuntimeError(f"the soak's processes did not start; see {logs}")
-            time.sleep(0.1)
+        _start(children, server_redis.url, run_dir, logs, workers, games, seconds)
+        _wait_ready(client, children, workers, logs)
         started = time.monotonic()
-        pids = {name: p.pid for name, p in children.items()} | {"redis": server_redis.process.pid}
+        pids = {c.role: c.process.pid for c in children} | {"redis": server_redis.process.pid}
         time.sleep(min(2.0, seconds / 4))  # past the first requests: imports and buffers settled
         rss_start = {name: rss_mb(pid) for name, pid in pids.items()}
         log(f"soak: {workers} clients x {games} games against one gpu-serve for {seconds:g} s (logs in {logs})")
@@ -221,24 +184,14 @@ def run(
                 progress(time.monotonic() - started, int(_server_beat(client).get("requests", 0) or 0))
         rss_end = rss_end or {name: rss_mb(pid) for name, pid in pids.items()}
         results = []
-        for i in range(workers):
-            out, _ = children[f"client-{i + 1}"].communicate(timeout=REPLY_TIMEOUT_S + 120)
+        for child in children[1:]:
+            out, _ = child.process.communicate(timeout=REPLY_TIMEOUT_S + 120)
             results.append(ClientResult.from_json(out.decode().strip().splitlines()[-1]))
         beat = _server_beat(client)
         shutil.rmtree(folder, ignore_errors=True)  # kept, with its logs, only when something went wrong
     finally:
-        for process in children.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in children.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_in_order(children, order=("client", "gpu-serve"), grace_s=30)
         server_redis.stop()
-    latencies = [ms for r in results for ms in r.latencies_ms]
-    answered = sum(r.answered for r in results)
-    per_second = sum(r.answered / max(r.loop_s, 1e-9) for r in results)  # each over its own sending time
     return {
         "bench": "soak",
         "game": settings.game,
@@ -247,17 +200,46 @@ def run(
         "workers": workers,
         "games_per_worker": games,
         "seconds": seconds,
+        **_delivery(results, games),
+        "server_dropped": int(beat.get("dropped", 0) or 0),
+        "latency_ms": _percentiles([ms for r in results for ms in r.latencies_ms]),
+        "rss_mb": {name: {"start": rss_start.get(name), "end": rss_end.get(name)} for name in pids},
+        "rss_growth_mb": round(max((rss_end[n] or 0) - (rss_start[n] or 0) for n in pids), 1),
+    }
+
+
+def _start(
+    children: list[Child], url: str, run_dir: Path, logs: Path, workers: int, games: int, seconds: float
+) -> None:
+    """Start gpu-serve and the `workers` clients, each appended to `children` once started (the caller stops them)."""
+    # fp32, as the clients' reference (LocalEvaluator on CPU): bf16 differs from it by about
+    # 1e-3, beyond what the check allows, and the soak is about delivery, not precision
+    children.append(spawn("gpu-serve", ["gpu-serve", "--precision", "fp32"], url, run_dir, logs, 1, own_env=True))
+    for i in range(workers):
+        args = ["bench", "soak-client", "--index", str(i), "--games", str(games), "--seconds", str(seconds)]
+        children.append(spawn(f"client-{i + 1}", args, url, run_dir, logs, 1, own_env=True, capture_stdout=True))
+
+
+def _wait_ready(client: redis.Redis, children: list[Child], workers: int, logs: Path) -> None:
+    """Until every client sends (within two minutes, none of the processes exiting meanwhile)."""
+    ready_by = time.monotonic() + 120
+    while client.llen(READY_KEY) < workers:
+        if time.monotonic() > ready_by or exited(children):
+            raise RuntimeError(f"the soak's processes did not start; see {logs}")
+        time.sleep(0.1)
+
+
+def _delivery(results: list[ClientResult], games: int) -> dict[str, Any]:
+    """The requests sent, answered, lost, wrong and duplicated over all clients, and their rates."""
+    per_second = sum(r.answered / max(r.loop_s, 1e-9) for r in results)  # each over its own sending time
+    return {
         "requests": sum(r.sent for r in results),
-        "answered": answered,
+        "answered": sum(r.answered for r in results),
         "lost": sum(r.lost for r in results),
         "wrong": sum(r.wrong for r in results),
         "duplicates": sum(r.duplicates for r in results),
-        "server_dropped": int(beat.get("dropped", 0) or 0),
         "requests_per_s": round(per_second, 1),
         "evals_per_s": round(per_second * games, 1),
-        "latency_ms": _percentiles(latencies),
-        "rss_mb": {name: {"start": rss_start.get(name), "end": rss_end.get(name)} for name in pids},
-        "rss_growth_mb": round(max((rss_end[n] or 0) - (rss_start[n] or 0) for n in pids), 1),
     }
 
 

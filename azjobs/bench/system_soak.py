@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.bench.soak import rss_mb
-from azjobs.cluster import embedded
+from azjobs.cluster import children, embedded
 from azjobs.cluster.connection import as_text_hash
 from azjobs.run import publish
 from azjobs.settings import Settings
@@ -73,12 +71,12 @@ def tiny_defaults(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class Proc:
-    """One run of one role's process; `incarnation` counts its starts (a restart is a new Proc)."""
+class Proc(children.Child):
+    """One run of one role's process (role "trainer", "gpu-serve", "worker-2" or "redis"); `incarnation`
+    counts its starts (a restart is a new Proc)."""
 
-    role: str  # "trainer", "gpu-serve", "worker-2", "redis"
+    _: KW_ONLY
     incarnation: int
-    process: subprocess.Popen
     started: float  # monotonic
     killed: bool = False  # by the soak, on purpose
     rss: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, MiB)
@@ -118,7 +116,7 @@ class AofRedis:
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
-        self.procs.append(Proc("redis", len(self.procs) + 1, process, time.monotonic()))
+        self.procs.append(Proc("redis", process, incarnation=len(self.procs) + 1, started=time.monotonic()))
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -137,12 +135,7 @@ class AofRedis:
         """SIGTERM: Redis flushes its append-only file and exits."""
         for proc in self.live():
             proc.killed = True
-            proc.process.terminate()
-            try:
-                proc.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.process.kill()
-                proc.process.wait()
+        children.stop_in_order(self.live(), grace_s=STOP_GRACE_S)
 
     def restart(self) -> None:
         self.stop()
@@ -159,20 +152,10 @@ class Fleet:
 
     def start(self, role: str) -> Proc:
         command = {"trainer": ["train"], "gpu-serve": ["gpu-serve", "--precision", "fp32"]}.get(role, ["worker"])
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AZJOBS_")}
-        env.update(AZJOBS_REDIS_URL=self.url, OMP_NUM_THREADS="1", AZJOBS_THREADS="1")
-        log = open(self.logs / f"{role}.log", "ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "azjobs", *command, "--run-dir", str(self.run_dir)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        child = children.spawn(role, command, self.url, self.run_dir, self.logs, 1, own_env=True)
         with self.lock:
-            proc = Proc(role, 1 + sum(p.role == role for p in self.procs), process, time.monotonic())
+            incarnation = 1 + sum(p.role == role for p in self.procs)
+            proc = Proc(role, child.process, incarnation=incarnation, started=time.monotonic())
             self.procs.append(proc)
         return proc
 
@@ -182,25 +165,14 @@ class Fleet:
 
     def kill(self, proc: Proc) -> None:
         proc.killed = True
-        proc.process.kill()
-        proc.process.wait()
+        children.kill(proc)
 
     def stop_all(self) -> None:
         """Workers (a second SIGTERM cuts their job short), then gpu-serve, then the trainer (it checkpoints)."""
-        for prefix in ("worker", "gpu-serve", "trainer"):
-            group = [p for p in self.live() if p.role.startswith(prefix)]
-            for signals in range(2 if prefix == "worker" else 1):
-                for proc in group:
-                    proc.killed = True
-                    if proc.process.poll() is None:
-                        proc.process.send_signal(signal.SIGTERM)
-                time.sleep(1.1 if prefix == "worker" and not signals else 0)
-            for proc in group:
-                try:
-                    proc.process.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    proc.process.kill()
-                    proc.process.wait()
+        live = self.live()
+        for proc in live:
+            proc.killed = True
+        children.stop_in_order(live, grace_s=STOP_GRACE_S)
 
 
 class Sampler(threading.Thread):

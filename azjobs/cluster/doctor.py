@@ -338,74 +338,80 @@ def _cuda(
 def _queues(
     client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
 ) -> list[Verdict]:
+    """Each queue's jobs taken (by live workers) and the inference requests served (by a live gpu-serve)."""
     out = []
-    workers, servers = _alive(snap, "worker"), _alive(snap, "gpu-serve")
+    workers = bool(_alive(snap, "worker"))
     # Workers busy with another queue's jobs (evaluation comes first) leave self-play waiting: not a fault.
     busy = any(c["running"] for c in snap.queues.values())
     for name, counts in snap.queues.items():
-        before = first.queues[name]
-        short = name.rsplit(":", 1)[-1]
-        moved = busy or counts["finished"] + counts["failed"] > before["finished"] + before["failed"]
-        if counts["queued"] and not workers:
-            out.append(
-                Verdict(
-                    FAIL,
-                    "queues",
-                    f"{counts['queued']} {short} jobs queued, no live worker",
-                    "start workers (scripts/start_worker.sh)",
-                )
-            )
-        elif counts["queued"] and not counts["running"] and not moved:
-            out.append(
-                Verdict(
-                    FAIL,
-                    "queues",
-                    f"{counts['queued']} {short} jobs queued and none taken",
-                    "look at the workers' logs",
-                )
-            )
-        elif counts["queued"] or counts["running"]:
-            out.append(
-                Verdict(
-                    OK,
-                    "queues",
-                    f"{short}: {counts['queued']} queued, {counts['running']} running, {counts['finished']} finished",
-                )
-            )
-        if counts["failed"]:
-            out.append(
-                Verdict(
-                    WARN,
-                    "failed",
-                    f"{counts['failed']} {short} jobs failed",
-                    "read their errors in `azjobs dashboard` (Failed jobs)",
-                )
-            )
-    pending = snap.pending_requests
-    served = sum(int(p.get("positions", 0) or 0) for p in servers)
-    served_before = sum(int(p.get("positions", 0) or 0) for p in _alive(first, "gpu-serve"))
-    # The servers' counters move with their heartbeats: judge only when one beat between the two looks.
-    beat_between = max((float(p.get("time", 0)) for p in servers), default=0.0) > max(
-        (float(p.get("time", 0)) for p in _alive(first, "gpu-serve")), default=0.0
-    )
-    if pending and not servers:
+        out += _queue_verdicts(name.rsplit(":", 1)[-1], first.queues[name], counts, workers, busy)
+    out.append(_requests_verdict(first, snap))
+    return out
+
+
+def _queue_verdicts(
+    short: str, before: dict[str, int], counts: dict[str, int], workers: bool, busy: bool
+) -> list[Verdict]:
+    """One queue's counts now against those of the first look (`before`); `workers`: any live worker."""
+    out = []
+    moved = busy or counts["finished"] + counts["failed"] > before["finished"] + before["failed"]
+    if counts["queued"] and not workers:
         out.append(
             Verdict(
                 FAIL,
-                "requests",
-                f"{pending} inference requests waiting, no live gpu-serve",
-                "start azjobs gpu-serve (scripts/start_gpu.sh)",
+                "queues",
+                f"{counts['queued']} {short} jobs queued, no live worker",
+                "start workers (scripts/start_worker.sh)",
             )
         )
-    elif pending and first.pending_requests and beat_between and served == served_before:
+    elif counts["queued"] and not counts["running"] and not moved:
         out.append(
             Verdict(
-                FAIL, "requests", f"{pending} inference requests waiting and none served", "look at gpu-serve's log"
+                FAIL, "queues", f"{counts['queued']} {short} jobs queued and none taken", "look at the workers' logs"
             )
         )
-    else:
-        out.append(Verdict(OK, "requests", f"{pending} inference requests waiting"))
+    elif counts["queued"] or counts["running"]:
+        out.append(
+            Verdict(
+                OK,
+                "queues",
+                f"{short}: {counts['queued']} queued, {counts['running']} running, {counts['finished']} finished",
+            )
+        )
+    if counts["failed"]:
+        out.append(
+            Verdict(
+                WARN,
+                "failed",
+                f"{counts['failed']} {short} jobs failed",
+                "read their errors in `azjobs dashboard` (Failed jobs)",
+            )
+        )
     return out
+
+
+def _requests_verdict(first: status.Snapshot, snap: status.Snapshot) -> Verdict:
+    """Inference requests waiting: served, or waiting for no live gpu-serve, or for one that serves none."""
+    pending = snap.pending_requests
+    servers, servers_before = _alive(snap, "gpu-serve"), _alive(first, "gpu-serve")
+    served = sum(int(p.get("positions", 0) or 0) for p in servers)
+    served_before = sum(int(p.get("positions", 0) or 0) for p in servers_before)
+    # The servers' counters move with their heartbeats: judge only when one beat between the two looks.
+    beat_between = max((float(p.get("time", 0)) for p in servers), default=0.0) > max(
+        (float(p.get("time", 0)) for p in servers_before), default=0.0
+    )
+    if pending and not servers:
+        return Verdict(
+            FAIL,
+            "requests",
+            f"{pending} inference requests waiting, no live gpu-serve",
+            "start azjobs gpu-serve (scripts/start_gpu.sh)",
+        )
+    if pending and first.pending_requests and beat_between and served == served_before:
+        return Verdict(
+            FAIL, "requests", f"{pending} inference requests waiting and none served", "look at gpu-serve's log"
+        )
+    return Verdict(OK, "requests", f"{pending} inference requests waiting")
 
 
 def _weights(

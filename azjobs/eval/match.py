@@ -10,19 +10,24 @@ turn it is comes from `game.to_play`, so a player may move twice in a row after 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from azjobs.eval import ratings
 from azjobs.games.base import Game
 from azjobs.players.baselines import random_legal
 from azjobs.search.selfplay import first_player_results
 
 
 @dataclass(frozen=True)
-class MatchResult:
-    """A's results; `a_first_*` count the games where A moved first from the opening."""
+class MatchRecord:
+    """One finished match between players A and B; the results are A's, and `a_first_*` count the games
+    where A moved first from the opening. `play_match` fills the results; the evaluation jobs add what
+    the record of a run keeps besides (`dataclasses.replace`): why it was played, the simulations, the
+    network players' versions and, for a gate, whether A was promoted."""
 
     a: str
     b: str
@@ -35,9 +40,20 @@ class MatchResult:
     openings: int  # distinct openings played (each with both colours)
     opening_moves: int
     seconds: float
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: float = field(default_factory=time.time)
+    purpose: str = "manual"  # "schedule" (the trainer's), "ladder" (baseline against baseline), "gate" or "manual"
+    sims: int = 0  # search simulations of the network players
+    versions: dict[str, dict[str, float]] = field(default_factory=dict)  # net player -> version_info
+    promoted: bool | None = None  # a gate match: whether A became the version self-play uses
     # The first SAMPLE_GAMES games move by move, for `azjobs web`: {"moves": actions from the start,
     # the opening's included, "a_first": whether A moved first, "result": +1 the first player won}.
     sample_games: tuple[dict[str, Any], ...] = ()
+
+    kind = "match"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sample_games", tuple(self.sample_games))  # a record read back holds a list
 
     @property
     def games(self) -> int:
@@ -48,7 +64,11 @@ class MatchResult:
         """A's share of the points: a win 1, a draw 1/2."""
         return (self.a_wins + 0.5 * self.draws) / max(self.games, 1)
 
+    def result(self) -> ratings.Result:
+        return ratings.Result(self.a, self.b, self.a_wins, self.draws, self.b_wins)
+
     def to_dict(self) -> dict[str, Any]:
+        """The match's results (not the record's fields around them)."""
         return {
             "a": self.a,
             "b": self.b,
@@ -62,7 +82,7 @@ class MatchResult:
             "a_first_losses": self.a_first_losses,
             "openings": self.openings,
             "opening_moves": self.opening_moves,
-            "seconds": round(self.seconds, 2),
+            "seconds": self.seconds,
             "sample_games": list(self.sample_games),
         }
 
@@ -97,7 +117,7 @@ def opening_lines(
     return states[pick], lines[pick]
 
 
-def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator, *, opening_moves: int) -> MatchResult:
+def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator, *, opening_moves: int) -> MatchRecord:
     """Play `games` games (rounded up to even) of A against B from paired random openings."""
     started = time.monotonic()
     pairs = max(1, (games + 1) // 2)
@@ -120,7 +140,7 @@ def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator,
     first_results = first_player_results(game, states).astype(np.int64)  # [G] +1: the first player won
     a_result = np.where(a_colour == 0, first_results, -first_results)
     a_first = a_colour == first_colour
-    return MatchResult(
+    return MatchRecord(
         a=a.name,
         b=b.name,
         a_wins=int((a_result > 0).sum()),
@@ -131,7 +151,7 @@ def play_match(game: Game, a: Any, b: Any, games: int, rng: np.random.Generator,
         a_first_losses=int((a_result[a_first] < 0).sum()),
         openings=len({s.tobytes() for s in openings}),
         opening_moves=opening_moves,
-        seconds=time.monotonic() - started,
+        seconds=round(time.monotonic() - started, 2),
         sample_games=tuple(
             {"moves": moves, "a_first": bool(a_first[i]), "result": int(first_results[i])}
             for i, moves in enumerate(played)

@@ -11,7 +11,8 @@ from typing import Any
 
 from azjobs.errors import AzjobsError
 from azjobs.eval import ratings
-from azjobs.eval.records import PLOT_FILE, AccuracyRecord, MatchRecord, evals_dir, read_files, stored_ratings
+from azjobs.eval.match import MatchRecord
+from azjobs.eval.records import PLOT_FILE, AccuracyRecord, evals_dir, read_files, stored_ratings
 from azjobs.storage.atomic import write_with
 
 

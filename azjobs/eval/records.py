@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 from azjobs import keys
 from azjobs.cluster.connection import as_text
 from azjobs.eval import ratings
-from azjobs.eval.match import MatchResult
+from azjobs.eval.match import MatchRecord
 from azjobs.net.weights import read_metadata
 from azjobs.storage.atomic import write_atomic
 from azjobs.storage.weights import WEIGHTS_DIR, file_name, versions_in
@@ -57,65 +57,6 @@ def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
         if seconds <= minutes * 60:
             found = (version, seconds)
     return found
-
-
-@dataclass(frozen=True)
-class MatchRecord:
-    """One finished match between players A and B (results are A's)."""
-
-    id: str
-    time: float
-    purpose: str  # "schedule" (the trainer's), "ladder" (baseline against baseline), "gate" or "manual"
-    a: str
-    b: str
-    a_wins: int
-    draws: int
-    b_wins: int
-    a_first_wins: int
-    a_first_draws: int
-    a_first_losses: int
-    openings: int
-    opening_moves: int
-    seconds: float
-    sims: int  # search simulations of the network players
-    versions: dict[str, dict[str, float]] = field(default_factory=dict)  # net player -> version_info
-    promoted: bool | None = None  # a gate match: whether A became the version self-play uses
-    sample_games: list[dict[str, Any]] = field(default_factory=list)  # MatchResult's, for `azjobs web`
-
-    kind = "match"
-
-    @classmethod
-    def of(
-        cls,
-        result: MatchResult,
-        *,
-        purpose: str,
-        sims: int,
-        versions: dict[str, dict[str, float]],
-        id: str | None = None,
-        promoted: bool | None = None,
-    ) -> MatchRecord:
-        fields = {k: v for k, v in result.to_dict().items() if k in cls.__dataclass_fields__}
-        return cls(
-            id=id or uuid.uuid4().hex,
-            time=time.time(),
-            purpose=purpose,
-            sims=sims,
-            versions=versions,
-            promoted=promoted,
-            **fields,
-        )
-
-    @property
-    def games(self) -> int:
-        return self.a_wins + self.draws + self.b_wins
-
-    @property
-    def a_score(self) -> float:
-        return (self.a_wins + 0.5 * self.draws) / max(self.games, 1)
-
-    def result(self) -> ratings.Result:
-        return ratings.Result(self.a, self.b, self.a_wins, self.draws, self.b_wins)
 
 
 @dataclass(frozen=True)
@@ -180,17 +121,8 @@ def _append_once(client: Redis, run: str, record: MatchRecord | AccuracyRecord, 
 
 def landed(run_dir: Path, cls: type[Record], id: str) -> Record | None:
     """The record of this id on the storage root (an earlier run of the same job saved it), or None."""
-    folder = evals_dir(run_dir)
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(f"-{id}.json"))
-    except FileNotFoundError:
-        return None
-    for name in names:
-        try:
-            return from_json(cls, (folder / name).read_bytes())
-        except (OSError, ValueError, TypeError):
-            continue
-    return None
+    found = (_load(cls, path) for path in _files(run_dir, cls, f"-{id}.json"))
+    return next((record for record in found if record is not None), None)
 
 
 def save(client: Redis | None, run: str, run_dir: Path, record: Record) -> Path:
@@ -218,18 +150,25 @@ def count(client: Redis, run: str, cls: type) -> int:
 
 def read_files(run_dir: Path, cls: type[Record]) -> list[Record]:
     """The run's records of one kind from the storage root, oldest first (unreadable files skipped)."""
+    found = (_load(cls, path) for path in _files(run_dir, cls, ".json"))
+    return [record for record in found if record is not None]
+
+
+def _files(run_dir: Path, cls: type[Record], ending: str) -> list[Path]:
+    """The files of one kind of record whose names end in `ending`, oldest first (their names begin with the time)."""
     folder = evals_dir(run_dir)
     try:
-        names = sorted(n for n in os.listdir(folder) if n.startswith(f"{cls.kind}-") and n.endswith(".json"))
+        names = os.listdir(folder)
     except FileNotFoundError:
         return []
-    found = []
-    for name in names:
-        try:
-            found.append(from_json(cls, (folder / name).read_bytes()))
-        except (OSError, ValueError, TypeError):
-            continue  # a foreign or damaged file: the others still count
-    return found
+    return [folder / n for n in sorted(names) if n.startswith(f"{cls.kind}-") and n.endswith(ending)]
+
+
+def _load(cls: type[Record], path: Path) -> Record | None:
+    try:
+        return from_json(cls, path.read_bytes())
+    except (OSError, ValueError, TypeError):
+        return None  # a foreign or damaged file: the others still count
 
 
 def rebuild(client: Redis, run: str, run_dir: Path) -> int:

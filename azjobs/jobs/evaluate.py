@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.eval import records
-from azjobs.eval.match import play_match
+from azjobs.eval.match import MatchRecord, play_match
 from azjobs.eval.positions import load_positions
 from azjobs.eval.strength import measure
 from azjobs.games import Game, get_game
@@ -110,7 +110,7 @@ def gate(run: str, candidate: int, seed: int) -> dict[str, Any]:
     return _summary(record) if record is not None else {"candidate": candidate, "skipped": "a newer version is served"}
 
 
-def _summary(record: records.MatchRecord | records.AccuracyRecord) -> dict[str, Any]:
+def _summary(record: MatchRecord | records.AccuracyRecord) -> dict[str, Any]:
     return json.loads(records.to_json(record))
 
 
@@ -129,8 +129,8 @@ def _saved_before(ctx: EvalContext, cls: type[records.Record], id: str | None) -
 
 def run_match(
     ctx: EvalContext, a: str, b: str, games: int, seed: int, *, purpose: str = "manual", id: str | None = None
-) -> records.MatchRecord:
-    record = _saved_before(ctx, records.MatchRecord, id) or _play(ctx, a, b, games, seed, purpose=purpose, id=id)
+) -> MatchRecord:
+    record = _saved_before(ctx, MatchRecord, id) or _play(ctx, a, b, games, seed, purpose=purpose, id=id)
     records.save(ctx.redis, ctx.run, ctx.run_dir, record)
     return record
 
@@ -145,13 +145,18 @@ def _play(
     purpose: str,
     id: str | None,
     promoted: bool | None = None,
-) -> records.MatchRecord:
+) -> MatchRecord:
     player_a, player_b = ctx.player(a), ctx.player(b)
     rng = np.random.default_rng([ctx.settings.seed, seed])
     result = play_match(ctx.game, player_a, player_b, games, rng, opening_moves=ctx.settings.eval_opening_moves)
     versions = {p.name: ctx.version_info(p) for p in (player_a, player_b) if isinstance(p, NetPlayer)}
-    return records.MatchRecord.of(
-        result, purpose=purpose, sims=ctx.settings.eval_simulations, versions=versions, id=id, promoted=promoted
+    return dataclasses.replace(
+        result,
+        id=id or result.id,
+        purpose=purpose,
+        sims=ctx.settings.eval_simulations,
+        versions=versions,
+        promoted=promoted,
     )
 
 
@@ -171,10 +176,10 @@ def run_accuracy(
     return record
 
 
-def run_gate(ctx: EvalContext, candidate: int, seed: int, *, id: str | None = None) -> records.MatchRecord | None:
+def run_gate(ctx: EvalContext, candidate: int, seed: int, *, id: str | None = None) -> MatchRecord | None:
     """Play the staged `candidate` against the served version; promote it if it scores
     `gating_threshold` of the points. None (nothing played) if a version as new is served already."""
-    earlier = _saved_before(ctx, records.MatchRecord, id)
+    earlier = _saved_before(ctx, MatchRecord, id)
     if earlier is not None:
         if earlier.promoted:
             ctx.store.promote(candidate)  # in case the earlier run stopped between saving and promoting

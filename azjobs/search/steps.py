@@ -137,51 +137,67 @@ def reroot(
     bool and new_index [N] int32 are scratch.
     """
     tree = Tree(*arrays)
+    children_index, num_nodes = tree.children_index, tree.num_nodes
+    for i in range(games.shape[0]):
+        b = games[i]
+        top = children_index[b, ROOT, actions[i]]
+        out_kept[i] = top != UNVISITED
+        if top == UNVISITED:
+            continue
+        end = num_nodes[b]
+        kept = _mark_subtree(children_index, b, top, end, in_subtree, new_index)
+        _move_subtree(tree, b, top, end, in_subtree, new_index)
+        num_nodes[b] = kept
+
+
+@numba.njit(cache=True, inline="always")
+def _mark_subtree(
+    children_index: np.ndarray, b: int, top: int, end: int, in_subtree: np.ndarray, new_index: np.ndarray
+) -> int:
+    """Mark in in_subtree [N] the nodes of game b's subtree under `top` (all below `end`), number
+    them in order from 0 in new_index [N]; their count."""
+    in_subtree[top:end] = False
+    in_subtree[top] = True
+    kept = 0
+    for old in range(top, end):  # one ascending pass: parents come before their children
+        if not in_subtree[old]:
+            continue
+        for a in range(children_index.shape[2]):
+            child = children_index[b, old, a]
+            if child != UNVISITED:
+                in_subtree[child] = True
+        new_index[old] = kept
+        kept += 1
+    return kept
+
+
+@numba.njit(cache=True, inline="always")
+def _move_subtree(tree: Tree, b: int, top: int, end: int, in_subtree: np.ndarray, new_index: np.ndarray) -> None:
+    """Copy each node `_mark_subtree` marked to its new index, `top` becoming the root; in place,
+    as no node moves up."""
     state, to_play, terminal_value, legal = tree.state, tree.to_play, tree.terminal_value, tree.legal
     prior, node_visits, node_value_sum = tree.prior, tree.node_visits, tree.node_value_sum
     parent, action_from_parent, children_index = tree.parent, tree.action_from_parent, tree.children_index
-    children_visits, children_value_sum = tree.children_visits, tree.children_value_sum
-    num_nodes, raw_value = tree.num_nodes, tree.raw_value
-    actions_count = legal.shape[2]
-    for i in range(games.shape[0]):
-        b = games[i]
-        start = children_index[b, ROOT, actions[i]]
-        out_kept[i] = start != UNVISITED
-        if start == UNVISITED:
+    children_visits, children_value_sum, raw_value = tree.children_visits, tree.children_value_sum, tree.raw_value
+    for old in range(top, end):
+        if not in_subtree[old]:
             continue
-        end = num_nodes[b]
-        in_subtree[start:end] = False
-        in_subtree[start] = True
-        kept = 0
-        for old in range(start, end):  # one ascending pass: parents come before their children
-            if not in_subtree[old]:
-                continue
-            for a in range(actions_count):
-                child = children_index[b, old, a]
-                if child != UNVISITED:
-                    in_subtree[child] = True
-            new_index[old] = kept
-            kept += 1
-        for old in range(start, end):
-            if not in_subtree[old]:
-                continue
-            new = new_index[old]
-            state[b, new] = state[b, old]
-            to_play[b, new] = to_play[b, old]
-            terminal_value[b, new] = terminal_value[b, old]
-            legal[b, new] = legal[b, old]
-            prior[b, new] = prior[b, old]
-            node_visits[b, new] = node_visits[b, old]
-            node_value_sum[b, new] = node_value_sum[b, old]
-            raw_value[b, new] = raw_value[b, old]
-            parent[b, new] = NO_PARENT if new == ROOT else new_index[parent[b, old]]
-            action_from_parent[b, new] = NO_ACTION if new == ROOT else action_from_parent[b, old]
-            for a in range(actions_count):
-                child = children_index[b, old, a]
-                children_index[b, new, a] = UNVISITED if child == UNVISITED else new_index[child]
-                children_visits[b, new, a] = children_visits[b, old, a]
-                children_value_sum[b, new, a] = children_value_sum[b, old, a]
-        num_nodes[b] = kept
+        new = new_index[old]
+        state[b, new] = state[b, old]
+        to_play[b, new] = to_play[b, old]
+        terminal_value[b, new] = terminal_value[b, old]
+        legal[b, new] = legal[b, old]
+        prior[b, new] = prior[b, old]
+        node_visits[b, new] = node_visits[b, old]
+        node_value_sum[b, new] = node_value_sum[b, old]
+        raw_value[b, new] = raw_value[b, old]
+        parent[b, new] = NO_PARENT if new == ROOT else new_index[parent[b, old]]
+        action_from_parent[b, new] = NO_ACTION if new == ROOT else action_from_parent[b, old]
+        for a in range(children_index.shape[2]):
+            child = children_index[b, old, a]
+            children_index[b, new, a] = UNVISITED if child == UNVISITED else new_index[child]
+            children_visits[b, new, a] = children_visits[b, old, a]
+            children_value_sum[b, new, a] = children_value_sum[b, old, a]
 
 
 @numba.njit(cache=True)

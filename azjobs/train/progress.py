@@ -14,6 +14,7 @@ import torch
 from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.eval import records
+from azjobs.eval.match import MatchRecord
 from azjobs.settings import Settings, process_settings
 from azjobs.train.curves import record_run
 
@@ -76,10 +77,10 @@ def record_evals(client: redis.Redis, run: str, run_dir: Path, seen: EvalsSeen, 
     """Refit the ratings when matches came in; with a `writer`, new results become points on its curves.
 
     `seen` is moved on before the refit, as the records are read."""
-    counts = (records.count(client, run, records.MatchRecord), records.count(client, run, records.AccuracyRecord))
+    counts = (records.count(client, run, MatchRecord), records.count(client, run, records.AccuracyRecord))
     if counts == (seen.matches, seen.scores):
         return
-    matches = records.read(client, run, records.MatchRecord)
+    matches = records.read(client, run, MatchRecord)
     scored = records.read(client, run, records.AccuracyRecord)
     new_matches, new_scores = matches[seen.matches :], scored[seen.scores :]
     seen.matches, seen.scores = len(matches), len(scored)

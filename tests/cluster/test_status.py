@@ -189,10 +189,11 @@ def test_status_finds_a_running_local_mode(live_run: redis.Redis, redis_url: str
 
 def test_ratings_and_accuracy(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     from azjobs.eval import records
+    from azjobs.eval.match import MatchRecord
 
     run_dir = tmp_path / RUN
     for version, step, score in ((1, 0, (0, 0, 10)), (11, 500, (9, 0, 1))):
-        match = records.MatchRecord(
+        match = MatchRecord(
             id=f"m{version}",
             time=float(version),
             purpose="schedule",
@@ -230,7 +231,7 @@ def test_ratings_and_accuracy(live_run: redis.Redis, redis_url: str, tmp_path: P
                     version={"version": version, "step": step},
                 ),
             )
-    records.refit(live_run, RUN, run_dir, records.read(live_run, RUN, records.MatchRecord))
+    records.refit(live_run, RUN, run_dir, records.read(live_run, RUN, MatchRecord))
 
     snap = status.collect(live_run, RUN)
     assert list(snap.ratings) == ["net:1", "random", "net:11"]  # best first: net:1 won every game

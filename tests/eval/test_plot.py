@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from azjobs.cli import main
 from azjobs.eval import records
+from azjobs.eval.match import MatchRecord
 
 
 def record_run(client: redis.Redis, run_dir: Path) -> None:
@@ -25,7 +26,7 @@ def record_run(client: redis.Redis, run_dir: Path) -> None:
                 client,
                 "p",
                 run_dir,
-                records.MatchRecord(
+                MatchRecord(
                     id=f"{name}-{opponent}",
                     time=float(version),
                     purpose="schedule",

@@ -16,6 +16,7 @@ from rq.job import Job
 from azjobs import keys
 from azjobs.cli import main
 from azjobs.eval import records
+from azjobs.eval.match import MatchRecord
 from azjobs.games import get_game
 from azjobs.jobs import context, evaluate, worker
 from azjobs.net import build_model, read_metadata, to_bytes
@@ -74,12 +75,12 @@ def test_a_match_job(redis_client: redis.Redis, tmp_path: Path) -> None:
     work(redis_client, run, run_dir)
 
     summary = Job.fetch(job.id, connection=redis_client, serializer=evaluate.JSONSerializer).return_value()
-    [stored] = records.read(redis_client, run, records.MatchRecord)
+    [stored] = records.read(redis_client, run, MatchRecord)
     assert summary == json.loads(records.to_json(stored))
     assert (stored.id, stored.a, stored.b, stored.games, stored.openings) == (job.id, "net:3", "oneply", 6, 3)
     assert stored.a_first_wins + stored.a_first_draws + stored.a_first_losses == 3  # each opening both ways
     assert stored.versions == {"net:3": {"version": 3, "step": 300, "train_seconds": 30.0}}
-    assert records.read_files(run_dir, records.MatchRecord) == [stored]
+    assert records.read_files(run_dir, MatchRecord) == [stored]
 
 
 def test_an_accuracy_job(redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -95,7 +96,7 @@ def test_an_accuracy_job(redis_client: redis.Redis, tmp_path: Path) -> None:
     assert sorted(a.sims for a in scored) == [0, 4]
     assert all(a.player == "net:3" and a.positions == 40 and a.version["step"] == 300 for a in scored)
     assert all(0 <= a.strong_accuracy <= a.weak_accuracy <= 1 for a in scored)
-    played = {(m.a, m.b) for m in records.read(redis_client, run, records.MatchRecord)}
+    played = {(m.a, m.b) for m in records.read(redis_client, run, MatchRecord)}
     assert played == {("net:3", "net:1"), ("net:3", "random"), ("net:3", "oneply")}
 
 
@@ -131,7 +132,7 @@ def test_the_gate(redis_client: redis.Redis, tmp_path: Path, threshold: float, p
     evaluate.enqueue_gate(redis_client, run, 4)
     work(redis_client, run, run_dir, settings)
 
-    [record] = records.read(redis_client, run, records.MatchRecord)
+    [record] = records.read(redis_client, run, MatchRecord)
     assert (record.purpose, record.a, record.b, record.a_score) == ("gate", "net:4", "net:3", 0.5)
     assert record.promoted is promoted
     assert store.latest_version() == (4 if promoted else 3)
@@ -144,7 +145,7 @@ def test_a_gate_behind_the_served_version_is_skipped(redis_client: redis.Redis, 
     run_dir = tmp_path / "gate"
     make_run(redis_client, run_dir, SETTINGS.replace(gating=True))
     assert evaluate.run_gate(ctx(redis_client, run_dir), 2, seed=1) is None
-    assert records.read(redis_client, run_dir.name, records.MatchRecord) == []
+    assert records.read(redis_client, run_dir.name, MatchRecord) == []
 
 
 def test_records_come_back_from_the_storage_root(redis_client: redis.Redis, tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_records_come_back_from_the_storage_root(redis_client: redis.Redis, tmp_
     redis_client.delete(keys.matches(run))  # a Redis that lost its data
     assert records.rebuild(redis_client, run, run_dir) == 1
     assert records.rebuild(redis_client, run, run_dir) == 0
-    assert records.read(redis_client, run, records.MatchRecord) == [first]
+    assert records.read(redis_client, run, MatchRecord) == [first]
 
 
 def test_eval_command(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:

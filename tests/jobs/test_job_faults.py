@@ -21,6 +21,7 @@ from test_selfplay_job import SELFPLAY, SETTINGS, make_run, selfplay_queue, work
 
 from azjobs import keys
 from azjobs.eval import records
+from azjobs.eval.match import MatchRecord
 from azjobs.jobs import context, evaluate
 from azjobs.jobs import selfplay as selfplay_module
 from azjobs.storage import marker, shards
@@ -120,12 +121,12 @@ def test_an_evaluation_run_twice_is_recorded_once(
     monkeypatch.setattr(records, "_append_once", blip)
     with pytest.raises(redis.ConnectionError):
         evaluate.run_match(ctx, "random", "oneply", 4, seed=1, id="job-1")
-    landed = records.read_files(run_dir, records.MatchRecord)
+    landed = records.read_files(run_dir, MatchRecord)
     again = evaluate.run_match(ctx, "random", "oneply", 4, seed=2, id="job-1")  # the retry
     third = evaluate.run_match(ctx, "random", "oneply", 4, seed=3, id="job-1")
     assert again == third == landed[0]  # not played again
-    assert records.read(redis_client, run, records.MatchRecord) == landed
-    assert records.read_files(run_dir, records.MatchRecord) == landed and len(landed) == 1
+    assert records.read(redis_client, run, MatchRecord) == landed
+    assert records.read_files(run_dir, MatchRecord) == landed and len(landed) == 1
     assert records.rebuild(redis_client, run, run_dir) == 0
 
 

@@ -430,11 +430,12 @@ def test_evaluations_become_ratings_and_curves(redis_client: redis.Redis, run_di
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from azjobs.eval import records
+    from azjobs.eval.match import MatchRecord
 
     add_shard(redis_client, run_dir, seed=0)
     t = quiet_trainer(redis_client, run_dir, SETTINGS.replace(eval_every_versions=0))
     run = run_dir.name
-    match = records.MatchRecord(
+    match = MatchRecord(
         id="m1",
         time=1.0,
         purpose="schedule",

@@ -5,6 +5,7 @@ a game played to the end in every shipped game, and the password rule."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +170,7 @@ def test_networks_list_versions_with_ratings_and_games(
     result = play_match(GAME, OnePlyPlayer(GAME), RandomPlayer(GAME), 8, rng, opening_moves=1)
     result = type(result)(**{**result.__dict__, "a": "net:2"})  # as if version 2 had played
     versions = {"net:2": {"version": 2, "step": 50, "train_seconds": 120.0}}
-    records.save(None, RUN, run_dir, records.MatchRecord.of(result, purpose="schedule", sims=4, versions=versions))
+    records.save(None, RUN, run_dir, dataclasses.replace(result, purpose="schedule", sims=4, versions=versions))
     found = client.get("/api/networks").get_json()
     rows = {v["version"]: v for v in found["versions"]}
     assert set(rows) == {1, 2}
@@ -199,7 +200,7 @@ def test_selfplay_game_replays_to_the_shards_positions(
 def test_evaluation_games_replay_from_match_records(client: FlaskClient, run_dir: Path) -> None:
     rng = np.random.default_rng(1)
     result = play_match(GAME, OnePlyPlayer(GAME), RandomPlayer(GAME), 6, rng, opening_moves=2)
-    record = records.MatchRecord.of(result, purpose="manual", sims=0, versions={})
+    record = dataclasses.replace(result, purpose="manual", sims=0, versions={})
     records.save(None, RUN, run_dir, record)
     listed = client.get("/api/games").get_json()["evaluation"]
     assert len(listed) == 4 and listed[0]["title"] in ("oneply vs random (manual)", "random vs oneply (manual)")
