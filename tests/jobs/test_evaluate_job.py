@@ -220,6 +220,9 @@ def test_players_from_anywhere(redis_client: redis.Redis, redis_url: str, tmp_pa
     work(redis_client, run, run_dir)
     played = {(m.a, m.b): m for m in records.read(redis_client, run, records.MatchRecord)}
     assert played["agent:agent.pt", "net@other:2"].games == 2 and played["net:1", "net:3"].games == 2
+    evaluate.run_match(ctx(redis_client, run_dir), "net@other:2", "random", 2, seed=2)  # a chain to the anchor
+    fitted = records.refit(redis_client, run, run_dir, records.read(redis_client, run, records.MatchRecord))
+    assert {"net@other:2", "agent:agent.pt", "net:1", "net:3", "random"} <= fitted.keys()  # all in the ratings
     bad = CliRunner().invoke(main, ["eval", "net@other", "random", "--redis-url", redis_url, "--run-dir", str(run_dir)])
     assert bad.exit_code != 0 and "name the weights version" in bad.stderr
 
