@@ -115,6 +115,10 @@ def _versioned(text: str, run_dir: Path) -> str:
         found = locator(run_dir)(spec.where).resolve()
         if not found.exists():
             raise AzjobsError(f"player {text!r}: no {found}")
+        if spec.kind == "agent":
+            from azjobs.players.exported import load_agent_file
+
+            load_agent_file(found, torchscript=False)  # what the worker will refuse, refused here already
         if spec.kind == "net" and found == Path(run_dir).resolve():
             spec = dataclasses.replace(spec, where=None)  # this run's own weights: one name in the ratings
         else:

@@ -78,6 +78,7 @@ class EvalContext:
             device=self.device,
             run_dir=self.run_dir,
             locate=self.locate,
+            torchscript=False,  # a job's agent file is data (ONNX), never code
         )
 
     def locate(self, where: str) -> Path:

@@ -60,12 +60,21 @@ class AgentFile:
         return SearchConfig(**{k: v for k, v in self.card.get("search", {}).items() if k in known})
 
 
-def load_agent_file(path: Path) -> AgentFile:
-    """Read an agent file; AzjobsError naming the file if it is missing, damaged or not an agent's."""
+def load_agent_file(path: Path, *, torchscript: bool = True) -> AgentFile:
+    """Read an agent file; AzjobsError naming the file if it is missing, damaged or not an agent's.
+
+    A TorchScript file holds code and pickled constants (read by torch's own restricted unpickler), so
+    only a user's own command loads one; `torchscript=False` (an evaluation job) takes ONNX files alone,
+    which are data."""
     path = Path(path)
     if not path.is_file():
         raise AzjobsError(f"no agent file {path}: write one with `azjobs export`")
     kind = format_of(path)
+    if kind == "torchscript" and not torchscript:
+        raise AzjobsError(
+            f"agent file {path} is TorchScript, which holds code: an evaluation job plays ONNX agents only "
+            "(azjobs export --format onnx)"
+        )
     try:
         raw, evaluate = _open_onnx(path) if kind == "onnx" else _open_torchscript(path)
         card = json.loads(raw)
@@ -138,11 +147,13 @@ class AgentPlayer:
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def agent_player(spec: str, path: Path, game: Game | None, sims: int | None) -> tuple[Game, AgentPlayer]:
+def agent_player(
+    spec: str, path: Path, game: Game | None, sims: int | None, *, torchscript: bool = True
+) -> tuple[Game, AgentPlayer]:
     """The player `agent:FILE[:sims=N]` (spec) for the file at `path`; its game, checked against `game`."""
     from azjobs.games import get_game
 
-    agent = load_agent_file(path)
+    agent = load_agent_file(path, torchscript=torchscript)
     found = get_game(str(agent.card.get("game")))
     if game is not None and game.name != found.name:
         raise AzjobsError(f"agent file {path} plays {found.name}, not {game.name}: pick an agent of {game.name}")

@@ -30,10 +30,11 @@ def make_player(
     device: str = "cpu",
     run_dir: Path | None = None,
     locate: Locate = Path,
+    torchscript: bool = True,
 ) -> Player:
     """The player a spec names. `weights` (those of the run at `run_dir`), `sims`, `search` and `device`
     are for `net` players; `net:best` reads the records of `run_dir`; `net@RUN_DIR` and `agent:FILE`
-    find their folder or file with `locate`."""
+    find their folder or file with `locate`; `torchscript=False` refuses TorchScript agent files (jobs)."""
     from azjobs.players.alphabeta import AlphaBetaPlayer
     from azjobs.players.baselines import OnePlyPlayer, RandomPlayer
     from azjobs.players.rollout import RolloutMCTSPlayer
@@ -51,7 +52,7 @@ def make_player(
         from azjobs.players.exported import agent_player
 
         assert spec.where is not None  # PlayerSpec.parse: an agent names its file
-        return agent_player(str(spec), locate(spec.where), game, spec.arg)[1]
+        return agent_player(str(spec), locate(spec.where), game, spec.arg, torchscript=torchscript)[1]
     source = ""
     if spec.where is not None:
         run_dir = other_run(locate(spec.where), game)

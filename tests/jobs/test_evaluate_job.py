@@ -190,6 +190,7 @@ def test_waiting_for_a_job(redis_client: redis.Redis, tmp_path: Path) -> None:
 
 
 def test_players_from_anywhere(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    from azjobs.errors import AzjobsError
     from azjobs.players.export import export_agent
     from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
 
@@ -197,7 +198,9 @@ def test_players_from_anywhere(redis_client: redis.Redis, redis_url: str, tmp_pa
     run = make_run(redis_client, run_dir)
     run_settings.write_file(other, SETTINGS)
     write_atomic(other / WEIGHTS_DIR / file_name(2), weights(2, seed=2, step=200))
-    export_agent(other, tmp_path / "agent.pt", format="torchscript")  # on the storage root, beside the runs
+    pytest.importorskip("onnxruntime", reason="the export extra (pip install 'azjobs[export]')")
+    export_agent(other, tmp_path / "agent.onnx")  # on the storage root, beside the runs
+    export_agent(other, tmp_path / "agent.pt", format="torchscript")
 
     record = evaluate.run_match(ctx(redis_client, run_dir), "net:3", "net@other:2", 2, seed=1)
     assert (record.a, record.b, record.games) == ("net:3", "net@other:2", 2)
@@ -214,15 +217,22 @@ def test_players_from_anywhere(redis_client: redis.Redis, redis_url: str, tmp_pa
         return jobs[-1].args[1:3]
 
     # Written as a worker on any machine finds them: beside the run on the storage root.
-    assert queue(f"agent:{tmp_path / 'agent.pt'}", f"net@{other}:2") == ["agent:agent.pt", "net@other:2"]
+    assert queue(f"agent:{tmp_path / 'agent.onnx'}", f"net@{other}:2") == ["agent:agent.onnx", "net@other:2"]
     records.save(None, run, run_dir, accuracy_of(1))
     assert queue("net:best", f"net@{run_dir}:3") == ["net:1", "net:3"]  # net:best now; this run's own: net:V
     work(redis_client, run, run_dir)
     played = {(m.a, m.b): m for m in records.read(redis_client, run, records.MatchRecord)}
-    assert played["agent:agent.pt", "net@other:2"].games == 2 and played["net:1", "net:3"].games == 2
+    assert played["agent:agent.onnx", "net@other:2"].games == 2 and played["net:1", "net:3"].games == 2
     evaluate.run_match(ctx(redis_client, run_dir), "net@other:2", "random", 2, seed=2)  # a chain to the anchor
     fitted = records.refit(redis_client, run, run_dir, records.read(redis_client, run, records.MatchRecord))
-    assert {"net@other:2", "agent:agent.pt", "net:1", "net:3", "random"} <= fitted.keys()  # all in the ratings
+    assert {"net@other:2", "agent:agent.onnx", "net:1", "net:3", "random"} <= fitted.keys()  # all in the ratings
+    # A TorchScript file holds code: neither `azjobs eval` nor a job takes one.
+    refused = CliRunner().invoke(
+        main, ["eval", f"agent:{tmp_path / 'agent.pt'}", "random", "--redis-url", redis_url, "--run-dir", str(run_dir)]
+    )
+    assert refused.exit_code != 0 and "plays ONNX agents only" in refused.stderr
+    with pytest.raises(AzjobsError, match="plays ONNX agents only"):
+        evaluate.run_match(ctx(redis_client, run_dir), "agent:agent.pt", "random", 2, seed=3)
     bad = CliRunner().invoke(main, ["eval", "net@other", "random", "--redis-url", redis_url, "--run-dir", str(run_dir)])
     assert bad.exit_code != 0 and "name the weights version" in bad.stderr
 
