@@ -99,8 +99,9 @@ def player_option(f: Callable) -> Callable:
         "--player",
         default="net",
         show_default=True,
-        help=f"Who chooses: {SPEC_HELP}. net is the run's newest weights (net:V: version V) with --sims; "
-        "the others are baselines that need only --game.",
+        help=f"Who chooses: {SPEC_HELP}. net is the run's newest weights (net:V: version V, net:best: the "
+        "best) with --sims, net@RUN_DIR another run's; agent:FILE an exported agent (azjobs export); the others "
+        "are baselines that need only --game.",
     )(f)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -79,13 +81,14 @@ def bestmove_cmd(session: Session, sims: int | None, player: str, game: str | No
 def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, wait: bool) -> None:
     """Queue a match of PLAYER_A against PLAYER_B on the run's eval queue (a worker plays it).
 
-    Players: net:V (weights version V), random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS.
+    Players: net:V (weights version V), net:best, net@RUN_DIR:V (another run on the same storage
+    root), agent:FILE[:sims=N] (an exported agent), random, oneply, alphabeta:DEPTH, mcts:SIMULATIONS.
     The result joins the run's ratings.
     """
     from azjobs.jobs import evaluate
     from azjobs.run import Run
 
-    a, b = _versioned(player_a), _versioned(player_b)
+    a, b = _versioned(player_a, session.root), _versioned(player_b, session.root)
     run = Run(session.name, session.run_dir, session.connect(find_local=True))
     settings = run.join()
     job = evaluate.enqueue_match(run.redis, run.name, a, b, games or settings.eval_games)
@@ -94,16 +97,37 @@ def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, 
         click.echo(json.dumps(evaluate.wait_for(job)))
 
 
-def _versioned(text: str) -> str:
-    """The player spec `text`, checked, and naming its weights version if a network."""
+def _versioned(text: str, run_dir: Path) -> str:
+    """The player spec `text`, checked, naming its weights version if a network (net:best: the one it is
+    now), and another run's folder or an agent's file as a worker on any machine finds it: a path on
+    the storage root that holds the run (a sibling folder), else an absolute one."""
+    from azjobs.eval.standing import best_version
     from azjobs.players import PlayerSpec
+    from azjobs.players.load import locator
 
     try:
         spec = PlayerSpec.parse(text)
     except ValueError as e:
         raise AzjobsError(str(e)) from None
+    if spec.where is not None:
+        found = locator(run_dir)(spec.where).resolve()
+        if not found.exists():
+            raise AzjobsError(f"player {text!r}: no {found}")
+        if spec.kind == "agent":
+            from azjobs.players.exported import load_agent_file
+
+            load_agent_file(found, torchscript=False)  # what the worker will refuse, refused here already
+        if spec.kind == "net" and found == Path(run_dir).resolve():
+            spec = dataclasses.replace(spec, where=None)  # this run's own weights: one name in the ratings
+        else:
+            root = Path(run_dir).resolve().parent
+            where = found.relative_to(root) if found.is_relative_to(root) else found
+            spec = dataclasses.replace(spec, where=str(where))
+    if spec.best:
+        home = run_dir if spec.where is None else Path(run_dir).resolve().parent / spec.where
+        spec = dataclasses.replace(spec, best=False, arg=best_version(home)[0])
     if spec.kind == "net" and spec.arg is None:
-        raise AzjobsError(f"name the weights version: net:V, not {text!r}")
+        raise AzjobsError(f"name the weights version: net:V or net:best, not {text!r}")
     return str(spec)
 
 

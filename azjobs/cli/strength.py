@@ -237,7 +237,8 @@ def bench_match_cmd(
 ) -> None:
     """PLAYER_A against PLAYER_B here, without Redis (default: the run's newest weights against random).
 
-    Players as in `azjobs eval`; network players read the newest (or net:V) weights of --run-dir.
+    Players as in `azjobs eval`; network players read the newest (or net:V, net:best) weights of --run-dir,
+    net@RUN_DIR those of another run, agent:FILE an exported agent.
     The last line is JSON: wins, draws, losses and A's share of the points.
     """
     import numpy as np

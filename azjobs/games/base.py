@@ -32,6 +32,10 @@ class Game(ABC):
     state_size: int  # S
     planes_shape: tuple[int, int, int]  # (C, H, W)
     num_symmetries: int  # 1 = identity only
+    # What an exported agent's card says of the encoding (optional): one line per plane, and how
+    # the planes' rows and columns and the actions map onto the board and the notation.
+    plane_names: tuple[str, ...] = ()
+    encoding_doc: str = ""
     # Per-game overrides of `Settings` defaults (network size, simulations, ...).
     default_settings: dict[str, Any] = {}
 

@@ -55,6 +55,11 @@ class ConnectFour(Game):
     state_size = STATE_SIZE
     planes_shape = (2, ROWS, COLS)  # plane row 0 is the top row as rendered
     num_symmetries = 2  # identity, left-right mirror
+    plane_names = ("the stones of the player to move", "the opponent's stones")
+    encoding_doc = (
+        "planes[p, r, c] is 1 where plane p has a stone in row r (0 = the top row) and column c (0 = the "
+        "leftmost); action a drops a stone into column c = a, written a + 1 (1-7 from the left)"
+    )
     default_settings = {
         "net_blocks": 4,
         "net_channels": 64,

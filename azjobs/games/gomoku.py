@@ -75,6 +75,12 @@ class Gomoku(Game):
     """Free-style Gomoku on a `size` x `size` board (5 to 19)."""
 
     num_symmetries = NUM_DIHEDRAL
+    plane_names = ("the stones of the player to move", "the opponent's stones")
+    encoding_doc = (
+        "planes[p, r, c] is 1 where plane p has a stone in row r (0 = the top row as drawn) and column c "
+        "(0 = the leftmost); action a is the cell r * size + c, written column letter then row number counted "
+        "from the bottom (a1 the bottom left)"
+    )
 
     def __init__(self, size: int = 9) -> None:
         if not FIVE <= size <= 19:

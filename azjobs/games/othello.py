@@ -88,6 +88,12 @@ class Othello(Game):
     """Othello on a `size` x `size` board (an even size from 4 to 8)."""
 
     num_symmetries = NUM_DIHEDRAL
+    plane_names = ("the discs of the player to move", "the opponent's discs", "the legal moves of the player to move")
+    encoding_doc = (
+        "planes[p, r, c] is 1 where plane p holds row r (0 = the top row) and column c (0 = the leftmost); "
+        "action a < size * size is the cell r * size + c, written column letter then row number from the top "
+        "(a1 the top left); the last action is pass"
+    )
 
     def __init__(self, size: int = 8) -> None:
         if size % 2 or not 4 <= size <= 8:

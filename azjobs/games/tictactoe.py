@@ -31,6 +31,11 @@ class TicTacToe(Game):
     state_size = 10
     planes_shape = (2, 3, 3)
     num_symmetries = 8
+    plane_names = ("the marks of the player to move", "the opponent's marks")
+    encoding_doc = (
+        "planes[p, r, c] is 1 where plane p has a mark in row r (0 = the top row) and column c (0 = the "
+        "leftmost); action a is the cell 3r + c, written a + 1 (1-9 row by row from the top left)"
+    )
     default_settings = {
         "net_blocks": 2,
         "net_channels": 32,

@@ -76,10 +76,20 @@ class EvalContext:
             sims=sims,
             search=search_config(self.settings),
             device=self.device,
+            run_dir=self.run_dir,
+            locate=self.locate,
+            torchscript=False,  # a job's agent file is data (ONNX), never code
         )
 
+    def locate(self, where: str) -> Path:
+        """A job's net@RUN or agent:FILE: absolute, or on the storage root that holds this run (`azjobs eval`
+        writes them so, since machines may mount the root anywhere)."""
+        path = Path(where)
+        return path if path.is_absolute() else self.run_dir.parent / path
+
     def version_info(self, player: Player) -> dict[str, float]:
-        if not isinstance(player, NetPlayer):
+        """What the run's own weights version of a network player says of its training ({} for other players)."""
+        if not isinstance(player, NetPlayer) or player.source:
             return {}
         return {"version": player.version, **records.version_info(read_metadata(self.store.load(player.version)))}
 
@@ -149,7 +159,7 @@ def _play(
     player_a, player_b = ctx.player(a), ctx.player(b)
     rng = np.random.default_rng([ctx.settings.seed, seed])
     result = play_match(ctx.game, player_a, player_b, games, rng, opening_moves=ctx.settings.eval_opening_moves)
-    versions = {p.name: ctx.version_info(p) for p in (player_a, player_b) if isinstance(p, NetPlayer)}
+    versions = {p.name: info for p in (player_a, player_b) if (info := ctx.version_info(p))}
     return dataclasses.replace(
         result,
         id=id or result.id,

@@ -1,9 +1,11 @@
 """Players: anything that picks a move in many positions at once, named by a short spec.
 
 Specs (`azjobs.players.specs`): `random`, `oneply`, `alphabeta[:DEPTH]`, `mcts[:SIMULATIONS]`
-(baselines, no network), and `net[:VERSION]` (a weights version of the run, the newest without
-VERSION, searching with the simulations the caller gives). A player's `name` is its spec with every
-number filled in; ratings and evaluation records use it. This package imports nothing heavy (the
+(baselines, no network), `net[:VERSION]` (a weights version of the run, the newest without
+VERSION, searching with the simulations the caller gives), `net:best` (the run's best version),
+`net@RUN_DIR[:VERSION]` (another run's) and `agent:FILE[:sims=N]` (an exported agent file,
+`azjobs.players.exported`; written by `azjobs.players.export`). A player's `name` is its spec with
+every number filled in; ratings and evaluation records use it. This package imports nothing heavy (the
 settings check specs with `azjobs.players.specs`); the players and `make_player`/`load_player`
 (`azjobs.players.load`) load on first use.
 """
@@ -35,6 +37,7 @@ _LAZY = {
     "RandomPlayer": "baselines",
     "RolloutMCTSPlayer": "rollout",
     "NetPlayer": "network",
+    "AgentPlayer": "exported",
     "WeightsSource": "network",
     "weights_from_run_dir": "network",
     "weights_from_store": "network",

@@ -1,4 +1,5 @@
-"""The trained agent as a player: a weights version of the run, searching with `azjobs.search`."""
+"""The trained agent as a player: a weights version of the run (or of another, `net@RUN_DIR`), searching
+with `azjobs.search`."""
 
 from __future__ import annotations
 
@@ -65,10 +66,11 @@ class NetPlayer:
     version: int
     sims: int
     config: SearchConfig = SearchConfig()
+    source: str = ""  # another run's name (net@RUN:V); "" for the run's own weights
 
     @property
     def name(self) -> str:
-        return f"net:{self.version}"
+        return f"net@{self.source}:{self.version}" if self.source else f"net:{self.version}"
 
     def choose(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         parts = [

@@ -20,7 +20,7 @@ from azjobs.eval.match import MatchRecord
 from azjobs.games import get_game
 from azjobs.jobs import context, evaluate, worker
 from azjobs.net import build_model, read_metadata, to_bytes
-from azjobs.run import publish
+from azjobs.run import publish, write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore, versions_in
 
@@ -188,3 +188,66 @@ def test_waiting_for_a_job(redis_client: redis.Redis, tmp_path: Path) -> None:
     assert evaluate.wait_for(good)["a"] == "oneply"
     with pytest.raises(AzjobsError, match=f"evaluation job {bad.id} failed"):
         evaluate.wait_for(bad)
+
+
+def test_players_from_anywhere(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    from azjobs.errors import AzjobsError
+    from azjobs.players.export import export_agent
+    from azjobs.storage.weights import WEIGHTS_DIR, file_name, write_atomic
+
+    run_dir, other = tmp_path / "ev", tmp_path / "other"
+    run = make_run(redis_client, run_dir)
+    write_file(other, SETTINGS)
+    write_atomic(other / WEIGHTS_DIR / file_name(2), weights(2, seed=2, step=200))
+    pytest.importorskip("onnxruntime", reason="the export extra (pip install 'azjobs[export]')")
+    export_agent(other, tmp_path / "agent.onnx")  # on the storage root, beside the runs
+    export_agent(other, tmp_path / "agent.pt", format="torchscript")
+
+    record = evaluate.run_match(ctx(redis_client, run_dir), "net:3", "net@other:2", 2, seed=1)
+    assert (record.a, record.b, record.games) == ("net:3", "net@other:2", 2)
+    assert record.versions == {"net:3": {"version": 3, "step": 300, "train_seconds": 30.0}}  # the run's own only
+
+    def queue(a: str, b: str) -> list:
+        result = CliRunner().invoke(
+            main, ["eval", a, b, "--games", "2", "--redis-url", redis_url, "--run-dir", str(run_dir)]
+        )
+        assert result.exit_code == 0, result.output
+        jobs = [
+            evaluate.eval_queue(redis_client, run).fetch_job(i) for i in evaluate.eval_queue(redis_client, run).job_ids
+        ]
+        return jobs[-1].args[1:3]
+
+    # Written as a worker on any machine finds them: beside the run on the storage root.
+    assert queue(f"agent:{tmp_path / 'agent.onnx'}", f"net@{other}:2") == ["agent:agent.onnx", "net@other:2"]
+    records.save(None, run, run_dir, accuracy_of(1))
+    assert queue("net:best", f"net@{run_dir}:3") == ["net:1", "net:3"]  # net:best now; this run's own: net:V
+    work(redis_client, run, run_dir)
+    played = {(m.a, m.b): m for m in records.read(redis_client, run, records.MatchRecord)}
+    assert played["agent:agent.onnx", "net@other:2"].games == 2 and played["net:1", "net:3"].games == 2
+    evaluate.run_match(ctx(redis_client, run_dir), "net@other:2", "random", 2, seed=2)  # a chain to the anchor
+    fitted = records.refit(redis_client, run, run_dir, records.read(redis_client, run, records.MatchRecord))
+    assert {"net@other:2", "agent:agent.onnx", "net:1", "net:3", "random"} <= fitted.keys()  # all in the ratings
+    # A TorchScript file holds code: neither `azjobs eval` nor a job takes one.
+    refused = CliRunner().invoke(
+        main, ["eval", f"agent:{tmp_path / 'agent.pt'}", "random", "--redis-url", redis_url, "--run-dir", str(run_dir)]
+    )
+    assert refused.exit_code != 0 and "plays ONNX agents only" in refused.stderr
+    with pytest.raises(AzjobsError, match="plays ONNX agents only"):
+        evaluate.run_match(ctx(redis_client, run_dir), "agent:agent.pt", "random", 2, seed=3)
+    bad = CliRunner().invoke(main, ["eval", "net@other", "random", "--redis-url", redis_url, "--run-dir", str(run_dir)])
+    assert bad.exit_code != 0 and "name the weights version" in bad.stderr
+
+
+def accuracy_of(version: int) -> records.AccuracyRecord:
+    return records.AccuracyRecord(
+        id=f"acc-{version}",
+        time=1.0,
+        player=f"net:{version}",
+        sims=0,
+        positions=10,
+        weak_accuracy=0.9,
+        strong_accuracy=0.8,
+        phases={},
+        random_weak_accuracy=0.4,
+        seconds=1.0,
+    )

@@ -156,3 +156,35 @@ def test_network_player() -> None:
     assert TTT.legal_mask(states)[np.arange(20), searching.choose(states, np.random.default_rng(0))].all()
     with pytest.raises(ValueError, match="needs a run's weights"):
         make_player("net", TTT)
+
+
+@pytest.mark.parametrize(
+    "text, fields",
+    [
+        ("net:best", ("net", None, True, None)),
+        ("net@runs/b", ("net", None, False, "runs/b")),
+        ("net@runs/b:7", ("net", 7, False, "runs/b")),
+        ("net@/mnt/a:b/run:best", ("net", None, True, "/mnt/a:b/run")),  # a folder may hold a colon
+        ("agent:c4.onnx", ("agent", None, False, "c4.onnx")),
+        ("agent:/x/c4.pt:sims=200", ("agent", 200, False, "/x/c4.pt")),
+    ],
+)
+def test_players_from_anywhere(text: str, fields: tuple) -> None:
+    spec = PlayerSpec.parse(text)
+    assert (spec.kind, spec.arg, spec.best, spec.where) == fields
+    assert str(spec) == text and PlayerSpec.parse(str(spec)) == spec
+    assert not spec.is_baseline and spec.needs_run == (text == "net:best")
+
+
+@pytest.mark.parametrize("text", ["net@", "net@:3", "agent:", "net:best2", "net:0", "net@b:0"])
+def test_bad_players_from_anywhere(text: str) -> None:
+    with pytest.raises(ValueError, match="names no|unknown player|at least 1"):
+        PlayerSpec.parse(text)
+
+
+def test_networks_are_no_evaluation_opponents() -> None:
+    from azjobs.players.specs import check_opponents
+
+    for text in ("net:best", "net@other:3", "agent:a.onnx"):
+        with pytest.raises(ValueError, match="is a network"):
+            check_opponents(f"random,{text}")
