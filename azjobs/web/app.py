@@ -66,7 +66,7 @@ def make_app(
             run=site.name,
             game=settings.game,
             games=shipped_games(),
-            default_opponent=default_opponent(),
+            default_opponent=default_opponent(site.run_dir),
             simulations=settings.num_simulations,
             read_only=True,
             dashboard_url=dashboard_url or f"http://{host}:9181/",
@@ -106,7 +106,7 @@ def make_app(
             return jsonify(error="moves must be a list of actions (integers) and side 0 or 1"), 400
         game = body.get("game") or None
         try:
-            return jsonify(site.play(str(body.get("opponent") or default_opponent()), moves, game, side))
+            return jsonify(site.play(str(body.get("opponent") or default_opponent(site.run_dir)), moves, game, side))
         except (ValueError, AzjobsError) as e:
             return jsonify(error=str(e)), 400
 

@@ -22,6 +22,7 @@ from azjobs.cluster import status
 from azjobs.errors import AzjobsError
 from azjobs.eval import plot
 from azjobs.eval.records import MatchRecord, evals_dir, from_json
+from azjobs.eval.standing import standings
 from azjobs.games import get_game, load_games
 from azjobs.games.base import Game
 from azjobs.net.weights import read_metadata
@@ -40,13 +41,9 @@ NEWEST_SHARDS = 2  # self-play games listed: those of the newest shards
 GAMES_LISTED = 12  # of each kind
 
 
-def default_opponent() -> str:
-    """`net:best` where this install knows it (the best-rated version), else `net` (the newest)."""
-    try:
-        PlayerSpec.parse("net:best")
-        return "net:best"
-    except ValueError:
-        return "net"
+def default_opponent(run_dir: Path) -> str:
+    """`net:best` once the run's records rate or score a version, else `net` (the newest)."""
+    return "net:best" if standings(run_dir) else "net"
 
 
 class Site:
