@@ -110,14 +110,17 @@ class ListChannel:
     def push_many(self, items: Sequence[tuple[str, Value]], expire: dict[str, int], *, wait: bool = True) -> None:
         """RPUSH each (key, value), then EXPIRE each key of `expire` (seconds), in one write; with `wait`, the
         first error reply is raised, else the replies are acknowledgements (`take_errors`)."""
-        commands: list[tuple[Value, ...]] = [("RPUSH", key, value) for key, value in items]
-        commands += [("EXPIRE", key, str(seconds)) for key, seconds in expire.items()]
+        parts = _push_parts(items, expire)
+        count = len(items) + len(expire)
         if not wait:
-            self._write(commands, ACK)
+            self._write_parts(parts, count, ACK)
             return
         # Every reply is read even when one is an error (OOM, WRONGTYPE), so none is ever taken for the
         # answer to a later command.
-        first = next((reply for reply in self._raw(commands) if isinstance(reply, redis.RedisError)), None)
+        self._write_parts(parts, count, NOW)
+        replies: list[Any] = []
+        self._read(lambda: len(replies) == count, replies)
+        first = next((reply for reply in replies if isinstance(reply, redis.RedisError)), None)
         if first is not None:
             raise first
 
@@ -138,21 +141,28 @@ class ListChannel:
 
     def _write(self, commands: Sequence[tuple[Value, ...]], kind: int) -> None:
         """Write the held commands and these in one go."""
+        self._write_parts([part for command in commands for part in _resp(command)], len(commands), kind)
+
+    def _write_parts(self, parts: list[bytes | memoryview], count: int, kind: int) -> None:
+        """Write the held commands and `count` commands encoded as `parts`, in one go."""
         held, self._held = self._held, []
-        if not held and not commands:
+        if not held and not count:
             return
+        if held:
+            parts = [part for command in held for part in _resp(command)] + parts
         connection = self._connection
         try:
             if connection._sock is None:  # noqa: SLF001 (redis-py connects, authenticates, selects the db)
                 connection.connect()
                 _kernel_timeouts(connection._sock)  # noqa: SLF001
-            parts = [part for command in (*held, *commands) for part in _resp(command)]
             _send(connection._sock, parts)  # noqa: SLF001
         except BlockingIOError as e:  # the kernel's send timeout: Redis reads nothing
             raise self._lost(redis.TimeoutError(f"Redis does not read: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise self._lost(e) from e
-        self._expect.extend([ACK] * len(held) + [kind] * len(commands))
+        if held:
+            self._expect.extend([ACK] * len(held))
+        self._expect.extend([kind] * count)
 
     def _raw(self, commands: Sequence[tuple[Value, ...]]) -> list[Any]:
         """Send the commands in one write and read one reply each (and those due before them); an error reply
@@ -216,11 +226,7 @@ def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
     while texts < len(command) and isinstance(command[texts], str):
         texts += 1
     head_key = (*command[:texts], len(command))
-    head = _HEADS.get(head_key)
-    if head is None:
-        if len(_HEADS) >= HEADS_MAX:
-            _HEADS.clear()
-        head = _HEADS[head_key] = b"*%d\r\n" % len(command) + b"".join(_bulk(arg.encode()) for arg in command[:texts])
+    head = _HEADS.get(head_key) or _head(head_key)
     parts: list[bytes | memoryview] = [head]
     for arg in command[texts:]:
         if isinstance(arg, str):
@@ -230,6 +236,33 @@ def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
         parts.append(b"$%d\r\n" % sum(map(len, pieces)))
         parts += pieces
         parts.append(b"\r\n")
+    return parts
+
+
+def _head(head_key: tuple[Any, ...]) -> bytes:
+    """The encoding of a command's leading text arguments (`head_key`: those, then the argument count), kept."""
+    if len(_HEADS) >= HEADS_MAX:
+        _HEADS.clear()
+    *texts, count = head_key
+    head = _HEADS[head_key] = b"*%d\r\n" % count + b"".join(_bulk(text.encode()) for text in texts)
+    return head
+
+
+def _push_parts(items: Sequence[tuple[str, Value]], expire: dict[str, int]) -> list[bytes | memoryview]:
+    """`_resp` of RPUSH key value for each item, then of EXPIRE key seconds for each of `expire`: the same
+    buffers, with fewer steps (a server pushes every reply this way)."""
+    parts: list[bytes | memoryview] = []
+    for key, value in items:
+        pieces = (value,) if isinstance(value, (bytes, memoryview)) else value
+        parts += (
+            _HEADS.get(("RPUSH", key, 3)) or _head(("RPUSH", key, 3)),
+            b"$%d\r\n" % sum(map(len, pieces)),
+            *pieces,
+            b"\r\n",
+        )
+    for key, seconds in expire.items():
+        command = ("EXPIRE", key, str(seconds), 3)
+        parts.append(_HEADS.get(command) or _head(command))
     return parts
 
 
