@@ -125,7 +125,7 @@ def encode_request(request_id: int, client_id: str, planes: np.ndarray, sent_us:
     encoding = _encoding(planes)
     body = np.packbits(planes.reshape(-1)) if encoding == PLANES_BITS else np.ascontiguousarray(planes)
     header = _pack(_REQUEST, KIND_REQUEST, request_id, k, c, h, w, len(cid), sent, encoding)
-    return b"".join((header, cid, memoryview(body).cast("B")))
+    return b"".join((header, cid, body.data.cast("B")))
 
 
 def _encoding(planes: np.ndarray) -> int:
@@ -150,7 +150,8 @@ class RequestBuffer:
 
     def __init__(self, client_id: str, planes_shape: tuple[int, int, int], capacity: int = 64) -> None:
         self._cid = _check_client_id(client_id)
-        self.planes_shape = tuple(int(d) for d in planes_shape)
+        c, h, w = planes_shape
+        self.planes_shape = (int(c), int(h), int(w))
         self._body = _REQUEST.size + len(self._cid)  # offset of the planes
         self._allocate(capacity)
 
@@ -198,7 +199,7 @@ def _pack(header: struct.Struct, kind: int, *fields: int) -> bytes:
         raise WireError(f"cannot encode header: {e}") from None
 
 
-def _check_prefix(data: bytes, kind: int, header: struct.Struct) -> None:
+def _check_prefix(data: bytes | bytearray, kind: int, header: struct.Struct) -> None:
     if len(data) < header.size:
         raise WireError(f"truncated header ({len(data)} bytes)")
     magic, version, got_kind = _PREFIX.unpack_from(data)
@@ -308,8 +309,8 @@ def batch_reply_parts(
             f" for {sum(positions)} positions"
         )
     a = logits.shape[1]
-    logits_bytes = memoryview(np.ascontiguousarray(logits, dtype=_FLOAT32)).cast("B")
-    values_bytes = memoryview(np.ascontiguousarray(values, dtype=_FLOAT32)).cast("B")
+    logits_bytes = np.ascontiguousarray(logits, dtype=_FLOAT32).data.cast("B")
+    values_bytes = np.ascontiguousarray(values, dtype=_FLOAT32).data.cast("B")
     parts: list[tuple[bytes, memoryview, memoryview]] = []
     start, pack = 0, _REPLY.pack
     try:

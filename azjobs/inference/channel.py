@@ -24,11 +24,14 @@ from typing import Any, Union
 
 import hiredis
 import redis
+import redis.connection
+from redis._parsers import BaseParser
 
 from azjobs.cluster.connection import MAX_BLOCK_S
 
 # One value, or its consecutive parts; memoryviews one-dimensional, of bytes (len() is their size).
 Value = Union[bytes, memoryview, Sequence[Union[bytes, memoryview]]]
+Command = tuple[Union[str, Value], ...]  # a command's name, its text arguments (keys, counts), then values
 READ_SIZE = 1 << 18  # bytes per recv: a few requests' worth
 IOV_MAX = 512  # buffers per sendmsg, below the system's limit (1024 on Linux)
 HEADS_MAX = 4096  # encoded command heads kept (name and key: a few per client); forgotten all at once past this
@@ -50,10 +53,13 @@ class ListChannel:
     """
 
     def __init__(self, client: redis.Redis) -> None:
-        self._connection = client.connection_pool.make_connection()
+        connection = client.connection_pool.make_connection()
+        if not isinstance(connection, redis.connection.AbstractConnection):
+            raise TypeError(f"a ListChannel needs a socket connection, not {type(connection).__name__}")
+        self._connection = connection
         self._reader = hiredis.Reader()
         self._read_buffer = bytearray(READ_SIZE)
-        self._held: list[tuple[Value, ...]] = []  # acknowledged commands written with the next one that goes out
+        self._held: list[Command] = []  # acknowledged commands written with the next one that goes out
         self._expect: deque[int] = deque()  # NOW, LATER or ACK per command written whose reply is not read yet
         self._results: deque[Any] = deque()  # replies to LATER commands, read, not yet taken by `result()`
         self._errors: list[redis.RedisError] = []  # error replies to ACK commands, until `take_errors`
@@ -139,7 +145,7 @@ class ListChannel:
         self._write([], ACK)
         self._read(lambda: not self._expect)
 
-    def _write(self, commands: Sequence[tuple[Value, ...]], kind: int) -> None:
+    def _write(self, commands: Sequence[Command], kind: int) -> None:
         """Write the held commands and these in one go."""
         self._write_parts([part for command in commands for part in _resp(command)], len(commands), kind)
 
@@ -152,10 +158,13 @@ class ListChannel:
             parts = [part for command in held for part in _resp(command)] + parts
         connection = self._connection
         try:
-            if connection._sock is None:  # noqa: SLF001 (redis-py connects, authenticates, selects the db)
+            sock = self._socket()
+            if sock is None:  # redis-py connects, authenticates, selects the db
                 connection.connect()
-                _kernel_timeouts(connection._sock)  # noqa: SLF001
-            _send(connection._sock, parts)  # noqa: SLF001
+                sock = self._socket()
+                assert sock is not None
+                _kernel_timeouts(sock)
+            _send(sock, parts)
         except BlockingIOError as e:  # the kernel's send timeout: Redis reads nothing
             raise self._lost(redis.TimeoutError(f"Redis does not read: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
@@ -164,7 +173,7 @@ class ListChannel:
             self._expect.extend([ACK] * len(held))
         self._expect.extend([kind] * count)
 
-    def _raw(self, commands: Sequence[tuple[Value, ...]]) -> list[Any]:
+    def _raw(self, commands: Sequence[Command]) -> list[Any]:
         """Send the commands in one write and read one reply each (and those due before them); an error reply
         is returned as redis-py's exception for it (OutOfMemoryError, ReadOnlyError, ResponseError), not
         raised."""
@@ -183,13 +192,17 @@ class ListChannel:
                     error = self._errors.pop(0)
                     raise self._lost(error) from None
                 if reply is False:  # more bytes needed
-                    n = self._connection._sock.recv_into(self._read_buffer)  # noqa: SLF001
+                    sock = self._socket()
+                    if sock is None:
+                        raise redis.ConnectionError("the connection to Redis is closed")
+                    n = sock.recv_into(self._read_buffer)
                     if n == 0:
                         raise redis.ConnectionError("Redis closed the connection")
-                    self._reader.feed(self._read_buffer, 0, n)
+                    # hiredis' stub says str or bytes; feed takes any buffer, and reads this one without a copy.
+                    self._reader.feed(self._read_buffer, 0, n)  # type: ignore[arg-type]
                     continue
                 if isinstance(reply, hiredis.ReplyError):
-                    reply = self._connection._parser.parse_error(str(reply))  # noqa: SLF001
+                    reply = BaseParser.parse_error(str(reply))  # redis-py's exception class for the reply
                 kind = self._expect.popleft()
                 if kind == NOW:
                     assert replies is not None
@@ -202,6 +215,12 @@ class ListChannel:
             raise self._lost(redis.TimeoutError(f"Redis did not answer: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError, hiredis.ProtocolError) as e:
             raise self._lost(e) from e
+
+    def _socket(self) -> socket.socket | None:
+        """redis-py's socket of the connection, None while unconnected (private to redis-py: the channel writes
+        and reads it itself, without redis-py's layers)."""
+        sock: socket.socket | None = getattr(self._connection, "_sock")
+        return sock
 
     def _lost(self, e: Exception) -> redis.RedisError:
         """Drop the connection: replies not read are lost with it (their commands may or may not have run),
@@ -219,7 +238,7 @@ class ListChannel:
         self._connection.disconnect()
 
 
-def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
+def _resp(command: Command) -> list[bytes | memoryview]:
     """A command in the Redis protocol, as buffers to write one after the other (values not copied). The
     encoding of its leading text arguments is kept: command names and keys recur with every batch."""
     texts = 0
@@ -270,7 +289,7 @@ def _bulk(raw: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(raw), raw)
 
 
-def _kernel_timeouts(sock: Any) -> None:
+def _kernel_timeouts(sock: socket.socket) -> None:
     """The socket's timeout kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) instead of Python, which polls
     before every recv and send of a socket with a timeout: one system call per read or write, not two.
     A timeout is then a BlockingIOError. TLS sockets keep Python's timeout."""
@@ -284,7 +303,7 @@ def _kernel_timeouts(sock: Any) -> None:
     sock.settimeout(None)
 
 
-def _send(sock: Any, parts: list[bytes | memoryview]) -> None:
+def _send(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
     """The parts in gather writes (sendmsg) of at most IOV_MAX buffers; whatever a full socket buffer
     leaves of one, with sendall. Through TLS, which has no gather write, joined."""
     if isinstance(sock, ssl.SSLSocket):
