@@ -190,6 +190,28 @@ def test_malformed_request_is_rejected(name: str) -> None:
         _decode(data)
 
 
+@pytest.mark.parametrize("name", sorted(MALFORMED_REQUESTS))
+def test_the_servers_bound_decoder_rejects_what_decode_request_does(name: str) -> None:
+    data, reason = MALFORMED_REQUESTS[name]
+    with pytest.raises(WireError, match=reason):
+        wire.RequestDecoder(max_positions=100, planes_shape=SHAPE)(data)
+
+
+@pytest.mark.parametrize("planes", [_planes(3), np.ones((3, *SHAPE), np.uint8)], ids=["bytes", "bits"])
+def test_the_servers_bound_decoder_reads_what_decode_request_does(planes: np.ndarray) -> None:
+    data = encode_request(9, "client", planes, sent_us=123)
+    got, want = wire.RequestDecoder(max_positions=100, planes_shape=SHAPE)(data), _decode(data)
+    assert (got.request_id, got.client_id, got.sent_us, got.positions, got.shape, got.encoding) == (
+        want.request_id,
+        want.client_id,
+        want.sent_us,
+        want.positions,
+        want.shape,
+        want.encoding,
+    )
+    np.testing.assert_array_equal(got.planes, planes)
+
+
 def test_a_reply_is_not_a_request_and_vice_versa() -> None:
     reply = encode_reply(1, 1, np.zeros((1, 9)), np.zeros(1))
     with pytest.raises(WireError, match="kind"):

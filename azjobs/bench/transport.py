@@ -14,6 +14,7 @@ import multiprocessing.sharedctypes
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,12 @@ def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, c
         forward_s=forward_ms / 1000.0,
     )
     event = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), event.set()), daemon=True).start()
+
+    def relay() -> None:  # the process-wide stop becomes the serving loop's threading.Event
+        stop.wait()
+        event.set()
+
+    threading.Thread(target=relay, daemon=True).start()
     server.serve(
         settings,
         client,
@@ -151,7 +157,7 @@ def run(settings: Settings, urls: list[str], seconds: float, shape: Shape) -> di
     return _report(game.name, shape, len(urls), windows)
 
 
-def _wait_warm(trips: list[Any], processes: list[multiprocessing.process.BaseProcess]) -> None:
+def _wait_warm(trips: list[Any], processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
     """Until every client made its warm-up round trips (connections made, the servers' first batches run)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while min(t.value for t in trips) < WARMUP_TRIPS:
@@ -165,8 +171,8 @@ def _wait_warm(trips: list[Any], processes: list[multiprocessing.process.BasePro
 
 def _window(
     redises: list[redis.Redis],
-    servers: list[multiprocessing.process.BaseProcess],
-    clients: list[multiprocessing.process.BaseProcess],
+    servers: Sequence[multiprocessing.process.BaseProcess],
+    clients: Sequence[multiprocessing.process.BaseProcess],
     counts: list[Any],
     trips: list[Any],
     shape: Shape,

@@ -24,11 +24,14 @@ from typing import Any, Union
 
 import hiredis
 import redis
+import redis.connection
+from redis._parsers import BaseParser
 
 from azjobs.cluster.connection import MAX_BLOCK_S
 
 # One value, or its consecutive parts; memoryviews one-dimensional, of bytes (len() is their size).
 Value = Union[bytes, memoryview, Sequence[Union[bytes, memoryview]]]
+Command = tuple[Union[str, Value], ...]  # a command's name, its text arguments (keys, counts), then values
 READ_SIZE = 1 << 18  # bytes per recv: a few requests' worth
 IOV_MAX = 512  # buffers per sendmsg, below the system's limit (1024 on Linux)
 HEADS_MAX = 4096  # encoded command heads kept (name and key: a few per client); forgotten all at once past this
@@ -50,10 +53,13 @@ class ListChannel:
     """
 
     def __init__(self, client: redis.Redis) -> None:
-        self._connection = client.connection_pool.make_connection()
+        connection = client.connection_pool.make_connection()
+        if not isinstance(connection, redis.connection.AbstractConnection):
+            raise TypeError(f"a ListChannel needs a socket connection, not {type(connection).__name__}")
+        self._connection = connection
         self._reader = hiredis.Reader()
         self._read_buffer = bytearray(READ_SIZE)
-        self._held: list[tuple[Value, ...]] = []  # acknowledged commands written with the next one that goes out
+        self._held: list[Command] = []  # acknowledged commands written with the next one that goes out
         self._expect: deque[int] = deque()  # NOW, LATER or ACK per command written whose reply is not read yet
         self._results: deque[Any] = deque()  # replies to LATER commands, read, not yet taken by `result()`
         self._errors: list[redis.RedisError] = []  # error replies to ACK commands, until `take_errors`
@@ -110,14 +116,17 @@ class ListChannel:
     def push_many(self, items: Sequence[tuple[str, Value]], expire: dict[str, int], *, wait: bool = True) -> None:
         """RPUSH each (key, value), then EXPIRE each key of `expire` (seconds), in one write; with `wait`, the
         first error reply is raised, else the replies are acknowledgements (`take_errors`)."""
-        commands: list[tuple[Value, ...]] = [("RPUSH", key, value) for key, value in items]
-        commands += [("EXPIRE", key, str(seconds)) for key, seconds in expire.items()]
+        parts = _push_parts(items, expire)
+        count = len(items) + len(expire)
         if not wait:
-            self._write(commands, ACK)
+            self._write_parts(parts, count, ACK)
             return
         # Every reply is read even when one is an error (OOM, WRONGTYPE), so none is ever taken for the
         # answer to a later command.
-        first = next((reply for reply in self._raw(commands) if isinstance(reply, redis.RedisError)), None)
+        self._write_parts(parts, count, NOW)
+        replies: list[Any] = []
+        self._read(lambda: len(replies) == count, replies)
+        first = next((reply for reply in replies if isinstance(reply, redis.RedisError)), None)
         if first is not None:
             raise first
 
@@ -136,25 +145,35 @@ class ListChannel:
         self._write([], ACK)
         self._read(lambda: not self._expect)
 
-    def _write(self, commands: Sequence[tuple[Value, ...]], kind: int) -> None:
+    def _write(self, commands: Sequence[Command], kind: int) -> None:
         """Write the held commands and these in one go."""
+        self._write_parts([part for command in commands for part in _resp(command)], len(commands), kind)
+
+    def _write_parts(self, parts: list[bytes | memoryview], count: int, kind: int) -> None:
+        """Write the held commands and `count` commands encoded as `parts`, in one go."""
         held, self._held = self._held, []
-        if not held and not commands:
+        if not held and not count:
             return
+        if held:
+            parts = [part for command in held for part in _resp(command)] + parts
         connection = self._connection
         try:
-            if connection._sock is None:  # noqa: SLF001 (redis-py connects, authenticates, selects the db)
+            sock = self._socket()
+            if sock is None:  # redis-py connects, authenticates, selects the db
                 connection.connect()
-                _kernel_timeouts(connection._sock)  # noqa: SLF001
-            parts = [part for command in (*held, *commands) for part in _resp(command)]
-            _send(connection._sock, parts)  # noqa: SLF001
+                sock = self._socket()
+                assert sock is not None
+                _kernel_timeouts(sock)
+            _send(sock, parts)
         except BlockingIOError as e:  # the kernel's send timeout: Redis reads nothing
             raise self._lost(redis.TimeoutError(f"Redis does not read: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             raise self._lost(e) from e
-        self._expect.extend([ACK] * len(held) + [kind] * len(commands))
+        if held:
+            self._expect.extend([ACK] * len(held))
+        self._expect.extend([kind] * count)
 
-    def _raw(self, commands: Sequence[tuple[Value, ...]]) -> list[Any]:
+    def _raw(self, commands: Sequence[Command]) -> list[Any]:
         """Send the commands in one write and read one reply each (and those due before them); an error reply
         is returned as redis-py's exception for it (OutOfMemoryError, ReadOnlyError, ResponseError), not
         raised."""
@@ -173,13 +192,17 @@ class ListChannel:
                     error = self._errors.pop(0)
                     raise self._lost(error) from None
                 if reply is False:  # more bytes needed
-                    n = self._connection._sock.recv_into(self._read_buffer)  # noqa: SLF001
+                    sock = self._socket()
+                    if sock is None:
+                        raise redis.ConnectionError("the connection to Redis is closed")
+                    n = sock.recv_into(self._read_buffer)
                     if n == 0:
                         raise redis.ConnectionError("Redis closed the connection")
-                    self._reader.feed(self._read_buffer, 0, n)
+                    # hiredis' stub says str or bytes; feed takes any buffer, and reads this one without a copy.
+                    self._reader.feed(self._read_buffer, 0, n)  # type: ignore[arg-type]
                     continue
                 if isinstance(reply, hiredis.ReplyError):
-                    reply = self._connection._parser.parse_error(str(reply))  # noqa: SLF001
+                    reply = BaseParser.parse_error(str(reply))  # redis-py's exception class for the reply
                 kind = self._expect.popleft()
                 if kind == NOW:
                     assert replies is not None
@@ -192,6 +215,12 @@ class ListChannel:
             raise self._lost(redis.TimeoutError(f"Redis did not answer: {e}")) from e
         except (redis.ConnectionError, redis.TimeoutError, OSError, hiredis.ProtocolError) as e:
             raise self._lost(e) from e
+
+    def _socket(self) -> socket.socket | None:
+        """redis-py's socket of the connection, None while unconnected (private to redis-py: the channel writes
+        and reads it itself, without redis-py's layers)."""
+        sock: socket.socket | None = getattr(self._connection, "_sock")
+        return sock
 
     def _lost(self, e: Exception) -> redis.RedisError:
         """Drop the connection: replies not read are lost with it (their commands may or may not have run),
@@ -209,18 +238,14 @@ class ListChannel:
         self._connection.disconnect()
 
 
-def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
+def _resp(command: Command) -> list[bytes | memoryview]:
     """A command in the Redis protocol, as buffers to write one after the other (values not copied). The
     encoding of its leading text arguments is kept: command names and keys recur with every batch."""
     texts = 0
     while texts < len(command) and isinstance(command[texts], str):
         texts += 1
     head_key = (*command[:texts], len(command))
-    head = _HEADS.get(head_key)
-    if head is None:
-        if len(_HEADS) >= HEADS_MAX:
-            _HEADS.clear()
-        head = _HEADS[head_key] = b"*%d\r\n" % len(command) + b"".join(_bulk(arg.encode()) for arg in command[:texts])
+    head = _HEADS.get(head_key) or _head(head_key)
     parts: list[bytes | memoryview] = [head]
     for arg in command[texts:]:
         if isinstance(arg, str):
@@ -233,11 +258,38 @@ def _resp(command: tuple[Value, ...]) -> list[bytes | memoryview]:
     return parts
 
 
+def _head(head_key: tuple[Any, ...]) -> bytes:
+    """The encoding of a command's leading text arguments (`head_key`: those, then the argument count), kept."""
+    if len(_HEADS) >= HEADS_MAX:
+        _HEADS.clear()
+    *texts, count = head_key
+    head = _HEADS[head_key] = b"*%d\r\n" % count + b"".join(_bulk(text.encode()) for text in texts)
+    return head
+
+
+def _push_parts(items: Sequence[tuple[str, Value]], expire: dict[str, int]) -> list[bytes | memoryview]:
+    """`_resp` of RPUSH key value for each item, then of EXPIRE key seconds for each of `expire`: the same
+    buffers, with fewer steps (a server pushes every reply this way)."""
+    parts: list[bytes | memoryview] = []
+    for key, value in items:
+        pieces = (value,) if isinstance(value, (bytes, memoryview)) else value
+        parts += (
+            _HEADS.get(("RPUSH", key, 3)) or _head(("RPUSH", key, 3)),
+            b"$%d\r\n" % sum(map(len, pieces)),
+            *pieces,
+            b"\r\n",
+        )
+    for key, seconds in expire.items():
+        command = ("EXPIRE", key, str(seconds), 3)
+        parts.append(_HEADS.get(command) or _head(command))
+    return parts
+
+
 def _bulk(raw: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(raw), raw)
 
 
-def _kernel_timeouts(sock: Any) -> None:
+def _kernel_timeouts(sock: socket.socket) -> None:
     """The socket's timeout kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) instead of Python, which polls
     before every recv and send of a socket with a timeout: one system call per read or write, not two.
     A timeout is then a BlockingIOError. TLS sockets keep Python's timeout."""
@@ -251,7 +303,7 @@ def _kernel_timeouts(sock: Any) -> None:
     sock.settimeout(None)
 
 
-def _send(sock: Any, parts: list[bytes | memoryview]) -> None:
+def _send(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
     """The parts in gather writes (sendmsg) of at most IOV_MAX buffers; whatever a full socket buffer
     leaves of one, with sendall. Through TLS, which has no gather write, joined."""
     if isinstance(sock, ssl.SSLSocket):

@@ -76,8 +76,10 @@ def fold_batch_norms(model: PolicyValueNet) -> PolicyValueNet:
         layers, kept = list(sequence), []
         while layers:
             layer = layers.pop(0)
-            if isinstance(layer, nn.Conv2d) and layers and isinstance(layers[0], nn.BatchNorm2d):
-                layer = fuse_conv_bn_eval(layer, layers.pop(0))
+            norm = layers[0] if layers else None
+            if isinstance(layer, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                layer = fuse_conv_bn_eval(layer, norm)
+                layers.pop(0)
             kept.append(layer)
         sequence._modules.clear()
         for i, layer in enumerate(kept):
@@ -96,8 +98,12 @@ def buckets(batch_size: int, max_batch: int) -> list[int]:
     return sizes if sizes[-1] == top else [*sizes, top]
 
 
+Network = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # planes -> (logits, values)
+
+
 def _prepared(model: nn.Module, choice: Choice, device: torch.device) -> nn.Module:
-    return model.to(device=device, dtype=choice.dtype, memory_format=choice.memory_format)
+    # torch's overloads of Module.to omit memory_format, which Module.to documents and takes.
+    return model.to(device=device, dtype=choice.dtype, memory_format=choice.memory_format)  # type: ignore[call-overload]
 
 
 class NetRunner:
@@ -218,18 +224,19 @@ class NetRunner:
         return next((size for size in self.buckets if size >= n), n)
 
     def _forward_fn(self, size: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        if self._compiled is not None and size in self.buckets:
-            return lambda planes: self._run(self._compiled, planes)
+        compiled = self._compiled
+        if compiled is not None and size in self.buckets:
+            return lambda planes: self._run(compiled, planes)
         return lambda planes: self._run(self.model, planes)
 
-    def _run(self, model: nn.Module, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, model: Network, planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The uint8 planes (host or device) through `model`, converted once, to the serving dtype and layout."""
         x = planes.to(self.device, non_blocking=True)  # bytes cross to the GPU: 4x less than floats
         x = x.to(dtype=self.choice.dtype, memory_format=self.choice.memory_format)
         logits, values = model(x)
         return logits.float(), values.float()
 
-    def _compile(self) -> nn.Module:
+    def _compile(self) -> Network:
         """torch.compile for the fixed sizes, each specialised (dynamic=False) and all built at start."""
         require_compile()
         import torch._dynamo
