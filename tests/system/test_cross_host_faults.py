@@ -1,5 +1,5 @@
 """Faults between machines, with hosts in network namespaces started by the cluster scripts (as in
-tests/test_two_hosts.py): the GPU host partitioned while Redis restarts, a worker whose clock runs 30 s
+tests/system/test_two_hosts.py): the GPU host partitioned while Redis restarts, a worker whose clock runs 30 s
 ahead, and a worker host whose storage root is not mounted. Each skips, saying why, where namespaces
 (or libfaketime, for the clock) are missing."""
 
