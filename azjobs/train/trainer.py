@@ -155,10 +155,13 @@ class Trainer:
         self.state.selfplay_paused = self.why_pause_selfplay()
         if self.state.selfplay_paused:
             return 0
+        # Progressive simulations: each job gets the count of the run's progress when it is queued.
         simulations = rates.simulations(self.settings, self.counts().made) if self.settings.simulations_start else None
-        return schedule.top_up_queue(
-            self.client, self.run_name, self.queue, self.settings.selfplay_queue_depth, simulations=simulations
-        )
+        queue, depth = self.queue, self.settings.selfplay_queue_depth
+        added = schedule.top_up_queue(self.client, self.run_name, queue, depth, simulations=simulations)
+        if added and simulations is not None and self.writer is not None:
+            self.writer.add_scalar("train/simulations", simulations, self.state.step)
+        return added
 
     def why_pause_selfplay(self) -> str:
         return schedule.why_pause_selfplay(self.settings, self.counts())

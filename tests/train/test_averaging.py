@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import redis
 import torch
+from cuda_marks import cuda
 
 from azjobs.games import get_game
 from azjobs.jobs.configs import selfplay_config
@@ -74,7 +75,7 @@ def averaged(average: State, trained: State, step: int, decay: float) -> State:
 def assert_same(a: State, b: State) -> None:
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(a[name].cpu(), b[name].cpu(), rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_the_decay_warms_up_to_ema_decay() -> None:
@@ -111,8 +112,8 @@ def test_a_checkpoint_without_an_average_starts_it_from_the_model(tmp_path: Path
     assert_same(state_of(average), state_of(model))
 
 
-def quiet_trainer(client: redis.Redis, run_dir: Path) -> Trainer:
-    t = Trainer(SETTINGS, client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+def quiet_trainer(client: redis.Redis, run_dir: Path, device: str) -> Trainer:
+    t = Trainer(SETTINGS, client, run_dir.name, run_dir, device=device, log=lambda _: None)
     t.resume()
     t.refresh()
     return t
@@ -125,9 +126,17 @@ def published(client: redis.Redis, run_dir: Path, version: int) -> State:
 
 
 def test_the_trainer_publishes_the_average_and_a_resume_continues_it(redis_client: redis.Redis, tmp_path: Path) -> None:
-    run_dir = tmp_path / "ema"
+    publishes_the_average_and_resumes_it(redis_client, tmp_path / "ema", "cpu")
+
+
+@cuda
+def test_the_average_on_cuda(redis_client: redis.Redis, tmp_path: Path) -> None:
+    publishes_the_average_and_resumes_it(redis_client, tmp_path / "ema", "cuda")
+
+
+def publishes_the_average_and_resumes_it(redis_client: redis.Redis, run_dir: Path, device: str) -> None:
     add_shard(redis_client, run_dir)
-    t = quiet_trainer(redis_client, run_dir)
+    t = quiet_trainer(redis_client, run_dir, device)
     expected = state_of(t.learner.model)  # the average starts at the initial weights (version 1)
     assert_same(published(redis_client, run_dir, 1), expected)
     for step in range(3):
@@ -135,10 +144,12 @@ def test_the_trainer_publishes_the_average_and_a_resume_continues_it(redis_clien
         expected = averaged(expected, state_of(t.learner.model), step, SETTINGS.ema_decay)
     assert_same(published(redis_client, run_dir, 2), expected)  # published at step 3: the average
     trained = state_of(t.learner.model)
-    assert not torch.allclose(published(redis_client, run_dir, 2)["policy_out.weight"], trained["policy_out.weight"])
+    assert not torch.allclose(
+        published(redis_client, run_dir, 2)["policy_out.weight"], trained["policy_out.weight"].cpu()
+    )
     t.close()  # the checkpoint on exit keeps the average
 
-    resumed = quiet_trainer(redis_client, run_dir)
+    resumed = quiet_trainer(redis_client, run_dir, device)
     assert_same(state_of(resumed.learner.model), trained)
     assert_same(state_of(resumed.learner.published), expected)
     for step in range(3, 6):

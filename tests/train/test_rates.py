@@ -14,6 +14,7 @@ import torch
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from azjobs import keys
 from azjobs.games import get_game
@@ -152,6 +153,9 @@ def test_jobs_are_queued_with_the_simulations_of_their_time(redis_client: redis.
         t.refresh()
         assert queued_simulations(redis_client, run) == [count] * settings.selfplay_queue_depth
     t.close()
+    curves = EventAccumulator(str(run_dir / "logs"))
+    curves.Reload()
+    assert [e.value for e in curves.Scalars("train/simulations")][-1] == 8  # the count last queued
 
     plain = Trainer(SETTINGS, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
     plain.resume()
