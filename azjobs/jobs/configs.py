@@ -7,7 +7,7 @@ tests/jobs/test_configs.py checks that the defaults agree.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from azjobs.search.config import SearchConfig, SelfPlayConfig
 from azjobs.settings import Settings
@@ -18,7 +18,11 @@ def search_config(settings: Settings) -> SearchConfig:
     return SearchConfig(**{f.name: getattr(settings, f.name) for f in fields(SearchConfig)})
 
 
-def selfplay_config(settings: Settings) -> SelfPlayConfig:
-    """The search and self-play knobs of `settings`."""
+def selfplay_config(settings: Settings, simulations: int | None = None) -> SelfPlayConfig:
+    """The search and self-play knobs of `settings`; `simulations` (a job's progressive count) in place
+    of num_simulations (cheap searches stay at most that many)."""
     own = {f.name: getattr(settings, f.name) for f in fields(SelfPlayConfig) if f.name != "search"}
-    return SelfPlayConfig(search=search_config(settings), **own)
+    search = search_config(settings)
+    if simulations is not None:
+        search = replace(search, num_simulations=simulations)
+    return SelfPlayConfig(search=search, **own)

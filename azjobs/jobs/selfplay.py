@@ -25,8 +25,9 @@ from azjobs.storage.shards import ShardError, ShardInfo, read_shard_info, shard_
 FULL_DISK_RETRY_S = 5.0  # how often games held back by a full disk are tried again
 
 
-def selfplay(run: str, seed: int) -> dict[str, Any]:
-    """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played.
+def selfplay(run: str, seed: int, simulations: int | None = None) -> dict[str, Any]:
+    """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played. `simulations`:
+    the search's count when the trainer queued the job with progressive simulations (else num_simulations).
 
     Idempotent by job: the shard's name comes from the job (its id and creation time), so a retried
     job whose shard landed already registers that one (if it is not yet) and plays nothing again.
@@ -52,7 +53,7 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
     resign = ResignCounts()
     records = play_pipelined(
         ctx.game,
-        selfplay_config(ctx.settings),
+        selfplay_config(ctx.settings, simulations),
         pipeline(ctx),
         ctx.settings.games_per_job,
         rng,
@@ -82,6 +83,7 @@ def selfplay(run: str, seed: int) -> dict[str, Any]:
         "resign_checked": resign.checked,
         "false_resigns": resign.false,
         "leaf_evals": int(leaf_evals),
+        "simulations": ctx.settings.num_simulations if simulations is None else simulations,
         "seconds": round(time.monotonic() - started, 3),
     }
 

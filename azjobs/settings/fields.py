@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from azjobs.settings.spec import SettingsError, Spec, setting
-from azjobs.settings.syntax import check_eval_opponents, rate_schedule
+from azjobs.settings.syntax import check_cycle, check_eval_opponents, rate_schedule
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,36 @@ class Settings:
     replay_window_expand: float = setting(
         0.4, "new window rows per new position where the window starts to grow (KataGo: 0.4)", above=0
     )
+    # Schedules over the run and the averaged network (docs/training.md); each off by default.
+    learning_rate_cycle: str = setting(
+        "constant",
+        "the learning rate's cycle over learning_rate (and its drops): constant; one_cycle, once up to "
+        "learning_rate_peak times it and back down over learning_rate_period steps, then constant; "
+        "cyclic, that triangle again every learning_rate_period steps",
+        text="constant, one_cycle or cyclic",
+    )
+    learning_rate_period: int = setting(
+        2000, "training steps of one learning-rate cycle (one_cycle, cyclic)", at_least=2
+    )
+    learning_rate_peak: float = setting(
+        5.0, "the learning rate at a cycle's middle, in multiples of the scheduled one", at_least=1
+    )
+    simulations_start: int = setting(
+        0,
+        "progressive simulations: self-play jobs queued before any position was made search with this "
+        "many, rising linearly with the positions made to num_simulations (0: num_simulations throughout)",
+        at_least=0,
+    )
+    simulations_ramp_positions: int = setting(
+        500_000, "positions made over which the simulations rise from simulations_start", at_least=1
+    )
+    ema_decay: float = setting(
+        0.0,
+        "the published versions are an exponential moving average of the weights, each step's decay "
+        "min(ema_decay, (1 + step) / (10 + step)) (0: the trained weights themselves)",
+        at_least=0,
+        below=1,
+    )
     # Evaluation, ratings and gating.
     eval_every_versions: int = setting(
         10, "the trainer evaluates weights versions 1, 1+N, 1+2N, ... (0: never)", at_least=0
@@ -199,6 +229,11 @@ class Settings:
                 f"positions, "
                 f"above max_request_positions ({self.max_request_positions}): servers would drop them; "
                 f"lower games_in_flight or raise max_request_positions"
+            )
+        if self.simulations_start > self.num_simulations:
+            raise SettingsError(
+                f"simulations_start ({self.simulations_start}) exceeds num_simulations ({self.num_simulations}): "
+                "the simulations only rise; lower simulations_start (0: off)"
             )
         if self.min_replay_positions > self.replay_buffer_size:
             raise SettingsError(
@@ -263,6 +298,8 @@ def check_value(name: str, value: Any, source: str | None = None) -> Any:
             _in_source(check_eval_opponents, value, source)
         elif name == "learning_rate_schedule" and isinstance(value, str):
             _in_source(rate_schedule, value, source)
+        elif name == "learning_rate_cycle" and isinstance(value, str):
+            _in_source(check_cycle, value, source)
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real if kind is float else numbers.Integral):
         raise _bad(name, value, source)

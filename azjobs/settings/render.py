@@ -16,6 +16,7 @@ SECTIONS: dict[str, str] = {
     "inference_batch_size": "Inference server",
     "replay_buffer_size": "Training",
     "replay_window_min_rows": "Growing replay window",
+    "learning_rate_cycle": "Schedules and the averaged network",
     "eval_every_versions": "Evaluation and gating",
 }
 

@@ -22,12 +22,14 @@ class Spec:
     above: float | None = None
     at_most: float | None = None
     text: str = "text"  # the values a text setting takes, in words
+    below: float | None = None
 
     def allows(self, value: float) -> bool:
         return math.isfinite(value) and not (
             (self.at_least is not None and value < self.at_least)
             or (self.above is not None and value <= self.above)
             or (self.at_most is not None and value > self.at_most)
+            or (self.below is not None and value >= self.below)
         )
 
     def allowed(self, kind: type) -> str:
@@ -38,11 +40,14 @@ class Spec:
             return self.text
         noun = "an integer" if kind is int else "a number"
         low = self.at_least if self.at_least is not None else self.above
-        if low is not None and self.at_most is not None:
-            return f"{noun} in {'[' if self.above is None else '('}{_num(low)}, {_num(self.at_most)}]"
+        high, closed = (self.at_most, "]") if self.at_most is not None else (self.below, ")")
+        if low is not None and high is not None:
+            return f"{noun} in {'[' if self.above is None else '('}{_num(low)}, {_num(high)}{closed}"
         if low is not None:
             return f"{noun} {'>=' if self.above is None else '>'} {_num(low)}"
-        return f"{noun} <= {_num(self.at_most)}" if self.at_most is not None else noun
+        if high is not None:
+            return f"{noun} {'<=' if closed == ']' else '<'} {_num(high)}"
+        return noun
 
 
 def _num(value: float) -> str:
@@ -56,7 +61,8 @@ def setting(
     at_least: float | None = None,
     above: float | None = None,
     at_most: float | None = None,
+    below: float | None = None,
     text: str = "text",
 ) -> Any:
     """A Settings field: its default, its one-line meaning and its range (bounds as in Spec)."""
-    return field(default=default, metadata={"spec": Spec(doc, at_least, above, at_most, text)})
+    return field(default=default, metadata={"spec": Spec(doc, at_least, above, at_most, text, below)})

@@ -1,4 +1,5 @@
-"""The syntax of the text settings that hold more than a word: learning_rate_schedule and eval_opponents."""
+"""The syntax of the text settings that hold more than a number: learning_rate_schedule, learning_rate_cycle
+and eval_opponents."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ def check_eval_opponents(text: str) -> None:
         check_opponents(text)
     except ValueError as e:
         raise SettingsError(f"setting eval_opponents: {e}") from None
+
+
+LEARNING_RATE_CYCLES = ("constant", "one_cycle", "cyclic")
+
+
+def check_cycle(text: str) -> None:
+    """SettingsError unless learning_rate_cycle names one of LEARNING_RATE_CYCLES."""
+    if text not in LEARNING_RATE_CYCLES:
+        names = ", ".join(LEARNING_RATE_CYCLES)
+        raise SettingsError(f"setting learning_rate_cycle must be one of {names}, got {text!r}")
 
 
 @functools.cache  # the trainer asks before every step

@@ -1,4 +1,5 @@
-"""Trainer checkpoints as safetensors: model and optimizer tensors, with step, version and settings as metadata.
+"""Trainer checkpoints as safetensors: model, optimizer and averaged-model tensors, with step, version and
+settings as metadata.
 
 No pickle: the optimizer state is flattened into named tensors (`optim.<param index>.<key>`)
 and its hyperparameters into JSON, so a resumed run continues bit for bit.
@@ -28,6 +29,7 @@ FORMAT = "azjobs-checkpoint-1"
 FILE_PATTERN = re.compile(r"^ckpt-(\d+)\.safetensors$")
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
+AVERAGED_PREFIX = "ema."  # the averaged network's tensors (ema_decay above 0)
 IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable")  # optimizer options that are no training state
 # Non-tensor optimizer state values, stored as 0-d tensors and turned back into these.
 _SCALAR_TYPES: dict[str, Callable[[Any], Any]] = {
@@ -69,9 +71,12 @@ def save_checkpoint(
     version: int,
     settings: Settings,
     extra: dict[str, float | int | str] | None = None,
+    averaged: torch.nn.Module | None = None,
 ) -> Path:
     """Write `checkpoints/ckpt-<step>.safetensors` atomically and keep only the newest few."""
     tensors = {MODEL_PREFIX + name: _cpu_copy(t) for name, t in model.state_dict().items()}
+    if averaged is not None:
+        tensors.update({AVERAGED_PREFIX + name: _cpu_copy(t) for name, t in averaged.state_dict().items()})
     optim_tensors, scalar_types, param_groups = _flatten_optimizer(optimizer)
     tensors.update(optim_tensors)
     metadata = {
@@ -123,10 +128,12 @@ def load_latest_checkpoint(
     optimizer: torch.optim.Optimizer,
     *,
     log: Callable[[str], None] = print,
+    averaged: torch.nn.Module | None = None,
 ) -> CheckpointInfo | None:
-    """Restore model and optimizer from the newest readable checkpoint; None if there is none.
+    """Restore model and optimizer (and `averaged`) from the newest readable checkpoint; None if there is none.
 
-    A corrupt checkpoint is reported through `log` and the previous one is tried.
+    A corrupt checkpoint is reported through `log` and the previous one is tried. A checkpoint without
+    an average (made before ema_decay was set) starts `averaged` from the model's weights.
     """
     for path in reversed(checkpoint_paths(run_dir)):
         try:
@@ -135,6 +142,11 @@ def load_latest_checkpoint(
             log(f"warning: {e}; trying the previous checkpoint")
             continue
         _restore(path, tensors, metadata, model, optimizer)
+        if averaged is not None:
+            kept = _prefixed(tensors, AVERAGED_PREFIX)
+            if kept:
+                _check_fits(path, averaged, kept)
+            averaged.load_state_dict(kept or model.state_dict())
         return CheckpointInfo(
             step=int(metadata["step"]), version=int(metadata["version"]), extra=json.loads(metadata["extra"]), path=path
         )
@@ -165,19 +177,28 @@ def _restore(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
 ) -> None:
-    model_state = {name[len(MODEL_PREFIX) :]: t for name, t in tensors.items() if name.startswith(MODEL_PREFIX)}
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    if {name: tuple(t.shape) for name, t in model_state.items()} != expected:
-        raise AzjobsError(
-            f"checkpoint {path} does not fit this network (were net_blocks or net_channels changed?); "
-            "start a new run directory or restore the run's settings"
-        )
+    model_state = _prefixed(tensors, MODEL_PREFIX)
+    _check_fits(path, model, model_state)
     try:
         # The optimizer checks its groups before changing anything, so it goes first.
         optimizer.load_state_dict(_unflatten_optimizer(tensors, metadata, optimizer))
     except ValueError as e:
         raise AzjobsError(f"checkpoint {path} does not fit this optimizer: {e}") from None
     model.load_state_dict(model_state)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
+
+
+def _check_fits(path: Path, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """AzjobsError unless `state` has `model`'s tensors, by name and shape."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if {name: tuple(t.shape) for name, t in state.items()} != expected:
+        raise AzjobsError(
+            f"checkpoint {path} does not fit this network (were net_blocks or net_channels changed?); "
+            "start a new run directory or restore the run's settings"
+        )
 
 
 def _unflatten_optimizer(

@@ -1,5 +1,6 @@
 """The network in training: one minibatch step (policy cross-entropy plus value MSE) under the trainer's
-mixed precision with AdamW, the losses summed on the device until they are read."""
+mixed precision with AdamW at the step's learning rate (`rates`), the losses summed on the device until
+they are read, and with `ema_decay` the averaged network that is published (`averaging`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch.nn.functional as F
 from azjobs.games import Game
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.settings import Settings
+from azjobs.train import rates
+from azjobs.train.averaging import AveragedNetwork
 from azjobs.train.precision import MixedPrecision, adamw
 
 LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl")  # the order of train_step's losses
@@ -45,13 +48,14 @@ def train_step(
 
 
 class Learner:
-    """The run's network on the trainer's device, its AdamW (fused on CUDA) and mixed precision, and the
-    losses `[4]` summed on the device since they were last read."""
+    """The run's network on the trainer's device, its AdamW (fused on CUDA) and mixed precision, the
+    losses `[4]` summed on the device since they were last read, and the averaged network (or None)."""
 
     def __init__(self, game: Game, settings: Settings, device: torch.device) -> None:
-        self.device = device
+        self.device, self.settings = device, settings
         torch.manual_seed(settings.seed)
         self.model = build_model(game, settings).to(device)
+        self.averaged = AveragedNetwork(self.model, settings.ema_decay) if settings.ema_decay else None
         self.precision = MixedPrecision(device)
         self.optimizer = adamw(self.model.parameters(), device, settings.learning_rate, settings.weight_decay)
         if device.type == "cuda":
@@ -63,11 +67,23 @@ class Learner:
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step(self, batch: tuple[np.ndarray, ...], learning_rate: float) -> None:
-        """One training step at `learning_rate` (set on every step, so a resume follows the schedule)."""
+    @property
+    def averaged_model(self) -> PolicyValueNet | None:
+        return None if self.averaged is None else self.averaged.model
+
+    @property
+    def published(self) -> PolicyValueNet:
+        """The network a new weights version holds: the averaged one if there is one, else the trained."""
+        return self.model if self.averaged is None else self.averaged.model
+
+    def step(self, batch: tuple[np.ndarray, ...], step: int) -> None:
+        """Training step `step` (0-based) at its learning rate (set on every step, so a resume follows
+        the schedule), then the average's update."""
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
+            group["lr"] = rates.learning_rate(self.settings, step)
         losses = train_step(self.model, self.optimizer, batch, self.device, self.precision)
+        if self.averaged is not None:
+            self.averaged.update(step)
         self._loss_sum = losses if self._loss_sum is None else self._loss_sum + losses
         self._loss_steps += 1
 

@@ -50,14 +50,16 @@ def positions_made(client: redis.Redis, run: str) -> int:
     return int(client.hget(keys.stats(run), "positions") or 0)
 
 
-def top_up_queue(client: redis.Redis, run: str, queue: Queue, depth: int) -> int:
-    """Enqueue self-play jobs until `depth` are waiting; returns how many were added."""
+def top_up_queue(client: redis.Redis, run: str, queue: Queue, depth: int, *, simulations: int | None = None) -> int:
+    """Enqueue self-play jobs until `depth` are waiting; returns how many were added. With `simulations`
+    (progressive simulations), each job searches with that many instead of num_simulations."""
     missing = depth - queue.count
     for _ in range(max(0, missing)):
         number = int(client.hincrby(keys.stats(run), "jobs_enqueued", 1))
         queue.enqueue_call(
             SELFPLAY_JOB,
             args=(run, new_seed()),  # random, not the counter: a restored Redis resets that
+            kwargs={} if simulations is None else {"simulations": simulations},
             timeout=JOB_TIMEOUT_S,
             result_ttl=RESULT_TTL_S,
             description=f"selfplay {run} #{number}",

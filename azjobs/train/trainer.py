@@ -34,13 +34,13 @@ from azjobs.games import get_game
 from azjobs.net import device as devices
 from azjobs.net.weights import to_bytes
 from azjobs.run import Run
-from azjobs.settings import Settings, for_process, learning_rate_at, overridden
+from azjobs.settings import Settings, for_process, overridden
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.lease import TrainerLease
 from azjobs.storage.replay import ReplayBuffer, rebuild_index, unregister_shard
 from azjobs.storage.sweep import sweep_temps
 from azjobs.storage.weights import WeightStore
-from azjobs.train import progress, schedule
+from azjobs.train import progress, rates, schedule
 from azjobs.train.learner import Learner
 
 REFRESH_EVERY_S = 2.0
@@ -106,7 +106,10 @@ class Trainer:
 
     def resume(self) -> None:
         """Restore the newest checkpoint (or start fresh) and make sure its weights are published."""
-        info = load_latest_checkpoint(self.run_dir, self.learner.model, self.learner.optimizer, log=self.log)
+        learner = self.learner
+        info = load_latest_checkpoint(
+            self.run_dir, learner.model, learner.optimizer, log=self.log, averaged=learner.averaged_model
+        )
         if info is not None:
             self.state.step, self.state.version = info.step, info.version
             self.state.samples_trained = int(info.extra.get("samples_trained", 0))
@@ -152,7 +155,13 @@ class Trainer:
         self.state.selfplay_paused = self.why_pause_selfplay()
         if self.state.selfplay_paused:
             return 0
-        return schedule.top_up_queue(self.client, self.run_name, self.queue, self.settings.selfplay_queue_depth)
+        # Progressive simulations: each job gets the count of the run's progress when it is queued.
+        simulations = rates.simulations(self.settings, self.counts().made) if self.settings.simulations_start else None
+        queue, depth = self.queue, self.settings.selfplay_queue_depth
+        added = schedule.top_up_queue(self.client, self.run_name, queue, depth, simulations=simulations)
+        if added and simulations is not None and self.writer is not None:
+            self.writer.add_scalar("train/simulations", simulations, self.state.step)
+        return added
 
     def why_pause_selfplay(self) -> str:
         return schedule.why_pause_selfplay(self.settings, self.counts())
@@ -175,7 +184,7 @@ class Trainer:
     def step(self) -> None:
         s = self.settings
         batch = self.buffer.sample(s.batch_size, window=self.window())
-        self.learner.step(batch, learning_rate_at(s, self.state.step))
+        self.learner.step(batch, self.state.step)
         self.state.step += 1
         self.state.samples_trained += s.batch_size
         if self.state.step % s.publish_every_steps == 0:
@@ -207,7 +216,7 @@ class Trainer:
             "train_seconds": f"{state.train_seconds:.1f}",
             "game": self.game.name,
         }
-        data = to_bytes(self.learner.model, meta)
+        data = to_bytes(self.learner.published, meta)
         schedule.publish(self.store, self.run_dir, self.settings, state.version, state.step, data, self.log)
 
     def checkpoint(self) -> None:
@@ -220,6 +229,7 @@ class Trainer:
             version=state.version,
             settings=self.run_settings,
             extra={"samples_trained": state.samples_trained, "train_seconds": round(state.train_seconds, 1)},
+            averaged=self.learner.averaged_model,
         )
 
     # What the trainer tells: losses, curves, heartbeat.
