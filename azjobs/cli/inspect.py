@@ -235,7 +235,10 @@ def games_cmd() -> None:
     "?token=PASSWORD in the URL (default: $AZJOBS_WEB_PASSWORD, else none, which only loopback allows).",
 )
 @click.option(
-    "--dashboard-url", default=None, help="Where the page links rq-dashboard (default: this host, port 9181)."
+    "--dashboard-url",
+    default=None,
+    help="Where the page links rq-dashboard (default: the run's Redis host, port 9181, where that is another "
+    "machine; else this host).",
 )
 @click.option(
     "--tensorboard-url", default=None, help="Where the page links TensorBoard (default: this host, port 6006)."
@@ -262,6 +265,7 @@ def web_cmd(
     dashboard.check_exposure(bind, password, what="the web page", env=app.PASSWORD_ENV)
     if read_file(session.root) is None:
         raise AzjobsError(f"no run at {session.root} (no settings.toml): pass the --run-dir of a run")
+    dashboard_url = dashboard_url or dashboard.on_redis_host(session.url())
     click.echo(
         f"azjobs web for run {session.name} at http://{bind}:{port}/ (read-only"
         f"{', password required' if password else ''})",

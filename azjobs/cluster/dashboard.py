@@ -11,8 +11,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import rq.serializers
 from flask import Flask, Response, request
@@ -22,6 +24,7 @@ from azjobs.cluster import connection
 from azjobs.errors import AzjobsError
 
 USER = "azjobs"  # the basic-auth user name; only the password is checked
+PORT = 9181  # `azjobs dashboard --port`'s default, and scripts/start_head.sh's
 PASSWORD_ENV = "AZJOBS_DASHBOARD_PASSWORD"
 # rq-dashboard's routes that change Redis; requeue_all answers GET too.
 WRITE_ENDPOINTS = frozenset(
@@ -62,6 +65,32 @@ def is_loopback(bind: str) -> bool:
         return ipaddress.ip_address(bind.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything
+
+
+def on_redis_host(redis_url: str | None) -> str | None:
+    """Where a page served here links rq-dashboard when the run's Redis is on another machine: that
+    machine, port PORT (scripts/start_head.sh starts the dashboard beside Redis). None when Redis is on
+    this machine (a unix socket, loopback, or one of this machine's addresses): the page's own host then."""
+    host = urlparse(redis_url or "").hostname
+    if not host or is_loopback(host) or is_this_machine(host):
+        return None
+    return f"http://{f'[{host}]' if ':' in host else host}:{PORT}/"
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether `host` names an address of this machine (one a socket here can bind)."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # unknown here: another machine's name
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as s:
+            try:
+                s.bind((address[0], 0, *address[2:]))
+                return True
+            except OSError:
+                continue
+    return False
 
 
 def read_password(password_file: Path | None) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -172,7 +172,15 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
     for name, counts in snap.queues.items():
         queues.add_row(name, *(str(counts[c]) for c in ("queued", "running", "finished", "failed")))
 
-    procs = Table("role", "id", "state", "figures / host, CPU, memory, device", title="machines", title_justify="left")
+    # Host names of up to 64 characters (and ids, host-pid) fold over lines rather than end in an ellipsis.
+    procs = Table(
+        "role",
+        Column("id", overflow="fold"),
+        "state",
+        Column("figures / host, CPU, memory, device", overflow="fold"),
+        title="machines",
+        title_justify="left",
+    )
     for m in machines(snap):
         state = Text("alive", style="green") if m["state"] == "alive" else Text("dead", style="red")
         where = f"{m['host']}  CPU {m['cpu']}  memory {m['memory']}  device {m['device']}"

@@ -49,7 +49,8 @@ function showOverview(o) {
   pill.textContent = o.redis ? "live" : "Redis not reachable: showing the storage root only";
   pill.className = "pill " + (o.redis ? "ok" : "bad");
   const body = document.querySelector("#machines tbody");
-  fillRows(body, o.machines.map((m) => [m.role, m.host, m.id, { text: m.state, attrs: { class: m.state } },
+  fillRows(body, o.machines.map((m) => [m.role, { text: m.host, attrs: { class: "host" } },
+    { text: m.id, attrs: { class: "id" } }, { text: m.state, attrs: { class: m.state } },
     m.cpu, m.memory, { text: m.device, attrs: { class: "device" } }, { text: m.figures, attrs: { class: "figures" } }]));
   body.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.role = o.machines[i].role; });
   document.getElementById("machines-empty").hidden = o.machines.length > 0;
