@@ -2,7 +2,8 @@
 tests/test_two_hosts.py): the head holds Redis and a worker, the GPU host, under a long host name,
 gpu-serve and the trainer and mounts the storage root at another path. The GPU host serves the page
 beyond loopback with a password (and refuses to without one); the head reads the page and its JSON
-with the password, and is refused without it. Skips, saying why, where namespaces cannot be made."""
+with the password, and is refused without it; where Debian's chromium is installed, it loads the page
+there in a browser too. Skips, saying why, where namespaces cannot be made."""
 
 from __future__ import annotations
 
@@ -45,6 +46,43 @@ for path in paths:
     except OSError as e:
         out[path] = [0, str(e), ""]
 print(json.dumps(out))
+"""
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# Run in a host's namespace: loads the page argv[1] (?token=$WEB_AUTH) in headless chromium until the
+# machines table shows gpu-serve, the trainer and a worker alive (at most argv[3] seconds), saves a
+# screenshot to argv[2], and prints {rows: [[role, host, state]], layout: {window width: [the page's
+# width, the window's, the machines table's, its box's]}}.
+BROWSE = """
+import json, os, sys, time
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+url, shot, wait_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1200"):
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+ROWS = "return Array.from(document.querySelectorAll('#machines tbody tr'), (tr) => [tr.dataset.role, " \\
+    "tr.cells[1].textContent, tr.cells[3].textContent])"
+LAYOUT = "const box = document.querySelector('#machines-section .wide'); return [" \\
+    "document.documentElement.scrollWidth, window.innerWidth, box.scrollWidth, box.clientWidth]"
+try:
+    driver.get(url + "?token=" + os.environ["WEB_AUTH"])
+    deadline, rows = time.monotonic() + wait_s, []
+    while time.monotonic() < deadline:
+        rows = driver.execute_script(ROWS)
+        if {"gpu-serve", "trainer", "worker"} <= {role for role, _, state in rows if state == "alive"}:
+            break
+        time.sleep(1)
+    layout = {}
+    for width in (1280, 800):
+        driver.set_window_size(width, 1200)
+        time.sleep(1)
+        layout[width] = driver.execute_script(LAYOUT)
+    driver.save_screenshot(shot)
+    print(json.dumps({"rows": rows, "layout": layout}))
+finally:
+    driver.quit()
 """
 
 
@@ -130,6 +168,7 @@ def test_the_page_of_a_two_machine_run(tmp_path: Path, storage: Path) -> None:
             check_the_links(page, head, gpu)
             check_the_page(page, gpu, head)
             check_status_shows_long_names(cluster, head, gpu)
+            check_in_a_browser(page, head, gpu, tmp_path / "page.png")
         finally:
             if web_pid and alive(web_pid):
                 os.kill(web_pid, signal.SIGTERM)
@@ -212,3 +251,23 @@ def check_status_shows_long_names(cluster: Cluster, head: Host, gpu: Host) -> No
     assert "\u2026" not in narrow, narrow
     joined = "".join(part.strip() for line in narrow.splitlines() for part in line.split("│")[2:3])
     assert gpu.name in joined, narrow
+
+
+def check_in_a_browser(page: Page, head: Host, gpu: Host, shot: Path) -> None:
+    """Where Debian's chromium is: the page in headless chromium on the head shows both hosts' processes
+    under their full names, and the long name widens neither the page nor, at 1280 pixels, the table."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return  # HTTP and JSON alone, above (tests/system/test_web_browser.py says what to install)
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        return
+    env = page.cluster.env(head, WEB_AUTH=page.password)
+    done = check(head.run([sys.executable, "-c", BROWSE, page.base + "/", str(shot), "120"], env, timeout_s=300))
+    found = json.loads(done.stdout)
+    alive_rows = {(role, host) for role, host, state in found["rows"] if state == "alive"}
+    assert {("gpu-serve", gpu.name), ("trainer", gpu.name), ("worker", head.name)} <= alive_rows, found
+    for width, (page_width, window, table, box) in found["layout"].items():
+        assert page_width <= window, f"the page scrolls sideways at {width} px: {found['layout']}"
+        if width == "1280":
+            assert table <= box, f"the machines table is wider than its section at {width} px: {found['layout']}"
