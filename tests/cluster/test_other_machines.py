@@ -4,6 +4,7 @@ another machine."""
 
 from __future__ import annotations
 
+import io
 import socket
 
 import pytest
@@ -21,7 +22,7 @@ def table_text(width: int) -> str:
         {"role": "trainer", "id": f"{HOST}-123457", "host": HOST, "alive": "True", "device": "cuda:0"},
         {"role": "worker", "id": "head-77", "host": "head", "alive": "True"},
     ]
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, file=io.StringIO())
     console.print(render(Snapshot("tt", 0.0, {}, {}, 3, {}, processes, 0)))
     return console.export_text()
 
