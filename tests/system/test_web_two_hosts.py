@@ -1,5 +1,5 @@
 """`azjobs web` for a run on two hosts in network namespaces (started with the cluster scripts, as in
-tests/test_two_hosts.py): the head holds Redis and a worker, the GPU host, under a long host name,
+tests/system/test_two_hosts.py): the head holds Redis and a worker, the GPU host, under a long host name,
 gpu-serve and the trainer and mounts the storage root at another path. The GPU host serves the page
 beyond loopback with a password (and refuses to without one); the head reads the page and its JSON
 with the password, and is refused without it; where Debian's chromium is installed, it loads the page
