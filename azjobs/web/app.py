@@ -37,80 +37,67 @@ def make_app(
     site = Site(run_dir, connect)
     app = Flask("azjobs.web", static_folder=None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-
-    @app.before_request
-    def guard() -> Response | None:
-        return _guard(password)
-
-    @app.after_request
-    def remember(response: Response) -> Response:
-        token = request.args.get("token")
-        if password and token and _same(token, password):  # the page's own requests then carry it
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.get("/")
-    def index() -> Response:
-        return send_from_directory(STATIC, "index.html")
-
-    @app.get("/static/<path:name>")
-    def static_file(name: str) -> Response:
-        return send_from_directory(STATIC, name)
-
-    @app.get("/api/info")
-    def info() -> Response:
-        settings = site.settings()
-        host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else request.host.split("]")[0] + "]"
-        return jsonify(
-            run=site.name,
-            game=settings.game,
-            games=shipped_games(),
-            default_opponent=default_opponent(site.run_dir),
-            simulations=settings.num_simulations,
-            read_only=True,
-            dashboard_url=dashboard_url or f"http://{host}:9181/",
-            tensorboard_url=tensorboard_url or f"http://{host}:6006/",
-            run_dir=str(site.run_dir),
-        )
-
-    @app.get("/api/overview")
-    def overview() -> Response:
-        return jsonify(site.overview())
-
-    @app.get("/api/networks")
-    def networks() -> Response:
-        return jsonify(site.networks())
-
-    @app.get("/api/games")
-    def games() -> Response:
-        return jsonify(site.games())
-
-    @app.get("/api/game/<kind>/<path:game_id>")
-    def replay(kind: str, game_id: str) -> Response | tuple[Response, int]:
-        try:
-            return jsonify(site.replay(kind, game_id))
-        except KeyError:
-            return jsonify(error=f"no {kind} game {game_id}"), 404
-
-    @app.post("/api/play")
-    def play() -> Response | tuple[Response, int]:
-        body: dict[str, Any] = request.get_json(silent=True) or {}
-        moves, side = body.get("moves", []), body.get("side", 0)
-        if (
-            not isinstance(moves, list)
-            or len(moves) > PLAY_LIMIT
-            or not all(isinstance(m, int) for m in moves)
-            or side not in (0, 1)
-        ):
-            return jsonify(error="moves must be a list of actions (integers) and side 0 or 1"), 400
-        game = body.get("game") or None
-        try:
-            return jsonify(site.play(str(body.get("opponent") or default_opponent(site.run_dir)), moves, game, side))
-        except (ValueError, AzjobsError) as e:
-            return jsonify(error=str(e)), 400
-
+    app.before_request(lambda: _guard(password))
+    app.after_request(lambda response: _remember(response, password))
+    app.add_url_rule("/", "index", lambda: send_from_directory(STATIC, "index.html"))
+    app.add_url_rule("/static/<path:name>", "static_file", lambda name: send_from_directory(STATIC, name))
+    app.add_url_rule("/api/info", "info", lambda: _info(site, dashboard_url, tensorboard_url))
+    app.add_url_rule("/api/overview", "overview", lambda: jsonify(site.overview()))
+    app.add_url_rule("/api/networks", "networks", lambda: jsonify(site.networks()))
+    app.add_url_rule("/api/games", "games", lambda: jsonify(site.games()))
+    app.add_url_rule("/api/game/<kind>/<path:game_id>", "replay", lambda kind, game_id: _replay(site, kind, game_id))
+    app.add_url_rule("/api/play", "play", lambda: _play(site), methods=["POST"])
     return app
+
+
+def _remember(response: Response, password: str | None) -> Response:
+    """Runs after every request: a good `?token=` becomes a cookie, so the page's own requests carry it."""
+    token = request.args.get("token")
+    if password and token and _same(token, password):
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _info(site: Site, dashboard_url: str | None, tensorboard_url: str | None) -> Response:
+    settings = site.settings()
+    host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else request.host.split("]")[0] + "]"
+    return jsonify(
+        run=site.name,
+        game=settings.game,
+        games=shipped_games(),
+        default_opponent=default_opponent(site.run_dir),
+        simulations=settings.num_simulations,
+        read_only=True,
+        dashboard_url=dashboard_url or f"http://{host}:9181/",
+        tensorboard_url=tensorboard_url or f"http://{host}:6006/",
+        run_dir=str(site.run_dir),
+    )
+
+
+def _replay(site: Site, kind: str, game_id: str) -> Response | tuple[Response, int]:
+    try:
+        return jsonify(site.replay(kind, game_id))
+    except KeyError:
+        return jsonify(error=f"no {kind} game {game_id}"), 404
+
+
+def _play(site: Site) -> Response | tuple[Response, int]:
+    """The opponent's reply to the moves so far (nothing kept)."""
+    body: dict[str, Any] = request.get_json(silent=True) or {}
+    moves, side = body.get("moves", []), body.get("side", 0)
+    if (
+        not isinstance(moves, list)
+        or len(moves) > PLAY_LIMIT
+        or not all(isinstance(m, int) for m in moves)
+        or side not in (0, 1)
+    ):
+        return jsonify(error="moves must be a list of actions (integers) and side 0 or 1"), 400
+    game = body.get("game") or None
+    try:
+        return jsonify(site.play(str(body.get("opponent") or default_opponent(site.run_dir)), moves, game, side))
+    except (ValueError, AzjobsError) as e:
+        return jsonify(error=str(e)), 400
 
 
 def _same(given: str, password: str) -> bool:
