@@ -192,11 +192,6 @@ class Search:
         """The network's priors at the roots of `games`, before noise (0 where not evaluated).  # [G, A]"""
         return self._root_prior[games]
 
-    def root_values(self, games: np.ndarray) -> np.ndarray:
-        """The mean backed-up value at the evaluated roots of `games`, for the player to move.  # [G] float32"""
-        t = self.tree
-        return (t.node_value_sum[games, ROOT] / np.maximum(t.node_visits[games, ROOT], 1)).astype(np.float32)
-
     def policy_targets(self, games: np.ndarray) -> np.ndarray:
         """What the policy head should learn from the finished searches of `games`: the visit shares;
         with Gumbel the improved policy pi'; with forced playouts the visits less the forced ones

@@ -51,10 +51,10 @@ class _Moves:
     version: list[np.ndarray] = field(default_factory=list)  # [M]
     policy_weight: list[np.ndarray] = field(default_factory=list)  # [M], 1 after a full search
     root_value: list[np.ndarray] = field(default_factory=list)  # [M] the search's root value, for the player to move
-    surprise: list[np.ndarray] = field(default_factory=list)  # [M] KL(policy target || prior), 0 after a cheap search
+    prior: list[np.ndarray] = field(default_factory=list)  # [M, A] the network's root prior, before noise
 
 
-COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight", "root_value", "surprise")
+COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight", "root_value", "prior")
 
 
 @dataclass
@@ -155,13 +155,13 @@ class SelfPlay:
         r = self._recorded
         r.game_ids.append(self.slot_game[slots])
         r.planes.append(planes)
-        targets = search.policy_targets(slots)
-        r.policy.append(targets)
+        r.policy.append(search.policy_targets(slots))
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
         r.policy_weight.append(search.full[slots])
-        r.root_value.append(search.root_values(slots))
-        r.surprise.append(policy_surprise(targets, search.root_priors(slots), search.full[slots]))
+        # A finished search has visited its root; the surprise is worked out once, for the whole job.
+        r.root_value.append(tree.node_value_sum[slots, ROOT] / tree.node_visits[slots, ROOT])
+        r.prior.append(search.root_priors(slots))
         actions = search.choose(slots, self.moves[slots] < self.config.temperature_moves)
         self.moves[slots] += 1
         self.positions += len(slots)
@@ -246,12 +246,12 @@ def _first_player_results(value: np.ndarray, to_play: np.ndarray) -> np.ndarray:
 
 
 def policy_surprise(targets: np.ndarray, priors: np.ndarray, full: np.ndarray) -> np.ndarray:
-    """KL(target || prior) in nats where `full`, else 0 (KataGo's policy surprise).
-    # [K, A], [K, A], [K] bool -> [K] float32"""
+    """KL(target || prior) in nats where `full` (a full search), else 0 (KataGo's policy surprise).
+    # [K, A], [K, A], [K] -> [K] float32"""
     prior = np.maximum(priors, PRIOR_FLOOR)  # a prior that rounded to 0 where the target has mass
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(targets > 0, targets * (np.log(targets) - np.log(prior)), 0.0)
-    return np.where(full, np.maximum(terms.sum(axis=1), 0.0), 0.0).astype(np.float32)
+    return np.where(np.asarray(full) > 0, np.maximum(terms.sum(axis=1), 0.0), 0.0).astype(np.float32)
 
 
 def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
@@ -261,7 +261,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
     """
     first = np.array([results[i][0] for i in range(len(results))], np.int8)  # [G]
     lengths = np.array([results[i][1] for i in range(len(results))], np.int32)  # [G]
-    game_ids, planes, policy, to_play, version, policy_weight, root_value, surprise = (
+    game_ids, planes, policy, to_play, version, policy_weight, root_value, prior = (
         np.concatenate(getattr(moves, column)) for column in COLUMNS
     )
     order = np.argsort(game_ids, kind="stable")  # moves are in time order, so each game stays in order
@@ -274,8 +274,8 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
         results=first,
         game_lengths=lengths,
         policy_weight=policy_weight[order].astype(np.float32),
-        root_value=np.clip(root_value[order], -1.0, 1.0),
-        policy_surprise=surprise[order],
+        root_value=np.clip(root_value[order], -1.0, 1.0).astype(np.float32),
+        policy_surprise=policy_surprise(policy[order], prior[order], policy_weight[order]),
     )
 
 
