@@ -188,6 +188,10 @@ class Search:
             improved_logits=self.rule.improved_logits(games),
         )
 
+    def root_priors(self, games: np.ndarray) -> np.ndarray:
+        """The network's priors at the roots of `games`, before noise (0 where not evaluated).  # [G, A]"""
+        return self._root_prior[games]
+
     def policy_targets(self, games: np.ndarray) -> np.ndarray:
         """What the policy head should learn from the finished searches of `games`: the visit shares;
         with Gumbel the improved policy pi'; with forced playouts the visits less the forced ones

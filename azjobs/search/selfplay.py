@@ -23,6 +23,7 @@ from azjobs.search.tree import ROOT
 
 GROUPS_IN_FLIGHT = 2  # groups of games per job: one is searched while the other's leaves are evaluated
 NOBODY = -1  # would_resign of a game in which no player would have resigned (yet)
+PRIOR_FLOOR = 1e-8  # the least prior the policy surprise divides by
 
 
 @dataclass
@@ -49,9 +50,11 @@ class _Moves:
     to_play: list[np.ndarray] = field(default_factory=list)  # [M]
     version: list[np.ndarray] = field(default_factory=list)  # [M]
     policy_weight: list[np.ndarray] = field(default_factory=list)  # [M], 1 after a full search
+    root_value: list[np.ndarray] = field(default_factory=list)  # [M] the search's root value, for the player to move
+    prior: list[np.ndarray] = field(default_factory=list)  # [M, A] the network's root prior, before noise
 
 
-COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight")
+COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight", "root_value", "prior")
 
 
 @dataclass
@@ -156,6 +159,9 @@ class SelfPlay:
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
         r.policy_weight.append(search.full[slots])
+        # A finished search has visited its root; the surprise is worked out once, for the whole job.
+        r.root_value.append(tree.node_value_sum[slots, ROOT] / tree.node_visits[slots, ROOT])
+        r.prior.append(search.root_priors(slots))
         actions = search.choose(slots, self.moves[slots] < self.config.temperature_moves)
         self.moves[slots] += 1
         self.positions += len(slots)
@@ -239,6 +245,15 @@ def _first_player_results(value: np.ndarray, to_play: np.ndarray) -> np.ndarray:
     return np.where(to_play == 0, value, -value).astype(np.int8)
 
 
+def policy_surprise(targets: np.ndarray, priors: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """KL(target || prior) in nats where `full` (a full search), else 0 (KataGo's policy surprise).
+    # [K, A], [K, A], [K] -> [K] float32"""
+    prior = np.maximum(priors, PRIOR_FLOOR)  # a prior that rounded to 0 where the target has mass
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(targets > 0, targets * (np.log(targets) - np.log(prior)), 0.0)
+    return np.where(np.asarray(full) > 0, np.maximum(terms.sum(axis=1), 0.0), 0.0).astype(np.float32)
+
+
 def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
     """Collect recorded moves into per-game order and score every position by its game's outcome.
 
@@ -246,7 +261,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
     """
     first = np.array([results[i][0] for i in range(len(results))], np.int8)  # [G]
     lengths = np.array([results[i][1] for i in range(len(results))], np.int32)  # [G]
-    game_ids, planes, policy, to_play, version, policy_weight = (
+    game_ids, planes, policy, to_play, version, policy_weight, root_value, prior = (
         np.concatenate(getattr(moves, column)) for column in COLUMNS
     )
     order = np.argsort(game_ids, kind="stable")  # moves are in time order, so each game stays in order
@@ -259,6 +274,8 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
         results=first,
         game_lengths=lengths,
         policy_weight=policy_weight[order].astype(np.float32),
+        root_value=np.clip(root_value[order], -1.0, 1.0).astype(np.float32),
+        policy_surprise=policy_surprise(policy[order], prior[order], policy_weight[order]),
     )
 
 

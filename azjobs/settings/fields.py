@@ -182,6 +182,35 @@ class Settings:
         at_least=0,
         below=1,
     )
+    # Training targets (docs/training.md); all 0: AlphaZero's own targets and uniform sampling.
+    value_target_q_weight: float = setting(
+        0.0,
+        "value target (1 - w) x z + w x q, z the game's result and q the search's root value for the player "
+        "to move, w this setting (0: z alone)",
+        at_least=0,
+        at_most=1,
+    )
+    merge_duplicates: float = setting(
+        0.0,
+        "identical positions in the replay window share their targets: each takes w x their mean + (1 - w) "
+        "x its own, w this setting (0: off; the Kiel thesis: 0.8)",
+        at_least=0,
+        at_most=1,
+    )
+    soft_policy_weight: float = setting(
+        0.0,
+        "weight of KataGo's soft policy loss: the policy head's softmax at soft_policy_temperature against "
+        "the policy target raised to 1 / that temperature, renormalised (0: off; KataGo: 8, on a head of its own)",
+        at_least=0,
+    )
+    soft_policy_temperature: float = setting(4.0, "temperature T of the soft policy target (KataGo: 4)", at_least=1)
+    policy_surprise_weight: float = setting(
+        0.0,
+        "share of the replay window's sampling weight given in proportion to each position's policy surprise "
+        "(KL of its target from the prior), the rest uniformly (0: uniform; KataGo: 0.5)",
+        at_least=0,
+        at_most=1,
+    )
     # Evaluation, ratings and gating.
     eval_every_versions: int = setting(
         10, "the trainer evaluates weights versions 1, 1+N, 1+2N, ... (0: never)", at_least=0

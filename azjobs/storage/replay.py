@@ -20,6 +20,15 @@ from azjobs.storage.shards import (
     read_shard,
     read_shard_info,
 )
+from azjobs.storage.targets import (
+    TargetSettings,
+    WindowTargets,
+    find_duplicates,
+    merge,
+    mixed_values,
+    position_hashes,
+    surprise_cdf,
+)
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -143,7 +152,8 @@ def powerlaw_window(total_rows: int, min_rows: int, exponent: float, expand: flo
 
 
 class ReplayBuffer:
-    """The newest `capacity` positions of the run, as preallocated ring arrays, sampled uniformly."""
+    """The newest `capacity` positions of the run, as preallocated ring arrays, sampled uniformly
+    unless `targets` asks for surprise weighting (and for mixed value targets or merged duplicates)."""
 
     def __init__(
         self,
@@ -155,6 +165,7 @@ class ReplayBuffer:
         log: Callable[[str], None] = print,
         on_set_aside: Callable[[str], object] | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        targets: TargetSettings = TargetSettings(),
     ) -> None:
         """`on_set_aside(name)` runs before a bad shard is moved aside (the trainer takes it out of the
         counters there); if it raises, the shard stays, to be tried again."""
@@ -169,6 +180,11 @@ class ReplayBuffer:
         self.policy = np.zeros((capacity, game.num_actions), dtype=np.float32)  # [cap, A]
         self.value = np.zeros(capacity, dtype=np.float32)  # [cap]
         self.policy_weight = np.zeros(capacity, dtype=np.float32)  # [cap] 1: the policy is a training target
+        self.root_value = np.zeros(capacity, dtype=np.float32)  # [cap] the search's value, for the player to move
+        self.surprise = np.zeros(capacity, dtype=np.float32)  # [cap] KL(policy target || prior)
+        self.hashes = np.zeros(capacity, dtype=np.uint64)  # [cap] of the planes, while merging duplicates
+        self.targets = targets
+        self._window_cache: tuple[tuple[int, int], WindowTargets] | None = None  # (total_added, rows) -> it
         self.size = 0  # valid rows: [0, size) until the ring first wraps, then all of them
         self.total_added = 0  # positions ever added, including those since pushed out
         self._next = 0  # ring row the next position goes to
@@ -222,7 +238,7 @@ class ReplayBuffer:
             self._set_aside(path, e)
             return False
         self._transient.pop(path.name, None)
-        self._append(records.planes, records.policy, records.value, records.policy_weight)
+        self._append(records)
         return True
 
     def _read(self, path: Path) -> GameRecords:
@@ -253,39 +269,48 @@ class ReplayBuffer:
         except OSError as e:
             self.log(f"warning: {error}; skipped it (could not move it aside: {e.strerror})")
 
-    def _append(self, planes: np.ndarray, policy: np.ndarray, value: np.ndarray, policy_weight: np.ndarray) -> None:
+    def _append(self, records: GameRecords) -> None:
         """Write rows into the ring after the newest; only the last `capacity` of them can stay."""
-        n = len(value)
+        n = records.positions
         self.total_added += n
         keep = min(n, self.capacity)
         first = min(keep, self.capacity - self._next)  # rows before the ring's end, the rest wrap to 0
-        for ring, rows in (
-            (self.planes, planes),
-            (self.policy, policy),
-            (self.value, value),
-            (self.policy_weight, policy_weight),
-        ):
-            rows = rows[n - keep :]
+        columns: list[tuple[np.ndarray, np.ndarray]] = [
+            (self.planes, records.planes),
+            (self.policy, records.policy),
+            (self.value, records.value),
+            (self.policy_weight, records.policy_weight),
+            (self.root_value, records.root_value),
+            (self.surprise, records.policy_surprise),
+        ]
+        if self.targets.merge_weight > 0:
+            columns.append((self.hashes, position_hashes(records.planes[n - keep :])))
+        for ring, rows in columns:
+            rows = rows[len(rows) - keep :]
             ring[self._next : self._next + first] = rows[:first]
             ring[: keep - first] = rows[first:]
         self._next = (self._next + keep) % self.capacity
         self.size = min(self.capacity, self.size + keep)
 
     def sample(self, batch_size: int, window: int | None = None) -> tuple[np.ndarray, ...]:
-        """A uniform batch from the newest `window` positions (default: all held), each under a
-        random board symmetry.
+        """A batch from the newest `window` positions (default: all held), each under a random board
+        symmetry: uniform, or weighted by policy surprise; its targets mixed and merged as `targets` says.
 
         Returns planes `[B, C, H, W]` uint8, policy `[B, A]` float32, value `[B]` float32 and
         policy_weight `[B]` float32 (0 where the policy is no training target).
         """
         if self.size == 0:
             raise ValueError("the replay buffer is empty: refresh() it once shards exist")
-        if window is None or window >= self.size:
-            rows = self.rng.integers(0, self.size, size=batch_size)  # every held row is in the window
+        if not self.targets.plain:
+            planes, policy, value, weight = self._sample_targets(batch_size, window)
         else:
-            # The newest row is just before the ring's next write position.
-            rows = (self._next - 1 - self.rng.integers(0, max(window, 1), size=batch_size)) % self.capacity
-        planes, policy, value, weight = self.planes[rows], self.policy[rows], self.value[rows], self.policy_weight[rows]
+            if window is None or window >= self.size:
+                rows = self.rng.integers(0, self.size, size=batch_size)  # every held row is in the window
+            else:
+                # The newest row is just before the ring's next write position.
+                rows = (self._next - 1 - self.rng.integers(0, max(window, 1), size=batch_size)) % self.capacity
+            planes, policy, value = self.planes[rows], self.policy[rows], self.value[rows]
+            weight = self.policy_weight[rows]
         symmetries = self.rng.integers(0, self.game.num_symmetries, size=batch_size)
         for k in np.unique(symmetries):
             if k == 0:
@@ -293,3 +318,32 @@ class ReplayBuffer:
             chosen = symmetries == k
             planes[chosen], policy[chosen] = self.game.symmetry(int(k), planes[chosen], policy[chosen])
         return planes, policy, value, weight
+
+    def _sample_targets(self, batch_size: int, window: int | None) -> tuple[np.ndarray, ...]:
+        """`sample`'s rows and targets (before symmetries) when `targets` has something to do."""
+        view = self.window_targets(window)
+        picked = view.draw(batch_size, self.rng)  # [B] rows of the window
+        rows = view.rows[picked]
+        planes, policy, weight = self.planes[rows], self.policy[rows], self.policy_weight[rows]
+        value = view.value[picked]
+        if view.duplicates is not None:
+            merge(view.duplicates, picked, policy, value, weight, self.targets.merge_weight)
+        return planes, policy, value, weight
+
+    def window_targets(self, window: int | None = None) -> WindowTargets:
+        """The newest `window` rows' targets and sampling weights, made again only when new data landed
+        or the window moved."""
+        count = self.size if window is None else max(1, min(window, self.size))
+        key = (self.total_added, count)
+        if self._window_cache is not None and self._window_cache[0] == key:
+            return self._window_cache[1]
+        t = self.targets
+        rows = (self._next - 1 - np.arange(count)) % self.capacity  # [W] the newest first
+        value = mixed_values(self.value[rows], self.root_value[rows], t.q_weight)
+        duplicates = None
+        if t.merge_weight > 0:
+            duplicates = find_duplicates(self.hashes[rows], value, self.policy, self.policy_weight, rows)
+        cdf = surprise_cdf(self.surprise[rows], t.surprise_weight) if t.surprise_weight > 0 else None
+        view = WindowTargets(rows, value, duplicates, cdf)
+        self._window_cache = (key, view)
+        return view

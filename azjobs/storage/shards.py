@@ -22,8 +22,8 @@ from azjobs.errors import AzjobsError
 from azjobs.game_records import GameRecords
 from azjobs.storage.atomic import write_with
 
-FORMAT_VERSION = 2  # 2 added policy_weight_N (playout cap randomization)
-READABLE_VERSIONS = (1, 2)  # a version 1 shard has policy targets at every position
+FORMAT_VERSION = 3  # 2 added policy_weight_N (playout cap randomization), 3 root_value_N and policy_surprise_N
+READABLE_VERSIONS = (1, 2, 3)  # a version 1 shard has policy targets at every position, one before 3 no Q
 SUFFIX = ".h5"
 GZIP_LEVEL = 4  # planes are 0/1 bytes: cheap gzip already shrinks them several times
 CHUNK_ROWS = 1024  # positions per HDF5 chunk
@@ -38,8 +38,11 @@ DATASETS: dict[str, tuple[str, np.dtype]] = {
     "results_G": ("results", np.dtype(np.int8)),
     "game_lengths_G": ("game_lengths", np.dtype(np.int32)),
     "policy_weight_N": ("policy_weight", np.dtype(np.float32)),
+    "root_value_N": ("root_value", np.dtype(np.float32)),
+    "policy_surprise_N": ("policy_surprise", np.dtype(np.float32)),
 }
-ADDED_IN = {"policy_weight_N": 2}  # datasets a shard of an older format lacks (their field takes its default)
+# Datasets a shard of an older format lacks: their field takes its default (root_value: the result z).
+ADDED_IN = {"policy_weight_N": 2, "root_value_N": 3, "policy_surprise_N": 3}
 COMPRESSED = {"planes_NCHW", "policy_NA"}
 
 
@@ -251,6 +254,8 @@ def check_records(records: GameRecords, planes_shape: tuple[int, ...], num_actio
         "results": (g,),
         "game_lengths": (g,),
         "policy_weight": (n,),
+        "root_value": (n,),
+        "policy_surprise": (n,),
     }
     for field, shape in shapes.items():
         got = np.shape(getattr(records, field))
@@ -268,4 +273,8 @@ def check_records(records: GameRecords, planes_shape: tuple[int, ...], num_actio
         return "a value lies outside [-1, 1]"
     if not np.isin(records.policy_weight, (0, 1)).all():
         return "a policy weight is not 0 or 1"
+    if not (np.isfinite(records.root_value).all() and np.all(np.abs(records.root_value) <= 1)):
+        return "a root value is not a number in [-1, 1]"
+    if not (np.isfinite(records.policy_surprise).all() and np.all(records.policy_surprise >= 0)):
+        return "a policy surprise is negative or not a number"
     return None

@@ -1,8 +1,11 @@
-"""The network in training: one minibatch step (policy cross-entropy plus value MSE) under the trainer's
-mixed precision with AdamW at the step's learning rate (`rates`), the losses summed on the device until
-they are read, and with `ema_decay` the averaged network that is published (`averaging`)."""
+"""The network in training: one minibatch step (policy cross-entropy plus value MSE, and KataGo's soft
+policy loss when asked) under the trainer's mixed precision with AdamW at the step's learning rate
+(`rates`), the losses summed on the device until they are read, and with `ema_decay` the averaged network
+that is published (`averaging`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,7 +18,26 @@ from azjobs.train import rates
 from azjobs.train.averaging import AveragedNetwork
 from azjobs.train.precision import MixedPrecision, adamw
 
-LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl")  # the order of train_step's losses
+LOSS_NAMES = ("loss", "policy_loss", "value_loss", "policy_kl", "soft_policy_loss")  # train_step's losses
+
+
+@dataclass(frozen=True)
+class SoftPolicy:
+    """KataGo's auxiliary soft policy target: the policy target raised to 1 / temperature, renormalised,
+    against the policy head's softmax at that temperature, its loss times `weight` (0: off)."""
+
+    weight: float = 0.0
+    temperature: float = 4.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SoftPolicy:
+        return cls(settings.soft_policy_weight, settings.soft_policy_temperature)
+
+
+def soft_targets(policy: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The policy target raised to 1 / temperature, rows renormalised (all-zero rows stay zero).  # [B, A]"""
+    soft = policy.clamp_min(0.0) ** (1.0 / temperature)
+    return soft / soft.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def train_step(
@@ -24,11 +46,13 @@ def train_step(
     batch: tuple[np.ndarray, ...],
     device: torch.device,
     precision: MixedPrecision | None = None,
+    soft: SoftPolicy = SoftPolicy(),
 ) -> torch.Tensor:
     """One minibatch (planes, policy, value[, policy_weight]): policy cross-entropy against the search
-    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all.
+    policy, over the positions whose policy weight is 1 (all without weights), plus value MSE over all,
+    plus `soft.weight` times the cross-entropy of softmax(logits / T) against the soft target there.
 
-    Returns the losses `[4]` (LOSS_NAMES) on the device, detached: reading them would wait for the GPU,
+    Returns the losses `[5]` (LOSS_NAMES) on the device, detached: reading them would wait for the GPU,
     so the caller sums them there and reads them only when it logs."""
     precision = precision or MixedPrecision(device)
     planes, policy, value, *rest = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
@@ -41,15 +65,20 @@ def train_step(
     policy_loss = -(weight * (policy * F.log_softmax(logits, dim=1)).sum(dim=1)).sum() / targets
     value_loss = F.mse_loss(predicted, value)
     loss = policy_loss + value_loss
+    soft_loss = torch.zeros_like(loss)
+    if soft.weight > 0:
+        tempered = F.log_softmax(logits / soft.temperature, dim=1)
+        soft_loss = -(weight * (soft_targets(policy, soft.temperature) * tempered).sum(dim=1)).sum() / targets
+        loss = loss + soft.weight * soft_loss
     precision.step(loss, optimizer)
     # The policy target's own entropy, so a perfect fit shows as policy_kl = 0.
     entropy = -(weight * (policy * torch.log(policy.clamp_min(1e-12))).sum(dim=1)).sum() / targets
-    return torch.stack([loss, policy_loss, value_loss, policy_loss - entropy]).detach()
+    return torch.stack([loss, policy_loss, value_loss, policy_loss - entropy, soft_loss]).detach()
 
 
 class Learner:
     """The run's network on the trainer's device, its AdamW (fused on CUDA) and mixed precision, the
-    losses `[4]` summed on the device since they were last read, and the averaged network (or None)."""
+    losses `[5]` summed on the device since they were last read, and the averaged network (or None)."""
 
     def __init__(self, game: Game, settings: Settings, device: torch.device) -> None:
         self.device, self.settings = device, settings
@@ -57,10 +86,11 @@ class Learner:
         self.model = build_model(game, settings).to(device)
         self.averaged = AveragedNetwork(self.model, settings.ema_decay) if settings.ema_decay else None
         self.precision = MixedPrecision(device)
+        self.soft = SoftPolicy.from_settings(settings)
         self.optimizer = adamw(self.model.parameters(), device, settings.learning_rate, settings.weight_decay)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every step has the same batch shape
-        self._loss_sum: torch.Tensor | None = None  # [4] on the device
+        self._loss_sum: torch.Tensor | None = None  # [5] on the device
         self._loss_steps = 0
 
     @property
@@ -81,7 +111,7 @@ class Learner:
         the schedule), then the average's update."""
         for group in self.optimizer.param_groups:
             group["lr"] = rates.learning_rate(self.settings, step)
-        losses = train_step(self.model, self.optimizer, batch, self.device, self.precision)
+        losses = train_step(self.model, self.optimizer, batch, self.device, self.precision, self.soft)
         if self.averaged is not None:
             self.averaged.update(step)
         self._loss_sum = losses if self._loss_sum is None else self._loss_sum + losses

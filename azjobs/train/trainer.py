@@ -39,6 +39,7 @@ from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.lease import TrainerLease
 from azjobs.storage.replay import ReplayBuffer, rebuild_index, unregister_shard
 from azjobs.storage.sweep import sweep_temps
+from azjobs.storage.targets import TargetSettings
 from azjobs.storage.weights import WeightStore
 from azjobs.train import progress, rates, schedule
 from azjobs.train.learner import Learner
@@ -92,6 +93,7 @@ class Trainer:
             rng=np.random.default_rng(settings.seed),
             log=log,
             on_set_aside=lambda name: unregister_shard(client, run, name),  # its games leave the counters
+            targets=TargetSettings.from_settings(settings),
         )
         self.state = TrainerState()
         self.owed: set[str] = set()  # writes a full disk held back: "publish", "checkpoint"

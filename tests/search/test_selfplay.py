@@ -178,3 +178,35 @@ def test_pipelined_self_play_is_reproducible(uniform) -> None:
     first, second = play(), play()
     for name in ("planes", "policy", "value", "results", "game_lengths"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+
+
+def test_policy_surprise_is_the_kl_divergence_from_the_prior() -> None:
+    from azjobs.search.selfplay import policy_surprise
+
+    targets = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]], np.float32)
+    priors = np.array([[0.25, 0.25, 0.5], [0.25, 0.25, 0.5]], np.float32)
+    surprise = policy_surprise(targets, priors, np.array([True, False]))
+    np.testing.assert_allclose(surprise, [np.log(2), 0.0], rtol=1e-6)
+
+
+def test_self_play_records_the_root_value_and_the_policy_surprise(uniform) -> None:
+    records = play_games(
+        GAME,
+        selfplay(num_simulations=24, temperature_moves=9, full_search_prob=0.5),
+        uniform,
+        24,
+        np.random.default_rng(3),
+    )
+    q, surprise, full = records.root_value, records.policy_surprise, records.policy_weight == 1
+    assert q.dtype == surprise.dtype == np.float32 and np.all(np.abs(q) <= 1)
+    assert not surprise[~full].any() and full.any() and (~full).any()  # a cheap search has no surprise
+    # The uniform evaluator's prior is uniform over the empty cells (before noise): the surprise of a
+    # full search is then log(empty cells) less the entropy of its policy target.
+    empty = 9 - records.planes.reshape(records.positions, -1).sum(axis=1)
+    p = records.policy[full]
+    entropy = -(p * np.log(np.where(p > 0, p, 1))).sum(axis=1)
+    np.testing.assert_allclose(surprise[full], np.log(empty[full]) - entropy, atol=1e-5)
+    # The last position of a won game is the winner's, who wins with the move: its search saw the win.
+    last = np.cumsum(records.game_lengths) - 1
+    decided = records.results != 0
+    assert (q[last[decided]] > 0).all() and (records.value[last[decided]] == 1).all()

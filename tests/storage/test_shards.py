@@ -137,6 +137,8 @@ def test_shapes_not_fitting_the_game(tmp_path: Path) -> None:
         ("results_G", lambda r: (r.results * 3).astype(np.int8), "result"),
         ("game_lengths_G", lambda r: (r.game_lengths + 1).astype(np.int32), "game lengths"),
         ("policy_weight_N", lambda r: np.full(len(r.value), 0.5, np.float32), "policy weight is not 0 or 1"),
+        ("root_value_N", lambda r: np.full(len(r.value), 1.5, np.float32), r"root value is not a number in \[-1, 1\]"),
+        ("policy_surprise_N", lambda r: np.full(len(r.value), -0.1, np.float32), "policy surprise is negative"),
     ],
 )
 def test_bad_datasets(tmp_path: Path, dataset: str, change, message: str) -> None:
@@ -181,3 +183,24 @@ def test_a_version_1_shard_has_policy_targets_everywhere(tmp_path: Path) -> None
         f.attrs["format_version"] = 2
     with pytest.raises(ShardError, match="dataset policy_weight_N is missing"):
         read(path)
+
+
+def test_root_values_and_surprises_round_trip(tmp_path: Path) -> None:
+    records = make_records([4, 5])
+    q = np.linspace(-1, 1, 9).astype(np.float32)
+    surprise = np.linspace(0, 2, 9).astype(np.float32)
+    records = GameRecords(**{**records.__dict__, "root_value": q, "policy_surprise": surprise})
+    back = read(tmp_path / write(tmp_path, records).name)
+    np.testing.assert_array_equal(back.root_value, q)
+    np.testing.assert_array_equal(back.policy_surprise, surprise)
+
+
+def test_a_version_2_shard_reads_with_the_result_as_its_root_value(tmp_path: Path) -> None:
+    records = make_records([4, 5])
+    path = tmp_path / write(tmp_path, records).name
+    with h5py.File(path, "a") as f:
+        del f["root_value_N"], f["policy_surprise_N"]
+        f.attrs["format_version"] = 2
+    back = read(path)
+    np.testing.assert_array_equal(back.root_value, records.value)
+    np.testing.assert_array_equal(back.policy_surprise, np.zeros(9, np.float32))

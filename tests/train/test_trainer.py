@@ -601,3 +601,14 @@ def test_a_trainer_started_with_its_own_cadence_keeps_the_runs_settings(
 def test_a_trainer_refuses_a_run_setting_as_its_own(redis_client: redis.Redis, run_dir: Path) -> None:
     with pytest.raises(SettingsError, match="batch_size is not one `azjobs train` takes for itself"):
         train(redis_client, run_dir, own={"batch_size": 32})
+
+
+def test_the_trainer_trains_on_the_targets_its_settings_ask_for(redis_client: redis.Redis, run_dir: Path) -> None:
+    """Q in the value, duplicates merged, surprise sampling and the soft policy loss, all on at once."""
+    add_shard(redis_client, run_dir, seed=0)
+    settings = SETTINGS.replace(
+        value_target_q_weight=0.5, merge_duplicates=0.8, policy_surprise_weight=0.5, soft_policy_weight=8.0
+    )
+    state, _ = train(redis_client, run_dir, settings, max_steps=4)
+    assert state.step == 4 and all(math.isfinite(v) for v in state.losses.values())
+    assert state.losses["soft_policy_loss"] > 0
