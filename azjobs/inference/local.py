@@ -10,7 +10,7 @@ import torch
 
 from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet
-from azjobs.net.weights import load_into, model_from_bytes, weights_version
+from azjobs.net.weights import load_into, model_from_bytes, read_metadata, regrown, weights_version
 
 if TYPE_CHECKING:
     from azjobs.games.base import Game
@@ -43,8 +43,11 @@ class LocalEvaluator:
         return cls(model, device, weights_version(meta))
 
     def load(self, data: bytes, version: int | None = None) -> None:
-        """Swap in other weights of the same architecture (AzjobsError if they don't fit)."""
-        meta = load_into(self.model, data)
+        """Swap in other weights of the same game (AzjobsError if they don't fit): into a network of their
+        own size if they name another (the run's network grew)."""
+        other = regrown(self.model, read_metadata(data))
+        meta = load_into(self.model if other is None else other, data)
+        self.model = self.model if other is None else other
         self.version = weights_version(meta, self.version) if version is None else version
 
     def evaluate(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from azjobs.errors import AzjobsError
 from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet
-from azjobs.net.weights import load_into
+from azjobs.net.weights import load_into, read_metadata, regrown
 
 PRECISIONS = devices.PRECISIONS
 LAYOUTS = ("auto", "on", "off")
@@ -126,7 +126,7 @@ class NetRunner:
         self.cuda = self.device.type == "cuda"
         self.source = model.cpu().eval()  # what new weights load into; the runner runs a folded copy
         self.version = version
-        self.options = options
+        self.options, self.log = options, log
         self.max_batch = max(max_batch, batch_size)
         self.buckets = buckets(batch_size, self.max_batch) if self._fixed_shapes else []
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -180,11 +180,30 @@ class NetRunner:
 
     def load(self, data: bytes, version: int) -> None:
         """Swap in other weights of the same architecture; they are cast to the serving precision and
-        copied into the same tensors, so captured graphs and compiled code stay valid."""
-        load_into(self.source, data)
-        with self._on_device(), torch.no_grad():
-            self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
+        copied into the same tensors, so captured graphs and compiled code stay valid. Weights of another
+        size (the run's network grew) get a network of their own, its fixed sizes built again."""
+        other = regrown(self.source, read_metadata(data))
+        if other is not None:
+            self._rebuild(other, data)
+        else:
+            load_into(self.source, data)
+            with self._on_device(), torch.no_grad():
+                self.model.load_state_dict(fold_batch_norms(self.source).state_dict())
         self.version = version
+
+    def _rebuild(self, source: PolicyValueNet, data: bytes) -> None:
+        """Serve `source` with `data` loaded: in the precision and layout chosen at start, with its own
+        compiled code and graphs (the pass in flight finishes first: its graph is about to go)."""
+        load_into(source, data)
+        with self._on_device():
+            if self.cuda:
+                torch.cuda.synchronize(self.device)
+            self._graphs.clear()
+            self.source = source
+            self.model = _prepared(fold_batch_norms(source), self.choice, self.device)
+            self._compiled = self._compile() if self._fixed_shapes and self.options.compile else None
+            self._build_fixed_shapes(self.log)
+        self.log(f"network is now {source.blocks} blocks x {source.channels} channels")
 
     def forward(self, n: int, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(logits [n, A], values [n]) float32 of buffers[slot][:n]; views of the slot's output buffers,

@@ -98,6 +98,20 @@ def model_from_bytes(game: Game, data: bytes) -> tuple[PolicyValueNet, dict[str,
     return model.eval(), meta
 
 
+def regrown(model: PolicyValueNet, meta: Mapping[str, str]) -> PolicyValueNet | None:
+    """A fresh network of the size the metadata names (same game, planes and actions as `model`), in eval
+    mode on `model`'s device; None when `model` already has that size. Weights of a run whose network
+    grew (net_grow_schedule) name another size than the network built from the run's settings."""
+    try:
+        size = (int(meta["blocks"]), int(meta["channels"]))
+    except (KeyError, ValueError):
+        return None  # load_into says what does not fit
+    if size == (model.blocks, model.channels):
+        return None
+    other = PolicyValueNet(model.planes_shape, model.num_actions, blocks=size[0], channels=size[1], game=model.game)
+    return other.to(next(model.parameters()).device).eval()
+
+
 def weights_version(meta: Mapping[str, str], default: int = 0) -> int:
     """The `version` field of weights metadata, or `default` when it names none."""
     try:
@@ -106,4 +120,4 @@ def weights_version(meta: Mapping[str, str], default: int = 0) -> int:
         return default
 
 
-__all__ = ["load_into", "model_from_bytes", "read_metadata", "to_bytes", "weights_version"]
+__all__ = ["load_into", "model_from_bytes", "read_metadata", "regrown", "to_bytes", "weights_version"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from azjobs.settings.spec import SettingsError, Spec, setting
-from azjobs.settings.syntax import check_cycle, check_eval_opponents, rate_schedule
+from azjobs.settings.syntax import check_cycle, check_eval_opponents, check_growth, grow_schedule, rate_schedule
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,12 @@ class Settings:
     # Network: a residual tower with policy and value heads.
     net_blocks: int = setting(4, "residual blocks in the network", at_least=1)
     net_channels: int = setting(64, "channels of each convolution", at_least=1)
+    net_grow_schedule: str = setting(
+        "",
+        "grow the network during the run: at each POSITIONS made, the trainer switches to BLOCKSxCHANNELS, "
+        'initialised to compute what the smaller one did, e.g. "200000:6x96,600000:8x128" (empty: never)',
+        text="POSITIONS:BLOCKSxCHANNELS, comma-separated, or empty",
+    )
     # Search (PUCT MCTS).
     num_simulations: int = setting(100, "MCTS simulations per move in self-play", at_least=1)
     c_puct: float = setting(1.5, "PUCT exploration constant", above=0)
@@ -264,6 +270,7 @@ class Settings:
                 f"simulations_start ({self.simulations_start}) exceeds num_simulations ({self.num_simulations}): "
                 "the simulations only rise; lower simulations_start (0: off)"
             )
+        check_growth(self)
         if self.min_replay_positions > self.replay_buffer_size:
             raise SettingsError(
                 f"min_replay_positions ({self.min_replay_positions}) exceeds replay_buffer_size "
@@ -329,6 +336,8 @@ def check_value(name: str, value: Any, source: str | None = None) -> Any:
             _in_source(rate_schedule, value, source)
         elif name == "learning_rate_cycle" and isinstance(value, str):
             _in_source(check_cycle, value, source)
+        elif name == "net_grow_schedule" and isinstance(value, str):
+            _in_source(grow_schedule, value, source)
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real if kind is float else numbers.Integral):
         raise _bad(name, value, source)

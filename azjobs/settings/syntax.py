@@ -1,5 +1,5 @@
-"""The syntax of the text settings that hold more than a number: learning_rate_schedule, learning_rate_cycle
-and eval_opponents."""
+"""The syntax of the text settings that hold more than a number: learning_rate_schedule, learning_rate_cycle,
+net_grow_schedule and eval_opponents."""
 
 from __future__ import annotations
 
@@ -60,3 +60,46 @@ def learning_rate_at(settings: Settings, step: int) -> float:
         if step >= start:
             rate = scheduled
     return rate
+
+
+@functools.cache  # the trainer asks before every step
+def grow_schedule(text: str) -> tuple[tuple[int, int, int], ...]:
+    """The (positions, blocks, channels) steps of net_grow_schedule, positions rising; SettingsError if
+    malformed. Whether each step grows the network the settings check (they know its first size)."""
+    steps = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            positions, size = item.split(":")
+            blocks, channels = size.lower().split("x")
+            steps.append((int(positions), int(blocks), int(channels)))
+        except ValueError:
+            raise SettingsError(
+                f'setting net_grow_schedule: {item!r} is not POSITIONS:BLOCKSxCHANNELS (e.g. "200000:6x96")'
+            ) from None
+    marks = [positions for positions, _, _ in steps]
+    if any(mark < 1 for mark in marks) or marks != sorted(set(marks)):
+        raise SettingsError(f"setting net_grow_schedule: the positions must rise from 1, got {text!r}")
+    return tuple(steps)
+
+
+def network_size_at(settings: Settings, positions: int) -> tuple[int, int]:
+    """(blocks, channels) of the network once the run has made `positions` positions."""
+    size = (settings.net_blocks, settings.net_channels)
+    for mark, blocks, channels in grow_schedule(settings.net_grow_schedule):
+        if positions >= mark:
+            size = (blocks, channels)
+    return size
+
+
+def check_growth(settings: Settings) -> None:
+    """SettingsError unless each step of net_grow_schedule grows the network and none shrinks it."""
+    size = (settings.net_blocks, settings.net_channels)
+    for mark, blocks, channels in grow_schedule(settings.net_grow_schedule):
+        if blocks < size[0] or channels < size[1] or (blocks, channels) == size:
+            raise SettingsError(
+                f"setting net_grow_schedule: at {mark} positions {blocks}x{channels} does not grow the "
+                f"network from {size[0]}x{size[1]}: each step adds blocks or channels and removes none"
+            )
+        size = (blocks, channels)

@@ -1,5 +1,5 @@
-"""Trainer checkpoints as safetensors: model, optimizer and averaged-model tensors, with step, version and
-settings as metadata.
+"""Trainer checkpoints as safetensors: model, optimizer and averaged-model tensors, with step, version,
+settings and the network's architecture (it may have grown since the run began) as metadata.
 
 No pickle: the optimizer state is flattened into named tensors (`optim.<param index>.<key>`)
 and its hyperparameters into JSON, so a resumed run continues bit for bit.
@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -38,6 +38,10 @@ _SCALAR_TYPES: dict[str, Callable[[Any], Any]] = {
     "bool": bool,
     "NoneType": lambda _: None,  # e.g. SGD's momentum buffer without momentum
 }
+
+
+# What a checkpoint restores into: the model, its optimizer and its average (or None).
+Parts = tuple[torch.nn.Module, torch.optim.Optimizer, torch.nn.Module | None]
 
 
 class CheckpointError(AzjobsError):
@@ -88,12 +92,19 @@ def save_checkpoint(
         "extra": json.dumps(extra or {}, sort_keys=True),
         "param_groups": json.dumps(param_groups),
         "optim_scalars": json.dumps(scalar_types, sort_keys=True),
+        "architecture": json.dumps(_architecture(model), sort_keys=True),
     }
     path = Path(run_dir) / CHECKPOINTS_DIR / f"ckpt-{step:09d}.safetensors"
     write_atomic(path, save_tensors(tensors, metadata))
     for old in checkpoint_paths(run_dir)[:-KEEP_CHECKPOINTS]:
         old.unlink(missing_ok=True)
     return path
+
+
+def _architecture(model: torch.nn.Module) -> dict[str, str]:
+    """The network's architecture (blocks, channels, ...) if it names one (azjobs' network does)."""
+    describe = getattr(model, "architecture", None)
+    return dict(describe()) if callable(describe) else {}
 
 
 def _cpu_copy(t: torch.Tensor) -> torch.Tensor:
@@ -129,11 +140,14 @@ def load_latest_checkpoint(
     *,
     log: Callable[[str], None] = print,
     averaged: torch.nn.Module | None = None,
+    fit: Callable[[Mapping[str, str]], Parts] | None = None,
 ) -> CheckpointInfo | None:
     """Restore model and optimizer (and `averaged`) from the newest readable checkpoint; None if there is none.
 
     A corrupt checkpoint is reported through `log` and the previous one is tried. A checkpoint without
-    an average (made before ema_decay was set) starts `averaged` from the model's weights.
+    an average (made before ema_decay was set) starts `averaged` from the model's weights. With `fit`,
+    the checkpoint's architecture (empty for checkpoints older than the field) is handed to it first, and
+    what it returns (a network of that size: one grown during the run) is restored instead.
     """
     for path in reversed(checkpoint_paths(run_dir)):
         try:
@@ -141,6 +155,8 @@ def load_latest_checkpoint(
         except CheckpointError as e:
             log(f"warning: {e}; trying the previous checkpoint")
             continue
+        if fit is not None:
+            model, optimizer, averaged = fit(json.loads(metadata.get("architecture", "{}")))
         _restore(path, tensors, metadata, model, optimizer)
         if averaged is not None:
             kept = _prefixed(tensors, AVERAGED_PREFIX)
@@ -165,6 +181,7 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             int(metadata[field])
         for field in ("extra", "param_groups", "optim_scalars", "settings"):
             json.loads(metadata[field])
+        json.loads(metadata.get("architecture", "{}"))
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} is unreadable ({e})") from None
     return tensors, metadata

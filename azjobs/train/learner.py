@@ -1,10 +1,12 @@
 """The network in training: one minibatch step (policy cross-entropy plus value MSE, and KataGo's soft
 policy loss when asked) under the trainer's mixed precision with AdamW at the step's learning rate
 (`rates`), the losses summed on the device until they are read, and with `ema_decay` the averaged network
-that is published (`averaging`)."""
+that is published (`averaging`); with `net_grow_schedule`, `grow` swaps in a bigger network computing the
+same function (`azjobs.net.grow`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from azjobs.games import Game
+from azjobs.net.grow import grown
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.settings import Settings
+from azjobs.storage.checkpoints import Parts
 from azjobs.train import rates
 from azjobs.train.averaging import AveragedNetwork
 from azjobs.train.precision import MixedPrecision, adamw
@@ -87,11 +91,44 @@ class Learner:
         self.averaged = AveragedNetwork(self.model, settings.ema_decay) if settings.ema_decay else None
         self.precision = MixedPrecision(device)
         self.soft = SoftPolicy.from_settings(settings)
-        self.optimizer = adamw(self.model.parameters(), device, settings.learning_rate, settings.weight_decay)
+        self.optimizer = self._new_optimizer()
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # every step has the same batch shape
         self._loss_sum: torch.Tensor | None = None  # [5] on the device
         self._loss_steps = 0
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        s = self.settings
+        return adamw(self.model.parameters(), self.device, s.learning_rate, s.weight_decay)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(blocks, channels) of the network in training."""
+        return self.model.blocks, self.model.channels
+
+    def grow_to(self, size: tuple[int, int]) -> bool:
+        """Grow to (blocks, channels) if that is bigger than the network (and smaller in neither); whether it grew."""
+        now = self.size
+        if size == now or size[0] < now[0] or size[1] < now[1]:
+            return False
+        self.grow(*size)
+        return True
+
+    def fit(self, architecture: Mapping[str, str]) -> Parts:
+        """The parts a checkpoint restores into, grown first to its architecture (the run's network grew)."""
+        self.grow_to((int(architecture.get("blocks", 0)), int(architecture.get("channels", 0))))
+        return self.model, self.optimizer, self.averaged_model
+
+    def grow(self, blocks: int, channels: int) -> None:
+        """Swap in a network of `blocks` x `channels` giving the same outputs (and so its average), with a
+        fresh optimizer: the old one's moments belong to other tensors."""
+        seed = self.settings.seed + 1_000 * blocks + channels  # the same new weights on every resume
+        self.model = grown(self.model, blocks, channels, seed=seed)
+        if self.averaged is not None:
+            average = grown(self.averaged.model, blocks, channels, seed=seed)
+            self.averaged = AveragedNetwork(self.model, self.settings.ema_decay)
+            self.averaged.model.load_state_dict(average.state_dict())
+        self.optimizer = self._new_optimizer()
 
     @property
     def learning_rate(self) -> float:

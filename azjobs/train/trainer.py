@@ -35,6 +35,7 @@ from azjobs.net import device as devices
 from azjobs.net.weights import to_bytes
 from azjobs.run import Run
 from azjobs.settings import Settings, for_process, overridden
+from azjobs.settings.syntax import network_size_at
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
 from azjobs.storage.lease import TrainerLease
 from azjobs.storage.replay import ReplayBuffer, rebuild_index, unregister_shard
@@ -110,7 +111,12 @@ class Trainer:
         """Restore the newest checkpoint (or start fresh) and make sure its weights are published."""
         learner = self.learner
         info = load_latest_checkpoint(
-            self.run_dir, learner.model, learner.optimizer, log=self.log, averaged=learner.averaged_model
+            self.run_dir,
+            learner.model,
+            learner.optimizer,
+            log=self.log,
+            averaged=learner.averaged_model,
+            fit=learner.fit,
         )
         if info is not None:
             self.state.step, self.state.version = info.step, info.version
@@ -136,6 +142,13 @@ class Trainer:
             self.log(f"trainer: restored {restored} evaluation records into Redis from the storage root")
         # Ratings from what exists; only later records become new points on the curves.
         self.record_evals(curves=False)
+
+    def grow_if_due(self) -> None:
+        """Switch to the bigger network of net_grow_schedule once the run has made its positions."""
+        made, was = self.counts().made, self.learner.size
+        if self.learner.grow_to(network_size_at(self.settings, made)):
+            new = "x".join(map(str, self.learner.size))
+            self.log(f"trainer: the network grows from {was[0]}x{was[1]} to {new} at {made} positions made")
 
     # Between steps: new data, self-play, evaluations.
 
@@ -185,6 +198,8 @@ class Trainer:
 
     def step(self) -> None:
         s = self.settings
+        if s.net_grow_schedule:
+            self.grow_if_due()
         batch = self.buffer.sample(s.batch_size, window=self.window())
         self.learner.step(batch, self.state.step)
         self.state.step += 1
