@@ -25,6 +25,7 @@ from azjobs.storage.shards import ShardError, ShardInfo, read_shard_info, shard_
 FULL_DISK_RETRY_S = 5.0  # how often games held back by a full disk are tried again
 
 
+@context.counted("selfplay")
 def selfplay(run: str, seed: int) -> dict[str, Any]:
     """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played.
 
