@@ -89,6 +89,17 @@ def accuracy(run: str) -> str:
     return f"{PREFIX}:{run}:accuracy"
 
 
+def job_seconds(run: str) -> str:
+    """hash: job kind (selfplay, match, accuracy, gate) -> worker-seconds spent in such jobs, run-wide."""
+    return f"{PREFIX}:{run}:jobs:seconds"
+
+
+def eval_schedule(run: str) -> str:
+    """hash: the trainer's evaluation schedule: `version` (the newest evaluated), `evaluations` (how many),
+    `retired` (JSON: baseline -> why it is no longer played)."""
+    return f"{PREFIX}:{run}:evals:schedule"
+
+
 def ratings(run: str) -> str:
     """hash: player -> JSON {elo, se, games}, the Bradley-Terry fit over all matches (random = 0)."""
     return f"{PREFIX}:{run}:ratings"

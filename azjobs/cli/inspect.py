@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 @click.option("--watch", is_flag=True, help="Refresh every 2 seconds until Ctrl-C.")
 @pass_session
 def status_cmd(session: Session, as_json: bool, watch: bool) -> None:
-    """Workers, queues, servers, weights version, replay and trainer of a run."""
+    """Workers, queues, servers, weights version, replay, trainer and evaluation's share of a run."""
     from rich.console import Console
 
     from azjobs.cluster import status

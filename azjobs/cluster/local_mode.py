@@ -153,6 +153,7 @@ def run(
     server = embedded.start()
     children: list[Child] = []
     url_file = run_dir / LOCAL_URL_FILE
+    the_run: Run | None = None
     try:
         the_run = Run.at(run_dir, connect(server.url))
         own = {name: value for name, value in (own or {}).items() if name in PROCESS_SETTINGS}
@@ -170,10 +171,21 @@ def run(
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
         stop_in_order(children, console, signals.urgent)
+        if the_run is not None and children and not signals.urgent.is_set():
+            summarize(the_run.redis, the_run.name, console)
         url_file.unlink(missing_ok=True)
         server.stop(now=signals.urgent.is_set())
         if signals.urgent.is_set():
             raise AzjobsError("stopped at once on a second signal: the trainer resumes from its last checkpoint")
+
+
+def summarize(client: redis.Redis, run_name: str, console: Console) -> None:
+    """The run's summary once its processes have stopped: what evaluation cost the workers."""
+    try:
+        found = status.evaluation(client, run_name, status.stored_settings(client, run_name))
+    except redis.RedisError:
+        return  # the run's Redis is gone: nothing to add to what the live view showed
+    console.print("azjobs run: " + "; ".join(f"{name}: {value}" for name, value in status.evaluation_lines(found)))
 
 
 def _create(the_run: Run, settings: Settings, own: Mapping[str, Any], console: Console) -> Settings:

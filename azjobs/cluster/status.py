@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from rq.serializers import JSONSerializer
 from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.cluster.connection import as_text_hash
-from azjobs.eval import records
+from azjobs.eval import cost, records
 from azjobs.settings import FIELD_TYPES, PROCESS_SETTINGS, Settings, SettingsError, process_settings
 
 
@@ -36,6 +37,7 @@ class Snapshot:
     overrides: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # "role:id" -> its own values, where not the run's
+    evaluation: dict[str, Any] = field(default_factory=dict)  # evaluation's cost and schedule (`evaluation`)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -53,7 +55,8 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
         }
     latest = client.get(keys.weights_latest(run))
     processes = heartbeat.read_all(client, run)
-    stored = _run_values(client, run)
+    settings = stored_settings(client, run)
+    stored = _run_values(settings)
     return Snapshot(
         run=run,
         time=time.time(),
@@ -67,6 +70,7 @@ def collect(client: redis.Redis, run: str) -> Snapshot:
         accuracy=_newest_accuracy(client, run),
         run_settings=stored,
         overrides=_overrides(processes, stored),
+        evaluation=evaluation(client, run, settings),
     )
 
 
@@ -77,14 +81,49 @@ BEAT_FIELDS: dict[str, dict[str, str]] = {
 }
 
 
-def _run_values(client: redis.Redis, run: str) -> dict[str, Any]:
-    """The run's stored value of each process setting; {} while Redis holds no (readable) settings."""
+def stored_settings(client: redis.Redis, run: str) -> Settings | None:
+    """The run's settings in Redis; None while it holds none (or none readable)."""
     raw = client.get(keys.settings(run))
     try:
-        stored = Settings.from_json(raw) if raw is not None else None
+        return Settings.from_json(raw) if raw is not None else None
     except SettingsError:  # `azjobs doctor` names damaged settings; status shows the rest
-        stored = None
+        return None
+
+
+def _run_values(stored: Settings | None) -> dict[str, Any]:
+    """The run's stored value of each process setting; {} without stored settings."""
     return {name: getattr(stored, name) for name in PROCESS_SETTINGS} if stored is not None else {}
+
+
+def evaluation(client: redis.Redis, run: str, settings: Settings | None) -> dict[str, Any]:
+    """Evaluation's cost (worker-seconds by kind of job, its share, the budget) and the trainer's schedule:
+    the last version evaluated, how many were, why the next waits, the retired baselines with why."""
+    schedule = as_text_hash(client.hgetall(keys.eval_schedule(run)))
+    try:
+        retired = json.loads(schedule.get("retired") or "{}")
+    except ValueError:
+        retired = {}
+    return {
+        **cost.read(client, run).to_dict(),
+        "budget": settings.eval_budget if settings is not None else None,
+        "evaluated": int(schedule.get("version", 0) or 0),
+        "evaluations": int(schedule.get("evaluations", 0) or 0),
+        "waiting": schedule.get("waiting", ""),
+        "retired": retired if isinstance(retired, dict) else {},
+    }
+
+
+def evaluation_lines(evaluation: dict[str, Any]) -> list[tuple[str, str]]:
+    """What `status` and the summary of `azjobs run` say of evaluation: its share, how many, the retired."""
+    if not evaluation:
+        return []
+    spent = cost.Cost(dict(evaluation.get("seconds", {})))
+    lines = [("evaluation's share", cost.describe(spent, evaluation.get("budget")))]
+    if evaluation.get("evaluations"):
+        lines.append(("versions evaluated", f"{evaluation['evaluations']} (the last: {evaluation['evaluated']})"))
+    if evaluation.get("retired"):
+        lines.append(("baselines retired", ", ".join(evaluation["retired"])))
+    return lines
 
 
 def own_values(process: dict[str, str]) -> dict[str, Any]:
@@ -167,6 +206,8 @@ def render(snap: Snapshot, *, title: str | None = None, previous: Snapshot | Non
         summary.add_row("trainer", Text(tr["waiting"], style="yellow"), "", "")
     if "resigned" in st:
         summary.add_row("resigned games", _num(st.get("resigned")), "false resignations", _false_resigns(st))
+    for name, value in evaluation_lines(snap.evaluation):
+        summary.add_row(name, value, "", "")
 
     queues = Table("queue", "queued", "running", "finished", "failed", title="queues", title_justify="left")
     for name, counts in snap.queues.items():

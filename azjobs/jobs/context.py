@@ -6,14 +6,19 @@ neither a fork nor a model load nor a settings read; jobs find it with `current(
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import redis
 
 from azjobs.errors import AzjobsError
+from azjobs.eval import cost
 from azjobs.games import Game
 from azjobs.settings import Settings
 
@@ -68,3 +73,28 @@ def current(run: str) -> WorkerContext:
     if _CURRENT.run != run:
         raise AzjobsError(f"job for run {run!r} reached a worker of run {_CURRENT.run!r}")
     return _CURRENT
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def counted(kind: str) -> Callable[[Callable[Concatenate[str, P], R]], Callable[Concatenate[str, P], R]]:
+    """A job function (its first argument the run) whose worker-seconds are added to the run's `kind`
+    counter when it ends, failed or not (`azjobs.eval.cost`): what evaluation's share is measured from."""
+
+    def wrap(function: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R]:
+        @functools.wraps(function)
+        def job(run: str, *args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.monotonic()
+            try:
+                return function(run, *args, **kwargs)
+            finally:
+                ctx = _CURRENT
+                if ctx is not None and ctx.run == run:
+                    with contextlib.suppress(redis.RedisError):  # Redis gone: the job's own error says so
+                        cost.add(ctx.redis, run, kind, time.monotonic() - started)
+
+        return job
+
+    return wrap

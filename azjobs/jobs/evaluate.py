@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from azjobs.eval.match import MatchRecord, play_match
 from azjobs.eval.positions import load_positions
 from azjobs.eval.strength import measure
 from azjobs.games import Game, get_game
+from azjobs.jobs import context
 from azjobs.jobs.configs import search_config
 from azjobs.jobs.seeds import new_seed
 from azjobs.net.weights import read_metadata
@@ -62,7 +64,6 @@ class EvalContext:
     @classmethod
     def of_worker(cls, run: str) -> EvalContext:
         from azjobs.inference.local import default_device
-        from azjobs.jobs import context
 
         ctx = context.current(run)
         return cls.create(ctx.redis, run, ctx.run_dir, ctx.settings, default_device())
@@ -102,18 +103,21 @@ def _job_id(fallback: str) -> str:
 # The jobs: importable top-level functions with small JSON arguments.
 
 
+@context.counted("match")
 def match(run: str, a: str, b: str, games: int, seed: int, purpose: str = "manual") -> dict[str, Any]:
     """RQ job: A against B for `games` games; the record as a dict."""
     record = run_match(EvalContext.of_worker(run), a, b, games, seed, purpose=purpose, id=_job_id(f"match-{seed}"))
     return _summary(record)
 
 
+@context.counted("accuracy")
 def accuracy(run: str, player: str, sims: int, seed: int) -> dict[str, Any]:
     """RQ job: a player's accuracy on the run's labelled positions."""
     record = run_accuracy(EvalContext.of_worker(run), player, sims, seed, id=_job_id(f"accuracy-{seed}"))
     return _summary(record)
 
 
+@context.counted("gate")
 def gate(run: str, candidate: int, seed: int) -> dict[str, Any]:
     """RQ job: the staged version `candidate` against the served one; promoted if it scores enough."""
     record = run_gate(EvalContext.of_worker(run), candidate, seed, id=_job_id(f"gate-{seed}"))
@@ -229,27 +233,40 @@ def enqueue_match(client: redis.Redis, run: str, a: str, b: str, games: int, pur
     return _enqueue(eval_queue(client, run), MATCH_JOB, args, f"{purpose} match {a} vs {b}")
 
 
-def scheduled_opponents(settings: Settings, version: int) -> list[str]:
-    """Whom version `version` plays when the trainer evaluates it."""
+def scheduled_opponents(
+    settings: Settings, version: int, *, previous: int = 0, retired: Collection[str] = ()
+) -> list[str]:
+    """Whom version `version` plays when the trainer evaluates it: `previous` (the version evaluated before
+    it; 0: none) where eval_opponents names it, and the baselines not `retired` (`azjobs.eval.retire`)."""
     found = []
     for item in opponent_list(settings.eval_opponents):
         if item == PREVIOUS:
-            previous = version - settings.eval_every_versions
-            if previous >= 1:
+            if 1 <= previous < version:
                 found.append(f"net:{previous}")
-        else:
-            found.append(str(PlayerSpec.parse(item)))
+        elif (name := str(PlayerSpec.parse(item))) not in retired:
+            found.append(name)
     return found
 
 
-def enqueue_version(client: redis.Redis, run: str, run_dir: Path, settings: Settings, version: int) -> int:
-    """Queue the evaluation of one version: its matches, and its accuracy if the run has labelled
-    positions. On version 1 also the ladder of baselines against each other. Jobs queued."""
+def enqueue_version(
+    client: redis.Redis,
+    run: str,
+    run_dir: Path,
+    settings: Settings,
+    version: int,
+    *,
+    previous: int = 0,
+    retired: Collection[str] = (),
+    ladder: bool = False,
+) -> int:
+    """Queue the evaluation of one version: its matches (`scheduled_opponents`), and its accuracy if the
+    run has labelled positions; with `ladder` (the run's first evaluation) also the baselines against each
+    other. Jobs queued."""
     queued = 0
-    for opponent in scheduled_opponents(settings, version):
+    for opponent in scheduled_opponents(settings, version, previous=previous, retired=retired):
         enqueue_match(client, run, f"net:{version}", opponent, settings.eval_games, "schedule")
         queued += 1
-    if version == 1:
+    if ladder:
         queued += enqueue_ladder(client, run, settings)
     if (records.evals_dir(run_dir) / records.POSITIONS_FILE).exists():
         for sims in sorted({settings.eval_simulations, 0}, reverse=True):
@@ -264,10 +281,23 @@ def enqueue_version(client: redis.Redis, run: str, run_dir: Path, settings: Sett
     return queued
 
 
+def pending(client: redis.Redis, run: str) -> int:
+    """The run's evaluation jobs queued or running, gates left out (one comes with every version)."""
+    queue = eval_queue(client, run)
+    ids = [*queue.job_ids, *queue.started_job_registry.get_job_ids()]
+    jobs = Job.fetch_many(ids, connection=client, serializer=JSONSerializer)
+    return sum(1 for job in jobs if job is not None and job.func_name != GATE_JOB)
+
+
+def baselines(settings: Settings) -> list[str]:
+    """The baselines of eval_opponents, by their canonical names."""
+    return [str(PlayerSpec.parse(item)) for item in opponent_list(settings.eval_opponents) if item != PREVIOUS]
+
+
 def enqueue_ladder(client: redis.Redis, run: str, settings: Settings) -> int:
     """Each baseline of eval_opponents against the next one, so the baselines are rated too."""
-    baselines = [str(PlayerSpec.parse(item)) for item in opponent_list(settings.eval_opponents) if item != PREVIOUS]
-    pairs = list(zip(baselines, baselines[1:]))
+    found = baselines(settings)
+    pairs = list(zip(found, found[1:]))
     for a, b in pairs:
         enqueue_match(client, run, b, a, settings.eval_games, "ladder")
     return len(pairs)

@@ -25,6 +25,7 @@ from azjobs.storage.shards import ShardError, ShardInfo, read_shard_info, shard_
 FULL_DISK_RETRY_S = 5.0  # how often games held back by a full disk are tried again
 
 
+@context.counted("selfplay")
 def selfplay(run: str, seed: int, simulations: int | None = None) -> dict[str, Any]:
     """RQ job (queue `azjobs:<run>:selfplay`): returns a JSON summary of the games played. `simulations`:
     the search's count when the trainer queued the job with progressive simulations (else num_simulations).
@@ -69,9 +70,17 @@ def selfplay(run: str, seed: int, simulations: int | None = None) -> dict[str, A
         counters.update(resigned=resign.resigned, resign_checked=resign.checked, false_resigns=resign.false)
     register_shard(ctx.redis, run, shard, counters)  # once: a shard registered before stays counted once
     ctx.games_since_weight_check += records.games
+    searched = ctx.settings.num_simulations if simulations is None else simulations
+    return _summary(records, resign, shard.name, leaf_evals, searched, started)
+
+
+def _summary(
+    records: GameRecords, resign: ResignCounts, shard: str, leaf_evals: int, simulations: int, started: float
+) -> dict[str, Any]:
+    """The job's JSON summary of its games."""
     versions = np.unique(records.weights_version)
     return {
-        "shard": shard.name,
+        "shard": shard,
         "games": records.games,
         "positions": records.positions,
         "first_player_wins": int((records.results == 1).sum()),
@@ -83,7 +92,7 @@ def selfplay(run: str, seed: int, simulations: int | None = None) -> dict[str, A
         "resign_checked": resign.checked,
         "false_resigns": resign.false,
         "leaf_evals": int(leaf_evals),
-        "simulations": ctx.settings.num_simulations if simulations is None else simulations,
+        "simulations": simulations,
         "seconds": round(time.monotonic() - started, 3),
     }
 

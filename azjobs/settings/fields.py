@@ -240,6 +240,20 @@ class Settings:
         "JSON-lines file (format: docs/evaluation.md); copied into <run_dir>/evals/ when the run is created",
         text="a bundled set's name, a file's path, or empty",
     )
+    eval_budget: float = setting(
+        0.05,
+        "the most of the workers' time evaluation jobs may take over the run: the trainer queues a scheduled "
+        "evaluation only while the share, with its expected cost, stays within it (1: no limit)",
+        above=0,
+        at_most=1,
+    )
+    eval_retire_score: float = setting(
+        0.95,
+        "later versions stop playing a baseline once the newest versions' lower confidence bound of their "
+        "score against it, over 80 games, is above this (1: never)",
+        above=0,
+        at_most=1,
+    )
     gating: bool = setting(False, "serve a new weights version to self-play only once it beats the served one")
     gating_threshold: float = setting(
         0.55, "share of the points a new version needs against the served one to pass the gate", above=0, at_most=1

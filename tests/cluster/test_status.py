@@ -166,10 +166,35 @@ def test_status_json_command(live_run: redis.Redis, redis_url: str, tmp_path: Pa
         "accuracy",
         "run_settings",
         "overrides",
+        "evaluation",
     }
     assert data["run"] == RUN and data["weights_version"] == 3 and data["pending_requests"] == 3
     assert data["queues"][keys.selfplay_queue(RUN)]["queued"] == 2
     assert {p["id"]: p["alive"] for p in data["processes"]}["cpu-11"] == "False"
+
+
+def test_status_shows_evaluations_share_of_the_workers(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    from azjobs.eval import cost
+    from azjobs.settings import Settings
+
+    assert "no jobs finished yet" in rendered(status.collect(live_run, RUN))
+    live_run.set(keys.settings(RUN), Settings(eval_budget=0.04).to_json())
+    for kind, seconds in (("selfplay", 900.0), ("selfplay", 50.0), ("match", 30.0), ("accuracy", 15.0), ("gate", 5.0)):
+        cost.add(live_run, RUN, kind, seconds)
+    retired = {"random": "versions 11-41 scored 80 of 80 games against it (lower bound 0.954)"}
+    live_run.hset(keys.eval_schedule(RUN), mapping={"version": 41, "evaluations": 5, "retired": json.dumps(retired)})
+
+    text = " ".join(rendered(status.collect(live_run, RUN)).split())
+    assert "evaluation's share 5.0% of the workers' time (50 of 1,000 s; budget 4%)" in text
+    assert "versions evaluated 5 (the last: 41)" in text
+    assert "baselines retired random" in text
+    result = CliRunner().invoke(main, ["status", "--json", "--redis-url", redis_url, "--run-dir", str(tmp_path / RUN)])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.stdout)["evaluation"]
+    assert evaluation["share"] == 0.05 and evaluation["budget"] == 0.04
+    assert (evaluation["eval_seconds"], evaluation["selfplay_seconds"]) == (50.0, 950.0)
+    assert evaluation["seconds"] == {"selfplay": 950.0, "match": 30.0, "accuracy": 15.0, "gate": 5.0}
+    assert (evaluation["evaluated"], evaluation["evaluations"], evaluation["retired"]) == (41, 5, retired)
 
 
 def test_status_table_command(live_run: redis.Redis, redis_url: str, tmp_path: Path) -> None:
@@ -249,3 +274,17 @@ def render_text(snap: status.Snapshot) -> str:
     console = Console(width=160, record=True, file=open(os.devnull, "w"))
     console.print(status.render(snap))
     return console.export_text()
+
+
+def test_the_summary_of_azjobs_run_says_what_evaluation_cost(redis_client: redis.Redis) -> None:
+    from azjobs.cluster.local_mode import summarize
+    from azjobs.eval import cost
+
+    cost.add(redis_client, RUN, "selfplay", 1140.0)
+    cost.add(redis_client, RUN, "accuracy", 60.0)
+    redis_client.hset(keys.eval_schedule(RUN), mapping={"version": 7, "evaluations": 3})
+    console = Console(record=True, width=300, color_system=None)
+    summarize(redis_client, RUN, console)
+    assert console.export_text().strip() == (
+        "azjobs run: evaluation's share: 5.0% of the workers' time (60 of 1,200 s); versions evaluated: 3 (the last: 7)"
+    )

@@ -15,7 +15,7 @@ from rq.job import Job
 
 from azjobs import keys
 from azjobs.cli import main
-from azjobs.eval import records
+from azjobs.eval import cost, records
 from azjobs.eval.match import MatchRecord
 from azjobs.games import get_game
 from azjobs.jobs import context, evaluate, worker
@@ -78,6 +78,8 @@ def test_a_match_job(redis_client: redis.Redis, tmp_path: Path) -> None:
     [stored] = records.read(redis_client, run, MatchRecord)
     assert summary == json.loads(records.to_json(stored))
     assert (stored.id, stored.a, stored.b, stored.games, stored.openings) == (job.id, "net:3", "oneply", 6, 3)
+    spent = cost.read(redis_client, run)  # the worker's time in the job: evaluation's share of it
+    assert spent.seconds["match"] >= stored.seconds - 1e-3 > 0 and spent.share == 1.0  # it may round to ms
     assert stored.a_first_wins + stored.a_first_draws + stored.a_first_losses == 3  # each opening both ways
     assert stored.versions == {"net:3": {"version": 3, "step": 300, "train_seconds": 30.0}}
     assert records.read_files(run_dir, MatchRecord) == [stored]
@@ -88,7 +90,7 @@ def test_an_accuracy_job(redis_client: redis.Redis, tmp_path: Path) -> None:
     run = make_run(redis_client, run_dir)
     (run_dir / "evals").mkdir(parents=True)
     (run_dir / "evals" / records.POSITIONS_FILE).write_text("\n".join(labelled_lines(40)) + "\n")
-    queued = evaluate.enqueue_version(redis_client, run, run_dir, SETTINGS, 3)
+    queued = evaluate.enqueue_version(redis_client, run, run_dir, SETTINGS, 3, previous=1)
     assert queued == 5  # net:1 (previous), random, oneply, and accuracy with 4 sims and with 0
     work(redis_client, run, run_dir)
 
@@ -102,11 +104,12 @@ def test_an_accuracy_job(redis_client: redis.Redis, tmp_path: Path) -> None:
 
 def test_what_a_version_plays(redis_client: redis.Redis, tmp_path: Path) -> None:
     assert evaluate.scheduled_opponents(SETTINGS, 1) == ["random", "oneply"]  # no previous version yet
-    assert evaluate.scheduled_opponents(SETTINGS, 5) == ["net:3", "random", "oneply"]
+    assert evaluate.scheduled_opponents(SETTINGS, 5, previous=3) == ["net:3", "random", "oneply"]
+    assert evaluate.scheduled_opponents(SETTINGS, 5, previous=3, retired={"random"}) == ["net:3", "oneply"]
     run_dir = tmp_path / "ev"
     run = make_run(redis_client, run_dir)
     # Version 1 also sets up the ladder of baselines: oneply against random.
-    assert evaluate.enqueue_version(redis_client, run, run_dir, SETTINGS, 1) == 3
+    assert evaluate.enqueue_version(redis_client, run, run_dir, SETTINGS, 1, ladder=True) == 3
     queue = evaluate.eval_queue(redis_client, run)
     jobs = [queue.fetch_job(i) for i in queue.job_ids]
     assert [(j.args[1], j.args[2], j.args[5]) for j in jobs] == [

@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.errors import AzjobsError
+from azjobs.eval import cost
 from azjobs.game_records import GameRecords
 from azjobs.games import get_game
 from azjobs.inference import server
@@ -121,6 +122,8 @@ def test_selfplay_job_through_a_real_worker(redis_client: redis.Redis, tmp_path:
     stats = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.stats(run)).items()}
     assert stats["games"] == summary["games"] and stats["positions"] == summary["positions"]
     assert stats["jobs"] == 1 and stats["shards"] == 1 and stats["leaf_evals"] == summary["leaf_evals"]
+    spent = cost.read(redis_client, run)  # the worker's time in the job, for evaluation's share
+    assert spent.selfplay_seconds >= summary["seconds"] - 1e-3 > 0 and spent.eval_seconds == 0  # it rounds to ms
     assert any("stopped" in line for line in said)
     # So is its result.
     stored = json.loads(b64decode(redis_client.xrange(Result.get_key(job.id))[-1][1][b"return_value"]))

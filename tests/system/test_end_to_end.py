@@ -58,7 +58,7 @@ def test_local_mode_learns_tictactoe_and_resumes(tmp_path: Path) -> None:
     assert result.games_lost <= 3, result
     assert agent_score(run_dir, sims=0).optimal_share >= 0.85  # the network alone
 
-    # The trainer had version 1 evaluated (and 11, 21, ... as far as it got) by the worker, between
+    # The trainer had version 1 evaluated (and later ones, as eval_budget let it) by the worker, between
     # self-play jobs: matches against the default opponents, the ladder of baselines, the ratings.
     from azjobs.eval import records
     from azjobs.eval.match import MatchRecord
@@ -153,7 +153,7 @@ def test_local_mode_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     run_dir = tmp_path / "ttt"
     run = subprocess.Popen(
         [*AZJOBS, "run", "--game", "tictactoe", "--minutes", "10", "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL,
+        stdout=open(tmp_path / "run.out", "wb"),
         stderr=subprocess.PIPE,
     )
     try:
@@ -169,3 +169,4 @@ def test_local_mode_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert not (run_dir / ".local-redis-url").exists()
     step = int(logs["trainer"].rsplit("stopped at step ", 1)[1].split(",")[0])
     assert (run_dir / "checkpoints" / f"ckpt-{step:09d}.safetensors").exists()  # the checkpoint on exit
+    assert "azjobs run: evaluation's share: " in (tmp_path / "run.out").read_text()  # its summary, once stopped

@@ -377,28 +377,39 @@ def eval_jobs(client: redis.Redis, run: str) -> list[tuple]:
     return [(j.func_name.rsplit(".", 1)[1], *j.args[1:3]) for j in map(queue.fetch_job, queue.job_ids)]
 
 
-def test_evaluations_are_queued_on_schedule(redis_client: redis.Redis, run_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("budget", [1.0, 0.05])
+def test_evaluations_are_queued_on_schedule(
+    redis_client: redis.Redis, run_dir: Path, tmp_path: Path, budget: float
+) -> None:
+    """Versions 1-4 are published; 1 and 3 are due (eval_every_versions 2). Without a budget (1) both are
+    evaluated; under one, version 3 is not while version 1's jobs wait for a worker."""
     from labels import labelled_lines
 
     positions = tmp_path / "ttt.jsonl"
     positions.write_text("\n".join(labelled_lines(20)) + "\n")
     add_shard(redis_client, run_dir, seed=0)
     settings = SETTINGS.replace(
-        eval_every_versions=2, eval_opponents="previous,random", eval_simulations=8, eval_positions=str(positions)
+        eval_every_versions=2,
+        eval_opponents="previous,random",
+        eval_simulations=8,
+        eval_positions=str(positions),
+        eval_budget=budget,
     )
-    _, logs = train(redis_client, run_dir, settings, max_steps=9)  # versions 1-4: 1 and 3 are evaluated
+    _, logs = train(redis_client, run_dir, settings, max_steps=9)
 
     assert (run_dir / "evals" / "positions.jsonl").read_text() == positions.read_text()
-    assert eval_jobs(redis_client, run_dir.name) == [
-        ("match", "net:1", "random"),
-        ("accuracy", "net:1", 8),
-        ("accuracy", "net:1", 0),
+    first = [("match", "net:1", "random"), ("accuracy", "net:1", 8), ("accuracy", "net:1", 0)]
+    third = [
         ("match", "net:3", "net:1"),
         ("match", "net:3", "random"),
         ("accuracy", "net:3", 8),
         ("accuracy", "net:3", 0),
     ]
+    assert eval_jobs(redis_client, run_dir.name) == (first + third if budget == 1 else first)
     assert "trainer: queued 3 evaluation jobs for version 1" in logs
+    waiting = redis_client.hget(keys.eval_schedule(run_dir.name), "waiting").decode()
+    held = "version 4 is within eval_every_versions (2) of version 3"
+    assert waiting == (held if budget == 1 else "3 evaluation jobs are still queued or running")
 
 
 def test_a_bad_positions_file_stops_the_trainer_at_once(
