@@ -37,6 +37,21 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
     help="A strength curve: score the run's newest version published within each of these training "
     "minutes (e.g. 10,20,30) instead of the newest.",
 )
+@click.option(
+    "--at-positions",
+    default=None,
+    metavar="N,N,...",
+    help="A strength curve against self-play: score the run's newest version published by the time the run "
+    "had made each of these numbers of positions (e.g. 100k,250k,1M; from the positions_made its weights carry).",
+)
+@click.option(
+    "--machine-seconds",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Seconds spent measuring this machine's speed, once (as `azjobs bench net --threads 1` at batch 64), "
+    "which every JSON line carries; 0: not measured (null).",
+)
 @player_option
 @game_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
@@ -53,6 +68,8 @@ def bench_strength_cmd(
     positions_file: str,
     sims: tuple[int, ...],
     minutes: str | None,
+    at_positions: str | None,
+    machine_seconds: float,
     player: str,
     game: str | None,
     seed: int,
@@ -64,14 +81,21 @@ def bench_strength_cmd(
 
     Weakly correct: the move keeps the best outcome (win, draw, loss); strongly correct: it has the
     best score. Overall and by moves played (<=10, 11-20, 21+) on stderr; on stdout one JSON line per
-    version and simulation count scored (one, without --minutes and with at most one --sims).
+    version and simulation count scored (one, without a curve and with at most one --sims), with the
+    version's training minutes, positions and games made, and this machine's speed.
     """
     from azjobs.bench import strength
 
+    if minutes is not None and at_positions is not None:
+        raise click.UsageError("--minutes and --at-positions each make a curve: give one of them")
     try:
         marks = strength.parse_minutes(minutes) if minutes is not None else ()
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--minutes") from None
+    try:
+        counts = strength.parse_positions(at_positions) if at_positions is not None else ()
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--at-positions") from None
     set_threads(threads)
     strength.run(
         positions_file,
@@ -80,9 +104,11 @@ def bench_strength_cmd(
         game=game,
         sims=sims or (None,),
         minutes=marks,
+        at_positions=counts,
         seed=seed,
         device=device,
         record=record,
+        machine_seconds=machine_seconds,
     )
 
 

@@ -1,4 +1,5 @@
-"""`azjobs plot`: ratings and accuracy of a run's weights versions against training time and steps, as a PNG.
+"""`azjobs plot`: ratings and accuracy of a run's weights versions against training time, training steps
+and positions made by self-play (what the weights' metadata says of each version), as a PNG.
 
 Reads only the storage root (`<run_dir>/evals/`), so it works after `azjobs run` has stopped.
 """
@@ -14,6 +15,13 @@ from azjobs.eval import ratings
 from azjobs.eval.match import MatchRecord
 from azjobs.eval.records import PLOT_FILE, AccuracyRecord, evals_dir, read_files, stored_ratings
 from azjobs.storage.atomic import write_with
+
+# The x axes, one column of panels each: the version metadata drawn, its label, its scale.
+AXES = (
+    ("train_seconds", "training time (minutes)", 1 / 60),
+    ("step", "training steps", 1.0),
+    ("positions_made", "positions made by self-play", 1.0),
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class Summary:
                     "sims": a.sims,
                     "step": a.version.get("step"),
                     "train_seconds": a.version.get("train_seconds"),
+                    "positions_made": a.version.get("positions_made"),
+                    "games_made": a.version.get("games_made"),
                     "weak_accuracy": a.weak_accuracy,
                     "strong_accuracy": a.strong_accuracy,
                 }
@@ -70,10 +80,8 @@ def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
             "they come with the trainer's schedule (eval_every_versions) or `azjobs eval`"
         )
     out = Path(out) if out is not None else evals_dir(run_dir) / PLOT_FILE
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex="col")
-    for column, (key, label, scale) in enumerate(
-        (("train_seconds", "training time (minutes)", 1 / 60), ("step", "training steps", 1.0))
-    ):
+    fig, axes = plt.subplots(2, len(AXES), figsize=(6 * len(AXES), 8), sharex="col")
+    for column, (key, label, scale) in enumerate(AXES):
         _ratings_panel(axes[0][column], summary, key, scale)
         _accuracy_panel(axes[1][column], summary, key, scale)
         axes[1][column].set_xlabel(label)
@@ -86,12 +94,26 @@ def plot(run_dir: Path, out: Path | None = None) -> tuple[Path, Summary]:
     return out, summary
 
 
-def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
-    points = sorted(
+def rating_points(summary: Summary, key: str, scale: float = 1.0) -> list[tuple[float, float, float]]:
+    """(x, Elo, its standard error) of each rated version whose metadata has `key`, by x."""
+    return sorted(
         (summary.versions[p][key] * scale, r.elo, r.se)
         for p, r in summary.ratings.items()
         if p in summary.versions and key in summary.versions[p]
     )
+
+
+def accuracy_points(summary: Summary, key: str, scale: float = 1.0) -> dict[int, list[tuple[float, float, float]]]:
+    """Simulations -> (x, weak, strong accuracy) of each scored version whose metadata has `key`, by x."""
+    points: dict[int, list[tuple[float, float, float]]] = {}
+    for a in summary.accuracy:
+        if key in a.version:
+            points.setdefault(a.sims, []).append((a.version[key] * scale, a.weak_accuracy, a.strong_accuracy))
+    return {sims: sorted(rows) for sims, rows in points.items()}
+
+
+def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
+    points = rating_points(summary, key, scale)
     if points:
         xs, ys, es = zip(*points)
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label="weights versions")
@@ -103,15 +125,9 @@ def _ratings_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
 
 
 def _accuracy_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
-    for sims in sorted({a.sims for a in summary.accuracy}, reverse=True):
-        rows = sorted(
-            (a.version[key] * scale, a.weak_accuracy, a.strong_accuracy)
-            for a in summary.accuracy
-            if a.sims == sims and key in a.version
-        )
-        if not rows:
-            continue
-        xs, weak, strong = zip(*rows)
+    points = accuracy_points(summary, key, scale)
+    for sims in sorted(points, reverse=True):
+        xs, weak, strong = zip(*points[sims])
         who = f"{sims} sims" if sims else "network alone"
         line = ax.plot(xs, weak, marker="o", label=f"weak, {who}")[0]
         ax.plot(xs, strong, marker="x", linestyle=":", color=line.get_color(), label=f"strong, {who}")
@@ -124,5 +140,7 @@ def _accuracy_panel(ax: Any, summary: Summary, key: str, scale: float) -> None:
             label="weak, a random move",
         )
         ax.legend(fontsize=8, loc="lower right")
+    if summary.accuracy and not points:
+        ax.text(0.5, 0.5, f"no version's weights carry {key}", ha="center", transform=ax.transAxes, color="grey")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

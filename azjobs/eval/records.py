@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,10 +38,15 @@ def evals_dir(run_dir: Path) -> Path:
     return Path(run_dir) / EVALS_DIR
 
 
+COUNTS = ("version", "step", "samples_trained", "games_made", "positions_made")  # integer metadata of a version
+
+
 def version_info(meta: Mapping[str, str]) -> dict[str, float]:
-    """What a weights version's metadata says about its training: version, step, train_seconds, samples_trained."""
+    """What a weights version's metadata says about its training: version, step, train_seconds,
+    samples_trained, and the games and positions the run had made when it was published (weights
+    published before 2026-12-02 lack these two)."""
     info: dict[str, float] = {}
-    for name in ("version", "step", "samples_trained"):
+    for name in COUNTS:
         if name in meta:
             info[name] = int(meta[name])
     if "train_seconds" in meta:
@@ -48,15 +54,33 @@ def version_info(meta: Mapping[str, str]) -> dict[str, float]:
     return info
 
 
+def published(run_dir: Path) -> list[dict[str, float]]:
+    """The version_info of every weights version on the storage root, oldest first (headers read only)."""
+    folder = Path(run_dir) / WEIGHTS_DIR
+    return [{**version_info(_file_metadata(folder / file_name(v))), "version": v} for v in versions_in(folder)]
+
+
+def newest_within(versions: list[dict[str, float]], key: str, limit: float) -> dict[str, float] | None:
+    """The newest of `versions` (version_info, oldest first) whose `key` (train_seconds, positions_made)
+    is at most `limit`; None if none is (versions without the key never are)."""
+    found = None
+    for info in versions:
+        if key in info and info[key] <= limit:
+            found = info
+    return found
+
+
 def version_at(run_dir: Path, minutes: float) -> tuple[int, float] | None:
     """The newest version published within `minutes` of the trainer's wall time, and its seconds; None if none was."""
-    found = None
-    for version in versions_in(Path(run_dir) / WEIGHTS_DIR):
-        meta = read_metadata((Path(run_dir) / WEIGHTS_DIR / file_name(version)).read_bytes())
-        seconds = float(meta.get("train_seconds", "nan"))
-        if seconds <= minutes * 60:
-            found = (version, seconds)
-    return found
+    found = newest_within(published(run_dir), "train_seconds", minutes * 60)
+    return None if found is None else (int(found["version"]), found["train_seconds"])
+
+
+def _file_metadata(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        return read_metadata(head + f.read(size))
 
 
 @dataclass(frozen=True)

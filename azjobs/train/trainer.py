@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from azjobs import keys
 from azjobs.cluster import heartbeat
 from azjobs.cluster.connection import Outage, is_outage
 from azjobs.errors import AzjobsError, StorageFullError
@@ -226,11 +227,15 @@ class Trainer:
     def publish(self) -> None:
         """Serve the new version (or, with gating, stage it for its gate) and queue its evaluation."""
         state = self.state
+        # The run's self-play so far (its counters now: one read per version), for curves against compute.
+        games, positions = self.client.hmget(keys.stats(self.run_name), "games", "positions")
         meta = {
             "version": str(state.version),
             "step": str(state.step),
             "samples_trained": str(state.samples_trained),
             "train_seconds": f"{state.train_seconds:.1f}",
+            "games_made": str(int(games or 0)),
+            "positions_made": str(int(positions or 0)),
             "game": self.game.name,
         }
         data = to_bytes(self.learner.published, meta)

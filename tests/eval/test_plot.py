@@ -9,7 +9,7 @@ import redis
 from click.testing import CliRunner
 
 from azjobs.cli import main
-from azjobs.eval import records
+from azjobs.eval import plot, records
 from azjobs.eval.match import MatchRecord
 
 
@@ -18,6 +18,8 @@ def record_run(client: redis.Redis, run_dir: Path) -> None:
     previous = "random"
     for i, version in enumerate((1, 11, 21)):
         info = {"version": version, "step": 50 * (version - 1), "train_seconds": 60.0 * (version - 1)}
+        if version > 1:  # version 1's weights are older than the positions and games made they carry now
+            info.update(positions_made=1_000 * version, games_made=100 * version)
         name = f"net:{version}"
         for opponent, wins in (("random", 5 + 2 * i), (previous, 6)):
             if opponent == name:
@@ -85,9 +87,27 @@ def test_plot_from_the_storage_root(redis_client: redis.Redis, tmp_path: Path) -
         (8, 500, 0.68),
         (8, 1000, 0.78),
     ]
+    assert [(a["sims"], a["positions_made"], a["games_made"]) for a in out["accuracy"][:3]] == [
+        (0, None, None),
+        (0, 11_000, 1_100),
+        (0, 21_000, 2_100),
+    ]
     elsewhere = tmp_path / "elsewhere.png"
     assert CliRunner().invoke(main, ["plot", "--run-dir", str(run_dir), "--out", str(elsewhere)]).exit_code == 0
     assert elsewhere.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_positions_panel_draws_what_the_weights_metadata_says(redis_client: redis.Redis, tmp_path: Path) -> None:
+    run_dir = tmp_path / "p"
+    record_run(redis_client, run_dir)
+    summary = plot.summarize(run_dir)
+    # Against positions made: the versions whose metadata carries it (not version 1), by positions.
+    points = plot.accuracy_points(summary, "positions_made")
+    rounded = {sims: [tuple(round(v, 4) for v in row) for row in rows] for sims, rows in points.items()}
+    assert rounded == {8: [(11_000, 0.68, 0.5), (21_000, 0.78, 0.6)], 0: [(11_000, 0.6, 0.5), (21_000, 0.7, 0.6)]}
+    assert [x for x, _, _ in plot.rating_points(summary, "positions_made")] == [11_000, 21_000]
+    assert [x for x, _, _ in plot.rating_points(summary, "train_seconds", 1 / 60)] == [0, 10, 20]
+    assert [key for key, _, _ in plot.AXES] == ["train_seconds", "step", "positions_made"]
 
 
 def test_plot_without_results(tmp_path: Path) -> None:
