@@ -23,7 +23,7 @@ from azjobs.net import device as devices
 from azjobs.net.model import PolicyValueNet, build_model
 from azjobs.net.weights import model_from_bytes, to_bytes
 from azjobs.settings import Settings
-from azjobs.train.learner import train_step
+from azjobs.train.learner import LOSS_NAMES, train_step
 from azjobs.train.precision import MixedPrecision, adamw
 
 CHECK_SIZES = (1, 7, 64, 100, 257, 1000)  # odd sizes on purpose: padding to a bucket must not leak
@@ -204,7 +204,7 @@ def trainer_steps_per_s(device: torch.device, settings: Settings, seconds: float
         for _ in range(3):
             train_step(model, optimizer, batch, device, precision)
         steps, started = 0, time.perf_counter()
-        total = torch.zeros(4, device=device)
+        total = torch.zeros(len(LOSS_NAMES), device=device)
         while steps < 5 or time.perf_counter() - started < seconds:
             total += train_step(model, optimizer, batch, device, precision)
             steps += 1
