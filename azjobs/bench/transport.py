@@ -5,10 +5,14 @@ which answers zeros, optionally after sleeping a fixed time per batch as a GPU's
 processes of their own, each with two requests in flight built in place like a self-play job's, split over
 the shards. The CPU time of each side divided by the positions carried is what moving a position costs; with a
 fixed forward time, the server's wall time per batch over that time shows how much of its CPU work overlaps it.
+Where that CPU goes: the servers' split between the forward thread and the others (the collector's), their
+sleeps per batch (each wait for Redis or for the other thread, which on a busy machine costs more than the
+Python around it), and Redis' commands per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.sharedctypes
 import tempfile
@@ -46,7 +50,8 @@ class Shape:
 
 
 def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, counts: Any, stop: Any) -> None:
-    """A server process: gpu-serve's loop with a null network; counts[0], counts[1]: batches, positions run."""
+    """A server process: gpu-serve's loop with a null network; counts[0], counts[1]: batches, positions run;
+    counts[2]: the forward thread's native id."""
     from azjobs.inference import server
     from azjobs.inference.runner import NullRunner
     from azjobs.storage.weights import WeightStore
@@ -56,6 +61,7 @@ def _serve_null(url: str, settings_json: str, run_dir: str, forward_ms: float, c
             outputs = super().outputs(n, slot)
             counts[0] += 1
             counts[1] += n
+            counts[2] = threading.get_native_id()
             return outputs
 
     settings = Settings.from_json(settings_json)
@@ -115,7 +121,7 @@ def run(settings: Settings, urls: list[str], seconds: float, shape: Shape) -> di
     redises = [connect(url) for url in urls]
     for client in redises:
         client.delete(keys.requests(RUN))
-    counts = [context.RawArray("d", 2) for _ in urls]
+    counts = [context.RawArray("d", 3) for _ in urls]
     trips = [context.RawValue("q", 0) for _ in range(shape.clients)]
     with tempfile.TemporaryDirectory() as run_dir:
         servers = [
@@ -186,7 +192,10 @@ def _window(
             "trips": sum(t.value for t in trips),
             "client_cpu": sum(_cpu(p.pid) for p in clients),
             "server_cpu": [_cpu(p.pid) for p in servers],
+            "forward_cpu": sum(_thread_cpu(p.pid, int(c[2])) for p, c in zip(servers, counts)),
+            "server_sleeps": sum(_sleeps(p.pid) for p in servers),
             "redis_cpu": [_redis_cpu(r) for r in redises],
+            "redis_commands": sum(_redis_commands(r) for r in redises),
             "batches": sum(c[0] for c in counts),
             "positions": [c[1] for c in counts],
         }
@@ -199,10 +208,17 @@ def _window(
     batches = max(1.0, after["batches"] - before["batches"])
     shard_positions = [b - a for a, b in zip(before["positions"], after["positions"])]
     redis_cpu = [b - a for a, b in zip(before["redis_cpu"], after["redis_cpu"])]
+    server_cpu = sum(after["server_cpu"]) - sum(before["server_cpu"])
+    forward_cpu = after["forward_cpu"] - before["forward_cpu"]
+    requests = max(1, after["trips"] - before["trips"])
     figures = {
         "worker_cpu_us_per_leaf": 1e6 * (after["client_cpu"] - before["client_cpu"]) / carried,
-        "server_cpu_us_per_leaf": 1e6 * (sum(after["server_cpu"]) - sum(before["server_cpu"])) / carried,
+        "server_cpu_us_per_leaf": 1e6 * server_cpu / carried,
+        "forward_thread_us_per_batch": 1e6 * forward_cpu / batches,  # the rest of the server's CPU: the collector's
+        "other_threads_us_per_batch": 1e6 * (server_cpu - forward_cpu) / batches,
+        "server_sleeps_per_batch": (after["server_sleeps"] - before["server_sleeps"]) / batches,
         "redis_cpu_us_per_leaf": 1e6 * sum(redis_cpu) / carried,
+        "redis_commands_per_request": (after["redis_commands"] - before["redis_commands"]) / requests,
         "round_trips_per_sec": (after["trips"] - before["trips"]) / wall,
         "leaves_per_sec": carried / wall,
         "round_trip_us": 1e6 * wall * shape.clients * IN_FLIGHT / max(1, after["trips"] - before["trips"]),
@@ -222,7 +238,9 @@ def _report(game: str, shape: Shape, shards: int, windows: list[dict[str, float]
         say(
             f"  worker {w['worker_cpu_us_per_leaf']:.2f} us/leaf, server {w['server_cpu_us_per_leaf']:.3f} us/leaf, "
             f"redis {w['redis_cpu_us_per_leaf']:.3f} us/leaf, {w['leaves_per_sec']:,.0f} leaves/s, "
-            f"{w['ms_per_batch']:.2f} ms per batch, fill {w['batch_fill']:.2f}"
+            f"{w['ms_per_batch']:.2f} ms per batch, fill {w['batch_fill']:.2f}; server threads per batch: forward "
+            f"{w['forward_thread_us_per_batch']:.0f} us, others {w['other_threads_us_per_batch']:.0f} us, "
+            f"{w['server_sleeps_per_batch']:.1f} sleeps, Redis {w['redis_commands_per_request']:.2f} commands a request"
         )
     result: dict[str, Any] = {
         "bench": "transport",
@@ -249,6 +267,30 @@ def _cpu(pid: int | None) -> float:
     except psutil.NoSuchProcess:  # it finished; its time is no longer counted
         return 0.0
     return times.user + times.system
+
+
+def _thread_cpu(pid: int | None, thread_id: int) -> float:
+    """CPU seconds of one thread of a process (0 before it is known or once the process is gone)."""
+    try:
+        threads = psutil.Process(pid).threads()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return next((t.user_time + t.system_time for t in threads if t.id == thread_id), 0.0)
+
+
+def _sleeps(pid: int | None) -> int:
+    """Voluntary context switches of a process's threads: each time one slept (waited for Redis, a queue, a lock
+    or the GIL). Linux's per-thread counts; 0 elsewhere or once the process is gone."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        with contextlib.suppress(OSError):
+            total += sum(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("vol"))
+    return total
+
+
+def _redis_commands(client: redis.Redis) -> int:
+    """Commands Redis ran so far (the benchmark's own INFO calls are a few per window)."""
+    return sum(int(stats["calls"]) for stats in client.info("commandstats").values())
 
 
 def _redis_cpu(client: redis.Redis) -> float:
