@@ -100,17 +100,7 @@ def train_cmd(
     own = {name: value for name, value in given.items() if name in process_settings("train")}
     if stored.replace(**own) != settings:
         say(f"run {run.name} exists: using its stored settings")
-    trainer.run(
-        stored,
-        run.redis,
-        run.name,
-        session.root,
-        device=device,
-        stop=stop_on_signals(),
-        max_steps=max_steps,
-        log=say,
-        own=own,
-    )
+    trainer.run(stored, run, device=device, stop=stop_on_signals(), max_steps=max_steps, log=say, own=own)
 
 
 @click.command("gpu-serve")
@@ -166,9 +156,7 @@ def serve_cmd(
     options = RunnerOptions(
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs, compile=compile_net
     )
-    server.run(
-        settings, run.redis, run.name, session.root, device=device, options=options, stop=stop_on_signals(), log=say
-    )
+    server.run(settings, run, device=device, options=options, stop=stop_on_signals(), log=say)
 
 
 @click.command("worker")
@@ -195,9 +183,7 @@ def worker_cmd(session: Session, evaluator: str, burst: bool, max_jobs: int | No
 
     set_threads(threads)
     run, settings = session.join()
-    worker.run(
-        settings, run.redis, run.name, session.root, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
-    )
+    worker.run(settings, run, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say)
 
 
 @click.command("redis")

@@ -9,7 +9,16 @@ import click
 
 from azjobs.cli.bench import bench_group
 from azjobs.cli.context import Session, pass_session, say, set_threads
-from azjobs.cli.options import device_option, game_option, player_option, run_dir_option, sims_option, threads_option
+from azjobs.cli.options import (
+    RUN_SIMS,
+    device_option,
+    game_option,
+    player_option,
+    run_dir_option,
+    seed_option,
+    sims_option,
+    threads_option,
+)
 
 
 @bench_group.command("strength")
@@ -23,13 +32,7 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
     help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
     "JSON-lines file (the format: docs/evaluation.md).",
 )
-@click.option(
-    "--sims",
-    type=click.IntRange(min=0),
-    multiple=True,
-    help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
-    "repeatable: each count scores each version.",
-)
+@sims_option(multiple=True, help=RUN_SIMS + " Repeatable: each count scores each version.")
 @click.option(
     "--minutes",
     default=None,
@@ -54,7 +57,7 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
 )
 @player_option
 @game_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
+@seed_option("Seed of the players' random tie-breaks.")
 @device_option(default="cpu", help="torch device of a network player.")
 @click.option(
     "--record",
@@ -114,13 +117,7 @@ def bench_strength_cmd(
 
 @bench_group.command("oracle")
 @run_dir_option(required=True)
-@click.option(
-    "--sims",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Simulations per move (0: the network's policy alone).",
-)
+@sims_option(default=50, help="Simulations per move (0: the network's policy alone).")
 @click.option(
     "--minutes",
     type=click.FloatRange(min=0),
@@ -168,9 +165,7 @@ def bench_oracle_cmd(session: Session, sims: int, minutes: float | None, device:
     help="Folder of the variants' runs.",
 )
 @click.option("--game", default="connect4", show_default=True)
-@click.option(
-    "--sims", type=click.IntRange(min=0), default=200, show_default=True, help="Simulations when scoring with search."
-)
+@sims_option(default=200, help="Simulations when scoring with search.")
 @click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
 @click.option(
     "--variant",
@@ -247,7 +242,7 @@ def bench_compare_cmd(
     show_default=True,
     help="Random moves that open each pair of games.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the random openings and the players' tie-breaks.")
 @threads_option()
 @pass_session
 def bench_match_cmd(
