@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from azjobs.cli.context import set_threads
-from azjobs.cli.options import bench_options, device_option, serve_flag_options, sims_option, threads_option
+from azjobs.cli.options import (
+    bench_options,
+    cuda_graphs_option,
+    device_option,
+    serve_flag_options,
+    sims_option,
+    threads_option,
+)
 from azjobs.settings import Settings
 
 
@@ -66,7 +73,7 @@ def bench_search_cmd(
 @bench_options(seconds=44.0)
 @device_option()
 @serve_flag_options
-@click.option("--cuda-graphs", is_flag=True, help="As gpu-serve's --cuda-graphs.")
+@cuda_graphs_option()
 @click.option("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024", show_default=True)
 @threads_option()
 def bench_net_cmd(

@@ -132,6 +132,10 @@ def listen_options(port: int, password_help: str) -> Callable:
     return decorate
 
 
+def cuda_graphs_option(help: str = "As gpu-serve's --cuda-graphs.") -> Callable:
+    return click.option("--cuda-graphs", is_flag=True, help=help)
+
+
 def serve_flag_options(f: Callable) -> Callable:
     """The benchmarks' --channels-last and --precision, as gpu-serve's."""
     return channels_last_option()(precision_option()(f))

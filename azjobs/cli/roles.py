@@ -10,6 +10,7 @@ import click
 from azjobs.cli.context import Session, pass_session, say, set_threads, stop_on_signals
 from azjobs.cli.options import (
     channels_last_option,
+    cuda_graphs_option,
     device_option,
     own_options,
     precision_option,
@@ -113,7 +114,7 @@ def train_cmd(
     "TF32 off (answers as the CPU's); tf32 turns it on (Ampere and later)."
 )
 @channels_last_option("channels_last memory layout; auto: timed at start.")
-@click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
+@cuda_graphs_option("CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option(
     "--compile",
     "compile_net",

@@ -205,17 +205,14 @@ def bench_compare_cmd(
     """
     from azjobs.bench import compare
 
-    chosen = [v.strip() for v in only.split(",") if v.strip()]
-    if minutes is None and max_steps is None:
-        minutes = 30.0
     compare.run(
         positions,
-        minutes=minutes,
+        minutes=30.0 if minutes is None and max_steps is None else minutes,
         max_steps=max_steps,
         out_dir=out_dir,
         game=game,
         sims=sims,
-        only=chosen,
+        only=[v.strip() for v in only.split(",") if v.strip()],
         extra=extra,
         common=common,
         retrain=retrain,
