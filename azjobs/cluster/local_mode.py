@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
