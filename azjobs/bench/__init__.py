@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    import redis
-
+    from azjobs.run import Run
     from azjobs.settings import Settings
 
 WINDOWS = 3  # measurement windows per benchmark; the median is reported
@@ -40,15 +38,18 @@ def medians(windows: list[dict[str, float]], digits: Callable[[str], int] = lamb
     return {key: median([w[key] for w in windows], digits(key)) for key in windows[0]}
 
 
-def publish_random_weights(client: redis.Redis, run: str, run_dir: Path, settings: Settings) -> None:
-    """Version 1 of a benchmark run: the game's network with random weights (from `settings.seed`), no trainer."""
+def create_run(run: Run, settings: Settings) -> None:
+    """A benchmark run, no trainer: created with `settings`, and as version 1 the game's network with random
+    weights (from `settings.seed`)."""
     import torch
 
     from azjobs.games import get_game
     from azjobs.net import build_model, to_bytes
     from azjobs.storage.weights import WeightStore
 
+    assert run.folder is not None, "a benchmark run is created on its folder"
+    run.create(settings)
     game = get_game(settings.game)
     torch.manual_seed(settings.seed)
     data = to_bytes(build_model(game, settings), {"version": 1, "game": game.name})
-    WeightStore(client, run, run_dir).publish(1, data)
+    WeightStore(run.redis, run.name, run.folder).publish(1, data)

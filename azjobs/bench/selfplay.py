@@ -21,12 +21,12 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
-from azjobs.bench import WINDOWS, emit, median, publish_random_weights, say
+from azjobs.bench import WINDOWS, create_run, emit, median, say
 from azjobs.cluster import embedded, heartbeat
 from azjobs.cluster.children import Child, exited, spawn, stop_in_order
 from azjobs.cluster.connection import connect
 from azjobs.games import get_game
-from azjobs.run import publish
+from azjobs.run import Run
 from azjobs.settings import Settings
 
 SELFPLAY = "azjobs.jobs.selfplay.selfplay"
@@ -60,8 +60,7 @@ def run(
         try:
             client = connect(redis_server.url)
             run = run_dir.name
-            publish(client, run, run_dir, settings)
-            publish_random_weights(client, run, run_dir, settings)
+            create_run(Run(run, run_dir, client), settings)
             queue = Queue(keys.selfplay_queue(run), connection=client, serializer=JSONSerializer)
             _top_up(queue, run, workers)
             say(

@@ -24,12 +24,12 @@ import numpy as np
 import redis
 
 from azjobs import keys
-from azjobs.bench import publish_random_weights
+from azjobs.bench import create_run
 from azjobs.cluster import embedded
 from azjobs.cluster.children import Child, exited, spawn, stop_in_order
 from azjobs.cluster.connection import as_bytes, as_text, as_text_hash
 from azjobs.games import Game, get_game
-from azjobs.run import fetch, publish
+from azjobs.run import Run
 from azjobs.settings import Settings
 
 REPLY_TIMEOUT_S = 30.0  # a reply later than this counts as lost
@@ -80,23 +80,22 @@ class ClientResult:
         return cls(**json.loads(line))
 
 
-def client_main(url: str, run: str, run_dir: Path, index: int, games: int, seconds: float) -> ClientResult:
+def client_main(run: Run, index: int, games: int, seconds: float) -> ClientResult:
     """One stand-in worker: requests of `games` positions, one in flight, for `seconds`."""
     from azjobs.inference.local import LocalEvaluator
     from azjobs.storage.weights import WeightStore
     from azjobs.wire import WireError, decode_reply, encode_request
 
-    client = redis.Redis.from_url(url)
-    settings = fetch(client, run, run_dir)
-    assert settings is not None, f"no run {run!r} in the bench's Redis"
+    client, settings = run.redis, run.settings()
+    assert settings is not None and run.folder is not None, f"no run {run.name!r} in the bench's Redis"
     game = get_game(settings.game)
-    _, data = WeightStore(client, run, run_dir).latest() or (None, b"")
+    _, data = WeightStore(client, run.name, run.folder).latest() or (None, b"")
     local = LocalEvaluator.from_bytes(game, data)
     rng = np.random.default_rng(index)
     pool = [positions(game, games, rng) for _ in range(POOL)]
     expected = [local.evaluate(planes) for planes in pool]
     client_id = f"soak-{index}-{os.getpid()}"
-    reply_key, requests_key = keys.reply(run, client_id), keys.requests(run)
+    reply_key, requests_key = keys.reply(run.name, client_id), keys.requests(run.name)
     result = ClientResult(0, 0, 0, 0, 0, 0.0, [])
     client.rpush(READY_KEY, index)
     began = time.monotonic()
@@ -163,8 +162,7 @@ def run(
     children: list[Child] = []
     try:
         client = redis.Redis.from_url(server_redis.url)
-        publish(client, "soak", run_dir, settings)
-        publish_random_weights(client, "soak", run_dir, settings)
+        create_run(Run.at(run_dir, client), settings)
         logs = folder / "logs"
         logs.mkdir()
         _start(children, server_redis.url, run_dir, logs, workers, games, seconds)

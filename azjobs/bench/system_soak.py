@@ -33,7 +33,7 @@ from azjobs import keys
 from azjobs.bench.soak import rss_mb
 from azjobs.cluster import children, embedded
 from azjobs.cluster.connection import as_text_hash
-from azjobs.run import publish
+from azjobs.run import Run
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, replay_dir, shard_names
 
@@ -256,7 +256,7 @@ def run(
     injector = Injector(fleet, server, log)
     try:
         client = redis.Redis.from_url(server.url, socket_timeout=10)
-        publish(client, RUN, fleet.run_dir, settings)
+        Run(RUN, fleet.run_dir, client).create(settings)
         for role in ("trainer", "gpu-serve", *(f"worker-{i + 1}" for i in range(workers))):
             fleet.start(role)
         log(

@@ -1,9 +1,9 @@
 """The `azjobs` command: a thin layer over each role's `run()`, one module per group of commands.
 
-roles: run, train, gpu-serve, worker, redis; inspect: status, doctor, dashboard, plot, settings, games;
+roles: run, train, gpu-serve, worker, redis; inspect: status, doctor, dashboard, plot, settings, games; web: web;
 play: play, bestmove, eval; export: export; bench (search, net, gpu, transport, selfplay), strength (bench
-strength, bench match), soak (bench soak). Shared options: options.py; the context object (the run and its
-Redis): context.py.
+strength, oracle, match), compare (bench compare), soak (bench soak). Shared options: options.py; the context
+object (the run and its Redis): context.py.
 Commands that use a run's Redis take --redis-url (env AZJOBS_REDIS_URL); those of a run, --run-dir (env
 AZJOBS_RUN_DIR); every other option reads AZJOBS_<COMMAND>_<OPTION> (AZJOBS_BENCH_NET_BATCH_SIZES), but
 the settings flags, which read AZJOBS_<NAME>. Errors a user can cause end as one line on stderr and a
@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from azjobs import __version__
-from azjobs.cli import export, inspect, play, roles, soak, strength  # noqa: F401 (soak, strength: bench commands)
+from azjobs.cli import compare, export, inspect, play, roles, soak, strength, web  # noqa: F401 (bench commands)
 from azjobs.cli.bench import bench_group
 from azjobs.cli.context import Session, say
 from azjobs.errors import AzjobsError
@@ -46,7 +46,7 @@ def main(ctx: click.Context) -> None:
     ctx.obj = Session()
 
 
-for command in [*roles.COMMANDS, *inspect.COMMANDS, *play.COMMANDS, *export.COMMANDS, bench_group]:
+for command in [*roles.COMMANDS, *inspect.COMMANDS, *web.COMMANDS, *play.COMMANDS, *export.COMMANDS, bench_group]:
     main.add_command(command)
 
 __all__ = ["main", "say"]

@@ -4,13 +4,19 @@ strength and match in cli/strength.py. Each prints one JSON object as its last l
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from azjobs.cli.context import set_threads
-from azjobs.cli.options import device_option, serve_flag_options, sims_option, threads_option
+from azjobs.cli.options import (
+    bench_options,
+    cuda_graphs_option,
+    device_option,
+    serve_flag_options,
+    sims_option,
+    threads_option,
+)
 from azjobs.settings import Settings
 
 
@@ -20,20 +26,6 @@ def bench_group() -> None:
 
     The throughput benchmarks measure in three windows and report the median; progress goes to stderr.
     """
-
-
-def bench_options(seconds: float) -> Callable:
-    def decorate(f: Callable) -> Callable:
-        f = click.option(
-            "--seconds",
-            type=click.FloatRange(min=1),
-            default=seconds,
-            show_default=True,
-            help="Time measured, over three windows (start-up and warm-up come on top).",
-        )(f)
-        return click.option("--game", default="connect4", show_default=True, help="The game (its default settings).")(f)
-
-    return decorate
 
 
 def bench_settings(game: str, **flags: Any) -> Settings:
@@ -81,7 +73,7 @@ def bench_search_cmd(
 @bench_options(seconds=44.0)
 @device_option()
 @serve_flag_options
-@click.option("--cuda-graphs", is_flag=True, help="As gpu-serve's --cuda-graphs.")
+@cuda_graphs_option()
 @click.option("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024", show_default=True)
 @threads_option()
 def bench_net_cmd(
@@ -244,14 +236,7 @@ def bench_selfplay_cmd(
         num_simulations=sims,
     )
     server_threads = server_threads or max(1, (os.cpu_count() or 2) // 2)
-    flags = [
-        "--precision",
-        precision,
-        "--channels-last",
-        channels_last,  # the run's batch, whatever AZJOBS_* says
-        "--batch-size",
-        str(settings.inference_batch_size),
-        "--wait-ms",
-        str(settings.inference_wait_ms),
-    ]
+    flags = ["--precision", precision, "--channels-last", channels_last]
+    # The run's batch, whatever AZJOBS_* says.
+    flags += ["--batch-size", str(settings.inference_batch_size), "--wait-ms", str(settings.inference_wait_ms)]
     selfplay.run(settings, seconds, warmup, workers or default_workers(), server_threads, flags)

@@ -78,20 +78,22 @@ class Session:
         """A client of --redis-url (find_local: else of the `azjobs run` live on --run-dir)."""
         return connect(self.url() if find_local else self.redis_url)
 
-    def create(self, settings: Settings, *, device: str | None = None) -> tuple[Run, Settings]:
-        """Connect and create the run (or join it, if it exists); then (run, the settings it holds)."""
+    def run(self, *, find_local: bool = False) -> Run:
+        """The run of --run-dir on a client of --redis-url (find_local: else of the `azjobs run` live on it)."""
         from azjobs.run import Run
 
-        run = Run.at(self.root, self.connect())
+        return Run.at(self.root, self.connect(find_local=find_local))
+
+    def create(self, settings: Settings, *, device: str | None = None) -> tuple[Run, Settings]:
+        """Connect and create the run (or join it, if it exists); then (run, the settings it holds)."""
+        run = self.run()
         stored = run.create(settings)
         self.note_facts(run, stored, cuda=True, device=device)
         return run, stored
 
     def join(self, *, cuda: bool = False, device: str | None = None) -> tuple[Run, Settings]:
         """Connect and wait (saying so) until the run exists; then (run, its settings)."""
-        from azjobs.run import Run
-
-        run = Run.at(self.root, self.connect())
+        run = self.run()
         found = run.join(say)
         self.note_facts(run, found, cuda=cuda, device=device)
         return run, found
@@ -100,8 +102,7 @@ class Session:
         """What this process found on joining, sent with its heartbeats for `azjobs doctor`."""
         from azjobs.cluster import doctor, heartbeat
 
-        assert run.folder is not None, "a role names its run by --run-dir"
-        heartbeat.FACTS.update(doctor.facts(run.redis, run.name, run.folder, settings, cuda=cuda, device=device))
+        heartbeat.FACTS.update(doctor.facts(run, settings, cuda=cuda, device=device))
 
 
 pass_session = click.make_pass_decorator(Session, ensure=True)

@@ -1,4 +1,4 @@
-"""Looking at a run: status, doctor, dashboard, plot, settings; and the games this install knows."""
+"""Looking at a run: status, doctor, dashboard, plot, settings; and the games this install knows (web: web.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from azjobs.cli.context import Session, pass_session, say
-from azjobs.cli.options import redis_url_option, run_dir_option, settings_options
+from azjobs.cli.options import listen_options, redis_url_option, run_dir_option, settings_options
 from azjobs.cluster.connection import redact
 from azjobs.errors import AzjobsError
 
 if TYPE_CHECKING:
-    import redis
-
     from azjobs.cluster.status import Snapshot
+    from azjobs.run import Run
     from azjobs.settings import Settings
 
 
@@ -36,17 +35,17 @@ def status_cmd(session: Session, as_json: bool, watch: bool) -> None:
 
     from azjobs.cluster import status
 
-    client = session.connect(find_local=True)
-    snap = status.collect(client, session.name)
+    run = session.run(find_local=True)
+    snap = status.collect(run.redis, run.name)
     if as_json:
         click.echo(json.dumps(snap.to_dict()))
     elif watch:
-        _watch(client, session.name, snap)
+        _watch(run, snap)
     else:
         Console().print(status.render(snap))
 
 
-def _watch(client: redis.Redis, name: str, snap: Snapshot) -> None:
+def _watch(run: Run, snap: Snapshot) -> None:
     from rich.live import Live
 
     from azjobs.cluster import status
@@ -55,7 +54,7 @@ def _watch(client: redis.Redis, name: str, snap: Snapshot) -> None:
         try:
             while True:
                 time.sleep(2)
-                live.update(status.render(status.collect(client, name), previous=snap))
+                live.update(status.render(status.collect(run.redis, run.name), previous=snap))
         except KeyboardInterrupt:
             pass
 
@@ -94,18 +93,9 @@ def doctor_cmd(session: Session, interval: float, as_json: bool) -> None:
 @click.command("dashboard")
 @redis_url_option
 @run_dir_option(required=False)
-@click.option(
-    "--bind",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.",
-)
-@click.option("--port", type=click.IntRange(1, 65535), default=9181, show_default=True)
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File holding the password every page asks for (user azjobs; default: "
+@listen_options(
+    9181,
+    "File holding the password every page asks for (user azjobs; default: "
     "$AZJOBS_DASHBOARD_PASSWORD, else none, which only loopback allows).",
 )
 @click.option(
@@ -189,12 +179,12 @@ def settings_cmd(session: Session, config: Path | None, **flags: Any) -> None:
 
 def _stored(session: Session) -> Settings:
     """The run's stored settings: from its Redis with --redis-url, else from its settings.toml."""
-    from azjobs.run import SETTINGS_FILE, Run, read_file
+    from azjobs.run import SETTINGS_FILE, read_file
 
     if session.redis_url is None:
         stored = read_file(session.root)
     else:
-        stored = Run(session.name, session.run_dir, session.connect()).settings()
+        stored = session.run().settings()
     if stored is None:
         raise AzjobsError(
             f"no run at {session.run_dir}: no {SETTINGS_FILE} there"
@@ -217,69 +207,4 @@ def games_cmd() -> None:
         )
 
 
-@click.command("web")
-@redis_url_option
-@run_dir_option(required=True)
-@click.option(
-    "--bind",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.",
-)
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File holding the password (or token) every request needs: HTTP basic auth, user azjobs, or "
-    "?token=PASSWORD in the URL (default: $AZJOBS_WEB_PASSWORD, else none, which only loopback allows).",
-)
-@click.option(
-    "--dashboard-url",
-    default=None,
-    help="Where the page links rq-dashboard (default: the run's Redis host, port 9181, where that is another "
-    "machine; else this host).",
-)
-@click.option(
-    "--tensorboard-url", default=None, help="Where the page links TensorBoard (default: this host, port 6006)."
-)
-@pass_session
-def web_cmd(
-    session: Session,
-    bind: str,
-    port: int,
-    password_file: Path | None,
-    dashboard_url: str | None,
-    tensorboard_url: str | None,
-) -> None:
-    """One live page for the whole run: machines, the run, the networks, games to replay, and play.
-
-    Read-only: it reads the run's Redis and its folder on the storage root and writes neither. With only
-    --run-dir of a running `azjobs run`, it finds that run's embedded Redis (and again after a restart).
-    """
-    from azjobs.cluster import connection, dashboard
-    from azjobs.run import read_file
-    from azjobs.web import app
-
-    password = connection.read_password(password_file, env=app.PASSWORD_ENV, what="the web page's password file")
-    dashboard.check_exposure(bind, password, what="the web page", env=app.PASSWORD_ENV)
-    if read_file(session.root) is None:
-        raise AzjobsError(f"no run at {session.root} (no settings.toml): pass the --run-dir of a run")
-    dashboard_url = dashboard_url or dashboard.on_redis_host(session.url())
-    click.echo(
-        f"azjobs web for run {session.name} at http://{bind}:{port}/ (read-only"
-        f"{', password required' if password else ''})",
-        err=True,
-    )
-    app.run(
-        session.root,
-        lambda: session.connect(find_local=True),
-        bind=bind,
-        port=port,
-        password=password,
-        dashboard_url=dashboard_url,
-        tensorboard_url=tensorboard_url,
-    )
-
-
-COMMANDS = [status_cmd, doctor_cmd, dashboard_cmd, web_cmd, plot_cmd, settings_cmd, games_cmd]
+COMMANDS = [status_cmd, doctor_cmd, dashboard_cmd, plot_cmd, settings_cmd, games_cmd]

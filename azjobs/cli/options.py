@@ -75,8 +75,35 @@ def device_option(
     return click.option("--device", default=default, show_default=default is not None, help=help)
 
 
-def sims_option(min: int = 0, help: str = RUN_SIMS) -> Callable:
-    return click.option("--sims", type=click.IntRange(min=min), default=None, help=help)
+def sims_option(min: int = 0, help: str = RUN_SIMS, default: int | None = None, multiple: bool = False) -> Callable:
+    return click.option(
+        "--sims",
+        type=click.IntRange(min=min),
+        default=default,
+        show_default=default is not None,
+        multiple=multiple,
+        help=help,
+    )
+
+
+def seed_option(help: str) -> Callable:
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+def bench_options(seconds: float) -> Callable:
+    """A throughput benchmark's --game and --seconds."""
+
+    def decorate(f: Callable) -> Callable:
+        f = click.option(
+            "--seconds",
+            type=click.FloatRange(min=1),
+            default=seconds,
+            show_default=True,
+            help="Time measured, over three windows (start-up and warm-up come on top).",
+        )(f)
+        return click.option("--game", default="connect4", show_default=True, help="The game (its default settings).")(f)
+
+    return decorate
 
 
 def precision_option(help: str = "As gpu-serve's --precision.") -> Callable:
@@ -85,6 +112,28 @@ def precision_option(help: str = "As gpu-serve's --precision.") -> Callable:
 
 def channels_last_option(help: str = "As gpu-serve's --channels-last.") -> Callable:
     return click.option("--channels-last", type=click.Choice(LAYOUTS), default="auto", show_default=True, help=help)
+
+
+def listen_options(port: int, password_help: str) -> Callable:
+    """--bind, --port and --password-file of a command that serves web pages on loopback by default."""
+
+    def decorate(f: Callable) -> Callable:
+        f = click.option(
+            "--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help=password_help
+        )(f)
+        f = click.option("--port", type=click.IntRange(1, 65535), default=port, show_default=True)(f)
+        return click.option(
+            "--bind",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to serve on; beyond loopback (0.0.0.0: the LAN) a password is required.",
+        )(f)
+
+    return decorate
+
+
+def cuda_graphs_option(help: str = "As gpu-serve's --cuda-graphs.") -> Callable:
+    return click.option("--cuda-graphs", is_flag=True, help=help)
 
 
 def serve_flag_options(f: Callable) -> Callable:

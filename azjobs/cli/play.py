@@ -15,6 +15,7 @@ from azjobs.cli.options import (
     player_option,
     redis_url_option,
     run_dir_option,
+    seed_option,
     sims_option,
     unused_redis_url_option,
 )
@@ -26,7 +27,7 @@ from azjobs.errors import AzjobsError
 @run_dir_option(required=True)
 @sims_option()
 @click.option("--second", is_flag=True, help="Let azjobs move first.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the agent's search.")
+@seed_option("Seed of the agent's search.")
 @pass_session
 def play_cmd(session: Session, sims: int | None, second: bool, seed: int) -> None:
     """Play a game against the run's newest agent: the board drawn, your moves in the game's notation.
@@ -86,10 +87,9 @@ def eval_cmd(session: Session, player_a: str, player_b: str, games: int | None, 
     The result joins the run's ratings.
     """
     from azjobs.jobs import evaluate
-    from azjobs.run import Run
 
     a, b = _versioned(player_a, session.root), _versioned(player_b, session.root)
-    run = Run(session.name, session.run_dir, session.connect(find_local=True))
+    run = session.run(find_local=True)
     settings = run.join()
     job = evaluate.enqueue_match(run.redis, run.name, a, b, games or settings.eval_games)
     say(f"queued {job.description} ({games or settings.eval_games} games) as job {job.id}")

@@ -10,6 +10,7 @@ import click
 from azjobs.cli.context import Session, pass_session, say, set_threads, stop_on_signals
 from azjobs.cli.options import (
     channels_last_option,
+    cuda_graphs_option,
     device_option,
     own_options,
     precision_option,
@@ -100,17 +101,7 @@ def train_cmd(
     own = {name: value for name, value in given.items() if name in process_settings("train")}
     if stored.replace(**own) != settings:
         say(f"run {run.name} exists: using its stored settings")
-    trainer.run(
-        stored,
-        run.redis,
-        run.name,
-        session.root,
-        device=device,
-        stop=stop_on_signals(),
-        max_steps=max_steps,
-        log=say,
-        own=own,
-    )
+    trainer.run(stored, run, device=device, stop=stop_on_signals(), max_steps=max_steps, log=say, own=own)
 
 
 @click.command("gpu-serve")
@@ -123,7 +114,7 @@ def train_cmd(
     "TF32 off (answers as the CPU's); tf32 turns it on (Ampere and later)."
 )
 @channels_last_option("channels_last memory layout; auto: timed at start.")
-@click.option("--cuda-graphs", is_flag=True, help="CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
+@cuda_graphs_option("CUDA: pad batches to fixed sizes and replay captured CUDA graphs.")
 @click.option(
     "--compile",
     "compile_net",
@@ -166,9 +157,7 @@ def serve_cmd(
     options = RunnerOptions(
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs, compile=compile_net
     )
-    server.run(
-        settings, run.redis, run.name, session.root, device=device, options=options, stop=stop_on_signals(), log=say
-    )
+    server.run(settings, run, device=device, options=options, stop=stop_on_signals(), log=say)
 
 
 @click.command("worker")
@@ -195,9 +184,7 @@ def worker_cmd(session: Session, evaluator: str, burst: bool, max_jobs: int | No
 
     set_threads(threads)
     run, settings = session.join()
-    worker.run(
-        settings, run.redis, run.name, session.root, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say
-    )
+    worker.run(settings, run, evaluator=evaluator, burst=burst, max_jobs=max_jobs, say=say)
 
 
 @click.command("redis")

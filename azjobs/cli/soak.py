@@ -136,7 +136,11 @@ def soak_client_cmd(session: Session, index: int, games: int, seconds: float) ->
     import dataclasses
     import os
 
-    from azjobs.bench import soak
+    import redis
 
-    result = soak.client_main(os.environ[URL_ENV], session.name, session.root, index, games, seconds)
+    from azjobs.bench import soak
+    from azjobs.run import Run
+
+    run = Run.at(session.root, redis.Redis.from_url(os.environ[URL_ENV]))
+    result = soak.client_main(run, index, games, seconds)
     click.echo(json.dumps(dataclasses.asdict(result)))

@@ -1,15 +1,23 @@
-"""`azjobs bench strength`, `oracle`, `compare` and `match`: how well a player plays, here, without Redis."""
+"""`azjobs bench strength`, `oracle` and `match`: how well a player plays, here, without Redis (compare: compare.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from azjobs.cli.bench import bench_group
 from azjobs.cli.context import Session, pass_session, say, set_threads
-from azjobs.cli.options import device_option, game_option, player_option, run_dir_option, sims_option, threads_option
+from azjobs.cli.options import (
+    RUN_SIMS,
+    device_option,
+    game_option,
+    player_option,
+    run_dir_option,
+    seed_option,
+    sims_option,
+    threads_option,
+)
 
 
 @bench_group.command("strength")
@@ -23,13 +31,7 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
     help="Labelled positions: a bundled set (connect4: 1,302 solved Connect Four positions) or a "
     "JSON-lines file (the format: docs/evaluation.md).",
 )
-@click.option(
-    "--sims",
-    type=click.IntRange(min=0),
-    multiple=True,
-    help="Simulations per move (default: the run's num_simulations; 0: the network's policy alone); "
-    "repeatable: each count scores each version.",
-)
+@sims_option(multiple=True, help=RUN_SIMS + " Repeatable: each count scores each version.")
 @click.option(
     "--minutes",
     default=None,
@@ -54,7 +56,7 @@ from azjobs.cli.options import device_option, game_option, player_option, run_di
 )
 @player_option
 @game_option
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the players' random tie-breaks.")
+@seed_option("Seed of the players' random tie-breaks.")
 @device_option(default="cpu", help="torch device of a network player.")
 @click.option(
     "--record",
@@ -114,13 +116,7 @@ def bench_strength_cmd(
 
 @bench_group.command("oracle")
 @run_dir_option(required=True)
-@click.option(
-    "--sims",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Simulations per move (0: the network's policy alone).",
-)
+@sims_option(default=50, help="Simulations per move (0: the network's policy alone).")
 @click.option(
     "--minutes",
     type=click.FloatRange(min=0),
@@ -137,94 +133,6 @@ def bench_oracle_cmd(session: Session, sims: int, minutes: float | None, device:
 
     set_threads(threads)
     oracle.run(session.root, sims, minutes, device=device)
-
-
-@bench_group.command("compare")
-@click.option(
-    "--positions",
-    required=True,
-    metavar="NAME|FILE",
-    help="Labelled positions of the game: a bundled set (connect4) or a JSON-lines file.",
-)
-@click.option(
-    "--minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Training minutes of each variant (`azjobs run`; default 30, or none with --max-steps).",
-)
-@click.option(
-    "--max-steps",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Train each variant for this many steps instead (learning per step rather than per minute).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    envvar="AZJOBS_BENCH_COMPARE_OUT",
-    default=Path("runs/compare"),
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of the variants' runs.",
-)
-@click.option("--game", default="connect4", show_default=True)
-@click.option(
-    "--sims", type=click.IntRange(min=0), default=200, show_default=True, help="Simulations when scoring with search."
-)
-@click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
-@click.option(
-    "--variant",
-    "extra",
-    envvar="AZJOBS_BENCH_COMPARE_VARIANT",
-    multiple=True,
-    metavar="NAME:KEY=VALUE,...",
-    help="Adds a variant (repeatable).",
-)
-@click.option(
-    "--set",
-    "common",
-    envvar="AZJOBS_BENCH_COMPARE_SET",
-    default="",
-    metavar="KEY=VALUE,...",
-    help="Settings of every variant (e.g. seed=1).",
-)
-@click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
-def bench_compare_cmd(
-    positions: str,
-    minutes: float | None,
-    max_steps: int | None,
-    out_dir: Path,
-    game: str,
-    sims: int,
-    only: str,
-    extra: tuple[str, ...],
-    common: str,
-    retrain: bool,
-) -> None:
-    """Strength per compute: each search variant trained for the same minutes (or steps), then scored on
-    labelled positions, with its own search and with the network alone.
-
-    Variants: baseline (plain AlphaZero), gumbel, gumbel-32, pcr, fpu, forced, resign, combined, defaults
-    (the game's own); see docs/strength.md. A variant whose folder holds weights is only scored again.
-    One JSON line per variant as it finishes, then a Markdown table on stderr.
-    """
-    from azjobs.bench import compare
-
-    chosen = [v.strip() for v in only.split(",") if v.strip()]
-    if minutes is None and max_steps is None:
-        minutes = 30.0
-    compare.run(
-        positions,
-        minutes=minutes,
-        max_steps=max_steps,
-        out_dir=out_dir,
-        game=game,
-        sims=sims,
-        only=chosen,
-        extra=extra,
-        common=common,
-        retrain=retrain,
-    )
 
 
 @bench_group.command("match")
@@ -247,7 +155,7 @@ def bench_compare_cmd(
     show_default=True,
     help="Random moves that open each pair of games.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the random openings and the players' tie-breaks.")
 @threads_option()
 @pass_session
 def bench_match_cmd(

@@ -20,7 +20,7 @@ from azjobs import __version__
 from azjobs.cluster import heartbeat, status
 from azjobs.cluster.connection import connect, effective_url, redact
 from azjobs.errors import AzjobsError
-from azjobs.run import SETTINGS_FILE, fetch, read_file
+from azjobs.run import SETTINGS_FILE, Run, fetch, read_file
 from azjobs.settings import Settings
 from azjobs.storage import marker
 from azjobs.storage.weights import versions_in
@@ -50,12 +50,11 @@ def settings_digest(settings: Settings) -> str:
     return hashlib.sha256(settings.to_json().encode()).hexdigest()[:12]
 
 
-def facts(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, *, cuda: bool = False, device: str | None = None
-) -> dict[str, str]:
+def facts(run: Run, settings: Settings, *, cuda: bool = False, device: str | None = None) -> dict[str, str]:
     """What a process found when it joined the run; `cuda` for the roles that want a GPU, `device` the
     one they were given (default: the first GPU, else the CPU): its name and compute capability."""
-    found = {"settings": settings_digest(settings), "storage": marker.check(client, run, run_dir)}
+    assert run.folder is not None, "a role names its run by --run-dir"
+    found = {"settings": settings_digest(settings), "storage": marker.check(run.redis, run.name, run.folder)}
     if cuda:
         found.update(_gpu_facts(device))
     return found
@@ -79,12 +78,13 @@ def _gpu_facts(device: str | None) -> dict[str, str]:
 def diagnose(url: str | None, run_dir: Path, *, interval_s: float = 3.0) -> list[Verdict]:
     """Every check, in order; later checks are skipped when Redis cannot be used."""
     run_dir = Path(run_dir)
-    run = run_dir.resolve().name
     try:
         client = connect(url)
     except AzjobsError as e:  # its message is "what: fix"
         found, _, fix = str(e).partition(": ")
         return [Verdict(FAIL, "redis", found, fix)]
+    the_run = Run.at(run_dir, client)
+    run = the_run.name
     shown = redact(effective_url(url))
     password = bool(client.connection_pool.connection_kwargs.get("password"))
     verdicts = [Verdict(OK, "redis", f"reachable at {shown}" + (", password accepted" if password else ""))]
@@ -99,17 +99,17 @@ def diagnose(url: str | None, run_dir: Path, *, interval_s: float = 3.0) -> list
                 f"start `azjobs train --run-dir {run_dir}` (it creates the run), or check --run-dir",
             )
         )
-        return verdicts + _storage(client, run, run_dir, None)
+        return verdicts + _storage(the_run, None)
     verdicts.append(
         Verdict(OK, "run", f"{run!r}: {stored.game}, {stored.net_blocks} blocks x {stored.net_channels} channels")
     )
-    verdicts += _storage(client, run, run_dir, stored)
+    verdicts += _storage(the_run, stored)
     first = status.collect(client, run)
     if interval_s > 0:
         time.sleep(interval_s)
     second = status.collect(client, run)
     for check in (_processes, _agreement, _cuda, _queues, _weights):
-        verdicts += check(client, run, run_dir, stored, first, second)
+        verdicts += check(the_run, stored, first, second)
     return verdicts
 
 
@@ -160,7 +160,9 @@ def _redis_config(client: redis.Redis, password: bool) -> list[Verdict]:
     return out
 
 
-def _storage(client: redis.Redis, run: str, run_dir: Path, stored: Settings | None) -> list[Verdict]:
+def _storage(run: Run, stored: Settings | None) -> list[Verdict]:
+    assert run.folder is not None, "the doctor looks at the run's folder"
+    run_dir = run.folder
     if not run_dir.is_dir():
         return [
             Verdict(
@@ -171,7 +173,7 @@ def _storage(client: redis.Redis, run: str, run_dir: Path, stored: Settings | No
             )
         ]
     out = []
-    verdict = marker.check(client, run, run_dir)
+    verdict = marker.check(run.redis, run.name, run_dir)
     if verdict == "ok":
         out.append(Verdict(OK, "storage", f"{run_dir} is the run's folder (marker matches Redis)"))
     else:
@@ -221,9 +223,7 @@ def _where(p: dict[str, str]) -> str:
     return f"{p.get('role', '?')} {p['id']} on {p.get('host', '?')}"
 
 
-def _processes(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
-) -> list[Verdict]:
+def _processes(run: Run, settings: Settings, first: status.Snapshot, snap: status.Snapshot) -> list[Verdict]:
     out = []
     starts = {
         "trainer": "azjobs train (scripts/start_gpu.sh)",
@@ -236,7 +236,7 @@ def _processes(
             hosts = sorted({p.get("host", "?") for p in alive})
             out.append(Verdict(OK, role, f"{len(alive)} alive on {', '.join(hosts)}"))
         else:
-            out.append(Verdict(FAIL, role, "none alive", f"start {command} for --run-dir {run_dir}"))
+            out.append(Verdict(FAIL, role, "none alive", f"start {command} for --run-dir {run.folder}"))
     now = time.time()
     for p in snap.processes:
         if p.get("alive") != "True":
@@ -252,9 +252,7 @@ def _processes(
     return out
 
 
-def _agreement(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
-) -> list[Verdict]:
+def _agreement(run: Run, settings: Settings, first: status.Snapshot, snap: status.Snapshot) -> list[Verdict]:
     live = [p for p in snap.processes if p.get("alive") == "True"]
     out = []
     versions = {p.get("azjobs", "?") for p in live} | {__version__}
@@ -296,9 +294,7 @@ def _agreement(
     return out
 
 
-def _cuda(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
-) -> list[Verdict]:
+def _cuda(run: Run, settings: Settings, first: status.Snapshot, snap: status.Snapshot) -> list[Verdict]:
     """The device each GPU role actually runs on, with the card's name, capability and precision."""
     out = []
     for p in [*_alive(snap, "trainer"), *_alive(snap, "gpu-serve")]:
@@ -335,9 +331,7 @@ def _cuda(
     return out
 
 
-def _queues(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
-) -> list[Verdict]:
+def _queues(run: Run, settings: Settings, first: status.Snapshot, snap: status.Snapshot) -> list[Verdict]:
     """Each queue's jobs taken (by live workers) and the inference requests served (by a live gpu-serve)."""
     out = []
     workers = bool(_alive(snap, "worker"))
@@ -414,9 +408,9 @@ def _requests_verdict(first: status.Snapshot, snap: status.Snapshot) -> Verdict:
     return Verdict(OK, "requests", f"{pending} inference requests waiting")
 
 
-def _weights(
-    client: redis.Redis, run: str, run_dir: Path, settings: Settings, first: status.Snapshot, snap: status.Snapshot
-) -> list[Verdict]:
+def _weights(run: Run, settings: Settings, first: status.Snapshot, snap: status.Snapshot) -> list[Verdict]:
+    assert run.folder is not None, "the doctor looks at the run's folder"
+    run_dir = run.folder
     on_disk = versions_in(run_dir / "weights")
     latest = snap.weights_version
     if latest is None:

@@ -167,7 +167,7 @@ def run(
             f"azjobs run: {stored.game}, {workers} worker(s), {bounds or 'until Ctrl-C'}, run dir {run_dir} "
             f"(logs in {log_dir})"
         )
-        return _watch(the_run.redis, the_run.name, children, minutes, max_steps, console)
+        return _watch(the_run, children, minutes, max_steps, console)
     finally:
         signals.stopping = True  # from here on, a signal hurries the teardown instead of breaking it
         stop_in_order(children, console, signals.urgent)
@@ -221,13 +221,9 @@ def _start_roles(
 
 
 def _watch(
-    client: redis.Redis,
-    run_name: str,
-    children: list[Child],
-    minutes: float | None,
-    max_steps: int | None,
-    console: Console,
+    the_run: Run, children: list[Child], minutes: float | None, max_steps: int | None, console: Console
 ) -> status.Snapshot:
+    client, run_name = the_run.redis, the_run.name
     started = time.monotonic()
     end = started + minutes * 60 if minutes is not None else float("inf")
     first = snap = status.collect(client, run_name)

@@ -25,7 +25,6 @@ import contextlib
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 import redis as redis_lib
@@ -43,6 +42,7 @@ from azjobs.inference.collector import HANDOFF_WAIT_S, Collector
 from azjobs.inference.local import default_device
 from azjobs.inference.runner import NetRunner, RunnerOptions
 from azjobs.net.weights import model_from_bytes
+from azjobs.run import Run
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.wire import REQUEST_TTL_S, batch_reply_parts
@@ -314,9 +314,7 @@ def wait_for_weights(
 
 def run(
     settings: Settings,
-    client: Redis,
-    run: str,
-    run_dir: Path,
+    run: Run,
     *,
     device: str | None = None,
     options: RunnerOptions = RunnerOptions(),
@@ -329,8 +327,9 @@ def run(
     game = get_game(settings.game)
     stop = stop or threading.Event()
     device = device or default_device()
-    store = WeightStore(client, run, run_dir, keep_in_redis=settings.weights_kept_in_redis)
-    found = wait_for_weights(store, client, run, stop, log)
+    assert run.folder is not None, "gpu-serve reads the run's weights from its folder"
+    store = WeightStore(run.redis, run.name, run.folder, keep_in_redis=settings.weights_kept_in_redis)
+    found = wait_for_weights(store, run.redis, run.name, stop, log)
     if found is None:
         return
     version, data = found
@@ -347,8 +346,8 @@ def run(
         slots=SLOTS,
         log=log,
     )
-    log(f"serving run {run!r} on {device} with weights version {version}")
-    serve(settings, client, run, store, runner, stop=stop, max_batches=max_batches, log=log, name=name)
+    log(f"serving run {run.name!r} on {device} with weights version {version}")
+    serve(settings, run.redis, run.name, store, runner, stop=stop, max_batches=max_batches, log=log, name=name)
 
 
 def batch_capacity(settings: Settings) -> int:

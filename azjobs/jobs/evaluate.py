@@ -34,6 +34,7 @@ from azjobs.jobs.seeds import new_seed
 from azjobs.net.weights import read_metadata
 from azjobs.players import NetPlayer, Player, PlayerSpec, make_player, weights_from_store
 from azjobs.players.specs import PREVIOUS, opponent_list
+from azjobs.run import Run
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
@@ -57,16 +58,17 @@ class EvalContext:
     device: str = "cpu"
 
     @classmethod
-    def create(cls, client: Redis, run: str, run_dir: Path, settings: Settings, device: str = "cpu") -> EvalContext:
-        store = WeightStore(client, run, Path(run_dir), keep_in_redis=settings.weights_kept_in_redis)
-        return cls(client, run, Path(run_dir), settings, get_game(settings.game), store, device)
+    def create(cls, run: Run, settings: Settings, device: str = "cpu") -> EvalContext:
+        assert run.folder is not None, "an evaluation reads the run's folder"
+        store = WeightStore(run.redis, run.name, run.folder, keep_in_redis=settings.weights_kept_in_redis)
+        return cls(run.redis, run.name, run.folder, settings, get_game(settings.game), store, device)
 
     @classmethod
     def of_worker(cls, run: str) -> EvalContext:
         from azjobs.inference.local import default_device
 
         ctx = context.current(run)
-        return cls.create(ctx.redis, run, ctx.run_dir, ctx.settings, default_device())
+        return cls.create(Run(run, ctx.run_dir, ctx.redis), ctx.settings, default_device())
 
     def player(self, spec: str, sims: int | None = None) -> Player:
         sims = self.settings.eval_simulations if sims is None else sims

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +23,7 @@ from azjobs.games import get_game
 from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs import context, reaper
+from azjobs.run import Run
 from azjobs.settings import Settings
 from azjobs.storage import marker
 from azjobs.storage.sweep import sweep_temps
@@ -185,12 +185,11 @@ class SyncingLocalEvaluator:
             self.say(f"worker: weights version {newest} loaded")
 
 
-def make_evaluator(
-    kind: str, client: redis.Redis, run: str, run_dir: Path, settings: Settings, say: Callable[[str], None]
-) -> context.Evaluator:
+def make_evaluator(kind: str, run: Run, settings: Settings, say: Callable[[str], None]) -> context.Evaluator:
     if kind == "remote":
-        return InferenceClient(client, run, planes_shape=get_game(settings.game).planes_shape)
-    store = WeightStore(client, run, run_dir, keep_in_redis=settings.weights_kept_in_redis)
+        return InferenceClient(run.redis, run.name, planes_shape=get_game(settings.game).planes_shape)
+    assert run.folder is not None, "a worker works on the run's folder"
+    store = WeightStore(run.redis, run.name, run.folder, keep_in_redis=settings.weights_kept_in_redis)
     wait_for_weights(store, say)
     return SyncingLocalEvaluator(store, settings.game, say)
 
@@ -206,9 +205,7 @@ def wait_for_weights(store: WeightStore, say: Callable[[str], None], poll_s: flo
 
 def run(
     settings: Settings,
-    client: redis.Redis,
-    run: str,
-    run_dir: Path,
+    run: Run,
     *,
     evaluator: str = "remote",
     name: str | None = None,
@@ -220,28 +217,30 @@ def run(
     """Take the run's evaluation and self-play jobs until stopped (SIGTERM: finish the job, then stop).
 
     Only the functions `job_class` allows run (JOB_FUNCTIONS); any other job fails unimported."""
-    name = name or f"{run}.{heartbeat.process_id()}"
+    assert run.folder is not None, "a worker works on the run's folder"
+    client, run_dir = run.redis, run.folder
+    name = name or f"{run.name}.{heartbeat.process_id()}"
     # A worker that cannot see the run's folder would write games nobody can read: refuse at once.
-    marker.require(client, run, Path(run_dir), role=f"worker {name}", say=say)
-    sweep_temps(Path(run_dir), say)
+    marker.require(client, run.name, run_dir, role=f"worker {name}", say=say)
+    sweep_temps(run_dir, say)
     ctx = context.WorkerContext(
         redis=client,
-        run=run,
-        run_dir=Path(run_dir),
+        run=run.name,
+        run_dir=run_dir,
         settings=settings,
         game=get_game(settings.game),
-        evaluator=make_evaluator(evaluator, client, run, Path(run_dir), settings, say),
+        evaluator=make_evaluator(evaluator, run, settings, say),
         worker_name=name,
     )
     context.install(ctx)
     # Evaluation jobs first: they are few and someone is waiting for their results.
-    names = [keys.eval_queue(run), keys.selfplay_queue(run)]
+    names = [keys.eval_queue(run.name), keys.selfplay_queue(run.name)]
     queues = [Queue(n, connection=client, serializer=JSONSerializer, job_class=job_class) for n in names]
-    beats = _HeartbeatThread(client, run, name, evaluator, ctx.progress)
+    beats = _HeartbeatThread(client, run.name, name, evaluator, ctx.progress)
     beats.start()
     say(f"worker {name}: taking jobs from {', '.join(names)} (evaluator: {evaluator})")
     try:
-        _work(client, run, name, queues, say, job_class, burst=burst, max_jobs=max_jobs)
+        _work(client, run.name, name, queues, say, job_class, burst=burst, max_jobs=max_jobs)
     finally:
         beats.stop.set()
         beats.join(timeout=5)

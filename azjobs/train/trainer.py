@@ -70,15 +70,16 @@ class Trainer:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
-        run: str,
-        run_dir: Path,
+        run: Run,
         *,
         device: str | None = None,
         log: Callable[[str], None] = print,
         own: Mapping[str, Any] | None = None,
     ) -> None:
-        self.client, self.run_name, self.run_dir, self.log = client, run, Path(run_dir), log
+        assert run.folder is not None, "the trainer works on the run's folder"
+        self.run, self.log = run, log
+        self.client, self.run_name, self.run_dir = run.redis, run.name, Path(run.folder)
+        client = run.redis
         # This process's own cadence (`own`: process settings of `azjobs train`); the run's settings
         # as stored go into checkpoints and back into a Redis that lost them.
         self.run_settings, self.settings = settings, for_process(settings, "train", own or {})
@@ -86,15 +87,15 @@ class Trainer:
             log(f"trainer: this process's own {overridden(self.settings, settings)}")
         self.game = get_game(settings.game)
         self.learner = Learner(self.game, settings, devices.resolve(device))
-        self.store = WeightStore(client, run, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
-        self.queue = schedule.selfplay_queue(client, run)
+        self.store = WeightStore(client, run.name, self.run_dir, keep_in_redis=settings.weights_kept_in_redis)
+        self.queue = schedule.selfplay_queue(client, run.name)
         self.buffer = ReplayBuffer(
             self.run_dir,
             self.game,
             capacity=settings.replay_buffer_size,
             rng=np.random.default_rng(settings.seed),
             log=log,
-            on_set_aside=lambda name: unregister_shard(client, run, name),  # its games leave the counters
+            on_set_aside=lambda name: unregister_shard(client, run.name, name),  # its games leave the counters
             targets=TargetSettings.from_settings(settings),
         )
         self.state = TrainerState()
@@ -317,9 +318,7 @@ class Trainer:
 
 def run(
     settings: Settings,
-    client: redis.Redis,
-    run: str,
-    run_dir: Path,
+    run: Run,
     *,
     device: str | None = None,
     stop: threading.Event | None = None,
@@ -333,12 +332,11 @@ def run(
     Only one trainer runs per run (TrainerBusyError naming the other); one that loses the run's lease
     to another stops without writing more and ends in AzjobsError."""
     stop = stop or threading.Event()
-    lease = TrainerLease.acquire(client, run, Path(run_dir), log=log)
+    assert run.folder is not None, "the trainer works on the run's folder"
+    lease = TrainerLease.acquire(run.redis, run.name, Path(run.folder), log=log)
     try:
         lease.keep(stop)
-        state = _run(
-            settings, client, run, run_dir, lease, device=device, stop=stop, max_steps=max_steps, log=log, own=own
-        )
+        state = _run(settings, run, lease, device=device, stop=stop, max_steps=max_steps, log=log, own=own)
     finally:
         lease.release()
     if lease.lost:
@@ -356,9 +354,7 @@ class _Passes:
 
 def _run(
     settings: Settings,
-    client: redis.Redis,
-    run: str,
-    run_dir: Path,
+    run: Run,
     lease: TrainerLease,
     *,
     device: str | None,
@@ -367,7 +363,7 @@ def _run(
     log: Callable[[str], None],
     own: Mapping[str, Any] | None,
 ) -> TrainerState:
-    trainer = Trainer(settings, client, run, run_dir, device=device, log=log, own=own)
+    trainer = Trainer(settings, run, device=device, log=log, own=own)
     trainer.resume()
     passes = _Passes(
         Outage(log, "trainer: Redis is back; training again", lost="trainer: {cause}; retrying every second")
@@ -388,7 +384,7 @@ def _one_pass(trainer: Trainer, stop: threading.Event, last_refresh: float) -> f
     trainer.tick()
     if time.monotonic() - last_refresh > REFRESH_EVERY_S:
         # A Redis that restarted empty gets the run back from the storage root first.
-        Run(trainer.run_name, trainer.run_dir, trainer.client).restore(trainer.run_settings, trainer.store, trainer.log)
+        trainer.run.restore(trainer.run_settings, trainer.store, trainer.log)
         trainer.refresh()
         last_refresh = time.monotonic()
     trainer.state.waiting = trainer.why_wait()

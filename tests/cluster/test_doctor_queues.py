@@ -6,6 +6,7 @@ from pathlib import Path
 
 from azjobs.cluster import doctor
 from azjobs.cluster.status import Snapshot
+from azjobs.run import Run
 from azjobs.settings import Settings
 
 WORKER = {"role": "worker", "id": "w1", "host": "cpu-box", "alive": "True"}
@@ -29,7 +30,7 @@ def counts(queued: int = 0, running: int = 0, finished: int = 0) -> dict[str, in
 
 
 def verdicts(first: Snapshot, last: Snapshot) -> list[doctor.Verdict]:
-    return [v for v in doctor._queues(None, "r", Path("."), Settings(), first, last) if v.check == "queues"]
+    return [v for v in doctor._queues(Run("r", Path("."), None), Settings(), first, last) if v.check == "queues"]
 
 
 def test_queued_jobs_that_nobody_takes_fail() -> None:

@@ -21,7 +21,7 @@ from azjobs.inference.client import make_client_id
 from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.net import build_model, to_bytes
-from azjobs.run import publish
+from azjobs.run import Run, publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.wire import MAX_CLIENT_ID
@@ -77,7 +77,7 @@ def test_a_selfplay_job_on_a_host_with_a_long_name(
     stop = threading.Event()
     serving = threading.Thread(
         target=server.run,
-        args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
+        args=(settings, Run(run, run_dir, redis.Redis.from_url(redis_url))),
         kwargs={
             "device": "cpu",
             "options": RunnerOptions(precision="fp32", channels_last="off"),
@@ -89,7 +89,12 @@ def test_a_selfplay_job_on_a_host_with_a_long_name(
     serving.start()
     try:
         worker.run(
-            settings, redis_client, run, run_dir, evaluator="remote", name="w-long", burst=True, say=lambda line: None
+            settings,
+            Run(run, run_dir, redis_client),
+            evaluator="remote",
+            name="w-long",
+            burst=True,
+            say=lambda line: None,
         )
     finally:
         stop.set()

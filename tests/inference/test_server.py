@@ -23,6 +23,7 @@ from azjobs.inference.client import InferenceClient
 from azjobs.inference.local import LocalEvaluator
 from azjobs.inference.runner import NullRunner, RunnerOptions
 from azjobs.net import build_model, to_bytes
+from azjobs.run import Run
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.wire import encode_request
@@ -81,9 +82,7 @@ def serving(
         try:
             server.run(
                 settings,
-                client,
-                RUN,
-                run_dir,
+                Run(RUN, run_dir, client),
                 device="cpu",
                 options=options,
                 stop=stop,

@@ -20,7 +20,7 @@ from azjobs.eval.match import MatchRecord
 from azjobs.games import get_game
 from azjobs.jobs import context, evaluate, worker
 from azjobs.net import build_model, read_metadata, to_bytes
-from azjobs.run import publish, write_file
+from azjobs.run import Run, publish, write_file
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore, versions_in
 
@@ -61,11 +61,11 @@ def make_run(client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS) 
 
 
 def work(client: redis.Redis, run: str, run_dir: Path, settings: Settings = SETTINGS) -> None:
-    worker.run(settings, client, run, run_dir, evaluator="local", name="w1", burst=True, say=lambda _: None)
+    worker.run(settings, Run(run, run_dir, client), evaluator="local", name="w1", burst=True, say=lambda _: None)
 
 
 def ctx(client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS) -> evaluate.EvalContext:
-    return evaluate.EvalContext.create(client, run_dir.name, run_dir, settings)
+    return evaluate.EvalContext.create(Run(run_dir.name, run_dir, client), settings)
 
 
 def test_a_match_job(redis_client: redis.Redis, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from azjobs import keys
 from azjobs.games import get_game
 from azjobs.jobs import context, worker
 from azjobs.net import build_model, to_bytes
-from azjobs.run import publish
+from azjobs.run import Run, publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 
@@ -86,7 +86,9 @@ def test_a_foreign_function_is_refused_unimported(redis_client: redis.Redis, tmp
     callback = queue.enqueue("azjobs.jobs.selfplay.selfplay", run, 3, on_failure=Callback(f"{PLANTED}.run"))
     own = queue.enqueue("azjobs.jobs.selfplay.selfplay", run, 4)
 
-    worker.run(SETTINGS, redis_client, run, run_dir, evaluator="local", name="al-1", burst=True, say=lambda _: None)
+    worker.run(
+        SETTINGS, Run(run, run_dir, redis_client), evaluator="local", name="al-1", burst=True, say=lambda _: None
+    )
 
     assert not touched.exists()
     assert not (planted / "imported").exists() and not (planted / "ran").exists() and PLANTED not in sys.modules
@@ -106,7 +108,9 @@ def test_a_refused_job_is_not_retried(redis_client: redis.Redis, tmp_path: Path)
     queue = Queue(keys.selfplay_queue(run), connection=redis_client, serializer=JSONSerializer)
     job = queue.enqueue("builtins.print", "hello", retry=Retry(max=3))
 
-    worker.run(SETTINGS, redis_client, run, run_dir, evaluator="local", name="rt-1", burst=True, say=lambda _: None)
+    worker.run(
+        SETTINGS, Run(run, run_dir, redis_client), evaluator="local", name="rt-1", burst=True, say=lambda _: None
+    )
 
     assert "function 'builtins.print' was not imported or run" in failure_of(redis_client, job.id)
     assert queue.count == 0
@@ -121,7 +125,9 @@ def test_a_hand_written_job_hash_naming_an_instance_is_refused(redis_client: red
     data = json.dumps(["azjobs.jobs.selfplay.selfplay", "an instance", [run, 5], {}]).encode()
     redis_client.hset(Job.key_for(job.id), "data", zlib.compress(data))
 
-    worker.run(SETTINGS, redis_client, run, run_dir, evaluator="local", name="hw-1", burst=True, say=lambda _: None)
+    worker.run(
+        SETTINGS, Run(run, run_dir, redis_client), evaluator="local", name="hw-1", burst=True, say=lambda _: None
+    )
 
     assert "it names an instance to call it on" in failure_of(redis_client, job.id)
 

@@ -24,6 +24,7 @@ from azjobs.eval import records
 from azjobs.eval.match import MatchRecord
 from azjobs.jobs import context, evaluate
 from azjobs.jobs import selfplay as selfplay_module
+from azjobs.run import Run
 from azjobs.storage import marker, shards
 from azjobs.storage.replay import list_shards, shard_names
 from azjobs.storage.shards import ShardInfo
@@ -108,7 +109,7 @@ def test_an_evaluation_run_twice_is_recorded_once(
 ) -> None:
     run_dir = tmp_path / "ev"
     run = make_run(redis_client, run_dir)
-    ctx = evaluate.EvalContext.create(redis_client, run, run_dir, SETTINGS)
+    ctx = evaluate.EvalContext.create(Run(run, run_dir, redis_client), SETTINGS)
     real = records._append_once
     calls = []
 
@@ -248,5 +249,5 @@ def test_a_worker_removes_a_killed_writers_temporary_shard(redis_client: redis.R
     said = []
     from azjobs.jobs import worker
 
-    worker.run(SETTINGS, redis_client, run, run_dir, evaluator="local", name="w", burst=True, say=said.append)
+    worker.run(SETTINGS, Run(run, run_dir, redis_client), evaluator="local", name="w", burst=True, say=said.append)
     assert not left.exists() and any("removed 1 temporary files" in line for line in said)

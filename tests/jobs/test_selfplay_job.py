@@ -29,7 +29,7 @@ from azjobs.inference.runner import RunnerOptions
 from azjobs.jobs import context, worker
 from azjobs.jobs.selfplay import selfplay
 from azjobs.net import build_model, to_bytes
-from azjobs.run import publish
+from azjobs.run import Run, publish
 from azjobs.settings import Settings
 from azjobs.storage.replay import list_shards, shard_names
 from azjobs.storage.shards import read_shard
@@ -85,7 +85,13 @@ def work(client: redis.Redis, run: str, run_dir: Path, settings: Settings = SETT
     # This test's own job (publish_version) is allowed besides azjobs' job functions.
     job_class = worker.allowing(frozenset({f"{__name__}.publish_version"}))
     worker.run(
-        settings, client, run, run_dir, evaluator="local", name=name, burst=True, say=said.append, job_class=job_class
+        settings,
+        Run(run, run_dir, client),
+        evaluator="local",
+        name=name,
+        burst=True,
+        say=said.append,
+        job_class=job_class,
     )
     return said
 
@@ -194,7 +200,7 @@ def test_selfplay_job_through_the_inference_server(redis_client: redis.Redis, re
     stop, lines = threading.Event(), []
     serving = threading.Thread(
         target=server.run,
-        args=(settings, redis.Redis.from_url(redis_url), run, run_dir),
+        args=(settings, Run(run, run_dir, redis.Redis.from_url(redis_url))),
         kwargs={
             "device": "cpu",
             "options": RunnerOptions(precision="fp32", channels_last="off"),
@@ -207,7 +213,7 @@ def test_selfplay_job_through_the_inference_server(redis_client: redis.Redis, re
     try:
         said: list[str] = []
         worker.run(
-            settings, redis_client, run, run_dir, evaluator="remote", name="w-remote", burst=True, say=said.append
+            settings, Run(run, run_dir, redis_client), evaluator="remote", name="w-remote", burst=True, say=said.append
         )
     finally:
         stop.set()

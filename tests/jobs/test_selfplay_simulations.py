@@ -16,7 +16,7 @@ from azjobs import keys
 from azjobs.games import get_game
 from azjobs.jobs import context, worker
 from azjobs.net import build_model, to_bytes
-from azjobs.run import publish
+from azjobs.run import Run, publish
 from azjobs.settings import Settings
 from azjobs.storage.weights import WeightStore
 from azjobs.train.schedule import SELFPLAY_JOB, top_up_queue
@@ -52,7 +52,7 @@ def test_a_job_searches_with_the_simulations_it_was_queued_with(redis_client: re
     plain = queue.enqueue(SELFPLAY_JOB, run, 7)  # as the trainer queues without progressive simulations
     ramped = queue.job_ids[0]
 
-    worker.run(SETTINGS, redis_client, run, run_dir, evaluator="local", name="w1", burst=True, say=lambda _: None)
+    worker.run(SETTINGS, Run(run, run_dir, redis_client), evaluator="local", name="w1", burst=True, say=lambda _: None)
 
     summaries = [
         Job.fetch(i, connection=redis_client, serializer=JSONSerializer).return_value() for i in (ramped, plain.id)

@@ -15,6 +15,7 @@ from azjobs.games import get_game
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net.model import build_model
 from azjobs.net.weights import load_into
+from azjobs.run import Run
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
@@ -113,7 +114,7 @@ def test_a_checkpoint_without_an_average_starts_it_from_the_model(tmp_path: Path
 
 
 def quiet_trainer(client: redis.Redis, run_dir: Path, device: str) -> Trainer:
-    t = Trainer(SETTINGS, client, run_dir.name, run_dir, device=device, log=lambda _: None)
+    t = Trainer(SETTINGS, Run(run_dir.name, run_dir, client), device=device, log=lambda _: None)
     t.resume()
     t.refresh()
     return t

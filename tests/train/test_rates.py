@@ -20,6 +20,7 @@ from azjobs import keys
 from azjobs.games import get_game
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net.model import build_model
+from azjobs.run import Run
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import load_latest_checkpoint
@@ -105,7 +106,7 @@ def test_the_trainer_follows_the_cycle_across_resumes(redis_client: redis.Redis,
 
     def train(max_steps: int) -> None:
         trainer.run(
-            settings, redis_client, run_dir.name, run_dir, device="cpu", max_steps=max_steps, log=lambda _: None
+            settings, Run(run_dir.name, run_dir, redis_client), device="cpu", max_steps=max_steps, log=lambda _: None
         )
 
     # The rate of the last step taken: 1 + 2 x (1 - |2 (step mod 8) / 8 - 1|) times learning_rate.
@@ -115,7 +116,7 @@ def test_the_trainer_follows_the_cycle_across_resumes(redis_client: redis.Redis,
     assert rate_in_checkpoint() == pytest.approx(2e-3)
     train(12)  # steps 7-11: step 8 starts the next cycle; step 11 at 2.5x
     assert rate_in_checkpoint() == pytest.approx(2.5e-3)
-    t = Trainer(settings, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+    t = Trainer(settings, Run(run_dir.name, run_dir, redis_client), device="cpu", log=lambda _: None)
     t.resume()
     t.refresh()
     t.step()  # step 12, in the middle of the second cycle: 3x, what TensorBoard's train/learning_rate shows
@@ -145,7 +146,7 @@ def queued_simulations(client: redis.Redis, run: str) -> list[int | None]:
 
 def test_jobs_are_queued_with_the_simulations_of_their_time(redis_client: redis.Redis, run_dir: Path) -> None:
     settings = SETTINGS.replace(simulations_start=2, simulations_ramp_positions=1000)
-    t = Trainer(settings, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+    t = Trainer(settings, Run(run_dir.name, run_dir, redis_client), device="cpu", log=lambda _: None)
     t.resume()
     run = run_dir.name
     for made, count in ((0, 2), (500, 5), (999, 7), (1000, 8), (5000, 8)):  # 2 + 6 x made / 1000, rounded down
@@ -157,7 +158,7 @@ def test_jobs_are_queued_with_the_simulations_of_their_time(redis_client: redis.
     curves.Reload()
     assert [e.value for e in curves.Scalars("train/simulations")][-1] == 8  # the count last queued
 
-    plain = Trainer(SETTINGS, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+    plain = Trainer(SETTINGS, Run(run_dir.name, run_dir, redis_client), device="cpu", log=lambda _: None)
     plain.resume()
     plain.refresh()
     assert queued_simulations(redis_client, run) == [None] * SETTINGS.selfplay_queue_depth  # off: as before

@@ -25,7 +25,7 @@ from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net import read_metadata
 from azjobs.net.model import build_model
-from azjobs.run import read_file
+from azjobs.run import Run, read_file
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
@@ -92,7 +92,7 @@ def train(
     client: redis.Redis, run_dir: Path, settings: Settings = SETTINGS, **kwargs: object
 ) -> tuple[TrainerState, list[str]]:
     logs: list[str] = []
-    state = trainer.run(settings, client, run_dir.name, run_dir, device="cpu", log=logs.append, **kwargs)
+    state = trainer.run(settings, Run(run_dir.name, run_dir, client), device="cpu", log=logs.append, **kwargs)
     return state, logs
 
 
@@ -271,7 +271,7 @@ def test_policy_loss_falls_on_a_fixed_dataset(redis_client: redis.Redis, run_dir
     for seed in range(2):
         add_shard(redis_client, run_dir, seed=seed, games=64)
     settings = SETTINGS.replace(batch_size=64, publish_every_steps=1_000, checkpoint_every_steps=1_000)
-    t = Trainer(settings, redis_client, run_dir.name, run_dir, device="cpu", log=lambda _: None)
+    t = Trainer(settings, Run(run_dir.name, run_dir, redis_client), device="cpu", log=lambda _: None)
     t.buffer.refresh()
     loss_before, illegal_before = _full_data_losses(t)
     losses = []
@@ -330,7 +330,7 @@ def test_train_command_creates_and_then_keeps_the_run(
 
 def quiet_trainer(client: redis.Redis, run_dir: Path, settings: Settings, logs: list[str] | None = None) -> Trainer:
     log = logs.append if logs is not None else (lambda _: None)
-    t = Trainer(settings, client, run_dir.name, run_dir, device="cpu", log=log)
+    t = Trainer(settings, Run(run_dir.name, run_dir, client), device="cpu", log=log)
     t.resume()
     return t
 

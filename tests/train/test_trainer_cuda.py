@@ -15,13 +15,16 @@ from test_trainer import GAME, SETTINGS, add_shard, checkpoint_steps
 from azjobs import keys
 from azjobs.net import device as devices
 from azjobs.net.model import build_model
+from azjobs.run import Run
 from azjobs.train import learner, trainer
 from azjobs.train.precision import MixedPrecision, adamw
 
 
 def train_on(client: redis.Redis, run_dir: Path, device: str, max_steps: int) -> tuple[trainer.TrainerState, list[str]]:
     logs: list[str] = []
-    state = trainer.run(SETTINGS, client, run_dir.name, run_dir, device=device, max_steps=max_steps, log=logs.append)
+    state = trainer.run(
+        SETTINGS, Run(run_dir.name, run_dir, client), device=device, max_steps=max_steps, log=logs.append
+    )
     return state, logs
 
 

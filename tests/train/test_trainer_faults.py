@@ -16,6 +16,7 @@ from test_trainer import SETTINGS, StopWhenWaiting, queued_jobs, quiet_trainer
 
 from azjobs import keys
 from azjobs.jobs import evaluate
+from azjobs.run import Run
 from azjobs.storage import lease
 from azjobs.storage.atomic import host
 from azjobs.storage.weights import WeightStore, versions_in
@@ -93,7 +94,7 @@ def test_a_second_trainer_is_refused_naming_the_first(redis_client: redis.Redis,
     logs: list[str] = []
     first = threading.Thread(
         target=trainer.run,
-        args=(SETTINGS, redis_client, run, run_dir),
+        args=(SETTINGS, Run(run, run_dir, redis_client)),
         kwargs={"device": "cpu", "stop": stop, "log": logs.append},
     )
     first.start()
@@ -101,7 +102,7 @@ def test_a_second_trainer_is_refused_naming_the_first(redis_client: redis.Redis,
         held = json.loads(wait_for_lease(redis_client, run, first))
         assert (held["host"], held["pid"]) == (host(), os.getpid())
         with pytest.raises(lease.TrainerBusyError) as refused:
-            trainer.run(SETTINGS, redis_client, run, run_dir, device="cpu", log=logs.append)
+            trainer.run(SETTINGS, Run(run, run_dir, redis_client), device="cpu", log=logs.append)
         message = str(refused.value)
         assert (
             f"run {run!r} already has a trainer: {host()} pid {os.getpid()} holds {run_dir / 'trainer.lock'}" in message
@@ -111,7 +112,7 @@ def test_a_second_trainer_is_refused_naming_the_first(redis_client: redis.Redis,
         stop.set()
         first.join(timeout=60)
     assert redis_client.get(keys.trainer_lease(run)) is None  # given back on exit
-    trainer.run(SETTINGS, redis_client, run, run_dir, device="cpu", stop=StopWhenWaiting(), log=logs.append)
+    trainer.run(SETTINGS, Run(run, run_dir, redis_client), device="cpu", stop=StopWhenWaiting(), log=logs.append)
 
 
 def test_a_lease_renewed_from_another_host_is_refused_and_a_dead_ones_taken_over(
