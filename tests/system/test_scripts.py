@@ -17,7 +17,7 @@ import redis
 from azjobs import keys
 from azjobs.cluster import embedded
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 TINY_TRAIN = [
     "--",
     "--net-blocks",
