@@ -58,9 +58,12 @@ class SelfPlayConfig:
     """What self-play adds to the search: the first `temperature_moves` moves of a game are drawn in
     proportion to the visits (PUCT), and with `resign_value` above -1 a player resigns when the root
     value and the most visited child's are both below it, except in `resign_playout_share` of the
-    games, which are played out to count the false resignations."""
+    games, which are played out to count the false resignations. With `root_statistics` each move
+    also records the search's root value and the network's root prior (for value targets mixing q
+    and for policy surprise weighting); without, a record's q is its game's result and its surprise 0."""
 
     search: SearchConfig = field(default_factory=SearchConfig)
     temperature_moves: int = 10
     resign_value: float = -1.0
     resign_playout_share: float = 0.1
+    root_statistics: bool = False

@@ -54,7 +54,7 @@ class _Moves:
     prior: list[np.ndarray] = field(default_factory=list)  # [M, A] the network's root prior, before noise
 
 
-COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight", "root_value", "prior")
+COLUMNS = ("game_ids", "planes", "policy", "to_play", "version", "policy_weight")  # recorded at every move
 
 
 @dataclass
@@ -159,9 +159,9 @@ class SelfPlay:
         r.to_play.append(tree.to_play[slots, ROOT])
         r.version.append(np.full(len(slots), self.weights_version(), np.int32))
         r.policy_weight.append(search.full[slots])
-        # A finished search has visited its root; the surprise is worked out once, for the whole job.
-        r.root_value.append(tree.node_value_sum[slots, ROOT] / tree.node_visits[slots, ROOT])
-        r.prior.append(search.root_priors(slots))
+        if self.config.root_statistics:  # a finished search has visited its root; the surprise comes at the end
+            r.root_value.append(tree.node_value_sum[slots, ROOT] / tree.node_visits[slots, ROOT])
+            r.prior.append(search.root_priors(slots))
         actions = search.choose(slots, self.moves[slots] < self.config.temperature_moves)
         self.moves[slots] += 1
         self.positions += len(slots)
@@ -261,11 +261,18 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
     """
     first = np.array([results[i][0] for i in range(len(results))], np.int8)  # [G]
     lengths = np.array([results[i][1] for i in range(len(results))], np.int32)  # [G]
-    game_ids, planes, policy, to_play, version, policy_weight, root_value, prior = (
+    game_ids, planes, policy, to_play, version, policy_weight = (
         np.concatenate(getattr(moves, column)) for column in COLUMNS
     )
     order = np.argsort(game_ids, kind="stable")  # moves are in time order, so each game stays in order
     value = np.where(to_play == 0, first[game_ids], -first[game_ids]).astype(np.float32)
+    statistics = {}  # without root statistics: q the result, surprise 0 (GameRecords' defaults)
+    if moves.root_value:
+        root_value, prior = np.concatenate(moves.root_value), np.concatenate(moves.prior)
+        statistics = {
+            "root_value": np.clip(root_value[order], -1.0, 1.0).astype(np.float32),
+            "policy_surprise": policy_surprise(policy[order], prior[order], policy_weight[order]),
+        }
     return GameRecords(
         planes=planes[order],
         policy=policy[order],
@@ -274,8 +281,7 @@ def _records(moves: _Moves, results: dict[int, tuple[int, int]]) -> GameRecords:
         results=first,
         game_lengths=lengths,
         policy_weight=policy_weight[order].astype(np.float32),
-        root_value=np.clip(root_value[order], -1.0, 1.0).astype(np.float32),
-        policy_surprise=policy_surprise(policy[order], prior[order], policy_weight[order]),
+        **statistics,
     )
 
 

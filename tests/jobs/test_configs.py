@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from azjobs.jobs.configs import search_config, selfplay_config
+from azjobs.jobs.configs import DERIVED, search_config, selfplay_config
 from azjobs.search import SearchConfig, SelfPlayConfig
 from azjobs.settings import Settings
 
@@ -29,6 +29,13 @@ def test_every_knob_comes_from_its_setting() -> None:
     for f in fields(SearchConfig):
         assert getattr(config.search, f.name) == getattr(changed, f.name), f.name
     for f in fields(SelfPlayConfig):
-        if f.name != "search":
+        if f.name not in DERIVED:
             assert getattr(config, f.name) == getattr(changed, f.name), f.name
     assert config.search.num_simulations == 7 and config.temperature_moves == 3
+
+
+def test_root_statistics_are_recorded_only_where_the_targets_use_them() -> None:
+    assert not selfplay_config(Settings()).root_statistics
+    assert selfplay_config(Settings(value_target_q_weight=0.5)).root_statistics
+    assert selfplay_config(Settings(policy_surprise_weight=0.5)).root_statistics
+    assert not selfplay_config(Settings(merge_duplicates=0.8, soft_policy_weight=8.0)).root_statistics

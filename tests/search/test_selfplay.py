@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 from conftest import selfplay
@@ -192,7 +193,7 @@ def test_policy_surprise_is_the_kl_divergence_from_the_prior() -> None:
 def test_self_play_records_the_root_value_and_the_policy_surprise(uniform) -> None:
     records = play_games(
         GAME,
-        selfplay(num_simulations=24, temperature_moves=9, full_search_prob=0.5),
+        replace(selfplay(num_simulations=24, temperature_moves=9, full_search_prob=0.5), root_statistics=True),
         uniform,
         24,
         np.random.default_rng(3),
