@@ -5,27 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import prepared_shards
 import pytest
 import redis
 import torch
 from cuda_marks import cuda
+from prepared_shards import GAME
 
-from azjobs.games import get_game
-from azjobs.jobs.configs import selfplay_config
 from azjobs.net.model import build_model
 from azjobs.net.weights import load_into
 from azjobs.run import Run
-from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import load_latest_checkpoint, save_checkpoint
-from azjobs.storage.replay import register_shard
-from azjobs.storage.shards import write_shard
 from azjobs.storage.weights import WeightStore
 from azjobs.train.averaging import AveragedNetwork, decay_at
 from azjobs.train.trainer import Trainer
 
-GAME = get_game("tictactoe")
 SETTINGS = Settings(
     game="tictactoe",
     net_blocks=1,
@@ -45,22 +40,8 @@ SETTINGS = Settings(
 State = dict[str, torch.Tensor]
 
 
-def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((len(planes), GAME.num_actions), np.float32), np.zeros(len(planes), np.float32)
-
-
 def add_shard(client: redis.Redis, run_dir: Path) -> None:
-    records = play_games(GAME, selfplay_config(SETTINGS), uniform, 48, np.random.default_rng(0))
-    info = write_shard(
-        run_dir / "replay",
-        records,
-        game=GAME.name,
-        job_id="prep",
-        worker="test",
-        planes_shape=GAME.planes_shape,
-        num_actions=GAME.num_actions,
-    )
-    register_shard(client, run_dir.name, info)
+    prepared_shards.add_shard(client, run_dir, SETTINGS)
 
 
 def state_of(model: torch.nn.Module) -> State:

@@ -7,29 +7,25 @@ import json
 import zlib
 from pathlib import Path
 
-import numpy as np
+import prepared_shards
 import pytest
 import redis
 import torch
+from prepared_shards import GAME
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from azjobs import keys
-from azjobs.games import get_game
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net.model import build_model
 from azjobs.run import Run
-from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import load_latest_checkpoint
-from azjobs.storage.replay import register_shard
-from azjobs.storage.shards import write_shard
 from azjobs.train import rates, trainer
 from azjobs.train.trainer import Trainer
 
-GAME = get_game("tictactoe")
 SETTINGS = Settings(
     game="tictactoe",
     net_blocks=1,
@@ -47,22 +43,8 @@ SETTINGS = Settings(
 )
 
 
-def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((len(planes), GAME.num_actions), np.float32), np.zeros(len(planes), np.float32)
-
-
 def add_shard(client: redis.Redis, run_dir: Path, seed: int = 0) -> None:
-    records = play_games(GAME, selfplay_config(SETTINGS), uniform, 48, np.random.default_rng(seed))
-    info = write_shard(
-        run_dir / "replay",
-        records,
-        game=GAME.name,
-        job_id=f"prep-{seed}",
-        worker="test",
-        planes_shape=GAME.planes_shape,
-        num_actions=GAME.num_actions,
-    )
-    register_shard(client, run_dir.name, info)
+    prepared_shards.add_shard(client, run_dir, SETTINGS, seed)
 
 
 @pytest.fixture

@@ -9,18 +9,19 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import prepared_shards
 import pytest
 import redis
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from prepared_shards import GAME, uniform
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from azjobs import keys
 from azjobs.cli import main
-from azjobs.games import get_game
 from azjobs.inference.local import LocalEvaluator
 from azjobs.jobs.configs import selfplay_config
 from azjobs.net import read_metadata
@@ -29,14 +30,13 @@ from azjobs.run import Run, read_file
 from azjobs.search.selfplay import play_games
 from azjobs.settings import Settings, SettingsError
 from azjobs.storage.checkpoints import checkpoint_paths, load_latest_checkpoint
-from azjobs.storage.replay import ReplayBuffer, list_shards, register_shard, shard_names
+from azjobs.storage.replay import ReplayBuffer, list_shards, shard_names
 from azjobs.storage.shards import ShardInfo, write_shard
 from azjobs.storage.weights import WeightStore, versions_in
 from azjobs.train import learner, trainer
 from azjobs.train.schedule import SELFPLAY_JOB
 from azjobs.train.trainer import Trainer, TrainerState
 
-GAME = get_game("tictactoe")
 SETTINGS = Settings(
     game="tictactoe",
     net_blocks=1,
@@ -68,24 +68,8 @@ class StopWhenWaiting(threading.Event):
         return True
 
 
-def uniform(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((len(planes), GAME.num_actions), np.float32), np.zeros(len(planes), np.float32)
-
-
 def add_shard(client: redis.Redis, run_dir: Path, seed: int, games: int = 48) -> ShardInfo:
-    """Self-play games of a know-nothing evaluator, written and registered as a worker would."""
-    records = play_games(GAME, selfplay_config(SETTINGS), uniform, games, np.random.default_rng(seed))
-    info = write_shard(
-        run_dir / "replay",
-        records,
-        game=GAME.name,
-        job_id=f"prep-{seed}",
-        worker="test",
-        planes_shape=GAME.planes_shape,
-        num_actions=GAME.num_actions,
-    )
-    register_shard(client, run_dir.name, info)
-    return info
+    return prepared_shards.add_shard(client, run_dir, SETTINGS, seed, games)
 
 
 def train(
