@@ -1,12 +1,18 @@
-"""`azjobs bench compare`: strength per compute, one training run per search variant for the same minutes
-(or the same training steps), each scored on a labelled set.
+"""`azjobs bench compare`: strength per compute, one training run per variant (and seed) for the same
+minutes (or the same training steps), each scored on a labelled set.
 
 Each variant is `azjobs run` (in this process) on a fresh run folder with the same game, seed and
-budget and the variant's settings: every knob off (plain AlphaZero) but the variant's own, or the
-game's defaults for `defaults` (evaluation jobs off, so every worker second goes to self-play), then
-`azjobs bench strength --record` on its newest weights: the network alone (0 simulations) and with
-search (the run's own search: Gumbel for the Gumbel runs). A variant whose folder already holds
-weights is only scored again, unless `retrain`.
+budget and the variant's settings, then `azjobs bench strength --record` on its newest weights: the
+network alone (0 simulations) and with search (the run's own search: Gumbel for the Gumbel runs).
+Evaluation jobs are off, so every worker second goes to self-play. A variant whose folder already
+holds weights is only scored again, unless `retrain`; so a comparison stopped part way goes on where
+it stopped.
+
+Two families of variants: the search variants, each one knob on plain AlphaZero (every knob off,
+whatever the game's defaults say), and the ablation (`--only ablation`): the game's defaults, and
+each training technique of docs/training.md on top of them, KataGo's way of measuring what each
+one adds. With several seeds the table gives each variant's mean over its seeds and the
+difference from the first variant's mean.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +54,26 @@ KNOBS: dict[str, dict[str, Any]] = {
     "resign": {"resign_value": -0.9},
     "combined": {"full_search_prob": 0.25, "fpu_reduction": 0.2, "forced_playouts": 2.0, "resign_value": -0.9},
 }
-VARIANTS: dict[str, dict[str, Any]] = {name: {**OFF, **knobs} for name, knobs in KNOBS.items()} | {"defaults": {}}
+# Each training technique (docs/training.md) on top of the game's defaults, at the value its sources used
+# (the Kiel thesis, Oracle's "Lessons from AlphaZero", KataGo, minizero, Leela Zero), sized for Connect
+# Four's 30 minutes on 2 cores (about 700,000 positions and 12,000 steps).
+TECHNIQUES: dict[str, dict[str, Any]] = {
+    "q": {"value_target_q_weight": 0.5},  # Oracle: the mean of z and q
+    "merge": {"merge_duplicates": 0.8},  # the thesis' weight
+    "soft": {"soft_policy_weight": 1.0},  # KataGo's temperature 4, on the shared head
+    "surprise": {"policy_surprise_weight": 0.5},  # KataGo's share
+    "cyclic": {"learning_rate_cycle": "cyclic"},  # 2000-step triangles up to 5x
+    "one-cycle": {"learning_rate_cycle": "one_cycle"},
+    "prog-sims": {"simulations_start": 25, "simulations_ramp_positions": 300_000},
+    "ema": {"ema_decay": 0.998},  # about the last 500 steps (10 versions)
+    "grow": {"net_blocks": 2, "net_channels": 32, "net_grow_schedule": "100000:3x48,300000:4x64"},
+    "window": {"replay_window_min_rows": 50_000},  # KataGo's growing window, reaching 200,000 rows by the end
+    "no-pcr": {"full_search_prob": 1.0},  # the thesis' counter-finding: playout cap randomization hurt
+}
+VARIANTS: dict[str, dict[str, Any]] = (
+    {name: {**OFF, **knobs} for name, knobs in KNOBS.items()} | {"defaults": {}} | TECHNIQUES
+)
+GROUPS = {"ablation": ["defaults", *TECHNIQUES]}  # names that --only expands
 COMMON = {"eval_every_versions": 0}
 BOOLEANS = TRUE + FALSE  # as the settings spell them: a misspelling is an error, not false
 COUNTERS_FILE = "compare_counters.json"  # the run's counters at the end of its training, beside its weights
@@ -72,6 +98,15 @@ def variants_of(extra: Iterable[str]) -> dict[str, dict[str, Any]]:
     return variants
 
 
+def chosen_variants(only: list[str], variants: dict[str, dict[str, Any]]) -> list[str]:
+    """The names of --only, groups expanded, each once in order (default: every variant)."""
+    names = [n for item in only or list(variants) for n in GROUPS.get(item, [item])]
+    unknown = [v for v in names if v not in variants]
+    if unknown:
+        raise AzjobsError(f"unknown variants {unknown} in --only; known: {', '.join([*variants, *GROUPS])}")
+    return list(dict.fromkeys(names))
+
+
 def run(
     positions: str,
     *,
@@ -83,17 +118,16 @@ def run(
     only: list[str],
     extra: Iterable[str] = (),
     common: str = "",
+    seeds: list[int] | None = None,
     retrain: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train (or only score) each chosen variant for `minutes` or `max_steps` (whichever ends first); one JSON
-    line per variant as it finishes, then a Markdown table for docs/strength.md on stderr. Every setting and
-    the labelled set are checked first."""
-    budget = budget_text(minutes, max_steps)
+    """Train (or only score) each chosen variant for `minutes` or `max_steps` (whichever ends first), with
+    each of `seeds` (seed by seed, so that each seed's variants run close in time); one JSON line per run
+    as it finishes, then a Markdown table for docs/strength.md on stderr. Every setting and the labelled
+    set are checked first."""
+    budget = Budget(minutes, max_steps)
     variants = variants_of(extra)
-    chosen = only or list(variants)
-    unknown = [v for v in chosen if v not in variants]
-    if unknown:
-        raise AzjobsError(f"unknown variants {unknown} in --only; known: {', '.join(variants)}")
+    chosen = chosen_variants(only, variants)
     load_positions(positions, get_game(game))  # before hours of training
     shared = {"game": game, **COMMON, **parse_pairs(common)}
     for name in chosen:
@@ -102,30 +136,45 @@ def run(
         except SettingsError as e:
             raise AzjobsError(f"variant {name}: {e}") from None
     rows = []
-    for name in chosen:
-        flags = {**shared, **variants[name]}
-        run_dir = (out_dir / f"{game}-{name}").resolve()
-        counters_file = run_dir / COUNTERS_FILE
-        if retrain or not versions_in(run_dir / WEIGHTS_DIR) or not counters_file.exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-            say(f"training {name} for {budget} in {run_dir} ...")
-            counters = train(flags, run_dir, minutes, max_steps)
-        else:
-            counters = json.loads(counters_file.read_text())
-        rows.append(
-            emit(row(name, flags, counters, score(run_dir, positions, 0), score(run_dir, positions, sims), sims))
-        )
+    each_seed: list[int | None] = [*dict.fromkeys(seeds)] if seeds else [None]
+    for seed in each_seed:
+        for name in chosen:
+            flags = {**shared, **variants[name]} | ({} if seed is None else {"seed": seed})
+            folder = f"{game}-{name}" if seed is None else f"{game}-{name}-seed{seed}"
+            run_dir = (out_dir / folder).resolve()
+            rows.append(emit(train_and_score(name, flags, run_dir, budget, positions, sims, retrain)))
     say(markdown(rows, budget))
     return rows
 
 
-def budget_text(minutes: float | None, max_steps: int | None) -> str:
-    """`30 min`, `2000 steps` or `30 min or 2000 steps`."""
-    parts = ([] if minutes is None else [f"{minutes:g} min"]) + ([] if max_steps is None else [f"{max_steps} steps"])
-    return " or ".join(parts)
+def train_and_score(
+    name: str, flags: dict[str, Any], run_dir: Path, budget: Budget, positions: str, sims: int, retrain: bool
+) -> dict[str, Any]:
+    """One variant's row: trained into `run_dir` unless it holds a finished training already, then scored."""
+    counters_file = run_dir / COUNTERS_FILE
+    if retrain or not versions_in(run_dir / WEIGHTS_DIR) or not counters_file.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        say(f"training {name} for {budget} in {run_dir} ...")
+        counters = train(flags, run_dir, budget)
+    else:
+        counters = json.loads(counters_file.read_text())
+    return row(name, flags, counters, score(run_dir, positions, 0), score(run_dir, positions, sims), sims)
 
 
-def train(flags: dict[str, Any], run_dir: Path, minutes: float | None, max_steps: int | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class Budget:
+    """Each variant's training: minutes of `azjobs run`, training steps, or whichever ends first."""
+
+    minutes: float | None
+    max_steps: int | None
+
+    def __str__(self) -> str:
+        """`30 min`, `2000 steps` or `30 min or 2000 steps`."""
+        parts = [] if self.minutes is None else [f"{self.minutes:g} min"]
+        return " or ".join(parts + ([] if self.max_steps is None else [f"{self.max_steps} steps"]))
+
+
+def train(flags: dict[str, Any], run_dir: Path, budget: Budget) -> dict[str, str]:
     """Train one variant in a fresh folder; the run's counters (games, positions, resignations) at the end."""
     from azjobs.cluster import local_mode
 
@@ -133,7 +182,7 @@ def train(flags: dict[str, Any], run_dir: Path, minutes: float | None, max_steps
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
         snap = local_mode.run(
-            settings, run_dir, minutes=minutes, max_steps=max_steps, console=Console(file=log, width=160)
+            settings, run_dir, minutes=budget.minutes, max_steps=budget.max_steps, console=Console(file=log, width=160)
         )
     counters = dict(snap.stats)
     counters["trainer_step"] = snap.trainer.get("step", "0")
@@ -155,12 +204,14 @@ def row(
     sims: int,
 ) -> dict[str, Any]:
     checked = int(counters.get("resign_checked", 0))
+    settings = resolve(flags=flags)
     return {
         "variant": name,
+        "seed": settings.seed,
         "settings": {
-            k: getattr(resolve(flags=flags), k)
+            k: getattr(settings, k)
             for k in flags
-            if k not in COMMON and k != "game" and (k not in OFF or OFF[k] != flags[k])
+            if k not in COMMON and k not in ("game", "seed") and (k not in OFF or OFF[k] != flags[k])
         },
         "weights_version": alone["weights_version"],
         "training_steps": int(counters.get("trainer_step", 0)),
@@ -176,7 +227,8 @@ def row(
     }
 
 
-def markdown(rows: list[dict[str, Any]], budget: str) -> str:
+def markdown(rows: list[dict[str, Any]], budget: Budget) -> str:
+    """The table of every run; with several seeds, then each variant's means over its seeds."""
     lines = [
         (
             "| variant | settings | version | steps | games | weak, net alone | strong, net alone | "
@@ -196,4 +248,32 @@ def markdown(rows: list[dict[str, Any]], budget: str) -> str:
         f"\n({budget} of `azjobs run` each; search accuracy with {rows[0]['sims'] if rows else 0} "
         "simulations of the run's own search.)"
     )
+    if len({r["seed"] for r in rows}) > 1:
+        lines += ["", means_table(rows)]
+    return "\n".join(lines)
+
+
+def means_table(rows: list[dict[str, Any]]) -> str:
+    """KataGo's ablation table: each variant's mean weak accuracy over its seeds (each seed's in brackets),
+    and its difference from the first variant's mean (the reference, `defaults` in the ablation)."""
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+
+    def mean(runs: list[dict[str, Any]], key: str) -> float:
+        return sum(r[key] for r in runs) / len(runs)
+
+    reference = next(iter(by_variant.values()))
+    lines = [
+        "| variant | settings | seeds | games | weak, net alone | change | weak, search | change |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in by_variant.items():
+        settings = ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in runs[0]["settings"].items()) or "defaults"
+        cells = [name, settings, ", ".join(str(r["seed"]) for r in runs), f"{mean(runs, 'games'):,.0f}"]
+        for key in ("weak_net", "weak_search"):
+            each = " / ".join(f"{r[key]:.1%}" for r in runs)
+            change = 100 * (mean(runs, key) - mean(reference, key))
+            cells += [f"{mean(runs, key):.1%} ({each})", "" if runs is reference else f"{change:+.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -10,6 +10,19 @@ from azjobs.cli.bench import bench_group
 from azjobs.cli.options import sims_option
 
 
+def parse_seeds(text: str) -> list[int] | None:
+    """`0,1` as seeds; None when empty (the seed of the settings, folders without a seed)."""
+    try:
+        seeds = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"seeds are whole numbers, comma-separated, got {text!r}", param_hint="--seeds"
+        ) from None
+    if any(seed < 0 for seed in seeds):
+        raise click.BadParameter(f"seeds are at least 0, got {text!r}", param_hint="--seeds")
+    return seeds or None
+
+
 @bench_group.command("compare")
 @click.option(
     "--positions",
@@ -40,7 +53,12 @@ from azjobs.cli.options import sims_option
 )
 @click.option("--game", default="connect4", show_default=True)
 @sims_option(default=200, help="Simulations when scoring with search.")
-@click.option("--only", default="", metavar="V,V,...", help="Comma-separated variants to run (default: all).")
+@click.option(
+    "--only",
+    default="",
+    metavar="V,V,...",
+    help="Comma-separated variants to run, or `ablation` for defaults and each technique (default: all).",
+)
 @click.option(
     "--variant",
     "extra",
@@ -57,6 +75,12 @@ from azjobs.cli.options import sims_option
     metavar="KEY=VALUE,...",
     help="Settings of every variant (e.g. seed=1).",
 )
+@click.option(
+    "--seeds",
+    default="",
+    metavar="N,N,...",
+    help="Train each variant once per seed (folders GAME-VARIANT-seedN); the table adds the means.",
+)
 @click.option("--retrain", is_flag=True, help="Train variants whose folder already holds weights afresh.")
 def bench_compare_cmd(
     positions: str,
@@ -68,14 +92,16 @@ def bench_compare_cmd(
     only: str,
     extra: tuple[str, ...],
     common: str,
+    seeds: str,
     retrain: bool,
 ) -> None:
-    """Strength per compute: each search variant trained for the same minutes (or steps), then scored on
-    labelled positions, with its own search and with the network alone.
+    """Strength per compute: each variant trained for the same minutes (or steps), then scored on labelled
+    positions, with its own search and with the network alone.
 
-    Variants: baseline (plain AlphaZero), gumbel, gumbel-32, pcr, fpu, forced, resign, combined, defaults
-    (the game's own); see docs/strength.md. A variant whose folder holds weights is only scored again.
-    One JSON line per variant as it finishes, then a Markdown table on stderr.
+    Search variants, each on plain AlphaZero: baseline, gumbel, gumbel-32, pcr, fpu, forced, resign,
+    combined. The ablation, each on the game's defaults: defaults, q, merge, soft, surprise, cyclic,
+    one-cycle, prog-sims, ema, grow, window, no-pcr. See docs/strength.md. A variant whose folder holds
+    weights is only scored again. One JSON line per run as it finishes, then a Markdown table on stderr.
     """
     from azjobs.bench import compare
 
@@ -89,5 +115,6 @@ def bench_compare_cmd(
         only=[v.strip() for v in only.split(",") if v.strip()],
         extra=extra,
         common=common,
+        seeds=parse_seeds(seeds),
         retrain=retrain,
     )
