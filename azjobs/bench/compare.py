@@ -56,7 +56,7 @@ KNOBS: dict[str, dict[str, Any]] = {
 }
 # Each training technique (docs/training.md) on top of the game's defaults, at the value its sources used
 # (the Kiel thesis, Oracle's "Lessons from AlphaZero", KataGo, minizero, Leela Zero), sized for Connect
-# Four's 30 minutes on 2 cores (about 700,000 positions and 12,000 steps).
+# Four's 30 minutes on 2 cores (400,000-700,000 positions and 5,000-12,000 steps, by machine).
 TECHNIQUES: dict[str, dict[str, Any]] = {
     "q": {"value_target_q_weight": 0.5},  # Oracle: the mean of z and q
     "merge": {"merge_duplicates": 0.8},  # the thesis' weight
@@ -67,7 +67,7 @@ TECHNIQUES: dict[str, dict[str, Any]] = {
     "prog-sims": {"simulations_start": 25, "simulations_ramp_positions": 300_000},
     "ema": {"ema_decay": 0.998},  # about the last 500 steps (10 versions)
     "grow": {"net_blocks": 2, "net_channels": 32, "net_grow_schedule": "100000:3x48,300000:4x64"},
-    "window": {"replay_window_min_rows": 50_000},  # KataGo's growing window, reaching 200,000 rows by the end
+    "window": {"replay_window_min_rows": 50_000},  # KataGo's growing window: 118,000 rows at 300,000 positions
     "no-pcr": {"full_search_prob": 1.0},  # the thesis' counter-finding: playout cap randomization hurt
 }
 VARIANTS: dict[str, dict[str, Any]] = (
